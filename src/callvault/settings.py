@@ -1,0 +1,221 @@
+"""The one declared table of settings.
+
+Every setting has a name, a type, a default and help text. Values come from
+(in increasing priority) defaults, an optional TOML file (``CALLVAULT_CONFIG``
+or ``<data dir>/callvault.toml``), and ``CALLVAULT_*`` environment variables.
+Validation happens once at start; a bad value raises :class:`ConfigError`
+naming the setting and the value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from callvault.errors import ConfigError
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError("must be between 0 and 65535")
+    return port
+
+
+def _port_range(value: str) -> tuple[int, int]:
+    low_s, sep, high_s = value.partition("-")
+    if not sep:
+        raise ValueError("must look like LOW-HIGH, e.g. 20000-29999")
+    low, high = _port(low_s.strip()), _port(high_s.strip())
+    if low > high or low < 1024:
+        raise ValueError("LOW must be >= 1024 and not above HIGH")
+    return (low, high)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive integer")
+    return number
+
+
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return number
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _region(value: str) -> str:
+    if len(value) != 2 or not value.isalpha():
+        raise ValueError("must be a two-letter ISO 3166 region code such as US or GB")
+    return value.upper()
+
+
+def _storage_url(value: str) -> str:
+    if value and urlparse(value).scheme not in {"file", "s3"}:
+        raise ValueError("must start with file:// or s3://")
+    return value
+
+
+def _database_url(value: str) -> str:
+    if value and not (value.startswith("sqlite") or value.startswith("postgresql")):
+        raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+    return value
+
+
+def _dtmf_mode(value: str) -> str:
+    if value not in {"presence", "digits"}:
+        raise ValueError("must be 'presence' (keep only that a digit was pressed) or 'digits'")
+    return value
+
+
+def _text(value: str) -> str:
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "CALLVAULT_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", _text, "./callvault-data", "Directory for the SQLite catalog, local vault, keyring, spool."),
+    Setting("database_url", _database_url, "", "Catalog database URL; empty means SQLite in the data directory."),
+    Setting("storage_url", _storage_url, "", "Vault location: file:///path or s3://bucket?endpoint=URL&region=R; empty means <data_dir>/vault."),
+    Setting("http_host", _text, "127.0.0.1", "Address the HTTP API listens on."),
+    Setting("http_port", _port, "8080", "Port of the HTTP API."),
+    Setting("sip_host", _text, "127.0.0.1", "Address the SIPREC server listens on (UDP and TCP)."),
+    Setting("sip_port", _port, "5060", "SIP port (UDP and TCP); 0 disables the SIPREC server."),
+    Setting("sip_tls_port", _port, "5061", "SIP over TLS port, used when a certificate and key are set."),
+    Setting("sip_tls_cert", _text, "", "PEM certificate for SIP over TLS."),
+    Setting("sip_tls_key", _text, "", "PEM private key for SIP over TLS."),
+    Setting("media_host", _text, "", "Address advertised in SDP answers and bound for RTP; empty means the SIP host."),
+    Setting("rtp_ports", _port_range, "20000-29999", "UDP port range for RTP, e.g. 20000-29999."),
+    Setting("default_region", _region, "US", "Region for phone numbers written without a country code."),
+    Setting("max_calls", _positive_int, "2000", "Concurrent recording sessions before new INVITEs get 503."),
+    Setting("max_sip_message_bytes", _positive_int, "65535", "Largest SIP message accepted."),
+    Setting("max_participants", _positive_int, "32", "Largest number of participants per recording session."),
+    Setting("max_upload_bytes", _positive_int, str(512 * 1024 * 1024), "Largest audio upload accepted."),
+    Setting("rtp_timeout", _positive_int, "60", "Seconds without RTP on any stream before a call is finalised."),
+    Setting("loss_threshold", _fraction, "0.05", "Fraction of lost packets above which a recording is flagged incomplete."),
+    Setting("dtmf_mode", _dtmf_mode, "presence", "What to keep of RFC 4733 digits: 'presence' (PCI-safe) or 'digits'."),
+    Setting("opus_bitrate", _positive_int, "12000", "Archive bitrate per channel in bit/s."),
+    Setting("media_workers", _positive_int, "1", "RTP worker processes (each owns a slice of the RTP port range)."),
+    Setting("log_level", _text, "INFO", "Logging level."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    storage_url: str
+    http_host: str
+    http_port: int
+    sip_host: str
+    sip_port: int
+    sip_tls_port: int
+    sip_tls_cert: str
+    sip_tls_key: str
+    media_host: str
+    rtp_ports: tuple[int, int]
+    default_region: str
+    max_calls: int
+    max_sip_message_bytes: int
+    max_participants: int
+    max_upload_bytes: int
+    rtp_timeout: int
+    loss_threshold: float
+    dtmf_mode: str
+    opus_bitrate: int
+    media_workers: int
+    log_level: str
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'catalog.sqlite3'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir / "vault").resolve().as_uri()
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def advertised_media_host(self) -> str:
+        return self.media_host or self.sip_host
+
+
+def _read_toml(path: Path) -> dict[str, str]:
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+    values: dict[str, str] = {}
+    for key, value in raw.items():
+        if key not in _BY_NAME:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        values[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return values
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: str) -> Settings:
+    """Build validated settings from defaults, TOML file, environment and overrides."""
+    environ = os.environ if env is None else env
+    raw: dict[str, str] = {s.name: s.default for s in SETTINGS}
+    sources = {s.name: "default" for s in SETTINGS}
+    data_dir = environ.get("CALLVAULT_DATA_DIR", overrides.get("data_dir", raw["data_dir"]))
+    config_path = environ.get("CALLVAULT_CONFIG") or str(Path(data_dir) / "callvault.toml")
+    if Path(config_path).is_file():
+        for key, value in _read_toml(Path(config_path)).items():
+            raw[key], sources[key] = value, f"file {config_path}"
+    elif "CALLVAULT_CONFIG" in environ:
+        raise ConfigError(f"CALLVAULT_CONFIG: file {config_path!r} does not exist")
+    for setting in SETTINGS:
+        if setting.env in environ:
+            raw[setting.name], sources[setting.name] = environ[setting.env], "environment"
+    for key, value in overrides.items():
+        if key not in _BY_NAME:
+            raise ConfigError(f"unknown setting {key!r}")
+        raw[key], sources[key] = value, "override"
+    parsed: dict[str, Any] = {}
+    for setting in SETTINGS:
+        try:
+            parsed[setting.name] = setting.parse(raw[setting.name])
+        except ValueError as exc:
+            raise ConfigError(f"{setting.env}={raw[setting.name]!r} is invalid: {exc}") from None
+    parsed["data_dir"] = Path(parsed["data_dir"])
+    return Settings(**parsed, sources=sources)
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(environment variable, default, help) for docs and ``callvault settings``."""
+    return [(s.env, s.default, s.help) for s in SETTINGS]
