@@ -1,0 +1,260 @@
+"""``callvault`` commands: serve, import-audio, recordings, verify, keys, admin, demo, settings."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
+from callvault.errors import InvalidInput
+from callvault.services.importer import ImportRequest
+from callvault.services.search import RecordingQuery
+from callvault.settings import load_settings, settings_table
+
+app = typer.Typer(help="callvault: call recording and compliance for contact centers.", no_args_is_help=True)
+recordings_app = typer.Typer(help="Search and inspect recordings.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
+admin_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
+app.add_typer(recordings_app, name="recordings")
+app.add_typer(keys_app, name="keys")
+app.add_typer(admin_app, name="admin")
+out = Console()
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}
+
+
+@app.command()
+@handle_errors
+def serve() -> None:
+    """Run the HTTP API and the SIPREC recorder (Ctrl-C stops gracefully)."""
+    from callvault.cli.serve import run_server
+
+    run_server(load_settings())
+
+
+@app.command("import-audio")
+@handle_errors
+def import_audio(
+    path: Annotated[Path, typer.Argument(help="An audio file, or a folder of them (imported recursively).")],
+    agent: Annotated[Optional[str], typer.Option(help="Agent username or SIP identity.")] = None,
+    customer: Annotated[Optional[str], typer.Option(help="Customer phone number.")] = None,
+    direction: Annotated[Optional[str], typer.Option(help="inbound or outbound.")] = None,
+    started_at: Annotated[Optional[str], typer.Option(help="ISO 8601 start time with zone.")] = None,
+    queue: Annotated[Optional[str], typer.Option(help="Queue or skill the call came through.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="Tag (repeatable).")] = None,
+) -> None:
+    """Import recordings made elsewhere (WAV, FLAC, MP3, Ogg). Prints each new recording id."""
+    if direction not in (None, "inbound", "outbound"):
+        raise InvalidInput("--direction must be inbound or outbound")
+    start: datetime | None = None
+    if started_at:
+        try:
+            start = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"--started-at {started_at!r} is not an ISO 8601 time") from None
+        if start.tzinfo is None:
+            raise InvalidInput("--started-at needs a time zone, e.g. 2026-01-31T09:00:00Z")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            raise InvalidInput(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) under {path}")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise InvalidInput(f"{path} does not exist")
+    actor = cli_principal()
+    failures = 0
+    with service_context() as ctx:
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, disable=len(files) == 1,
+        )
+        with progress:
+            task = progress.add_task("importing", total=len(files))
+            for file in files:
+                request = ImportRequest(agent, customer, direction, start, queue, list(tag or []), file.name)  # type: ignore[arg-type]
+                try:
+                    recording_id = ctx.importer.import_bytes(actor, file.read_bytes(), request)
+                except InvalidInput as exc:
+                    failures += 1
+                    err.print(f"[red]error:[/red] {file}: {exc.message}", highlight=False)
+                else:
+                    sys.stdout.write(recording_id + "\n")
+                    sys.stdout.flush()
+                progress.advance(task)
+    if failures:
+        raise typer.Exit(2)
+
+
+@recordings_app.command("list")
+@handle_errors
+def recordings_list(
+    agent: Optional[str] = None,
+    customer: Optional[str] = None,
+    from_: Annotated[Optional[datetime], typer.Option("--from")] = None,
+    to: Optional[datetime] = None,
+    direction: Optional[str] = None,
+    queue: Optional[str] = None,
+    tag: Optional[str] = None,
+    call_id: Optional[str] = None,
+    status: Optional[str] = None,
+    limit: int = 50,
+    offset: int = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search recordings."""
+    query = RecordingQuery(
+        agent=agent, customer=customer, started_from=from_, started_to=to, direction=direction,  # type: ignore[arg-type]
+        queue=queue, tag=tag, call_id=call_id, status=status, limit=limit, offset=offset,
+    )
+    with service_context() as ctx:
+        page = ctx.search.search(cli_principal(), query)
+    if as_json:
+        print_json({"items": page.items, "total": page.total, "limit": page.limit, "offset": page.offset})
+        return
+    table = Table("id", "started", "duration", "status", "direction", "agent", "customer", "queue")
+    for item in page.items:
+        duration = f"{item['duration']:.1f}s" if item["duration"] is not None else "-"
+        table.add_row(
+            item["id"], item["started_at"], duration, item["status"], item["direction"] or "-",
+            item["agent"] or "-", item["customer_number"] or "-", item["queue"] or "-",
+        )
+    out.print(table)
+    out.print(f"{page.total} recording(s)")
+
+
+@recordings_app.command("show")
+@handle_errors
+def recordings_show(recording_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show one recording with participants, streams and hashes."""
+    with service_context() as ctx:
+        detail = ctx.search.get(cli_principal(), recording_id)
+    if as_json:
+        print_json(detail)
+        return
+    for key, value in detail.items():
+        out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def verify(
+    recording_id: Annotated[Optional[str], typer.Argument(help="One recording id; omit with --all.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Verify every recording.")] = False,
+) -> None:
+    """Check stored objects, hashes, manifests and signatures; exit 5 if any recording fails."""
+    if not recording_id and not all_:
+        raise InvalidInput("give a recording id or --all")
+    with service_context() as ctx:
+        ids = [recording_id] if recording_id else ctx.integrity.recording_ids()
+        with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=err) as progress:
+            task = progress.add_task("verify", total=len(ids))
+            results = ctx.integrity.verify(cli_principal(), ids, progress=lambda _r: progress.advance(task))
+    failed = [r for r in results if not r.ok]
+    for result in failed:
+        sys.stdout.write(f"FAIL {result.recording_id}: {'; '.join(result.problems)}\n")
+    sys.stdout.write(f"{len(results)} checked, {len(failed)} failed\n")
+    if failed:
+        raise typer.Exit(5)
+
+
+@keys_app.command("rotate")
+@handle_errors
+def keys_rotate() -> None:
+    """New key-encryption key; re-wrap every data key (audio is not re-encrypted)."""
+    with service_context() as ctx:
+        with Progress(TextColumn("re-wrapping"), BarColumn(), MofNCompleteColumn(), console=err) as progress:
+            task = progress.add_task("rotate", total=None)
+            result = ctx.key_rotation.rotate(
+                cli_principal(), progress=lambda done, total: progress.update(task, completed=done, total=total)
+            )
+    sys.stdout.write(
+        f"new key-encryption key {result.new_kek_id}; {result.rewrapped} data keys re-wrapped; "
+        f"retired {len(result.retired)} old key(s)\n"
+    )
+
+
+@admin_app.command("create-user")
+@handle_errors
+def create_user(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin, compliance_officer, supervisor, qa_evaluator, agent, auditor")],
+    team: Optional[str] = None,
+    sip_identity: Annotated[Optional[list[str]], typer.Option(help="AOR or extension (repeatable).")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    display_name: Optional[str] = None,
+) -> None:
+    """Create a user (agents: link their SIP identities so recordings attach to them)."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    with service_context() as ctx:
+        info = ctx.users.create_user(
+            cli_principal(), name, role, team=team, sip_identities=list(sip_identity or []),
+            password=password, display_name=display_name,
+        )
+    sys.stdout.write(f"created {info.role} {info.username}" + (f" in team {info.team}" if info.team else "") + "\n")
+
+
+@admin_app.command("create-token")
+@handle_errors
+def create_token(
+    name: Annotated[str, typer.Argument(help="The user the token acts as.")],
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+) -> None:
+    """Create an API token for a user; prints the token alone (it is shown only once)."""
+    with service_context() as ctx:
+        token = ctx.users.create_token(cli_principal(), name, label)
+    sys.stdout.write(token + "\n")
+
+
+@admin_app.command("revoke-token")
+@handle_errors
+def revoke_token(token: Annotated[str, typer.Option(prompt=True, hide_input=True)]) -> None:
+    """Revoke an API token."""
+    with service_context() as ctx:
+        ctx.users.revoke_token(cli_principal(), token)
+    sys.stdout.write("revoked\n")
+
+
+@admin_app.command("list-users")
+@handle_errors
+def list_users() -> None:
+    with service_context() as ctx:
+        users = ctx.users.list_users(cli_principal())
+    for user in users:
+        sys.stdout.write(f"{user.username}\t{user.role}\t{user.team or '-'}\t{','.join(user.sip_identities)}\n")
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """List every setting with its environment variable, default and meaning."""
+    table = Table("variable", "default", "meaning")
+    for env, default, help_text in settings_table():
+        table.add_row(env, default, help_text)
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def demo(
+    calls: int = 3,
+    seconds: float = 8.0,
+    host: Optional[str] = None,
+    port: Optional[int] = None,
+) -> None:
+    """Act as an SBC: send a few synthetic two-party SIPREC calls to a running server."""
+    import asyncio
+
+    from callvault.runtime.demo_src import run_demo
+
+    settings = load_settings()
+    call_ids = asyncio.run(run_demo(host or settings.sip_host, port or settings.sip_port, calls=calls, seconds=seconds))
+    for call_id in call_ids:
+        sys.stdout.write(call_id + "\n")
+    err.print(f"sent {len(call_ids)} call(s); see them with: callvault recordings list")

@@ -1,0 +1,304 @@
+"""Rendering a spool journal into an archive: runs in a worker process, never on the capture path.
+
+Steps: read the journal (up to a torn tail) → per stream, SRTP unprotect
+(keys from the journal) and a batch :class:`StreamTimeline` → decode and
+render every stream on one wall-clock axis → channel mapping → Opus.
+
+The recording spans from the earliest first audio of any stream to the latest
+audio end of any stream, so every stream is placed by its own wall-clock
+anchor on that common axis: holes (loss, hold, one-way audio) are silence of
+their real length and both channels stay aligned with each other and with the
+wall clock. Channel mapping: agent streams (channel 0) are mixed into the
+left channel, customer streams (1) into the right; streams labelled mixed (-1)
+go into both sides when sides exist, or into a mono archive flagged mixed
+when no stream has a side. No participant's audio is ever dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from callvault.media.archive import ArchiveEncoder
+from callvault.media.codec_spec import CodecSpec
+from callvault.media.mixing import mix_down
+from callvault.rtp.render import render_stream
+from callvault.rtp.timeline import StreamTimeline
+from callvault.services.call_record import (
+    AGENT_CHANNEL,
+    CUSTOMER_CHANNEL,
+    MIXED_CHANNEL,
+    ArchiveAudio,
+    CallEvent,
+    StreamRecord,
+)
+from callvault.storage.spool import SpoolContents, SpoolStream, read_spool
+
+log = logging.getLogger(__name__)
+
+Pcm = npt.NDArray[np.int16]
+
+WIDEBAND = {"G722", "OPUS"}
+NARROW_RATE = 8000
+WIDE_RATE = 16000
+ENCODE_CHUNK_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    dtmf_mode: str = "presence"
+    bitrate_per_channel: int = 12000
+    ended_at: float | None = None  # when the call ended (BYE); None: the last packet (crash)
+
+
+@dataclass
+class RenderedRecording:
+    recording_id: str
+    audio: ArchiveAudio
+    streams: list[StreamRecord]
+    events: list[CallEvent]
+    ended_at: float
+    loss_fraction: float
+
+
+@dataclass
+class _Track:
+    stream: SpoolStream
+    timeline: StreamTimeline | None
+    codec: str | None
+
+
+def _srtp_receiver(params: dict[str, Any]) -> Any:
+    from callvault.rtp.srtp import SdesCrypto, SrtpReceiver
+
+    args: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, dict) and "b64" in value:
+            value = base64.b64decode(value["b64"])
+        elif isinstance(value, list):
+            value = tuple(value)  # JSON has no tuples (the MKI pair)
+        args[name] = value
+    return SrtpReceiver(SdesCrypto(**args))
+
+
+def _audio_codecs(stream: SpoolStream) -> list[CodecSpec]:
+    return [c for c in stream.codecs if not c.is_telephone_event and not c.is_comfort_noise]
+
+
+def _build_track(contents: SpoolContents, stream: SpoolStream) -> _Track:
+    arrivals, packets = contents.packets_of(stream.index)
+    if stream.srtp is not None and packets:
+        # Keep arrival times paired with the packets that survive authentication.
+        receiver = _srtp_receiver(stream.srtp)
+        pairs = list(zip(arrivals, packets, strict=True))
+        arrivals = []
+        kept: list[bytes] = []
+        for arrival, packet in pairs:
+            try:
+                kept.append(receiver.unprotect(packet))
+            except ValueError:
+                continue  # tampered, replayed or not this call's: not audio
+            arrivals.append(arrival)
+        packets = kept
+    audio = _audio_codecs(stream)
+    clock_rate = audio[0].clock_rate if audio else NARROW_RATE
+    if not packets:
+        return _Track(stream, None, audio[0].encoding if audio else None)
+    timeline = StreamTimeline(
+        clock_rate,
+        audio_payload_types=[c.payload_type for c in audio],
+        event_payload_types=[c.payload_type for c in stream.codecs if c.is_telephone_event],
+    )
+    timeline.add_batch(np.asarray(arrivals, dtype=np.float64), packets)
+    try:
+        timeline.placements()
+    except ValueError:
+        return _Track(stream, None, audio[0].encoding if audio else None)
+    return _Track(stream, timeline, audio[0].encoding if audio else None)
+
+
+def _used_codecs(track: _Track) -> list[CodecSpec]:
+    if track.timeline is None:
+        return []
+    seen = {p.payload_type for p in track.timeline.placements()}
+    return [c for c in _audio_codecs(track.stream) if c.payload_type in seen]
+
+
+def _span(tracks: Iterable[_Track]) -> tuple[float, float] | None:
+    starts: list[float] = []
+    ends: list[float] = []
+    for track in tracks:
+        timeline = track.timeline
+        if timeline is None:
+            continue
+        placements = timeline.placements()
+        if not placements:
+            continue
+        anchor = timeline.anchor_wall
+        step = timeline.clock_rate // 50
+        starts.append(anchor + placements[0].offset / timeline.clock_rate)
+        ends.append(anchor + (placements[-1].offset + step) / timeline.clock_rate)
+    if not starts:
+        return None
+    return min(starts), max(ends)
+
+
+def _render(track: _Track, out_rate: int, start: float, seconds: float) -> Pcm | None:
+    if track.timeline is None:
+        return None
+    from callvault.media.payload_codecs import create_decoder
+
+    decoders = {c.payload_type: create_decoder(c.encoding, c.clock_rate, c.channels) for c in _audio_codecs(track.stream)}
+    pcm = render_stream(track.timeline, decoders, out_rate, seconds, start)
+    return np.asarray(pcm, dtype=np.int16).reshape(-1)
+
+
+def _stats(track: _Track) -> dict[str, object]:
+    if track.timeline is None:
+        return {"expected": 0, "received": 0, "lost": 0, "late": 0, "duplicated": 0, "jitter_ms": 0.0, "gaps": []}
+    s = track.timeline.stats
+    return {
+        "expected": s.expected,
+        "received": s.received,
+        "lost": s.lost,
+        "late": s.late,
+        "duplicated": s.duplicated,
+        "malformed": s.malformed,
+        "jitter_ms": round(s.jitter_ms, 3),
+        "ssrc_count": s.ssrc_count,
+        "gaps": [[round(a, 3), round(b, 3)] for a, b in s.gaps],
+    }
+
+
+def _dtmf_events(track: _Track, start: float, dtmf_mode: str) -> list[CallEvent]:
+    timeline = track.timeline
+    if timeline is None:
+        return []
+    events: list[CallEvent] = []
+    for placed in timeline.events():
+        offset = timeline.anchor_wall + placed.offset / timeline.clock_rate - start
+        data: dict[str, object] = {"stream": track.stream.label, "source": "rfc4733"}
+        data["duration_ms"] = round(placed.event.duration_ticks * 1000 / timeline.clock_rate)
+        if dtmf_mode == "digits":
+            data["digit"] = placed.event.digit
+        events.append(CallEvent("dtmf", max(0.0, offset), data))
+    return events
+
+
+def _journal_events(contents: SpoolContents, start: float, dtmf_mode: str) -> list[CallEvent]:
+    shift = start - contents.started_at
+    events: list[CallEvent] = []
+    for raw in contents.events:
+        kind = str(raw.get("kind", ""))
+        data = dict(raw.get("data") or {})
+        if kind == "dtmf" and dtmf_mode != "digits":
+            data.pop("digit", None)
+            data.pop("digits", None)
+        events.append(CallEvent(kind, max(0.0, float(raw.get("offset", 0.0)) - shift), data))
+    return events
+
+
+def _encode(left: Pcm | None, right: Pcm | None, mono: Pcm | None, rate: int, bitrate: int) -> bytes:
+    channels = 1 if mono is not None else 2
+    encoder = ArchiveEncoder(rate, channels, bitrate)
+    if mono is not None:
+        length = mono.size
+    else:
+        assert left is not None and right is not None
+        length = max(left.size, right.size)
+    chunk = ENCODE_CHUNK_SECONDS * rate
+    for begin in range(0, length, chunk):
+        end = min(length, begin + chunk)
+        if mono is not None:
+            encoder.write(mono[begin:end].reshape(1, -1))
+        else:
+            assert left is not None and right is not None
+            block = np.zeros((2, end - begin), dtype=np.int16)
+            part = left[begin:end]
+            block[0, : part.size] = part
+            part = right[begin:end]
+            block[1, : part.size] = part
+            encoder.write(block)
+    return encoder.finish()
+
+
+def render_contents(contents: SpoolContents, options: RenderOptions) -> RenderedRecording:
+    tracks = [_build_track(contents, stream) for stream in sorted(contents.streams.values(), key=lambda s: s.index)]
+    wide = any(c.encoding in WIDEBAND for t in tracks for c in _used_codecs(t))
+    rate = WIDE_RATE if wide else NARROW_RATE
+    span = _span(tracks)
+    last = contents.last_arrival
+    ended_at = options.ended_at if options.ended_at is not None else (last or contents.started_at)
+    if span is None:
+        start, seconds = contents.started_at, 0.0
+    else:
+        start, seconds = span[0], max(0.0, span[1] - span[0])
+
+    sides: dict[int, list[Pcm]] = {AGENT_CHANNEL: [], CUSTOMER_CHANNEL: [], MIXED_CHANNEL: []}
+    for track in tracks:
+        pcm = _render(track, rate, start, seconds)
+        if pcm is not None:
+            channel = track.stream.channel if track.stream.channel in sides else MIXED_CHANNEL
+            sides[channel].append(pcm)
+    length = round(seconds * rate)
+    has_sides = any(t.stream.channel in (AGENT_CHANNEL, CUSTOMER_CHANNEL) for t in tracks)
+    mono: Pcm | None = None
+    left: Pcm | None = None
+    right: Pcm | None = None
+    if has_sides or not tracks:
+        left = _fit(mix_down(sides[AGENT_CHANNEL] + sides[MIXED_CHANNEL]), length)
+        right = _fit(mix_down(sides[CUSTOMER_CHANNEL] + sides[MIXED_CHANNEL]), length)
+    else:
+        mono = _fit(mix_down(sides[MIXED_CHANNEL]), length)
+    data = _encode(left, right, mono, rate, options.bitrate_per_channel)
+    audio = ArchiveAudio(
+        data=data,
+        sample_rate=rate,
+        channels=1 if mono is not None else 2,
+        duration_seconds=length / rate,
+        mixed=mono is not None,
+    )
+    streams = [
+        StreamRecord(
+            label=t.stream.label,
+            codec=t.codec,
+            channel=t.stream.channel,
+            participant_aor=t.stream.participant_aor,
+            stats=_stats(t),
+        )
+        for t in tracks
+    ]
+    events = _journal_events(contents, start, options.dtmf_mode)
+    for track in tracks:
+        events.extend(_dtmf_events(track, start, options.dtmf_mode))
+    events.sort(key=lambda e: e.offset_seconds)
+    expected = sum(int(s.stats["expected"]) for s in streams)  # type: ignore[call-overload]
+    lost = sum(int(s.stats["lost"]) for s in streams)  # type: ignore[call-overload]
+    return RenderedRecording(
+        recording_id=contents.recording_id,
+        audio=audio,
+        streams=streams,
+        events=events,
+        ended_at=ended_at,
+        loss_fraction=lost / expected if expected else 0.0,
+    )
+
+
+def _fit(pcm: Pcm, length: int) -> Pcm:
+    if pcm.size >= length:
+        return pcm[:length]
+    out = np.zeros(length, dtype=np.int16)
+    out[: pcm.size] = pcm
+    return out
+
+
+def render_recording(path: str, options: RenderOptions) -> RenderedRecording:
+    """Worker-process entry point: render the journal at ``path`` (it is not deleted here)."""
+    return render_contents(read_spool(Path(path)), options)

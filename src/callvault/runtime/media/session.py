@@ -1,0 +1,157 @@
+"""One recording session's media: its RTP streams, events and close.
+
+Everything the finaliser needs later goes into the spool journal as it
+happens (stream descriptions including SRTP keys, hold/resume, events), so a
+journal alone is enough to render the recording after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+import socket
+from typing import TYPE_CHECKING, Any, Literal
+
+from callvault.errors import InvalidInput
+from callvault.media.codec_spec import CodecSpec
+from callvault.services.call_record import CallEvent, CallRecord
+from callvault.storage.spool import SpoolStream, SpoolWriter
+
+if TYPE_CHECKING:
+    from callvault.runtime.media.engine import MediaEngine
+
+log = logging.getLogger(__name__)
+
+
+def srtp_params(crypto: object | None) -> dict[str, Any] | None:
+    """SDES crypto attributes as JSON-able data (bytes as base64) for the journal."""
+    if crypto is None:
+        return None
+    if dataclasses.is_dataclass(crypto) and not isinstance(crypto, type):
+        raw = {f.name: getattr(crypto, f.name) for f in dataclasses.fields(crypto)}
+    else:
+        raw = dict(vars(crypto))
+    params: dict[str, Any] = {}
+    for name, value in raw.items():
+        if isinstance(value, bytes | bytearray):
+            params[name] = {"b64": base64.b64encode(bytes(value)).decode()}
+        elif isinstance(value, str | int | float | bool) or value is None:
+            params[name] = value
+        elif isinstance(value, list | tuple):
+            params[name] = list(value)
+        else:
+            params[name] = str(value)
+    return params
+
+
+class MediaSession:
+    def __init__(self, engine: MediaEngine, recording_id: str, started_at: float, writer: SpoolWriter) -> None:
+        self._engine = engine
+        self.recording_id = recording_id
+        self.started_at = started_at
+        self._writer = writer
+        self._streams: dict[str, SpoolStream] = {}
+        self._sockets: list[socket.socket] = []
+        self.closing = False
+
+    @property
+    def streams(self) -> list[SpoolStream]:
+        return list(self._streams.values())
+
+    def add_stream(
+        self,
+        label: str,
+        codecs: list[CodecSpec],
+        channel: int,
+        participant_aor: str | None,
+        srtp: object | None,
+    ) -> int:
+        """Bind an RTP port for a new stream and start capturing it; returns the port."""
+        if self.closing:
+            raise InvalidInput(f"recording {self.recording_id} is closing")
+        if label in self._streams:
+            raise InvalidInput(f"stream {label!r} already exists in recording {self.recording_id}")
+        if len(self._streams) >= 255:
+            raise InvalidInput("a recording session holds at most 255 streams")
+        sock = self._engine.ports.bind()
+        stream = SpoolStream(
+            index=len(self._streams),
+            label=label,
+            codecs=list(codecs),
+            channel=channel,
+            participant_aor=participant_aor,
+            srtp=srtp_params(srtp),
+        )
+        # The description reaches the journal before any packet of the stream can.
+        self._writer.write_stream(stream)
+        self._streams[label] = stream
+        self._sockets.append(sock)
+        self._engine.capture.add_stream(self.recording_id, sock.fileno(), stream.index)
+        port: int = sock.getsockname()[1]
+        return port
+
+    def update_stream(
+        self,
+        label: str,
+        codecs: list[CodecSpec] | None = None,
+        channel: int | None = None,
+        srtp: object | None = None,
+        on_hold: bool | None = None,
+    ) -> None:
+        stream = self._streams.get(label)
+        if stream is None:
+            raise InvalidInput(f"recording {self.recording_id} has no stream {label!r}")
+        if codecs is not None:
+            stream.codecs = list(codecs)
+        if channel is not None:
+            stream.channel = channel
+        if srtp is not None:
+            stream.srtp = srtp_params(srtp)
+        if on_hold is not None and on_hold != stream.on_hold:
+            stream.on_hold = on_hold
+            kind = "hold" if on_hold else "resume"
+            self._writer.write_event(kind, self._offset(), {"stream": label})
+        self._writer.write_stream(stream)
+
+    def record_event(self, event: CallEvent) -> None:
+        self._writer.write_event(event.kind, event.offset_seconds, dict(event.data))
+
+    def update_call(self, call: CallRecord) -> None:
+        self._engine.spawn(asyncio.to_thread(self._update_call, call))
+
+    def _update_call(self, call: CallRecord) -> None:
+        try:
+            self._engine.recordings.update_call(self.recording_id, call)
+        except Exception:
+            log.exception("updating call metadata of %s failed", self.recording_id)
+
+    def _offset(self) -> float:
+        return max(0.0, self._engine._clock() - self.started_at)
+
+    async def close(self, status: Literal["complete", "interrupted"]) -> None:
+        """Stop capturing and hand the journal to finalisation; returns without waiting for it."""
+        if self.closing:
+            return
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        flushed: asyncio.Future[int] = loop.create_future()
+
+        def done(packets: int) -> None:
+            loop.call_soon_threadsafe(lambda: flushed.done() or flushed.set_result(packets))
+
+        ended_at = self._engine._clock()
+        self._engine.capture.close_session(self.recording_id, done)
+        self._engine.spawn(self._finish(flushed, status, ended_at))
+
+    async def _finish(self, flushed: asyncio.Future[int], status: Literal["complete", "interrupted"], ended_at: float) -> None:
+        try:
+            await flushed
+        finally:
+            for sock in self._sockets:
+                self._engine.ports.release(sock)
+            self._sockets.clear()
+            self._writer.close()
+            self._engine.forget(self.recording_id)
+        await self._engine.finalise_spool(self._writer.path, status, ended_at)

@@ -1,0 +1,155 @@
+"""Who may do what: the one table of actions × roles, and recording scope.
+
+The table is the policy; routes and CLI commands never decide access
+themselves, they call :func:`require` and :func:`recording_scope`. A recording
+outside the caller's scope is reported as :class:`NotFound`, never as
+forbidden, so its existence is not revealed.
+
+| action               | admin | compliance_officer | supervisor | qa_evaluator | agent | auditor |
+|----------------------|:-----:|:------------------:|:----------:|:------------:|:-----:|:-------:|
+| recording.search     |   ✓   |         ✓          |   team     |    team      |  own  |   all¹  |
+| recording.view       |   ✓   |         ✓          |   team     |    team      |  own  |   all¹  |
+| recording.play       |   ✓   |         ✓          |   team     |    team      |  own  |    –    |
+| recording.download   |   ✓   |         ✓          |   team     |     –        |   –   |    –    |
+| recording.upload     |   ✓   |         ✓          |   team     |     –        |   –   |    –    |
+| audit.read           |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
+| integrity.verify     |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
+| user.manage          |   ✓   |         –          |    –       |     –        |   –   |    –    |
+| keys.rotate          |   ✓   |         –          |    –       |     –        |   –   |    –    |
+
+¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, false, true
+
+from callvault.db.models import Recording
+from callvault.errors import InvalidInput, NotFound, PermissionDenied
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    COMPLIANCE_OFFICER = "compliance_officer"
+    SUPERVISOR = "supervisor"
+    QA_EVALUATOR = "qa_evaluator"
+    AGENT = "agent"
+    AUDITOR = "auditor"
+
+    @classmethod
+    def parse(cls, value: str) -> Role:
+        try:
+            return cls(value.strip().lower().replace("-", "_").replace(" ", "_"))
+        except ValueError:
+            names = ", ".join(r.value for r in cls)
+            raise InvalidInput(f"unknown role {value!r}; choose one of {names}") from None
+
+
+class Action(StrEnum):
+    RECORDING_SEARCH = "recording.search"
+    RECORDING_VIEW = "recording.view"
+    RECORDING_PLAY = "recording.play"
+    RECORDING_DOWNLOAD = "recording.download"
+    RECORDING_UPLOAD = "recording.upload"
+    AUDIT_READ = "audit.read"
+    INTEGRITY_VERIFY = "integrity.verify"
+    USER_MANAGE = "user.manage"
+    KEYS_ROTATE = "keys.rotate"
+
+
+class Scope(StrEnum):
+    ALL = "all"
+    TEAM = "team"
+    OWN = "own"
+
+
+A, R = Action, Role
+POLICY: dict[Action, dict[Role, Scope]] = {
+    A.RECORDING_SEARCH: {
+        R.ADMIN: Scope.ALL,
+        R.COMPLIANCE_OFFICER: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.QA_EVALUATOR: Scope.TEAM,
+        R.AGENT: Scope.OWN,
+        R.AUDITOR: Scope.ALL,
+    },
+    A.RECORDING_VIEW: {
+        R.ADMIN: Scope.ALL,
+        R.COMPLIANCE_OFFICER: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.QA_EVALUATOR: Scope.TEAM,
+        R.AGENT: Scope.OWN,
+        R.AUDITOR: Scope.ALL,
+    },
+    A.RECORDING_PLAY: {
+        R.ADMIN: Scope.ALL,
+        R.COMPLIANCE_OFFICER: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.QA_EVALUATOR: Scope.TEAM,
+        R.AGENT: Scope.OWN,
+    },
+    A.RECORDING_DOWNLOAD: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
+    A.RECORDING_UPLOAD: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
+    A.AUDIT_READ: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
+    A.INTEGRITY_VERIFY: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
+    A.USER_MANAGE: {R.ADMIN: Scope.ALL},
+    A.KEYS_ROTATE: {R.ADMIN: Scope.ALL},
+}
+del A, R
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    user_id: int | None
+    username: str
+    role: Role
+    team_id: int | None = None
+    remote_addr: str | None = None
+
+    @classmethod
+    def system(cls) -> Principal:
+        """The server itself and local CLI administration (runs as admin)."""
+        return cls(user_id=None, username="system", role=Role.ADMIN)
+
+
+def allowed(principal: Principal, action: Action) -> Scope | None:
+    return POLICY[action].get(principal.role)
+
+
+def require(principal: Principal, action: Action) -> Scope:
+    scope = allowed(principal, action)
+    if scope is None:
+        raise PermissionDenied(f"role {principal.role.value} may not {action.value}")
+    return scope
+
+
+def recording_scope(principal: Principal, action: Action) -> ColumnElement[bool]:
+    """SQL condition restricting ``recordings`` to what ``principal`` may ``action``."""
+    scope = require(principal, action)
+    if scope is Scope.ALL:
+        return true()
+    if scope is Scope.TEAM:
+        return Recording.team_id == principal.team_id if principal.team_id is not None else false()
+    return Recording.agent_user_id == principal.user_id if principal.user_id is not None else false()
+
+
+def check_recording(principal: Principal, action: Action, recording: Recording | None) -> Recording:
+    """Return the recording if ``principal`` may ``action`` it, else NotFound (or PermissionDenied
+    when the role may never do ``action``, which reveals nothing about the recording)."""
+    scope = require(principal, action)
+    if recording is not None and (
+        scope is Scope.ALL
+        or (scope is Scope.TEAM and principal.team_id is not None and recording.team_id == principal.team_id)
+        or (
+            scope is Scope.OWN
+            and principal.user_id is not None
+            and recording.agent_user_id == principal.user_id
+        )
+    ):
+        return recording
+    raise NotFound("recording not found")

@@ -1,0 +1,74 @@
+"""What the capture and import paths hand to the recording service.
+
+Plain data in RFC 7865's words, free of SIP, SQL and storage details, so the
+SIPREC recorder, pcap import and file upload all describe a call the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+ParticipantRole = Literal["agent", "customer", "other"]
+FinalStatus = Literal["complete", "incomplete", "interrupted"]
+
+# Stereo layout of every archive: agent left, customer right.
+AGENT_CHANNEL = 0
+CUSTOMER_CHANNEL = 1
+MIXED_CHANNEL = -1
+
+
+@dataclass
+class ParticipantRecord:
+    aor: str | None
+    display_name: str | None = None
+    role: ParticipantRole = "other"
+    joined_at: datetime | None = None
+    left_at: datetime | None = None
+    user_id: int | None = None  # set when the caller already knows the agent (imports)
+
+
+@dataclass
+class StreamRecord:
+    label: str
+    codec: str | None
+    channel: int  # AGENT_CHANNEL, CUSTOMER_CHANNEL or MIXED_CHANNEL
+    participant_aor: str | None = None
+    stats: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class CallEvent:
+    kind: str  # "dtmf", "hold", "resume", "participant_joined", "participant_left", ...
+    offset_seconds: float
+    data: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class CallRecord:
+    """The communication session being recorded."""
+
+    started_at: datetime  # timezone-aware UTC
+    source: str  # "siprec", "import", "demo", "pcap"
+    direction: Literal["inbound", "outbound"] | None = None
+    calling_number: str | None = None
+    called_number: str | None = None
+    queue: str | None = None
+    sip_call_ids: list[str] = field(default_factory=list)
+    external_ids: dict[str, str] = field(default_factory=dict)  # cisco_guid, ucid, broadworks_tracking_id, ...
+    tags: list[str] = field(default_factory=list)
+    vendor_metadata: str | None = None  # opaque extension XML, kept as received
+    participants: list[ParticipantRecord] = field(default_factory=list)
+
+
+@dataclass
+class ArchiveAudio:
+    """An encoded archive (Ogg Opus; agent left, customer right) ready for the vault."""
+
+    data: bytes
+    sample_rate: int
+    channels: int
+    duration_seconds: float
+    mixed: bool = False
+    format: str = "ogg-opus"

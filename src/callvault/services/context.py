@@ -1,0 +1,83 @@
+"""Wiring: build every domain service from settings (the composition root below the runtime).
+
+The implementation behind each port is chosen here by configuration: the blob
+store by ``CALLVAULT_STORAGE_URL``, the catalog by ``CALLVAULT_DATABASE_URL``,
+the key provider (local keyring today) and the manifest signer from files in
+the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from callvault.crypto.keyprovider import KeyProvider
+from callvault.crypto.keyring import LocalKeyring
+from callvault.crypto.signing import ManifestSigner
+from callvault.db.catalog import Catalog
+from callvault.services.audit import AccessLog
+from callvault.services.directory import AgentDirectory
+from callvault.services.importer import AudioImporter
+from callvault.services.integrity import IntegrityService
+from callvault.services.key_rotation import KeyRotationService
+from callvault.services.playback import PlaybackService
+from callvault.services.recordings import RecordingService
+from callvault.services.search import RecordingCatalog
+from callvault.services.users import UserService
+from callvault.settings import Settings
+from callvault.storage.blobstore import BlobStore
+from callvault.storage.factory import open_blob_store
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    catalog: Catalog
+    blobs: BlobStore
+    keys: KeyProvider
+    signer: ManifestSigner
+    directory: AgentDirectory
+    access_log: AccessLog
+    users: UserService
+    recordings: RecordingService
+    search: RecordingCatalog
+    playback: PlaybackService
+    integrity: IntegrityService
+    key_rotation: KeyRotationService
+    importer: AudioImporter
+
+    def close(self) -> None:
+        self.catalog.dispose()
+
+
+def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data_dir, 0o700)
+    catalog = Catalog(settings.resolved_database_url)
+    if migrate:
+        catalog.migrate()
+    blobs = open_blob_store(settings.resolved_storage_url)
+    keys = LocalKeyring(data_dir / "keyring.json")
+    signer = ManifestSigner(data_dir / "signing-key.pem")
+    region = settings.default_region
+    directory = AgentDirectory(catalog, region)
+    access_log = AccessLog(catalog)
+    recordings = RecordingService(catalog, blobs, keys, signer, directory, region)
+    playback = PlaybackService(catalog, blobs, keys, access_log)
+    return ServiceContext(
+        settings=settings,
+        catalog=catalog,
+        blobs=blobs,
+        keys=keys,
+        signer=signer,
+        directory=directory,
+        access_log=access_log,
+        users=UserService(catalog, region),
+        recordings=recordings,
+        search=RecordingCatalog(catalog, directory, access_log, region),
+        playback=playback,
+        integrity=IntegrityService(catalog, blobs, signer, playback, access_log),
+        key_rotation=KeyRotationService(catalog, keys, access_log),
+        importer=AudioImporter(recordings, directory, settings.opus_bitrate, settings.max_upload_bytes),
+    )

@@ -1,0 +1,73 @@
+"""``callvault keys rotate``: new key-encryption key, every data key re-wrapped, audio untouched.
+
+Re-wrapping touches only the small wrapped keys in the catalog; the
+encrypted objects are never rewritten. Old KEKs are retired once nothing is
+wrapped under them, so a leaked old keyring backup stops being useful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from callvault.crypto.keyprovider import KeyProvider, WrappedKey
+from callvault.db.catalog import Catalog
+from callvault.db.models import Recording
+from callvault.services.access import Action, Principal, require
+from callvault.services.audit import AccessLog
+
+_BATCH = 200
+
+
+@dataclass
+class RotationResult:
+    new_kek_id: str
+    rewrapped: int
+    retired: list[str]
+
+
+class KeyRotationService:
+    def __init__(self, catalog: Catalog, keys: KeyProvider, access_log: AccessLog) -> None:
+        self._catalog = catalog
+        self._keys = keys
+        self._log = access_log
+
+    def rotate(self, principal: Principal, progress: Callable[[int, int], None] | None = None) -> RotationResult:
+        require(principal, Action.KEYS_ROTATE)
+        new_id = self._keys.rotate()
+        with self._catalog.read() as session:
+            ids = list(
+                session.scalars(
+                    select(Recording.id).where(Recording.wrapped_key.is_not(None), Recording.kek_id != new_id)
+                )
+            )
+        done = 0
+        old_keks: set[str] = set()
+        for start in range(0, len(ids), _BATCH):
+            with self._catalog.write() as session:
+                for recording in session.scalars(select(Recording).where(Recording.id.in_(ids[start : start + _BATCH]))):
+                    assert recording.wrapped_key is not None and recording.kek_id is not None
+                    context = recording.id.encode()
+                    data_key = self._keys.unwrap(WrappedKey(recording.kek_id, recording.wrapped_key), context)
+                    rewrapped = self._keys.wrap(data_key, context)
+                    old_keks.add(recording.kek_id)
+                    recording.kek_id, recording.wrapped_key = rewrapped.kek_id, rewrapped.wrapped
+                    done += 1
+            if progress:
+                progress(done, len(ids))
+        retired = []
+        with self._catalog.read() as session:
+            still_used = set(session.scalars(select(Recording.kek_id).where(Recording.kek_id.is_not(None)).distinct()))
+        for kek_id in self._retirable(new_id, still_used):
+            self._keys.retire(kek_id)
+            retired.append(kek_id)
+        self._log.record(principal, "keys_rotate", detail=f"new KEK {new_id}, {done} data keys re-wrapped")
+        return RotationResult(new_id, done, retired)
+
+    def _retirable(self, current: str, still_used: set[str | None]) -> list[str]:
+        list_keks = getattr(self._keys, "list_keks", None)
+        if list_keks is None:
+            return []
+        return [k.id for k in list_keks() if k.id != current and k.id not in still_used]

@@ -1,0 +1,95 @@
+"""The signed manifest of a recording: hashes plus core metadata, from catalog rows.
+
+The manifest is rebuilt from the catalog at verification time and compared
+with the stored, signed one, so a changed byte in any row of a recording
+(recording, call, identifiers, participants, streams, tags, events) fails
+verification. Fields that legitimately change without re-signing (the
+wrapped data key after ``keys rotate``) are left out; they are protected by
+their own authenticated encryption instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callvault.db.models import Call, CallIdentifier, Participant, Recording, RecordingEvent, RecordingTag, Stream
+
+MANIFEST_VERSION = 1
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    # SQLite returns naive datetimes for timezone-aware columns; they are UTC.
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def build_manifest(session: Session, recording: Recording) -> dict[str, Any]:
+    call = session.get(Call, recording.call_id)
+    identifiers = session.scalars(select(CallIdentifier).where(CallIdentifier.call_id == recording.call_id)).all()
+    participants = session.scalars(select(Participant).where(Participant.call_id == recording.call_id)).all()
+    streams = session.scalars(select(Stream).where(Stream.recording_id == recording.id)).all()
+    tags = session.scalars(select(RecordingTag.tag).where(RecordingTag.recording_id == recording.id)).all()
+    events = session.scalars(select(RecordingEvent).where(RecordingEvent.recording_id == recording.id)).all()
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "recording": {
+            "id": recording.id,
+            "status": recording.status,
+            "started_at": iso(recording.started_at),
+            "duration_seconds": recording.duration_seconds,
+            "direction": recording.direction,
+            "queue": recording.queue,
+            "customer_number": recording.customer_number,
+            "agent_user_id": recording.agent_user_id,
+            "team_id": recording.team_id,
+            "object_key": recording.object_key,
+            "format": recording.format,
+            "sample_rate": recording.sample_rate,
+            "channels": recording.channels,
+            "mixed": recording.mixed,
+            "audio_size": recording.audio_size,
+            "object_size": recording.object_size,
+            "audio_sha256": recording.audio_sha256,
+            "object_sha256": recording.object_sha256,
+            "completeness": recording.completeness,
+            "created_at": iso(recording.created_at),
+            "finalized_at": iso(recording.finalized_at),
+            "key_destroyed_at": iso(recording.key_destroyed_at),
+        },
+        "call": None
+        if call is None
+        else {
+            "id": call.id,
+            "direction": call.direction,
+            "started_at": iso(call.started_at),
+            "ended_at": iso(call.ended_at),
+            "calling_number": call.calling_number,
+            "called_number": call.called_number,
+            "queue": call.queue,
+            "source": call.source,
+            "vendor_metadata_sha256": hashlib.sha256(call.vendor_metadata.encode()).hexdigest()
+            if call.vendor_metadata
+            else None,
+        },
+        "identifiers": sorted([i.kind, i.value] for i in identifiers),
+        "participants": sorted(
+            (
+                [p.aor, p.display_name, p.number, p.role, p.user_id, iso(p.joined_at), iso(p.left_at)]
+                for p in participants
+            ),
+            key=repr,
+        ),
+        "streams": sorted(
+            ([s.label, s.codec, s.channel, s.participant_aor, s.stats] for s in streams),
+            key=repr,
+        ),
+        "tags": sorted(tags),
+        "events": sorted(([e.kind, e.offset_seconds, e.data] for e in events), key=repr),
+    }

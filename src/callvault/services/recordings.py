@@ -1,0 +1,311 @@
+"""The recording service: catalogue a recording session and seal its audio in the vault.
+
+Sealing a recording (``finalise``): hash the archive, give it a fresh 256-bit
+data key wrapped by the key provider, encrypt it in authenticated chunks,
+store the object atomically, then in one catalog transaction record hashes,
+sizes, streams and events and sign the manifest built from those rows.
+The object is written before the catalog row points at it, so a crash in
+between leaves at worst an unreferenced object, never a row without audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from callvault.crypto.envelope import encrypt_object, new_data_key
+from callvault.crypto.keyprovider import KeyProvider
+from callvault.crypto.signing import ManifestSigner, canonical_json
+from callvault.db.catalog import Catalog
+from callvault.db.models import (
+    Call,
+    CallIdentifier,
+    Participant,
+    Recording,
+    RecordingEvent,
+    RecordingTag,
+    Stream,
+)
+from callvault.errors import InvalidInput, NotFound
+from callvault.services.call_record import (
+    ArchiveAudio,
+    CallEvent,
+    CallRecord,
+    FinalStatus,
+    StreamRecord,
+)
+from callvault.services.directory import AgentDirectory
+from callvault.services.manifest import build_manifest
+from callvault.services.phone import mask_number, normalise_number
+from callvault.storage.blobstore import BlobStore
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = ("complete", "incomplete", "interrupted")
+_MAX_TAG = 64
+
+
+def object_key_for(recording_id: str, started_at: datetime) -> str:
+    return f"recordings/{started_at:%Y/%m/%d}/{recording_id}.cvr"
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    cleaned = []
+    for tag in tags:
+        tag = tag.strip()
+        if not tag:
+            continue
+        if len(tag) > _MAX_TAG:
+            raise InvalidInput(f"tag {tag[:20]!r}... is longer than {_MAX_TAG} characters")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
+
+
+class RecordingService:
+    def __init__(
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        keys: KeyProvider,
+        signer: ManifestSigner,
+        directory: AgentDirectory,
+        region: str,
+    ) -> None:
+        self._catalog = catalog
+        self._blobs = blobs
+        self._keys = keys
+        self._signer = signer
+        self._directory = directory
+        self._region = region
+        self._finalise_lock = threading.Lock()
+
+    # -- cataloguing -------------------------------------------------------
+
+    def begin(self, call: CallRecord) -> str:
+        """Catalogue a new recording in status 'recording' and return its id."""
+        if call.started_at.tzinfo is None:
+            raise InvalidInput("started_at must be timezone-aware")
+        tags = _clean_tags(call.tags)
+        recording_id = str(uuid.uuid4())
+        with self._catalog.write() as session:
+            call_row = Call(id=str(uuid.uuid4()), started_at=call.started_at, source=call.source)
+            session.add(call_row)
+            recording = Recording(
+                id=recording_id,
+                call_id=call_row.id,
+                status="recording",
+                started_at=call.started_at,
+                format="ogg-opus",
+                mixed=False,
+                created_at=datetime.now(UTC),
+            )
+            session.add(recording)
+            self._apply_call(session_call=call_row, recording=recording, call=call)
+            recording.tags = [RecordingTag(tag=t) for t in tags]
+        log.info(
+            "recording %s started (%s, caller %s)", recording_id, call.source, mask_number(call.calling_number)
+        )
+        return recording_id
+
+    def update_call(self, recording_id: str, call: CallRecord) -> None:
+        """Replace what is known about the call (metadata UPDATE, re-INVITE)."""
+        with self._catalog.write() as session:
+            recording = session.get(Recording, recording_id)
+            if recording is None:
+                raise NotFound(f"recording {recording_id} not found")
+            call_row = session.get(Call, recording.call_id)
+            assert call_row is not None
+            self._apply_call(session_call=call_row, recording=recording, call=call)
+            if recording.status != "recording":
+                recording.manifest_signature = None
+                self._sign(session, recording)
+
+    def _apply_call(self, session_call: Call, recording: Recording, call: CallRecord) -> None:
+        session_call.direction = call.direction
+        session_call.calling_number = normalise_number(call.calling_number, self._region) or call.calling_number
+        session_call.called_number = normalise_number(call.called_number, self._region) or call.called_number
+        session_call.queue = call.queue
+        session_call.vendor_metadata = call.vendor_metadata
+        identifiers = [("sip_call_id", c) for c in call.sip_call_ids if c]
+        identifiers += [(kind, value) for kind, value in sorted(call.external_ids.items()) if value]
+        session_call.identifiers = [CallIdentifier(kind=k[:40], value=v[:255]) for k, v in dict.fromkeys(identifiers)]
+        agent_user_id: int | None = None
+        customer_number: str | None = None
+        participants = []
+        for p in call.participants:
+            user_id = p.user_id or (self._directory.agent_for(p.aor) if p.aor else None)
+            number = normalise_number(p.aor, self._region) if p.aor else None
+            role = p.role
+            if user_id is not None and role == "other":
+                role = "agent"
+            if role == "agent" and agent_user_id is None:
+                agent_user_id = user_id
+            if role == "customer" and customer_number is None:
+                customer_number = number
+            participants.append(
+                Participant(
+                    aor=p.aor,
+                    display_name=p.display_name,
+                    number=number,
+                    role=role,
+                    user_id=user_id,
+                    joined_at=p.joined_at,
+                    left_at=p.left_at,
+                )
+            )
+        session_call.participants = participants
+        if customer_number is None:
+            raw = call.calling_number if call.direction != "outbound" else call.called_number
+            customer_number = normalise_number(raw, self._region)
+        recording.direction = call.direction
+        recording.queue = call.queue
+        recording.customer_number = customer_number
+        recording.agent_user_id = agent_user_id
+        recording.team_id = self._directory.team_of(agent_user_id)
+
+    # -- sealing -----------------------------------------------------------
+
+    def finalise(
+        self,
+        recording_id: str,
+        audio: ArchiveAudio,
+        status: FinalStatus,
+        streams: list[StreamRecord],
+        events: list[CallEvent],
+        ended_at: datetime,
+    ) -> None:
+        """Encrypt, hash, sign and store the archive; idempotent for an already sealed id."""
+        if status not in FINAL_STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(FINAL_STATUSES)}")
+        with self._catalog.read() as session:
+            recording = session.get(Recording, recording_id)
+            if recording is None:
+                raise NotFound(f"recording {recording_id} not found")
+            if recording.status != "recording":
+                return
+            key = object_key_for(recording_id, recording.started_at)
+        audio_sha256 = hashlib.sha256(audio.data).hexdigest()
+        data_key = new_data_key()
+        wrapped = self._keys.wrap(data_key, recording_id.encode())
+        blob = encrypt_object(audio.data, data_key, recording_id)
+        del data_key
+        self._blobs.put(key, blob)
+        with self._finalise_lock, self._catalog.write() as session:
+            recording = session.get(Recording, recording_id)
+            assert recording is not None
+            if recording.status != "recording":
+                return
+            call_row = session.get(Call, recording.call_id)
+            assert call_row is not None
+            call_row.ended_at = ended_at
+            recording.status = status
+            recording.object_key = key
+            recording.format = audio.format
+            recording.sample_rate = audio.sample_rate
+            recording.channels = audio.channels
+            recording.mixed = audio.mixed
+            recording.duration_seconds = round(audio.duration_seconds, 3)
+            recording.audio_size = len(audio.data)
+            recording.object_size = len(blob)
+            recording.audio_sha256 = audio_sha256
+            recording.object_sha256 = hashlib.sha256(blob).hexdigest()
+            recording.kek_id = wrapped.kek_id
+            recording.wrapped_key = wrapped.wrapped
+            recording.completeness = _completeness(streams)
+            recording.finalized_at = datetime.now(UTC)
+            recording.streams = [
+                Stream(
+                    label=s.label[:64],
+                    codec=s.codec,
+                    channel=s.channel,
+                    participant_aor=s.participant_aor,
+                    stats=dict(s.stats),
+                )
+                for s in streams
+            ]
+            recording.events = [
+                RecordingEvent(kind=e.kind[:32], offset_seconds=round(e.offset_seconds, 3), data=dict(e.data))
+                for e in events
+            ]
+            session.flush()
+            self._sign(session, recording)
+        log.info("recording %s sealed: %s, %.1f s", recording_id, status, audio.duration_seconds)
+
+    def _sign(self, session: object, recording: Recording) -> None:
+        from sqlalchemy.orm import Session
+
+        assert isinstance(session, Session)
+        session.flush()
+        manifest = build_manifest(session, recording)
+        recording.manifest = canonical_json(manifest).decode()
+        recording.manifest_signature = self._signer.sign(recording.manifest.encode())
+        recording.signing_key_id = self._signer.key_id
+
+    def store_new(
+        self,
+        call: CallRecord,
+        audio: ArchiveAudio,
+        streams: list[StreamRecord],
+        status: FinalStatus = "complete",
+        events: list[CallEvent] | None = None,
+    ) -> str:
+        """Catalogue and seal a recording made elsewhere (uploads, imports)."""
+        recording_id = self.begin(call)
+        try:
+            ended = call.started_at.timestamp() + audio.duration_seconds
+            self.finalise(
+                recording_id, audio, status, streams, events or [], datetime.fromtimestamp(ended, UTC)
+            )
+        except BaseException:
+            self._discard(recording_id)
+            raise
+        return recording_id
+
+    def _discard(self, recording_id: str) -> None:
+        """Remove a recording that never got audio (failed import): nothing half-written stays."""
+        with self._catalog.write() as session:
+            recording = session.get(Recording, recording_id)
+            if recording is None or recording.status != "recording":
+                return
+            call_id = recording.call_id
+            session.delete(recording)
+            session.flush()
+            call_row = session.get(Call, call_id)
+            if call_row is not None:
+                session.delete(call_row)
+
+    def unfinished(self) -> list[str]:
+        """Ids still in status 'recording' (for crash recovery at start)."""
+        with self._catalog.read() as session:
+            return list(session.scalars(select(Recording.id).where(Recording.status == "recording")))
+
+    def mark_interrupted_without_audio(self, recording_id: str) -> None:
+        """A recording whose spool is gone entirely: keep the row, flag it, no audio."""
+        with self._catalog.write() as session:
+            recording = session.get(Recording, recording_id)
+            if recording is None or recording.status != "recording":
+                return
+            recording.status = "interrupted"
+            recording.finalized_at = datetime.now(UTC)
+            self._sign(session, recording)
+
+
+def _stat(stats: dict[str, object], name: str) -> int:
+    value = stats.get("packets_" + name, stats.get(name, 0))
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def _completeness(streams: list[StreamRecord]) -> dict[str, object]:
+    expected = sum(_stat(s.stats, "expected") for s in streams)
+    lost = sum(_stat(s.stats, "lost") for s in streams)
+    return {
+        "packets_expected": expected,
+        "packets_lost": lost,
+        "loss_fraction": round(lost / expected, 6) if expected else 0.0,
+    }

@@ -1,0 +1,215 @@
+"""Recording search: filters, scope, paging and sort over the catalog.
+
+Every filter maps to a column of ``recordings`` covered by a composite index
+ending in ``started_at`` (see :mod:`callvault.db.models`), and the caller's
+scope is one more condition, so a supervisor's search is as fast as an
+admin's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from callvault.db.catalog import Catalog
+from callvault.db.models import Call, CallIdentifier, Participant, Recording, RecordingTag, Stream, User
+from callvault.errors import InvalidInput, NotFound
+from callvault.services.access import Action, Principal, check_recording, recording_scope
+from callvault.services.audit import AccessLog
+from callvault.services.directory import AgentDirectory
+from callvault.services.manifest import iso
+from callvault.services.phone import normalise_number
+
+STATUSES = ("recording", "complete", "incomplete", "interrupted", "deleted")
+SORTS = {
+    "started_at": Recording.started_at,
+    "duration": Recording.duration_seconds,
+}
+MAX_PAGE = 500
+
+
+@dataclass
+class RecordingQuery:
+    agent: str | None = None
+    customer: str | None = None
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    direction: Literal["inbound", "outbound"] | None = None
+    queue: str | None = None
+    tag: str | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    call_id: str | None = None
+    status: str | None = None
+    limit: int = 50
+    offset: int = 0
+    sort: str = "-started_at"
+
+    def validate(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        if self.offset < 0:
+            raise InvalidInput("offset must not be negative")
+        if self.sort.lstrip("-") not in SORTS:
+            raise InvalidInput(f"sort must be one of {', '.join(SORTS)} (prefix '-' for descending)")
+        if self.direction not in (None, "inbound", "outbound"):
+            raise InvalidInput("direction must be inbound or outbound")
+        if self.status is not None and self.status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
+        for name in ("min_duration", "max_duration"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InvalidInput(f"{name} must not be negative")
+        if self.started_from and self.started_to and self.started_from > self.started_to:
+            raise InvalidInput("'from' is after 'to'")
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in vars(self).items() if v not in (None, "") and k not in {"limit", "offset", "sort"}]
+        return " ".join(parts) or "all"
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class RecordingCatalog:
+    def __init__(self, catalog: Catalog, directory: AgentDirectory, access_log: AccessLog, region: str) -> None:
+        self._catalog = catalog
+        self._directory = directory
+        self._log = access_log
+        self._region = region
+
+    def search(self, principal: Principal, query: RecordingQuery) -> Page:
+        query.validate()
+        conditions: list[ColumnElement[bool]] = [recording_scope(principal, Action.RECORDING_SEARCH)]
+        if query.agent:
+            agent_id = self._directory.resolve_user(query.agent)
+            conditions.append(Recording.agent_user_id == (agent_id if agent_id is not None else -1))
+        if query.customer:
+            number = normalise_number(query.customer, self._region)
+            if number is None:
+                raise InvalidInput(f"customer {query.customer!r} is not a phone number")
+            conditions.append(Recording.customer_number == number)
+        if query.started_from:
+            conditions.append(Recording.started_at >= _aware(query.started_from))
+        if query.started_to:
+            conditions.append(Recording.started_at < _aware(query.started_to))
+        if query.direction:
+            conditions.append(Recording.direction == query.direction)
+        if query.queue:
+            conditions.append(Recording.queue == query.queue)
+        if query.status:
+            conditions.append(Recording.status == query.status)
+        if query.min_duration is not None:
+            conditions.append(Recording.duration_seconds >= query.min_duration)
+        if query.max_duration is not None:
+            conditions.append(Recording.duration_seconds <= query.max_duration)
+        if query.tag:
+            conditions.append(
+                Recording.id.in_(select(RecordingTag.recording_id).where(RecordingTag.tag == query.tag))
+            )
+        if query.call_id:
+            conditions.append(
+                Recording.call_id.in_(select(CallIdentifier.call_id).where(CallIdentifier.value == query.call_id))
+            )
+        column = SORTS[query.sort.lstrip("-")]
+        order = column.desc() if query.sort.startswith("-") else column.asc()
+        with self._catalog.read() as session:
+            total = session.scalar(select(func.count()).select_from(Recording).where(*conditions)) or 0
+            rows = session.scalars(
+                select(Recording).where(*conditions).order_by(order, Recording.id).limit(query.limit).offset(query.offset)
+            ).all()
+            items = [self._summary(session, r) for r in rows]
+        self._log.record(principal, "search", detail=query.describe())
+        return Page(items=items, total=total, limit=query.limit, offset=query.offset)
+
+    def get(self, principal: Principal, recording_id: str) -> dict[str, Any]:
+        with self._catalog.read() as session:
+            try:
+                recording = check_recording(principal, Action.RECORDING_VIEW, session.get(Recording, recording_id))
+            except NotFound:
+                self._log.record(principal, "view", recording_id, outcome="not_found")
+                raise
+            detail = self._detail(session, recording)
+        self._log.record(principal, "view", recording_id)
+        return detail
+
+    def _summary(self, session: Session, r: Recording) -> dict[str, Any]:
+        agent = session.get(User, r.agent_user_id).username if r.agent_user_id else None  # type: ignore[union-attr]
+        tags = sorted(session.scalars(select(RecordingTag.tag).where(RecordingTag.recording_id == r.id)))
+        return {
+            "id": r.id,
+            "status": r.status,
+            "started_at": iso(_aware(r.started_at)),
+            "duration": r.duration_seconds,
+            "direction": r.direction,
+            "queue": r.queue,
+            "customer_number": r.customer_number,
+            "agent": agent,
+            "mixed": r.mixed,
+            "tags": tags,
+        }
+
+    def _detail(self, session: Session, r: Recording) -> dict[str, Any]:
+        call = session.get(Call, r.call_id)
+        assert call is not None
+        participants = session.scalars(select(Participant).where(Participant.call_id == r.call_id)).all()
+        identifiers = session.scalars(select(CallIdentifier).where(CallIdentifier.call_id == r.call_id)).all()
+        streams = session.scalars(select(Stream).where(Stream.recording_id == r.id)).all()
+        detail = self._summary(session, r)
+        detail.update(
+            {
+                "ended_at": iso(call.ended_at),
+                "calling_number": call.calling_number,
+                "called_number": call.called_number,
+                "source": call.source,
+                "call_ids": [{"kind": i.kind, "value": i.value} for i in identifiers],
+                "participants": [
+                    {
+                        "aor": p.aor,
+                        "display_name": p.display_name,
+                        "role": p.role,
+                        "number": p.number,
+                        "joined_at": iso(p.joined_at),
+                        "left_at": iso(p.left_at),
+                    }
+                    for p in participants
+                ],
+                "streams": [
+                    {
+                        "label": s.label,
+                        "codec": s.codec,
+                        "channel": {0: "left", 1: "right", -1: "mixed"}.get(s.channel, str(s.channel)),
+                        "participant_aor": s.participant_aor,
+                        "stats": s.stats,
+                    }
+                    for s in streams
+                ],
+                "format": r.format,
+                "sample_rate": r.sample_rate,
+                "channels": r.channels,
+                "audio_size": r.audio_size,
+                "audio_sha256": r.audio_sha256,
+                "object_sha256": r.object_sha256,
+                "completeness": r.completeness,
+                "signing_key_id": r.signing_key_id,
+                "events": [
+                    {"kind": e.kind, "offset_seconds": e.offset_seconds, "data": e.data}
+                    for e in sorted(r.events, key=lambda e: e.offset_seconds)
+                ],
+            }
+        )
+        return detail

@@ -1,0 +1,89 @@
+"""Shared fixtures: settings on SQLite and PostgreSQL, a service context, an API client.
+
+Every test that takes ``ctx`` (or anything built on it) runs once per catalog
+backend: ``--db=sqlite,postgresql`` (the default) runs both. PostgreSQL tests
+each get a fresh schema in the ``test`` database (``CALLVAULT_TEST_POSTGRES_URL``
+overrides the server), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from callvault.services.context import ServiceContext, open_context
+from callvault.settings import Settings, load_settings
+
+POSTGRES_URL = os.environ.get("CALLVAULT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = Path(os.environ.get("CALLVAULT_REFERENCE_DIR", REPO.parent / "shared" / "reference")).resolve()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        default=os.environ.get("CALLVAULT_TEST_DB", "sqlite,postgresql"),
+        help="comma-separated catalog backends to run database tests on: sqlite, postgresql",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_backend" in metafunc.fixturenames:
+        backends = [b.strip() for b in metafunc.config.getoption("--db").split(",") if b.strip()]
+        metafunc.parametrize("db_backend", backends, scope="function")
+
+
+@pytest.fixture
+def reference_dir() -> Path:
+    if not REFERENCE_DIR.is_dir():
+        pytest.fail(f"reference data not found at {REFERENCE_DIR}; set CALLVAULT_REFERENCE_DIR")
+    return REFERENCE_DIR
+
+
+@pytest.fixture
+def database_url(db_backend: str) -> Iterator[str]:
+    if db_backend == "sqlite":
+        yield ""
+        return
+    if db_backend != "postgresql":
+        raise pytest.UsageError(f"unknown --db backend {db_backend!r}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def make_settings(data_dir: Path, database_url: str, **extra: str) -> Settings:
+    env = {"CALLVAULT_DATA_DIR": str(data_dir), "CALLVAULT_DATABASE_URL": database_url}
+    env.update({f"CALLVAULT_{k.upper()}": v for k, v in extra.items()})
+    return load_settings(env=env)
+
+
+@pytest.fixture
+def settings(data_dir: Path, database_url: str) -> Settings:
+    return make_settings(data_dir, database_url, sip_port="0", http_port="0")
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[ServiceContext]:
+    context = open_context(settings)
+    try:
+        yield context
+    finally:
+        context.close()

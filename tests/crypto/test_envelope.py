@@ -1,0 +1,280 @@
+"""Chunked AES-256-GCM envelope: round trips, range reads, tamper detection."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from callvault.crypto.envelope import (
+    HEADER_SIZE,
+    TAG_SIZE,
+    EncryptedObjectReader,
+    ObjectEncryptor,
+    ciphertext_size,
+    decrypt_object,
+    encrypt_object,
+    new_data_key,
+)
+from callvault.errors import IntegrityError, InvalidInput, RangeNotSatisfiable
+
+OBJECT_ID = "rec-0001/archive.opus"
+
+
+def reader_over(blob: bytes, calls: list[tuple[int, int]] | None = None) -> Callable[[int, int], bytes]:
+    """read_range with BlobStore.get_range semantics (short read at the end)."""
+
+    def read_range(start: int, length: int) -> bytes:
+        if calls is not None:
+            calls.append((start, length))
+        return blob[start : start + length]
+
+    return read_range
+
+
+def chunk_span(index: int, chunk_size: int) -> slice:
+    start = HEADER_SIZE + index * (chunk_size + TAG_SIZE)
+    return slice(start, start + chunk_size + TAG_SIZE)
+
+
+@pytest.fixture
+def key() -> bytes:
+    return new_data_key()
+
+
+ROUND_TRIP_CASES = [
+    (size, chunk_size)
+    for chunk_size in (1, 100, 65536)
+    for size in (0, 1, 99, 100, 101, 1000, 65536 * 2 + 7)
+    if chunk_size > 1 or size <= 1000
+]
+
+
+@pytest.mark.parametrize(("size", "chunk_size"), ROUND_TRIP_CASES)
+def test_round_trip(size: int, chunk_size: int, key: bytes) -> None:
+    plaintext = random.Random(size).randbytes(size)
+    blob = encrypt_object(plaintext, key, OBJECT_ID, chunk_size)
+    assert len(blob) == ciphertext_size(size, chunk_size)
+    assert decrypt_object(blob, key, OBJECT_ID) == plaintext
+    reader = EncryptedObjectReader(reader_over(blob), key, OBJECT_ID)
+    assert reader.plaintext_size == size
+    assert reader.read(0, size) == plaintext
+    assert b"".join(reader.iter_chunks()) == plaintext
+
+
+def test_new_data_key_is_random_32_bytes() -> None:
+    keys = {new_data_key() for _ in range(8)}
+    assert len(keys) == 8 and all(len(k) == 32 for k in keys)
+
+
+def test_same_plaintext_encrypts_differently(key: bytes) -> None:
+    plaintext = b"OggS" * 1000
+    assert encrypt_object(plaintext, key, OBJECT_ID) != encrypt_object(plaintext, key, OBJECT_ID)
+
+
+def test_streaming_encryptor_matches_any_feeding_pattern(key: bytes) -> None:
+    rng = random.Random(7)
+    plaintext = rng.randbytes(10_000)
+    encryptor = ObjectEncryptor(key, OBJECT_ID, len(plaintext), chunk_size=333)
+    pieces, pos = [], 0
+    while pos < len(plaintext):
+        step = rng.choice([0, 1, 5, 332, 333, 334, 1200])
+        pieces.append(encryptor.update(plaintext[pos : pos + step]))
+        pos += step
+    pieces.append(encryptor.finish())
+    blob = b"".join(pieces)
+    assert pieces[0][:4] == b"CVE1"
+    assert len(blob) == ciphertext_size(len(plaintext), 333)
+    assert decrypt_object(blob, key, OBJECT_ID) == plaintext
+
+
+def test_streaming_encryptor_enforces_declared_length(key: bytes) -> None:
+    encryptor = ObjectEncryptor(key, OBJECT_ID, 10, chunk_size=4)
+    out = [encryptor.update(b"12345678")]
+    with pytest.raises(InvalidInput, match="more than the declared 10"):
+        encryptor.update(b"abc")
+    with pytest.raises(InvalidInput, match="only 8 were fed"):
+        encryptor.finish()
+    out += [encryptor.update(b"90"), encryptor.finish()]
+    assert decrypt_object(b"".join(out), key, OBJECT_ID) == b"1234567890"
+    with pytest.raises(InvalidInput, match="already finished"):
+        encryptor.update(b"")
+
+
+def test_wrong_key_size_is_rejected() -> None:
+    with pytest.raises(InvalidInput, match="32 bytes"):
+        encrypt_object(b"x", b"short", OBJECT_ID)
+
+
+def test_random_range_reads_cross_chunk_boundaries(key: bytes) -> None:
+    rng = random.Random(2024)
+    chunk_size = 512
+    plaintext = rng.randbytes(chunk_size * 9 + 123)
+    blob = encrypt_object(plaintext, key, OBJECT_ID, chunk_size)
+    reader = EncryptedObjectReader(reader_over(blob), key, OBJECT_ID, prefetch_chunks=3)
+    edges = [0, 1, chunk_size - 1, chunk_size, chunk_size + 1, len(plaintext) - 1, len(plaintext)]
+    cases = [(a, b) for a in edges for b in edges if a <= b]
+    for _ in range(300):
+        a = rng.randrange(len(plaintext) + 1)
+        cases.append((a, rng.randrange(a, len(plaintext) + 1)))
+    for start, end in cases:
+        assert reader.read(start, end) == plaintext[start:end], (start, end)
+        assert b"".join(reader.iter_chunks(start, end)) == plaintext[start:end], (start, end)
+
+
+def test_range_read_fetches_only_needed_chunks(key: bytes) -> None:
+    chunk_size = 1000
+    plaintext = bytes(range(256)) * 40  # 10 240 bytes: 11 chunks
+    blob = encrypt_object(plaintext, key, OBJECT_ID, chunk_size)
+    calls: list[tuple[int, int]] = []
+    reader = EncryptedObjectReader(reader_over(blob, calls), key, OBJECT_ID)
+    calls.clear()
+    assert reader.read(2500, 3500) == plaintext[2500:3500]
+    offset, length = reader.ciphertext_range_for(2500, 3500)
+    assert calls == [(offset, length)]
+    assert offset == HEADER_SIZE + 2 * (chunk_size + TAG_SIZE)
+    assert length == 2 * (chunk_size + TAG_SIZE)
+
+
+def test_streaming_fetches_one_chunk_first_then_growing_batches(key: bytes) -> None:
+    chunk_size = 100
+    plaintext = bytes(1050)  # 11 chunks
+    blob = encrypt_object(plaintext, key, OBJECT_ID, chunk_size)
+    calls: list[tuple[int, int]] = []
+    reader = EncryptedObjectReader(reader_over(blob, calls), key, OBJECT_ID, prefetch_chunks=4)
+    calls.clear()
+    stream = reader.iter_chunks()
+    assert next(stream) == bytes(100)
+    assert calls == [(HEADER_SIZE, chunk_size + TAG_SIZE)]
+    assert b"".join(stream) == plaintext[100:]
+    chunks_per_call = [round(length / (chunk_size + TAG_SIZE)) for _, length in calls]
+    assert chunks_per_call == [1, 2, 4, 4]
+
+
+def test_iter_chunks_yields_chunk_sized_pieces(key: bytes) -> None:
+    plaintext = bytes(5000)
+    blob = encrypt_object(plaintext, key, OBJECT_ID, 1024)
+    reader = EncryptedObjectReader(reader_over(blob), key, OBJECT_ID)
+    assert [len(p) for p in reader.iter_chunks(1000, 4100)] == [24, 1024, 1024, 1024, 4]
+    assert list(reader.iter_chunks(5000, 5000)) == []
+    assert reader.read(4990, 10**9) == plaintext[4990:]
+
+
+@pytest.mark.parametrize(("start", "end"), [(-1, 5), (10, 5), (5001, 5002)])
+def test_unsatisfiable_ranges(start: int, end: int, key: bytes) -> None:
+    blob = encrypt_object(bytes(5000), key, OBJECT_ID, 1024)
+    reader = EncryptedObjectReader(reader_over(blob), key, OBJECT_ID)
+    with pytest.raises(RangeNotSatisfiable):
+        reader.read(start, end)
+
+
+# -- tampering -----------------------------------------------------------------
+
+CHUNK = 256
+PLAINTEXT = bytes(range(256)) * 5 + b"tail"  # 5 full chunks + a 4-byte last chunk
+
+
+@pytest.fixture
+def blob(key: bytes) -> bytes:
+    return encrypt_object(PLAINTEXT, key, OBJECT_ID, CHUNK)
+
+
+def both_paths_fail(blob: bytes, key: bytes, match: str, object_id: str = OBJECT_ID) -> None:
+    with pytest.raises(IntegrityError, match=match):
+        decrypt_object(blob, key, object_id)
+    with pytest.raises(IntegrityError, match=match):
+        reader = EncryptedObjectReader(reader_over(blob), key, object_id)
+        reader.read(0, reader.plaintext_size)
+
+
+@pytest.mark.parametrize("position", list(range(HEADER_SIZE)))
+def test_flipped_header_byte_is_detected(position: int, blob: bytes, key: bytes) -> None:
+    damaged = bytearray(blob)
+    damaged[position] ^= 0x01
+    both_paths_fail(bytes(damaged), key, "header|object")
+
+
+def test_flipped_chunk_byte_names_the_chunk(blob: bytes, key: bytes) -> None:
+    damaged = bytearray(blob)
+    damaged[chunk_span(3, CHUNK).start + 17] ^= 0x80
+    both_paths_fail(bytes(damaged), key, "chunk 3 of 6 failed authentication")
+
+
+def test_flipped_tag_byte_is_detected(blob: bytes, key: bytes) -> None:
+    damaged = bytearray(blob)
+    damaged[chunk_span(1, CHUNK).stop - 1] ^= 0x01
+    both_paths_fail(bytes(damaged), key, "chunk 1 of 6")
+
+
+def test_truncated_last_chunk_is_detected(blob: bytes, key: bytes) -> None:
+    both_paths_fail(blob[:-1], key, "truncated")
+
+
+def test_dropped_last_chunk_is_detected(blob: bytes, key: bytes) -> None:
+    both_paths_fail(blob[: chunk_span(5, CHUNK).start], key, "chunk 5 of 6 incomplete")
+
+
+def test_swapped_chunks_are_detected(blob: bytes, key: bytes) -> None:
+    one, two = chunk_span(1, CHUNK), chunk_span(2, CHUNK)
+    swapped = blob[: one.start] + blob[two] + blob[one] + blob[two.stop :]
+    assert len(swapped) == len(blob)
+    both_paths_fail(swapped, key, "chunk 1 of 6 failed")
+
+
+def test_appended_bytes_are_detected(blob: bytes, key: bytes) -> None:
+    both_paths_fail(blob + blob[chunk_span(0, CHUNK)], key, "after the last chunk")
+
+
+def test_chunk_from_another_object_is_detected(blob: bytes, key: bytes) -> None:
+    other = encrypt_object(PLAINTEXT, key, "rec-0002/archive.opus", CHUNK)
+    span = chunk_span(2, CHUNK)
+    spliced = blob[: span.start] + other[span] + blob[span.stop :]
+    both_paths_fail(spliced, key, "chunk 2 of 6")
+
+
+def test_cut_at_a_chunk_boundary_is_detected(blob: bytes, key: bytes) -> None:
+    both_paths_fail(blob[: chunk_span(2, CHUNK).stop], key, "truncated")
+
+
+def test_wrong_object_id_is_detected(blob: bytes, key: bytes) -> None:
+    both_paths_fail(blob, key, "header failed authentication", object_id="rec-0001/other.opus")
+
+
+def test_wrong_key_is_detected(blob: bytes) -> None:
+    both_paths_fail(blob, new_data_key(), "header failed authentication")
+
+
+def test_not_an_envelope(key: bytes) -> None:
+    both_paths_fail(b"OggS" + bytes(100), key, "not an encrypted callvault object")
+
+
+def test_reader_detects_damage_only_in_chunks_it_reads(blob: bytes, key: bytes) -> None:
+    damaged = bytearray(blob)
+    damaged[chunk_span(4, CHUNK).start] ^= 0x01
+    reader = EncryptedObjectReader(reader_over(bytes(damaged)), key, OBJECT_ID, prefetch_chunks=1)
+    assert reader.read(0, 4 * CHUNK) == PLAINTEXT[: 4 * CHUNK]
+    with pytest.raises(IntegrityError, match="chunk 4 of 6"):
+        reader.read(4 * CHUNK, 4 * CHUNK + 1)
+
+
+# -- ciphertext looks random ---------------------------------------------------
+
+
+def entropy_bits_per_byte(data: bytes) -> float:
+    counts = Counter(data)
+    return -sum(c / len(data) * math.log2(c / len(data)) for c in counts.values())
+
+
+def test_ciphertext_hides_container_signatures_and_is_high_entropy(key: bytes) -> None:
+    # Highly structured plaintext: Ogg/RIFF magics repeated every 4 KiB plus silence.
+    page = b"OggS\x00\x02" + b"RIFF" + b"WAVEfmt " + bytes(4096 - 18)
+    plaintext = (page * 256)[: 1 << 20]
+    assert entropy_bits_per_byte(plaintext) < 1.0
+    blob = encrypt_object(plaintext, key, OBJECT_ID)
+    body = blob[HEADER_SIZE:]
+    for marker in (b"OggS", b"RIFF", b"WAVE", b"\x00" * 16):
+        assert marker not in body
+    assert entropy_bits_per_byte(body) > 7.9

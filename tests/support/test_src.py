@@ -1,0 +1,379 @@
+"""An independent Session Recording Client for tests.
+
+Nothing here imports callvault: SIP, SDP and rs-metadata text is written with
+f-strings, RTP headers are packed with ``struct``, G.711 is encoded with numpy
+from the ITU-T reference algorithm, G.722 through PyAV, and SRTP through
+pylibsrtp directly. Blocking sockets: call it from a thread
+(``asyncio.to_thread``) when the server runs in the test's event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+import struct
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+CRLF = "\r\n"
+
+
+# -- audio encoders -------------------------------------------------------------
+
+
+def ulaw_encode(pcm: npt.NDArray[np.int16]) -> bytes:
+    x = pcm.astype(np.int32)
+    sign = (x < 0).astype(np.int32)
+    magnitude = np.minimum(np.abs(x), 32635) + 0x84
+    exponent = np.clip(np.floor(np.log2(magnitude)).astype(np.int32) - 7, 0, 7)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~((sign << 7) | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
+def alaw_encode(pcm: npt.NDArray[np.int16]) -> bytes:
+    out = bytearray()
+    seg_end = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF]
+    for sample in pcm.astype(np.int32).tolist():
+        value = sample >> 3
+        if value >= 0:
+            mask = 0xD5
+        else:
+            mask = 0x55
+            value = -value - 1
+        seg = next((i for i, end in enumerate(seg_end) if value <= end), 8)
+        if seg >= 8:
+            out.append(0x7F ^ mask)
+            continue
+        aval = seg << 4
+        aval |= (value >> 1) & 0x0F if seg < 2 else (value >> seg) & 0x0F
+        out.append(aval ^ mask)
+    return bytes(out)
+
+
+def g722_encode(pcm16k: npt.NDArray[np.int16]) -> list[bytes]:
+    """20 ms G.722 frames (160 bytes each) of 16 kHz audio, via FFmpeg's encoder."""
+    import av
+
+    codec = av.CodecContext.create("g722", "w")
+    codec.sample_rate = 16000
+    codec.format = "s16"
+    codec.layout = "mono"
+    codec.open()
+    data = bytearray()
+    for start in range(0, pcm16k.size - 319, 320):
+        frame = av.AudioFrame.from_ndarray(pcm16k[start : start + 320].reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 16000
+        for packet in codec.encode(frame):
+            data.extend(bytes(packet))
+    for packet in codec.encode(None):
+        data.extend(bytes(packet))
+    return [bytes(data[i : i + 160]) for i in range(0, len(data) - 159, 160)]
+
+
+def frames_for(encoding: str, pcm: npt.NDArray[np.int16]) -> list[bytes]:
+    """20 ms payloads; ``pcm`` is 8 kHz for G.711, 16 kHz for G.722."""
+    if encoding == "G722":
+        return g722_encode(pcm)
+    encoded = ulaw_encode(pcm) if encoding == "PCMU" else alaw_encode(pcm)
+    return [encoded[i : i + 160] for i in range(0, len(encoded) - 159, 160)]
+
+
+# -- RTP / SRTP ------------------------------------------------------------------
+
+
+@dataclass
+class RtpSender:
+    host: str
+    port: int
+    payload_type: int
+    frames: list[bytes]
+    samples_per_frame: int = 160
+    ssrc: int = field(default_factory=lambda: secrets.randbits(32))
+    srtp_key: bytes | None = None  # 30 bytes key+salt (AES_CM_128_HMAC_SHA1_80)
+
+    def packets(self) -> list[bytes]:
+        seq = secrets.randbelow(30000)
+        ts = secrets.randbits(31)
+        protect = None
+        if self.srtp_key is not None:
+            import pylibsrtp
+
+            policy = pylibsrtp.Policy(key=self.srtp_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+            protect = pylibsrtp.Session(policy=policy).protect
+        out = []
+        for index, payload in enumerate(self.frames):
+            marker = 0x80 if index == 0 else 0
+            header = struct.pack(
+                "!BBHII", 0x80, marker | self.payload_type, (seq + index) & 0xFFFF, (ts + index * self.samples_per_frame) & 0xFFFFFFFF, self.ssrc
+            )
+            packet = header + payload
+            out.append(protect(packet) if protect else packet)
+        return out
+
+
+def send_rtp(senders: list[RtpSender], ptime: float = 0.02) -> None:
+    """Send every stream's packets interleaved, paced at ``ptime``, from one socket per stream."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in senders]
+    streams = [s.packets() for s in senders]
+    try:
+        start = time.monotonic()
+        for index in range(max(len(p) for p in streams)):
+            due = start + index * ptime
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # real-time pacing of the media, not a wait on a condition
+            for sock, sender, packets in zip(sockets, senders, streams, strict=True):
+                if index < len(packets):
+                    sock.sendto(packets[index], (sender.host, sender.port))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+# -- SIP ---------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: dict[str, list[str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    @property
+    def to_tag(self) -> str | None:
+        to = self.header("to") or self.header("t") or ""
+        for piece in to.split(";")[1:]:
+            key, _, value = piece.strip().partition("=")
+            if key.lower() == "tag":
+                return value
+        return None
+
+
+def parse_response(data: bytes) -> Response | None:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("utf-8", "replace").split("\r\n")
+    if not lines[0].startswith("SIP/2.0 "):
+        return None
+    _, code, *reason = lines[0].split(" ", 2)
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return Response(int(code), reason[0] if reason else "", headers, body)
+
+
+@dataclass
+class Stream:
+    label: str
+    encoding: str = "PCMU"  # PCMU, PCMA or G722
+    sender_aor: str | None = None
+    direction: str = "sendonly"
+    srtp: bool = False
+    key: bytes = field(default_factory=lambda: os.urandom(30))
+
+    @property
+    def payload_type(self) -> int:
+        return {"PCMU": 0, "PCMA": 8, "G722": 9}[self.encoding]
+
+    @property
+    def stream_id(self) -> str:
+        return base64.b64encode(f"stream-{self.label}".encode()).decode()
+
+
+def sdp_offer(streams: list[Stream], *, host: str = "127.0.0.1", hold: bool = False, version: int = 1) -> str:
+    lines = ["v=0", f"o=TestSRC 4242 {version} IN IP4 {host}", "s=-", f"c=IN IP4 {'0.0.0.0' if hold else host}", "t=0 0"]
+    for index, stream in enumerate(streams):
+        proto = "RTP/SAVP" if stream.srtp else "RTP/AVP"
+        lines.append(f"m=audio {40000 + 2 * index} {proto} {stream.payload_type} 101")
+        lines.append(f"a=rtpmap:{stream.payload_type} {stream.encoding}/8000")
+        lines.append("a=rtpmap:101 telephone-event/8000")
+        lines.append(f"a=label:{stream.label}")
+        if stream.srtp:
+            lines.append(f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{base64.b64encode(stream.key).decode()}")
+        lines.append("a=inactive" if hold else f"a={stream.direction}")
+    return CRLF.join(lines) + CRLF
+
+
+def metadata_xml(participants: list[tuple[str, str]], streams: list[Stream], session_id: str = "c2Vzc2lvbi0x") -> str:
+    """``participants``: (participant id, AOR); each stream's sender is ``Stream.sender_aor``."""
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>', '<recording xmlns="urn:ietf:params:xml:ns:recording:1">']
+    parts.append("<datamode>complete</datamode>")
+    parts.append(f'<session session_id="{session_id}"><sipSessionID>abc</sipSessionID></session>')
+    for pid, aor in participants:
+        parts.append(f'<participant participant_id="{pid}"><nameID aor="{aor}"><name>{aor}</name></nameID></participant>')
+    for stream in streams:
+        parts.append(f'<stream stream_id="{stream.stream_id}" session_id="{session_id}"><label>{stream.label}</label></stream>')
+    for pid, aor in participants:
+        sends = "".join(f"<send>{s.stream_id}</send>" for s in streams if s.sender_aor == aor)
+        recvs = "".join(f"<recv>{s.stream_id}</recv>" for s in streams if s.sender_aor not in (aor, None))
+        parts.append(f'<participantstreamassoc participant_id="{pid}">{sends}{recvs}</participantstreamassoc>')
+    parts.append("</recording>")
+    return "\n".join(parts)
+
+
+def multipart(sdp: str, xml: str, boundary: str = "testsrc-boundary") -> tuple[str, bytes]:
+    body = (
+        f"--{boundary}{CRLF}Content-Type: application/sdp{CRLF}{CRLF}{sdp}{CRLF}"
+        f"--{boundary}{CRLF}Content-Type: application/rs-metadata+xml{CRLF}Content-Disposition: recording-session{CRLF}{CRLF}{xml}{CRLF}"
+        f"--{boundary}--{CRLF}"
+    )
+    return f"multipart/mixed;boundary={boundary}", body.encode()
+
+
+def answered_ports(sdp: bytes) -> dict[str, int]:
+    """label → port of the answer's m= lines (position label if unlabelled)."""
+    ports: dict[str, int] = {}
+    current_port: int | None = None
+    index = 0
+    for line in sdp.decode().splitlines():
+        if line.startswith("m="):
+            current_port = int(line.split()[1])
+            index += 1
+            ports[str(index)] = current_port
+        elif line.startswith("a=label:") and current_port is not None:
+            ports.pop(str(index), None)
+            ports[line[len("a=label:") :].strip()] = current_port
+    return ports
+
+
+class TestSrc:
+    """One SIP client socket (UDP or TCP) talking to the recorder."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, host: str, port: int, transport: str = "UDP") -> None:
+        self.host, self.port, self.transport = host, port, transport.upper()
+        if self.transport == "UDP":
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+        else:
+            self.sock = socket.create_connection((host, port))
+        self.sock.settimeout(5.0)
+        self.local_port = self.sock.getsockname()[1]
+        self._buffer = b""
+        self.call_id = f"{uuid.uuid4()}@testsrc"
+        self.from_tag = secrets.token_hex(4)
+        self.to_tag: str | None = None
+        self.cseq = 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send_raw(self, data: bytes) -> None:
+        if self.transport == "UDP":
+            self.sock.sendto(data, (self.host, self.port))
+        else:
+            self.sock.sendall(data)
+
+    def receive(self, timeout: float = 5.0) -> Response:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no SIP message from the recorder")
+            self.sock.settimeout(remaining)
+            if self.transport == "UDP":
+                data = self.sock.recv(65535)
+            else:
+                data = self._read_stream_message(remaining)
+            response = parse_response(data)
+            if response is not None:
+                return response
+
+    def _read_stream_message(self, timeout: float) -> bytes:
+        while b"\r\n\r\n" not in self._buffer:
+            self._buffer += self.sock.recv(65535)
+        head, _, rest = self._buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.decode().split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.strip().lower() in ("content-length", "l"):
+                length = int(value.strip())
+        while len(rest) < length:
+            rest += self.sock.recv(65535)
+        self._buffer = rest[length:]
+        return head + b"\r\n\r\n" + rest[:length]
+
+    def final_response(self, timeout: float = 5.0) -> Response:
+        while True:
+            response = self.receive(timeout)
+            if response.status >= 200:
+                return response
+
+    def request_text(
+        self,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra: list[str] | None = None,
+        cseq: int | None = None,
+        branch: str | None = None,
+        to_tag: str | None = None,
+    ) -> tuple[bytes, str]:
+        branch = branch or f"z9hG4bK{secrets.token_hex(6)}"
+        number = cseq if cseq is not None else self.cseq
+        tag = to_tag if to_tag is not None else self.to_tag
+        to = f"<sip:srs@{self.host}>" + (f";tag={tag}" if tag else "")
+        lines = [
+            f"{method} sip:srs@{self.host}:{self.port} SIP/2.0",
+            f"Via: SIP/2.0/{self.transport} 127.0.0.1:{self.local_port};branch={branch};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:src@127.0.0.1>;tag={self.from_tag}",
+            f"To: {to}",
+            f"Call-ID: {self.call_id}",
+            f"CSeq: {number} {method}",
+            f"Contact: <sip:src@127.0.0.1:{self.local_port}>;+sip.src",
+        ]
+        lines += extra or []
+        if content_type:
+            lines.append(f"Content-Type: {content_type}")
+        lines.append(f"Content-Length: {len(body)}")
+        return (CRLF.join(lines) + CRLF + CRLF).encode() + body, branch
+
+    def invite(self, content_type: str, body: bytes, extra: list[str] | None = None) -> Response:
+        data, _ = self.request_text("INVITE", body=body, content_type=content_type, extra=["Require: siprec", *(extra or [])])
+        self.send_raw(data)
+        response = self.final_response()
+        if response.status == 200:
+            self.to_tag = response.to_tag
+            self.ack()
+        return response
+
+    def reinvite(self, content_type: str, body: bytes) -> Response:
+        self.cseq += 1
+        data, _ = self.request_text("INVITE", body=body, content_type=content_type)
+        self.send_raw(data)
+        response = self.final_response()
+        if response.status == 200:
+            self.ack()
+        return response
+
+    def ack(self, body: bytes = b"", content_type: str | None = None) -> None:
+        data, _ = self.request_text("ACK", body=body, content_type=content_type)
+        self.send_raw(data)
+
+    def in_dialog(self, method: str, body: bytes = b"", content_type: str | None = None) -> Response:
+        self.cseq += 1
+        data, _ = self.request_text(method, body=body, content_type=content_type)
+        self.send_raw(data)
+        return self.final_response()
+
+    def bye(self) -> Response:
+        return self.in_dialog("BYE")
+
+    def options(self) -> Response:
+        data, _ = self.request_text("OPTIONS", to_tag="")
+        self.send_raw(data)
+        return self.final_response()
