@@ -10,7 +10,7 @@ from callvault.rtp.timeline import Placement, StreamTimeline
 
 def timeline_of(count: int, **kwargs: object) -> StreamTimeline:
     timeline = StreamTimeline(8000, {0})
-    for arrival, packet in make_stream(count, **kwargs):  # type: ignore[arg-type]
+    for arrival, packet in make_stream(count, **kwargs):
         timeline.add(arrival, packet)
     return timeline
 

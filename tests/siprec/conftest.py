@@ -6,6 +6,7 @@ import asyncio
 import random
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -92,14 +93,14 @@ async def recorder(tmp_path: Path) -> AsyncIterator[Recorder]:
         ctx.close()
 
 
-def run_sipp(scenario: str, port: int, *extra: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def run_sipp(scenario: str, port: int, *extra: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
     """Run one sipp scenario against the recorder (blocking: call through asyncio.to_thread)."""
     assert SIPP is not None
     command = [
         SIPP,
         f"127.0.0.1:{port}",
         "-sf",
-        str(SCENARIOS / scenario),
+        str(SCENARIOS / scenario) if "/" not in scenario else scenario,
         "-m",
         "1",
         "-i",
@@ -113,4 +114,6 @@ def run_sipp(scenario: str, port: int, *extra: str, timeout: float = 30.0) -> su
         "-trace_err",
         *extra,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout + 10, cwd=SCENARIOS, check=False)
+    with tempfile.TemporaryDirectory(prefix="sipp-") as workdir:
+        # sipp writes its error logs into the working directory.
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout + 10, cwd=workdir, check=False)

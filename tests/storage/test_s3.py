@@ -99,6 +99,7 @@ def test_unreachable_endpoint_is_storage_error_without_secret() -> None:
             region="us-east-1",
             access_key="AKIAEXAMPLE",
             secret_key=secret,
+            max_attempts=1,  # connection refused is final here; skip the back-off
         )
     assert "offline-bucket" in caught.value.message
     assert secret not in caught.value.message
@@ -108,6 +109,8 @@ def test_unreachable_endpoint_is_storage_error_without_secret() -> None:
 def test_wrong_credentials_are_storage_error_naming_bucket_and_key(
     s3_endpoint: S3Endpoint, s3_store_factory: S3StoreFactory
 ) -> None:
+    if s3_endpoint.kind == "moto":
+        pytest.skip("moto accepts any credentials")
     bucket = s3_store_factory().bucket
     store = S3BlobStore(
         bucket,

@@ -60,6 +60,7 @@ class S3BlobStore:
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         multipart_chunk_size: int = DEFAULT_MULTIPART_CHUNK,
         create_bucket: bool = True,
+        max_attempts: int = 3,
     ) -> None:
         if not _BUCKET.match(bucket) or ".." in bucket:
             raise ConfigError(f"S3 bucket name {bucket!r} is not valid (3-63 of a-z, 0-9, '.', '-')")
@@ -83,7 +84,7 @@ class S3BlobStore:
             # Path-style addressing works with every S3-compatible server on
             # a bare host:port; virtual-hosted style needs DNS per bucket.
             s3={"addressing_style": "path" if endpoint_url else "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries={"max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=5,
             read_timeout=60,
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ import numpy.typing as npt
 from callvault.media.archive import ArchiveEncoder
 from callvault.media.codec_spec import CodecSpec
 from callvault.media.mixing import mix_down
-from callvault.rtp.render import render_stream
-from callvault.rtp.timeline import StreamTimeline
+from callvault.rtp.render import render_placements
+from callvault.rtp.timeline import Placement, StreamTimeline
 from callvault.services.call_record import (
     AGENT_CHANNEL,
     CUSTOMER_CHANNEL,
@@ -73,6 +73,7 @@ class _Track:
     stream: SpoolStream
     timeline: StreamTimeline | None
     codec: str | None
+    placements: list[Placement] = field(default_factory=list)
 
 
 def _srtp_receiver(params: dict[str, Any]) -> Any:
@@ -118,16 +119,17 @@ def _build_track(contents: SpoolContents, stream: SpoolStream) -> _Track:
     )
     timeline.add_batch(np.asarray(arrivals, dtype=np.float64), packets)
     try:
-        timeline.placements()
+        # Building the placement list is the costly part of a timeline: do it once.
+        placements = timeline.placements()
     except ValueError:
         return _Track(stream, None, audio[0].encoding if audio else None)
-    return _Track(stream, timeline, audio[0].encoding if audio else None)
+    return _Track(stream, timeline, audio[0].encoding if audio else None, placements)
 
 
 def _used_codecs(track: _Track) -> list[CodecSpec]:
     if track.timeline is None:
         return []
-    seen = {p.payload_type for p in track.timeline.placements()}
+    seen = set(np.unique(np.fromiter((p.payload_type for p in track.placements), dtype=np.int64)).tolist())
     return [c for c in _audio_codecs(track.stream) if c.payload_type in seen]
 
 
@@ -138,7 +140,7 @@ def _span(tracks: Iterable[_Track]) -> tuple[float, float] | None:
         timeline = track.timeline
         if timeline is None:
             continue
-        placements = timeline.placements()
+        placements = track.placements
         if not placements:
             continue
         anchor = timeline.anchor_wall
@@ -156,7 +158,10 @@ def _render(track: _Track, out_rate: int, start: float, seconds: float) -> Pcm |
     from callvault.media.payload_codecs import create_decoder
 
     decoders = {c.payload_type: create_decoder(c.encoding, c.clock_rate, c.channels) for c in _audio_codecs(track.stream)}
-    pcm = render_stream(track.timeline, decoders, out_rate, seconds, start)
+    timeline = track.timeline
+    pcm = render_placements(
+        track.placements, timeline.anchor_wall, timeline.clock_rate, decoders, out_rate, seconds, start
+    )
     return np.asarray(pcm, dtype=np.int16).reshape(-1)
 
 

@@ -1,0 +1,107 @@
+"""The CLI as operators use it: serve, admin, import-audio, recordings, verify, keys rotate."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.audio import mono_wav, stereo_wav, voice
+from tests.support.processes import free_port, run_cli, running_server
+
+
+@pytest.fixture
+def env(data_dir: Path, database_url: str) -> dict[str, str]:
+    return {
+        "CALLVAULT_DATA_DIR": str(data_dir),
+        "CALLVAULT_DATABASE_URL": database_url,
+        "CALLVAULT_HTTP_PORT": str(free_port()),
+        "CALLVAULT_SIP_PORT": str(free_port()),
+        "CALLVAULT_RTP_PORTS": "41000-41999",
+    }
+
+
+def test_serve_first_start_admin_and_admin_commands_while_running(env: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    with running_server(env, log):
+        base = f"http://127.0.0.1:{env['CALLVAULT_HTTP_PORT']}"
+        output = log.read_text()
+        assert "one-time password" in output
+        password = output.split("one-time password:")[1].split()[0]
+        login = httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": password})
+        assert login.status_code == 200
+        created = run_cli(
+            ["admin", "create-user", "alice", "--role", "agent", "--team", "red", "--sip-identity", "sip:1001@pbx", "--password-stdin"],
+            env, stdin="correct horse battery\n",
+        )
+        assert created.returncode == 0, created.stderr
+        token = run_cli(["admin", "create-token", "alice"], env)
+        assert token.returncode == 0, token.stderr
+        assert token.stdout.count("\n") == 1 and token.stdout.startswith("cv_")
+        me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+        assert me.json()["username"] == "alice"
+        duplicate = run_cli(["admin", "create-user", "alice", "--role", "agent"], env)
+        assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
+        bad_role = run_cli(["admin", "create-user", "eve", "--role", "overlord"], env)
+        assert bad_role.returncode == 2 and "unknown role" in bad_role.stderr
+    # Second start: no new password printed.
+    with running_server(env, tmp_path / "serve2.log"):
+        assert "one-time password" not in (tmp_path / "serve2.log").read_text()
+
+
+def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
+    wav = tmp_path / "call.wav"
+    wav.write_bytes(stereo_wav(voice(3, 8000, 120, 1), voice(3, 8000, 200, 2), 8000))
+    assert run_cli(["admin", "create-user", "alice", "--role", "agent", "--sip-identity", "1001"], env).returncode == 0
+    result = run_cli(
+        ["import-audio", str(wav), "--agent", "alice", "--customer", "(415) 555-0100", "--direction", "inbound",
+         "--started-at", "2026-05-01T09:30:00Z", "--queue", "billing", "--tag", "vip"],
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    recording_id = result.stdout.strip()
+    listing = json.loads(run_cli(["recordings", "list", "--json", "--customer", "+14155550100"], env).stdout)
+    assert [item["id"] for item in listing["items"]] == [recording_id]
+    assert listing["items"][0]["agent"] == "alice"
+    shown = json.loads(run_cli(["recordings", "show", recording_id, "--json"], env).stdout)
+    assert shown["queue"] == "billing" and shown["direction"] == "inbound"
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"c{i}.wav").write_bytes(mono_wav(voice(1, 8000, 150, i), 8000))
+    (folder / "notes.txt").write_text("ignored")
+    batch = run_cli(["import-audio", str(folder)], env)
+    assert batch.returncode == 0, batch.stderr
+    assert len(batch.stdout.split()) == 3
+
+    ok = run_cli(["verify", "--all"], env)
+    assert ok.returncode == 0 and "4 checked, 0 failed" in ok.stdout
+    rotated = run_cli(["keys", "rotate"], env)
+    assert rotated.returncode == 0 and "4 data keys re-wrapped" in rotated.stdout
+    assert run_cli(["verify", "--all"], env).returncode == 0
+
+    if not env["CALLVAULT_DATABASE_URL"]:
+        with sqlite3.connect(data_dir / "catalog.sqlite3") as db:
+            db.execute("UPDATE calls SET queue = 'billinh' WHERE queue = 'billing'")
+        failed = run_cli(["verify", "--all"], env)
+        assert failed.returncode == 5
+        assert f"FAIL {recording_id}" in failed.stdout
+
+
+def test_bad_input_gives_clear_errors(env: dict[str, str], tmp_path: Path) -> None:
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF" + b"\x00" * 10)
+    result = run_cli(["import-audio", str(junk)], env)
+    assert result.returncode == 2 and "cannot import" in result.stderr
+    assert run_cli(["import-audio", str(tmp_path / "missing.wav")], env).returncode == 2
+    bad_time = run_cli(["import-audio", str(junk), "--started-at", "tuesday"], env)
+    assert bad_time.returncode == 2 and "ISO 8601" in bad_time.stderr
+    bad_setting = run_cli(["recordings", "list"], {**env, "CALLVAULT_HTTP_PORT": "99999"})
+    assert bad_setting.returncode != 0 and "CALLVAULT_HTTP_PORT" in bad_setting.stderr
+    assert run_cli(["verify"], env).returncode == 2
+    listing = json.loads(run_cli(["recordings", "list", "--json"], env).stdout)
+    assert listing["total"] == 0

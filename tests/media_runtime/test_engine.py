@@ -1,0 +1,97 @@
+"""End to end: RTP over real sockets → MediaEngine → RecordingService → decoded archive."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import numpy as np
+
+from callvault.media.codec_spec import CodecSpec
+from callvault.media.mixing import correlate
+from callvault.runtime.media.engine import MediaEngine
+from callvault.services.call_record import CallEvent
+from callvault.services.context import ServiceContext
+from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
+from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
+
+PCMU = CodecSpec(0, "PCMU", 8000)
+DTMF = CodecSpec(101, "TELEPHONE-EVENT", 8000)
+SECONDS = 2.0
+
+
+async def test_two_streams_with_reordering_loss_and_duplicates(services: ServiceContext) -> None:
+    settings = services.settings
+    engine = MediaEngine(settings, services.recordings, services.directory)
+    await engine.start()
+    recording_id = begin_call(services)
+    session = engine.open_session(recording_id, time.time())
+    agent_port = session.add_stream("agent", [PCMU, DTMF], 0, "sip:1001@pbx", None)
+    customer_port = session.add_stream("customer", [PCMU], 1, None, None)
+    assert agent_port != customer_port
+    assert settings.rtp_ports[0] <= agent_port <= settings.rtp_ports[1] and agent_port % 2 == 0
+
+    agent_tone, customer_tone = tone(440, SECONDS), tone(1000, SECONDS)
+    agent = rtp_packets(agent_tone, ssrc=0x1111)
+    customer = rtp_packets(customer_tone, ssrc=0x2222)
+    lost = {30, 31, 77}
+    schedule: list[tuple[float, bytes, tuple[str, int]]] = []
+    for i, packet in enumerate(agent):
+        # Reordering: every 10th packet is held back 30 ms; duplicates of a few.
+        delay = 0.03 if i % 10 == 5 else 0.0
+        schedule.append((i * 0.02 + delay, packet, ("127.0.0.1", agent_port)))
+        if i in (12, 40):
+            schedule.append((i * 0.02 + 0.001, packet, ("127.0.0.1", agent_port)))
+    for i, packet in enumerate(customer):
+        if i not in lost:
+            schedule.append((i * 0.02 + 0.0005, packet, ("127.0.0.1", customer_port)))
+    session.record_event(CallEvent("dtmf", 0.5, {"digit": "7", "source": "sip-info"}))
+    await asyncio.to_thread(send_paced, schedule)
+    await session.close("complete")
+    await session.close("complete")  # a second close is harmless
+    recording = await wait_final(services, recording_id)
+
+    assert recording.status == "complete"  # 3 % loss is under the 5 % threshold
+    assert recording.channels == 2 and not recording.mixed and recording.sample_rate == 8000
+    pcm, rate = archive_pcm(services, recording)
+    assert rate == 8000
+    assert abs(pcm.shape[1] / rate - SECONDS) <= 0.05
+    n = min(pcm.shape[1], agent_tone.size)
+    expected_right = customer_tone.copy()
+    for i in lost:
+        expected_right[160 * i : 160 * (i + 1)] = 0  # lost packets are silence of their real length
+    assert correlate(pcm[0, :n], agent_tone[:n]) >= 0.9
+    assert correlate(pcm[1, :n], expected_right[:n]) >= 0.9
+    assert correlate(pcm[0, :n], customer_tone[:n]) < 0.2
+    assert np.abs(pcm[1, 160 * 31 + 40 : 160 * 32 - 40].astype(np.int32)).max() < 2000
+
+    by_label = {s.label: s.stats for s in recording.streams}
+    assert by_label["agent"]["expected"] == 100 and by_label["agent"]["lost"] == 0
+    assert by_label["agent"]["duplicated"] == 2 and by_label["agent"]["late"] >= 5
+    assert by_label["customer"]["lost"] == 3
+    dtmf = [e for e in recording.events if e.kind == "dtmf"]
+    assert dtmf and all("digit" not in e.data for e in dtmf)  # dtmf_mode 'presence' keeps no digits
+    assert not list(settings.spool_dir.iterdir())  # the spool (with any keys) is deleted
+    await engine.stop()
+
+
+async def test_one_way_audio_and_spool_mode(services: ServiceContext) -> None:
+    engine = MediaEngine(services.settings, services.recordings, services.directory)
+    await engine.start()
+    recording_id = begin_call(services)
+    session = engine.open_session(recording_id, time.time())
+    spool = services.settings.spool_dir / f"{recording_id}.spool"
+    assert os.stat(spool).st_mode & 0o777 == 0o600
+    port = session.add_stream("agent", [PCMU], 0, None, None)
+    session.add_stream("customer", [PCMU], 1, None, None)  # never receives anything
+    schedule = [(i * 0.02, p, ("127.0.0.1", port)) for i, p in enumerate(rtp_packets(tone(440, 1.0), 7))]
+    await asyncio.to_thread(send_paced, schedule)
+    await engine.stop()  # graceful stop finishes open sessions as complete
+    recording = await wait_final(services, recording_id)
+    assert recording.status == "complete"
+    pcm, rate = archive_pcm(services, recording)
+    assert pcm.shape[0] == 2 and abs(pcm.shape[1] / rate - 1.0) <= 0.05
+    assert correlate(pcm[0], tone(440, 1.0)[: pcm.shape[1]]) >= 0.9
+    assert np.abs(pcm[1].astype(np.int32)).max() < 500
+    assert {s.label: s.stats["received"] for s in recording.streams} == {"agent": 50, "customer": 0}

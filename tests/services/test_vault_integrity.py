@@ -1,0 +1,131 @@
+"""Encryption at rest, signed manifests, `verify` and key rotation on the real vault."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from callvault.errors import KeyUnavailable
+from callvault.services.context import ServiceContext
+from callvault.services.importer import ImportRequest
+from tests.support.audio import stereo_wav, voice
+from tests.support.people import ADMIN
+
+RATE = 8000
+
+
+def _import(ctx: ServiceContext, seconds: float = 3.0, seed: int = 1, **kwargs: object) -> str:
+    wav = stereo_wav(voice(seconds, RATE, 120, seed), voice(seconds, RATE, 200, seed + 1), RATE)
+    return ctx.importer.import_bytes(ADMIN, wav, ImportRequest(customer="+14155550100", **kwargs))  # type: ignore[arg-type]
+
+
+def _entropy(data: bytes) -> float:
+    counts = Counter(data)
+    return -sum(c / len(data) * math.log2(c / len(data)) for c in counts.values())
+
+
+def test_nothing_in_the_data_dir_is_plaintext_audio(ctx: ServiceContext, data_dir: Path) -> None:
+    for seed in range(3):
+        _import(ctx, seconds=8, seed=seed * 2)
+    objects = [p for p in (data_dir / "vault").rglob("*") if p.is_file()]
+    assert len(objects) == 3
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert b"RIFF" not in content and b"OggS" not in content and b"OpusHead" not in content, path
+    for path in objects:
+        assert _entropy(path.read_bytes()) > 7.9, path
+    keyring = data_dir / "keyring.json"
+    assert stat.S_IMODE(keyring.stat().st_mode) == 0o600
+    assert stat.S_IMODE((data_dir / "signing-key.pem").stat().st_mode) == 0o600
+
+
+def test_verify_passes_then_names_each_tampered_recording(ctx: ServiceContext) -> None:
+    ids = [_import(ctx, seed=s) for s in (1, 3, 5, 7, 9)]
+    assert all(r.ok for r in ctx.integrity.verify(ADMIN))
+    blob_victim, row_victim, participant_victim, stream_victim, clean = ids
+
+    detail = ctx.search.get(ADMIN, blob_victim)
+    object_key = f"recordings/{detail['started_at'][:4]}/{detail['started_at'][5:7]}/{detail['started_at'][8:10]}/{blob_victim}.cvr"
+    blob = bytearray(ctx.blobs.get(object_key))
+    blob[len(blob) // 2] ^= 0x01
+    ctx.blobs.put(object_key, bytes(blob))
+
+    with ctx.catalog.engine.begin() as conn:
+        conn.execute(text("UPDATE recordings SET duration_seconds = duration_seconds + 1 WHERE id = :id"), {"id": row_victim})
+        conn.execute(
+            text(
+                "UPDATE participants SET aor = '+14155550199' WHERE role = 'customer' AND call_id = "
+                "(SELECT call_id FROM recordings WHERE id = :id)"
+            ),
+            {"id": participant_victim},
+        )
+        conn.execute(text("UPDATE streams SET codec = 'PCMA' WHERE recording_id = :id"), {"id": stream_victim})
+
+    results = {r.recording_id: r for r in ctx.integrity.verify(ADMIN)}
+    assert not results[blob_victim].ok and "hash mismatch" in " ".join(results[blob_victim].problems)
+    for victim in (row_victim, participant_victim, stream_victim):
+        assert results[victim].problems == ["catalog rows differ from the signed manifest"], victim
+    assert results[clean].ok
+
+
+def test_flipped_wrapped_key_or_signature_fails_verify(ctx: ServiceContext) -> None:
+    first, second = _import(ctx, seed=11), _import(ctx, seed=13)
+    with ctx.catalog.engine.begin() as conn:
+        for column, victim in (("wrapped_key", first), ("manifest_signature", second)):
+            value = bytearray(conn.execute(text(f"SELECT {column} FROM recordings WHERE id = :id"), {"id": victim}).scalar_one())
+            value[5] ^= 0x80
+            conn.execute(text(f"UPDATE recordings SET {column} = :v WHERE id = :id"), {"v": bytes(value), "id": victim})
+    results = {r.recording_id: r for r in ctx.integrity.verify(ADMIN)}
+    assert any("decryption failed" in p for p in results[first].problems)
+    assert results[second].problems == ["manifest signature does not verify"]
+
+
+def test_key_rotation_rewraps_without_touching_audio(ctx: ServiceContext, data_dir: Path) -> None:
+    ids = [_import(ctx, seed=s) for s in (21, 23)]
+    before = {p: p.read_bytes() for p in (data_dir / "vault").rglob("*.cvr")}
+    old_kek = ctx.keys.current_kek_id()
+    result = ctx.key_rotation.rotate(ADMIN)
+    assert result.rewrapped == 2 and result.new_kek_id != old_kek
+    assert old_kek in result.retired
+    after = {p: p.read_bytes() for p in (data_dir / "vault").rglob("*.cvr")}
+    assert before == after  # audio objects untouched
+    assert all(r.ok for r in ctx.integrity.verify(ADMIN))
+    audio = ctx.playback.open_audio(ADMIN, ids[0])
+    assert audio.read(0, 4) == b"OggS"
+
+
+def test_destroyed_data_key_makes_audio_unrecoverable(ctx: ServiceContext) -> None:
+    recording_id = _import(ctx, seed=31)
+    with ctx.catalog.engine.begin() as conn:
+        conn.execute(text("UPDATE recordings SET wrapped_key = NULL, key_destroyed_at = CURRENT_TIMESTAMP WHERE id = :id"), {"id": recording_id})
+    with pytest.raises(KeyUnavailable):
+        ctx.playback.open_audio(ADMIN, recording_id)
+
+
+def test_access_events_are_append_only(ctx: ServiceContext) -> None:
+    recording_id = _import(ctx, seed=41)
+    ctx.search.get(ADMIN, recording_id)
+    with pytest.raises(Exception, match="append-only"):
+        with ctx.catalog.engine.begin() as conn:
+            conn.execute(text("DELETE FROM access_events"))
+    with pytest.raises(Exception, match="append-only"):
+        with ctx.catalog.engine.begin() as conn:
+            conn.execute(text("UPDATE access_events SET username = 'someone-else'"))
+
+
+def test_keyring_readable_by_others_is_refused(ctx: ServiceContext, data_dir: Path) -> None:
+    from callvault.errors import ConfigError
+    from callvault.services.context import open_context
+
+    _import(ctx, seed=51)
+    os.chmod(data_dir / "keyring.json", 0o644)
+    with pytest.raises(ConfigError, match="chmod"):
+        other = open_context(ctx.settings)
+        other.keys.current_kek_id()
