@@ -22,7 +22,9 @@ def _encode_with_pyav(fmt: str, codec: str, pcm: np.ndarray, rate: int) -> bytes
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=rate, layout="stereo", options={"strict": "experimental"})
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm.T).reshape(1, -1), format="s16", layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(pcm.T).reshape(1, -1), format="s16", layout="stereo"
+        )
         frame.sample_rate = rate
         frame.pts = 0
         for packet in stream.encode(frame):
@@ -34,7 +36,9 @@ def _encode_with_pyav(fmt: str, codec: str, pcm: np.ndarray, rate: int) -> bytes
 
 @pytest.fixture(scope="module")
 def archive() -> bytes:
-    return encode_archive(stack_stereo(synth_speech_like(6.0, 8000, 1), synth_speech_like(6.0, 8000, 2)), 8000)
+    return encode_archive(
+        stack_stereo(synth_speech_like(6.0, 8000, 1), synth_speech_like(6.0, 8000, 2)), 8000
+    )
 
 
 @pytest.mark.parametrize(

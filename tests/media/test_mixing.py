@@ -78,8 +78,19 @@ def test_wav_header_is_exact() -> None:
     pcm = np.array([[1, -2, 3], [4, 5, -6]], dtype=np.int16)
     wav = to_wav(pcm, 8000)
     assert wav[:4] == b"RIFF" and wav[8:16] == b"WAVEfmt "
-    riff_size, fmt_size, kind, channels, rate, byte_rate, align, bits = struct.unpack_from("<I4x4xIHHIIHH", wav, 4)
-    assert (riff_size, fmt_size, kind, channels, rate, byte_rate, align, bits) == (48, 16, 1, 2, 8000, 32000, 4, 16)
+    riff_size, fmt_size, kind, channels, rate, byte_rate, align, bits = struct.unpack_from(
+        "<I4x4xIHHIIHH", wav, 4
+    )
+    assert (riff_size, fmt_size, kind, channels, rate, byte_rate, align, bits) == (
+        48,
+        16,
+        1,
+        2,
+        8000,
+        32000,
+        4,
+        16,
+    )
     assert wav[36:40] == b"data" and struct.unpack_from("<I", wav, 40)[0] == 12
     assert np.frombuffer(wav[44:], "<i2").tolist() == [1, 4, -2, 5, 3, -6]
 

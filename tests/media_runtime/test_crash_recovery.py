@@ -22,11 +22,9 @@ SECONDS = 3.0
 
 async def test_killed_recorder_leaves_an_interrupted_recording(services: ServiceContext) -> None:
     settings = services.settings
-    recording_id = begin_call(services)
-    orphan_id = begin_call(services)  # catalogued, but its spool never existed
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parents[1] / "src"), os.environ.get("PYTHONPATH", "")]))
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "crash_recorder.py"), str(settings.data_dir), "42000-42999", recording_id],
+        [sys.executable, str(HERE / "crash_recorder.py"), str(settings.data_dir), "42000-42999"],
         stdout=subprocess.PIPE,
         env=env,
     )
@@ -34,6 +32,7 @@ async def test_killed_recorder_leaves_an_interrupted_recording(services: Service
         assert child.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
         ports = json.loads(line)
+        recording_id = ports["recording_id"]
         agent_tone, customer_tone = tone(440, SECONDS), tone(1000, SECONDS)
         schedule = [(i * 0.02, p, ("127.0.0.1", ports["agent"])) for i, p in enumerate(rtp_packets(agent_tone, 1))]
         schedule += [(i * 0.02, p, ("127.0.0.1", ports["customer"])) for i, p in enumerate(rtp_packets(customer_tone, 2))]
@@ -44,13 +43,14 @@ async def test_killed_recorder_leaves_an_interrupted_recording(services: Service
     assert child.returncode == -signal.SIGKILL
     assert (settings.spool_dir / f"{recording_id}.spool").exists()
 
+    orphan_id = begin_call(services)  # catalogued, but its spool never existed
     engine = MediaEngine(settings, services.recordings, services.directory)
     await engine.start()
     recording = await wait_final(services, recording_id)
     orphan = await wait_final(services, orphan_id)
     await engine.stop()
 
-    assert recording.status == "interrupted"
+    assert recording.status == "interrupted", recording.status
     assert orphan.status == "interrupted" and orphan.object_key is None
     pcm, rate = archive_pcm(services, recording)
     seconds = pcm.shape[1] / rate

@@ -136,6 +136,6 @@ def test_best_effort_parse_for_a_400() -> None:
 
 
 def test_headers_set_replaces_all() -> None:
-    headers = Headers([("Via", "a"), ("X", "1"), ("via", "b")])
+    headers = Headers([("Via", "a"), ("X-Custom", "1"), ("via", "b")])
     headers.set("v", "c")
-    assert list(headers) == [("Via", "c"), ("X", "1")]
+    assert list(headers) == [("Via", "c"), ("X-Custom", "1")]

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.s3server import S3Endpoint
 
-# ``tests.support`` is imported by its package name; plain ``pytest`` (unlike
-# ``python -m pytest``) does not put the repository root on sys.path.
-_REPO = str(Path(__file__).resolve().parents[2])
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
-
-from tests.support.s3server import S3Endpoint, s3_endpoint_fixture  # noqa: E402
-
-from callvault.storage.blobstore import BlobStore  # noqa: E402
-from callvault.storage.local import LocalBlobStore  # noqa: E402
-from callvault.storage.s3 import S3BlobStore  # noqa: E402
+from callvault.storage.blobstore import BlobStore
+from callvault.storage.local import LocalBlobStore
+from callvault.storage.s3 import S3BlobStore
 
 CONTRACT_BUCKET = "callvault-contract"
-
-s3_endpoint = s3_endpoint_fixture()
 
 
 S3StoreFactory = Callable[..., S3BlobStore]

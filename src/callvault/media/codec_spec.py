@@ -34,5 +34,7 @@ class CodecSpec:
         try:
             encoding, rate, channels = STATIC_PAYLOAD_TYPES[payload_type]
         except KeyError:
-            raise ValueError(f"payload type {payload_type} is not a known static type and has no rtpmap") from None
+            raise ValueError(
+                f"payload type {payload_type} is not a known static type and has no rtpmap"
+            ) from None
         return cls(payload_type, encoding, rate, channels)

@@ -95,7 +95,9 @@ def decode_audio(
             for block in resampler.resample(None):
                 decoded = _collect(blocks, block, decoded, limit, max_seconds)
         except av.error.FFmpegError as exc:
-            raise ValueError(f"truncated or corrupt audio at {decoded / rate:.2f} s ({_reason(exc)})") from None
+            raise ValueError(
+                f"truncated or corrupt audio at {decoded / rate:.2f} s ({_reason(exc)})"
+            ) from None
         declared = _declared_seconds(container, stream)
     if decoded == 0:
         raise ValueError("not an audio file: no audio samples")
@@ -137,7 +139,9 @@ def _check_wav_length(data: bytes) -> None:
         offset += 8 + size + (size & 1)
 
 
-def _declared_seconds(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
+def _declared_seconds(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream
+) -> float | None:
     if not set(container.format.name.split(",")) & _EXACT_LENGTH_FORMATS:
         return None
     if stream.duration is None or stream.time_base is None or stream.duration <= 0:

@@ -49,7 +49,9 @@ def _resample_mono(samples: Pcm, from_rate: int, to_rate: int) -> Pcm:
     if samples.size == 0:
         return np.zeros(0, dtype=np.int16)
     resampler = av.AudioResampler(format="s16", layout="mono", rate=to_rate)
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout="mono")
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout="mono"
+    )
     frame.sample_rate = from_rate
     frame.pts = 0
     parts = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]

@@ -87,7 +87,9 @@ def scan_pages(data: bytes, *, allow_truncated: bool = False) -> list[OggPage]:
         page[22:26] = b"\x00\x00\x00\x00"
         if ogg_crc(bytes(page)) != crc:
             raise _damage("corrupt Ogg page (CRC mismatch)", offset, pages)
-        pages.append(OggPage(offset, serial, sequence, granule, flags, data[table_end:body_end], body_end - offset))
+        pages.append(
+            OggPage(offset, serial, sequence, granule, flags, data[table_end:body_end], body_end - offset)
+        )
         offset = body_end
     if not pages:
         raise ValueError("not an audio file: empty Ogg stream")
@@ -122,5 +124,7 @@ def _damage(what: str, offset: int, pages: list[OggPage]) -> ValueError:
     granules = [p.granule for p in pages if p.granule > 0]
     rate = _granule_rate(pages[0].body) if pages else None
     if granules and rate:
-        return ValueError(f"truncated or corrupt audio at {granules[-1] / rate:.2f} s: {what} at byte {offset}")
+        return ValueError(
+            f"truncated or corrupt audio at {granules[-1] / rate:.2f} s: {what} at byte {offset}"
+        )
     return ValueError(f"truncated or corrupt audio: {what} at byte {offset}")

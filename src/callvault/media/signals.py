@@ -72,7 +72,9 @@ def synth_speech_like(
     return np.round(out / peak * amplitude * 32767).astype(np.int16)
 
 
-def _voiced_syllable(length: int, rate: int, base_f0: float, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+def _voiced_syllable(
+    length: int, rate: int, base_f0: float, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
     glide = rng.uniform(-0.25, 0.2)
     f0 = base_f0 * rng.uniform(0.85, 1.2) * (1.0 + glide * np.linspace(0.0, 1.0, length))
     phase = np.cumsum(f0 / rate)
@@ -92,7 +94,9 @@ def _voiced_syllable(length: int, rate: int, base_f0: float, rng: np.random.Gene
     return result
 
 
-def _shape(excitation: npt.NDArray[np.float64], rate: int, formants: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _shape(
+    excitation: npt.NDArray[np.float64], rate: int, formants: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     spectrum = np.fft.rfft(excitation)
     freqs = np.fft.rfftfreq(excitation.size, 1.0 / rate)
     response = np.zeros_like(freqs)

@@ -114,7 +114,8 @@ class InviteServerTransaction:
             assert self._last is not None
             out.append(self._last)
             self._g_interval = min(2 * self._g_interval, T2)
-            self._timer_g = now + self._g_interval
+            # From the due time, not the poll time, so late polls do not stretch the schedule.
+            self._timer_g += self._g_interval
         return out
 
     @property
@@ -201,7 +202,7 @@ class OkRetransmitter:
             return []
         if self._next is not None and now >= self._next:
             self._interval = min(2 * self._interval, T2)
-            self._next = now + self._interval
+            self._next += self._interval
             return [self.response]
         return []
 
