@@ -121,7 +121,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rtp_timeout", _positive_int, "60", "Seconds without RTP on any stream before a call is finalised."),
     Setting("loss_threshold", _fraction, "0.05", "Fraction of lost packets above which a recording is flagged incomplete."),
     Setting("dtmf_mode", _dtmf_mode, "presence", "What to keep of RFC 4733 digits: 'presence' (PCI-safe) or 'digits'."),
-    Setting("opus_bitrate", _positive_int, "12000", "Archive bitrate per channel in bit/s."),
+    Setting("opus_bitrate", _positive_int, "8000", "Archive Opus bitrate per channel in bit/s (8000: ~95 KB per stereo minute of conversation)."),
     Setting("media_workers", _positive_int, "1", "RTP worker processes (each owns a slice of the RTP port range)."),
     Setting("log_level", _text, "INFO", "Logging level."),
 )

@@ -35,14 +35,14 @@ def test_round_trip_keeps_channels_apart_and_rate(rate: int) -> None:
 def test_tones_on_each_side_round_trip() -> None:
     source = stack_stereo(tone(440, 3.0, 8000), tone(1000, 3.0, 8000))
     decoded = decode_audio(encode_archive(source, 8000))
-    assert correlate(decoded.pcm[0], source[0]) >= 0.95
-    assert correlate(decoded.pcm[1], source[1]) >= 0.95
+    assert correlate(decoded.pcm[0], source[0]) >= 0.9
+    assert correlate(decoded.pcm[1], source[1]) >= 0.9
     assert correlate(decoded.pcm[0], source[1]) < 0.3
 
 
 def _level_db(samples: np.ndarray) -> float:
     power = float(np.mean(samples.astype(np.float64) ** 2))
-    return 10 * np.log10(max(power, 1e-12))
+    return float(10 * np.log10(max(power, 1e-12)))
 
 
 @pytest.mark.parametrize("signal", ["speech", "tone"])

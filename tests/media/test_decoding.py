@@ -22,6 +22,7 @@ def _encode_with_pyav(fmt: str, codec: str, pcm: np.ndarray, rate: int) -> bytes
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=rate, layout="stereo", options={"strict": "experimental"})
+        assert isinstance(stream, av.audio.stream.AudioStream)
         frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(pcm.T).reshape(1, -1), format="s16", layout="stereo"
         )

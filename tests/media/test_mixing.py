@@ -97,4 +97,4 @@ def test_wav_header_is_exact() -> None:
 
 def test_wav_rejects_non_int16() -> None:
     with pytest.raises(ValueError, match="int16"):
-        to_wav(np.zeros(4, dtype=np.float32), 8000)  # type: ignore[arg-type]
+        to_wav(np.zeros(4, dtype=np.float32), 8000)

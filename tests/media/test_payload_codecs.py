@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import av
 import numpy as np
@@ -33,7 +34,7 @@ def test_g711_known_values(encoding: str, code: int, linear: int) -> None:
 
 @pytest.mark.parametrize(("codec", "table"), [("pcm_mulaw", ULAW_DECODE), ("pcm_alaw", ALAW_DECODE)])
 def test_g711_decode_tables_match_ffmpeg(codec: str, table: np.ndarray) -> None:
-    context = av.CodecContext.create(codec, "r")
+    context = cast(av.AudioCodecContext, av.CodecContext.create(codec, "r"))
     context.sample_rate = 8000
     context.layout = "mono"
     frames = context.decode(av.Packet(bytes(range(256))))

@@ -20,7 +20,9 @@ from callvault.settings import Settings, load_settings
 
 
 def make_settings(data_dir: Path, ports: str) -> Settings:
-    return load_settings(env={}, data_dir=str(data_dir), rtp_ports=ports, sip_host="127.0.0.1", rtp_timeout="30")
+    return load_settings(
+        env={}, data_dir=str(data_dir), rtp_ports=ports, sip_host="127.0.0.1", rtp_timeout="30"
+    )
 
 
 @pytest.fixture
@@ -38,7 +40,10 @@ def begin_call(ctx: ServiceContext) -> str:
             direction="inbound",
             calling_number="+14155550123",
             called_number="+14155550100",
-            participants=[ParticipantRecord("sip:1001@pbx", role="agent"), ParticipantRecord("sip:+14155550123@carrier")],
+            participants=[
+                ParticipantRecord("sip:1001@pbx", role="agent"),
+                ParticipantRecord("sip:+14155550123@carrier"),
+            ],
         )
     )
 

@@ -28,7 +28,9 @@ def tone(freq: float, seconds: float, rate: int = 8000) -> npt.NDArray[np.int16]
 def rtp_packets(pcm: npt.NDArray[np.int16], ssrc: int, payload_type: int = 0) -> list[bytes]:
     packets = []
     for i in range(len(pcm) // 160):
-        header = struct.pack("!BBHII", 0x80, payload_type, (1000 + i) & 0xFFFF, (5000 + 160 * i) & 0xFFFFFFFF, ssrc)
+        header = struct.pack(
+            "!BBHII", 0x80, payload_type, (1000 + i) & 0xFFFF, (5000 + 160 * i) & 0xFFFFFFFF, ssrc
+        )
         packets.append(header + ulaw(pcm[160 * i : 160 * (i + 1)]))
     return packets
 

@@ -10,11 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
+from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
+
 from callvault.media.mixing import correlate
 from callvault.runtime.media.engine import MediaEngine
 from callvault.services.context import ServiceContext
-from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
-from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
 
 HERE = Path(__file__).parent
 SECONDS = 3.0
@@ -22,7 +23,10 @@ SECONDS = 3.0
 
 async def test_killed_recorder_leaves_an_interrupted_recording(services: ServiceContext) -> None:
     settings = services.settings
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parents[1] / "src"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(HERE.parents[1] / "src"), os.environ.get("PYTHONPATH", "")]),
+    )
     child = subprocess.Popen(
         [sys.executable, str(HERE / "crash_recorder.py"), str(settings.data_dir), "42000-42999"],
         stdout=subprocess.PIPE,
@@ -34,8 +38,13 @@ async def test_killed_recorder_leaves_an_interrupted_recording(services: Service
         ports = json.loads(line)
         recording_id = ports["recording_id"]
         agent_tone, customer_tone = tone(440, SECONDS), tone(1000, SECONDS)
-        schedule = [(i * 0.02, p, ("127.0.0.1", ports["agent"])) for i, p in enumerate(rtp_packets(agent_tone, 1))]
-        schedule += [(i * 0.02, p, ("127.0.0.1", ports["customer"])) for i, p in enumerate(rtp_packets(customer_tone, 2))]
+        schedule = [
+            (i * 0.02, p, ("127.0.0.1", ports["agent"])) for i, p in enumerate(rtp_packets(agent_tone, 1))
+        ]
+        schedule += [
+            (i * 0.02, p, ("127.0.0.1", ports["customer"]))
+            for i, p in enumerate(rtp_packets(customer_tone, 2))
+        ]
         await asyncio.to_thread(send_paced, schedule)
     finally:
         child.send_signal(signal.SIGKILL)

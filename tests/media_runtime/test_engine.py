@@ -7,14 +7,14 @@ import os
 import time
 
 import numpy as np
+from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
+from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
 
 from callvault.media.codec_spec import CodecSpec
 from callvault.media.mixing import correlate
 from callvault.runtime.media.engine import MediaEngine
 from callvault.services.call_record import CallEvent
 from callvault.services.context import ServiceContext
-from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
-from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
 
 PCMU = CodecSpec(0, "PCMU", 8000)
 DTMF = CodecSpec(101, "TELEPHONE-EVENT", 8000)

@@ -25,7 +25,14 @@ def _write_session(spool_dir: Path) -> SpoolWriter:
     writer = SpoolWriter.create(spool_dir, "rec-1", 1700000000.5)
     writer.write_stream(SpoolStream(0, "agent", [PCMU, EVENTS], 0, "sip:1001@pbx"))
     writer.write_stream(
-        SpoolStream(1, "customer", [PCMU], 1, None, srtp={"suite": "AES_CM_128_HMAC_SHA1_80", "master_key": {"b64": "AAAA"}})
+        SpoolStream(
+            1,
+            "customer",
+            [PCMU],
+            1,
+            None,
+            srtp={"suite": "AES_CM_128_HMAC_SHA1_80", "master_key": {"b64": "AAAA"}},
+        )
     )
     writer.write_packets(0, [1.0, 1.02], [b"\x80\x00abc", b"\x80\x00defg"])
     writer.write_packets(1, [1.01], [b"x" * 172])

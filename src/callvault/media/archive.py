@@ -39,11 +39,12 @@ __all__ = [
 ]
 
 ARCHIVE_RATES: Final = (8000, 16000, 24000, 48000)
-DEFAULT_BITRATE_PER_CHANNEL: Final = 12000
-# Complexity 0 encodes ~3x faster than libopus' default 10 at the same STOI
-# (0.98 at 12 kbit/s per channel, narrowband) with a lower PESQ (about 3.2
-# instead of 4.0); bench/storage.py measures both.
-DEFAULT_COMPLEXITY: Final = 0
+DEFAULT_BITRATE_PER_CHANNEL: Final = 8000
+# 8 kbit/s per channel at complexity 5 keeps a conversation under 100 KB per
+# stereo minute at STOI >= 0.95 (bench/storage.py: ~93 KB/min, STOI 0.957/0.951
+# on turn-taking speech). Complexity 0 is ~2.5x faster but falls to STOI 0.94
+# at this bitrate; 12 kbit/s per channel costs ~160 KB/min.
+DEFAULT_COMPLEXITY: Final = 5
 MAX_CHANNELS: Final = 2
 _FRAME_MS: Final = 60
 _LAYOUTS: Final = {1: "mono", 2: "stereo"}

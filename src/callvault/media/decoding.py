@@ -48,7 +48,7 @@ class DecodedAudio:
 
     @property
     def duration(self) -> float:
-        return self.pcm.shape[1] / self.sample_rate
+        return int(self.pcm.shape[1]) / self.sample_rate
 
 
 def decode_audio(

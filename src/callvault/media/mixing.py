@@ -130,5 +130,6 @@ def _as_mono(pcm: Pcm) -> Pcm:
     if samples.ndim == 2:
         if samples.shape[0] != 1:
             raise ValueError(f"expected mono samples, got shape {samples.shape}")
-        return samples[0]
+        mono: Pcm = samples[0]
+        return mono
     return samples

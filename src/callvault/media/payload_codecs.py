@@ -18,7 +18,7 @@ is decoded at 48 kHz (no resampler state, exact lengths per packet).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 import av
 import numpy as np
@@ -98,7 +98,8 @@ class L16Decoder(_Base):
         if self._channels == 1:
             return samples
         frames = samples.reshape(-1, self._channels).astype(np.int32)
-        return np.clip(frames.sum(axis=1), -32768, 32767).astype(np.int16)
+        mixed: Pcm = np.clip(frames.sum(axis=1), -32768, 32767).astype(np.int16)
+        return mixed
 
     def decode_batch(self, payloads: Sequence[bytes]) -> Pcm:
         if all(len(p) % (2 * self._channels) == 0 for p in payloads):
@@ -111,7 +112,7 @@ class AvDecoder(_Base):
 
     def __init__(self, encoding: str, codec: str, clock_rate: int, sample_rate: int) -> None:
         super().__init__(encoding, clock_rate, sample_rate)
-        self._context = av.CodecContext.create(codec, "r")
+        self._context = cast(av.AudioCodecContext, av.CodecContext.create(codec, "r"))
         self._context.sample_rate = sample_rate
         self._context.layout = "mono"
         self._context.open()

@@ -190,7 +190,9 @@ class SpoolWriter:
         except OSError as exc:
             raise StorageError(f"cannot create spool in {spool_dir}: {exc.strerror}") from exc
         writer = cls(path, fd)
-        writer._write(MAGIC + _frame(_json_body(KIND_SESSION, {"recording_id": recording_id, "started_at": started_at})))
+        writer._write(
+            MAGIC + _frame(_json_body(KIND_SESSION, {"recording_id": recording_id, "started_at": started_at}))
+        )
         return writer
 
     def _write(self, data: bytes) -> None:

@@ -126,7 +126,9 @@ class CaptureLoop:
     def open_session(self, key: str, writer: SpoolWriter, rtp_timeout: float) -> None:
         def command() -> None:
             now = self._clock()
-            session = CaptureSession(key, writer, self._flush_interval, rtp_timeout, now, due=now + self._flush_interval)
+            session = CaptureSession(
+                key, writer, self._flush_interval, rtp_timeout, now, due=now + self._flush_interval
+            )
             self._sessions[key] = session
             self._schedule.append(session)
 

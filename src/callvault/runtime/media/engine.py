@@ -43,7 +43,7 @@ from typing import Any
 
 from callvault.errors import NotFound
 from callvault.runtime.media.capture import CaptureLoop
-from callvault.runtime.media.finaliser import RenderOptions, RenderedRecording, render_recording
+from callvault.runtime.media.finaliser import RenderedRecording, RenderOptions, render_recording
 from callvault.runtime.media.ports import PortAllocator
 from callvault.runtime.media.session import MediaSession
 from callvault.services.call_record import ArchiveAudio, FinalStatus
@@ -92,7 +92,9 @@ class MediaEngine:
         self._loop = asyncio.get_running_loop()
         self.settings.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._ports = PortAllocator(self.settings.advertised_media_host, self.settings.rtp_ports)
-        self._capture = CaptureLoop(self._timeout_in_capture, flush_interval=self._flush_interval, clock=self._clock)
+        self._capture = CaptureLoop(
+            self._timeout_in_capture, flush_interval=self._flush_interval, clock=self._clock
+        )
         self._capture.start()
         if self._executor is None:
             # forkserver: forking a process that runs the capture thread could copy a

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ class RenderedRecording:
     events: list[CallEvent]
     ended_at: float
     loss_fraction: float
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
 
 
 @dataclass
@@ -157,7 +159,10 @@ def _render(track: _Track, out_rate: int, start: float, seconds: float) -> Pcm |
         return None
     from callvault.media.payload_codecs import create_decoder
 
-    decoders = {c.payload_type: create_decoder(c.encoding, c.clock_rate, c.channels) for c in _audio_codecs(track.stream)}
+    decoders = {
+        c.payload_type: create_decoder(c.encoding, c.clock_rate, c.channels)
+        for c in _audio_codecs(track.stream)
+    }
     timeline = track.timeline
     pcm = render_placements(
         track.placements, timeline.anchor_wall, timeline.clock_rate, decoders, out_rate, seconds, start
@@ -167,7 +172,15 @@ def _render(track: _Track, out_rate: int, start: float, seconds: float) -> Pcm |
 
 def _stats(track: _Track) -> dict[str, object]:
     if track.timeline is None:
-        return {"expected": 0, "received": 0, "lost": 0, "late": 0, "duplicated": 0, "jitter_ms": 0.0, "gaps": []}
+        return {
+            "expected": 0,
+            "received": 0,
+            "lost": 0,
+            "late": 0,
+            "duplicated": 0,
+            "jitter_ms": 0.0,
+            "gaps": [],
+        }
     s = track.timeline.stats
     return {
         "expected": s.expected,
@@ -235,7 +248,11 @@ def _encode(left: Pcm | None, right: Pcm | None, mono: Pcm | None, rate: int, bi
 
 
 def render_contents(contents: SpoolContents, options: RenderOptions) -> RenderedRecording:
-    tracks = [_build_track(contents, stream) for stream in sorted(contents.streams.values(), key=lambda s: s.index)]
+    clock = time.perf_counter
+    began = clock()
+    tracks = [
+        _build_track(contents, stream) for stream in sorted(contents.streams.values(), key=lambda s: s.index)
+    ]
     wide = any(c.encoding in WIDEBAND for t in tracks for c in _used_codecs(t))
     rate = WIDE_RATE if wide else NARROW_RATE
     span = _span(tracks)
@@ -246,6 +263,7 @@ def render_contents(contents: SpoolContents, options: RenderOptions) -> Rendered
     else:
         start, seconds = span[0], max(0.0, span[1] - span[0])
 
+    timed_tracks = clock()
     sides: dict[int, list[Pcm]] = {AGENT_CHANNEL: [], CUSTOMER_CHANNEL: [], MIXED_CHANNEL: []}
     for track in tracks:
         pcm = _render(track, rate, start, seconds)
@@ -262,7 +280,9 @@ def render_contents(contents: SpoolContents, options: RenderOptions) -> Rendered
         right = _fit(mix_down(sides[CUSTOMER_CHANNEL] + sides[MIXED_CHANNEL]), length)
     else:
         mono = _fit(mix_down(sides[MIXED_CHANNEL]), length)
+    timed_render = clock()
     data = _encode(left, right, mono, rate, options.bitrate_per_channel)
+    timed_encode = clock()
     audio = ArchiveAudio(
         data=data,
         sample_rate=rate,
@@ -293,6 +313,11 @@ def render_contents(contents: SpoolContents, options: RenderOptions) -> Rendered
         events=events,
         ended_at=ended_at,
         loss_fraction=lost / expected if expected else 0.0,
+        timings={
+            "timeline": timed_tracks - began,
+            "decode_render_mix": timed_render - timed_tracks,
+            "encode": timed_encode - timed_render,
+        },
     )
 
 
@@ -306,4 +331,9 @@ def _fit(pcm: Pcm, length: int) -> Pcm:
 
 def render_recording(path: str, options: RenderOptions) -> RenderedRecording:
     """Worker-process entry point: render the journal at ``path`` (it is not deleted here)."""
-    return render_contents(read_spool(Path(path)), options)
+    began = time.perf_counter()
+    contents = read_spool(Path(path))
+    read = time.perf_counter() - began
+    rendered = render_contents(contents, options)
+    rendered.timings["read_spool"] = read
+    return rendered

@@ -47,7 +47,9 @@ def srtp_params(crypto: object | None) -> dict[str, Any] | None:
 
 
 class MediaSession:
-    def __init__(self, engine: MediaEngine, recording_id: str, started_at: float, writer: SpoolWriter) -> None:
+    def __init__(
+        self, engine: MediaEngine, recording_id: str, started_at: float, writer: SpoolWriter
+    ) -> None:
         self._engine = engine
         self.recording_id = recording_id
         self.started_at = started_at
@@ -145,7 +147,9 @@ class MediaSession:
         self._engine.capture.close_session(self.recording_id, done)
         self._engine.spawn(self._finish(flushed, status, ended_at))
 
-    async def _finish(self, flushed: asyncio.Future[int], status: Literal["complete", "interrupted"], ended_at: float) -> None:
+    async def _finish(
+        self, flushed: asyncio.Future[int], status: Literal["complete", "interrupted"], ended_at: float
+    ) -> None:
         try:
             await flushed
         finally:
