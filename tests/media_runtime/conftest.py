@@ -48,9 +48,9 @@ def begin_call(ctx: ServiceContext) -> str:
     )
 
 
-async def wait_final(ctx: ServiceContext, recording_id: str, timeout: float = 60.0) -> Recording:
+async def wait_final(ctx: ServiceContext, recording_id: str, within: float = 60.0) -> Recording:
     """Poll the catalogue until the recording leaves status 'recording'."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         with ctx.catalog.read() as session:
             recording = session.get(Recording, recording_id)
@@ -59,7 +59,7 @@ async def wait_final(ctx: ServiceContext, recording_id: str, timeout: float = 60
                 session.expunge_all()
                 return recording
         if time.monotonic() > deadline:
-            raise AssertionError(f"recording {recording_id} was not finalised within {timeout} s")
+            raise AssertionError(f"recording {recording_id} was not finalised within {within} s")
         await asyncio.sleep(0.05)
 
 

@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
-from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
+from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone, tone_match
 
-from callvault.media.mixing import correlate
 from callvault.runtime.media.engine import MediaEngine
 from callvault.services.context import ServiceContext
 
@@ -27,7 +26,7 @@ async def test_killed_recorder_leaves_an_interrupted_recording(services: Service
         os.environ,
         PYTHONPATH=os.pathsep.join([str(HERE.parents[1] / "src"), os.environ.get("PYTHONPATH", "")]),
     )
-    child = subprocess.Popen(
+    child = subprocess.Popen(  # noqa: ASYNC220 - a long-running child, not awaited output
         [sys.executable, str(HERE / "crash_recorder.py"), str(settings.data_dir), "42000-42999"],
         stdout=subprocess.PIPE,
         env=env,
@@ -64,7 +63,6 @@ async def test_killed_recorder_leaves_an_interrupted_recording(services: Service
     pcm, rate = archive_pcm(services, recording)
     seconds = pcm.shape[1] / rate
     assert SECONDS - 1.0 <= seconds <= SECONDS + 0.05  # the journal lags at most one second
-    n = pcm.shape[1]
-    assert correlate(pcm[0], agent_tone[:n]) >= 0.9
-    assert correlate(pcm[1], customer_tone[:n]) >= 0.9
+    assert tone_match(pcm[0], agent_tone, 440) >= 0.9
+    assert tone_match(pcm[1], customer_tone, 1000) >= 0.9
     assert not (settings.spool_dir / f"{recording_id}.spool").exists()

@@ -108,7 +108,9 @@ def test_validate_reports_missing_and_bad_headers() -> None:
 def test_response_copies_dialog_headers_and_adds_to_tag() -> None:
     request = parse_message(INVITE)
     assert isinstance(request, SipRequest)
-    response = make_response(request, 200, to_tag="xyz", headers=[("Contact", "<sip:srs@10.0.0.1>")], body=b"abc")
+    response = make_response(
+        request, 200, to_tag="xyz", headers=[("Contact", "<sip:srs@10.0.0.1>")], body=b"abc"
+    )
     parsed = parse_message(response.serialise())
     assert isinstance(parsed, SipResponse)
     assert parsed.status == 200 and parsed.reason == "OK"
@@ -132,7 +134,15 @@ def test_best_effort_parse_for_a_400() -> None:
     broken = INVITE.replace(b"CSeq: 7 INVITE", b"CSeq: 7 INVITE\r\n\x01bad line")
     assert readable_for_response(broken) is not None
     assert readable_for_response(b"garbage\r\n\r\n") is None
-    assert readable_for_response(INVITE.replace(b"v: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;rport\r\nVia: SIP/2.0/TCP proxy.example;branch=z9hG4bK0, SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bKx\r\n", b"")) is None
+    assert (
+        readable_for_response(
+            INVITE.replace(
+                b"v: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;rport\r\nVia: SIP/2.0/TCP proxy.example;branch=z9hG4bK0, SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bKx\r\n",
+                b"",
+            )
+        )
+        is None
+    )
 
 
 def test_headers_set_replaces_all() -> None:

@@ -37,7 +37,11 @@ def test_parse_media_attributes() -> None:
     assert sdp.origin.address == "192.0.2.1" and sdp.connection is not None
     first, second, video = sdp.media
     assert first.label == "10" and first.direction == "sendonly" and first.rtcp_mux and first.is_srtp
-    assert first.codecs() == [CodecSpec(8, "PCMA", 8000), CodecSpec(0, "PCMU", 8000), CodecSpec(101, "TELEPHONE-EVENT", 8000)]
+    assert first.codecs() == [
+        CodecSpec(8, "PCMA", 8000),
+        CodecSpec(0, "PCMU", 8000),
+        CodecSpec(101, "TELEPHONE-EVENT", 8000),
+    ]
     assert first.fmtp(101) == "0-16"
     assert len(first.crypto) == 1
     assert not sdp.is_on_hold(first)
@@ -50,7 +54,9 @@ def test_parse_media_attributes() -> None:
 def test_missing_connection_line_and_hold_address() -> None:
     sdp = SessionDescription.parse("v=0\no=- 1 1 IN IP4 0.0.0.0\ns=-\nt=0 0\nm=audio 5000 RTP/AVP 0\n")
     assert sdp.connection_for(sdp.media[0]) is None and not sdp.is_on_hold(sdp.media[0])
-    held = SessionDescription.parse("v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 5000 RTP/AVP 0\n")
+    held = SessionDescription.parse(
+        "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 5000 RTP/AVP 0\n"
+    )
     assert held.is_on_hold(held.media[0])
 
 
@@ -78,11 +84,17 @@ def test_malformed_sdp(text: str, message: str | None) -> None:
 def test_answer_mirrors_offer_lines_recvonly() -> None:
     offer = SessionDescription.parse(OFFER)
     answers = [
-        StreamAnswer(30000, [CodecSpec(8, "PCMA", 8000), CodecSpec(101, "TELEPHONE-EVENT", 8000)], "1 AES_CM_128_HMAC_SHA1_80 inline:abc"),
+        StreamAnswer(
+            30000,
+            [CodecSpec(8, "PCMA", 8000), CodecSpec(101, "TELEPHONE-EVENT", 8000)],
+            "1 AES_CM_128_HMAC_SHA1_80 inline:abc",
+        ),
         StreamAnswer(30002, [CodecSpec(9, "G722", 8000)], direction="inactive"),
         StreamAnswer(0, []),
     ]
-    answer = SessionDescription.parse(build_answer(offer, answers, address="198.51.100.5", session_id="7", session_version=1).serialise())
+    answer = SessionDescription.parse(
+        build_answer(offer, answers, address="198.51.100.5", session_id="7", session_version=1).serialise()
+    )
     assert [m.port for m in answer.media] == [30000, 30002, 0]
     assert answer.media[0].direction == "recvonly" and answer.media[0].label == "10"
     assert answer.media[0].attribute_values("rtpmap") == ["8 PCMA/8000", "101 telephone-event/8000"]
@@ -95,9 +107,13 @@ def test_answer_mirrors_offer_lines_recvonly() -> None:
 
 
 def test_delayed_offer() -> None:
-    offer = build_offer(["1", "2"], [30000, 30002], [CodecSpec(0, "PCMU", 8000)], address="10.0.0.1", session_id="9")
+    offer = build_offer(
+        ["1", "2"], [30000, 30002], [CodecSpec(0, "PCMU", 8000)], address="10.0.0.1", session_id="9"
+    )
     parsed = SessionDescription.parse(offer.serialise())
-    assert [m.label for m in parsed.media] == ["1", "2"] and all(m.direction == "recvonly" for m in parsed.media)
+    assert [m.label for m in parsed.media] == ["1", "2"] and all(
+        m.direction == "recvonly" for m in parsed.media
+    )
 
 
 def test_vendor_sdps_parse(reference_dir: Path) -> None:

@@ -24,7 +24,9 @@ class FakeClock:
         return self.now
 
 
-def request(method: str = "INVITE", branch: str = "z9hG4bKabc", cseq: int = 1, to_tag: str = "") -> SipRequest:
+def request(
+    method: str = "INVITE", branch: str = "z9hG4bKabc", cseq: int = 1, to_tag: str = ""
+) -> SipRequest:
     to = "<sip:srs@h>" + (f";tag={to_tag}" if to_tag else "")
     text = (
         f"{method} sip:srs@h SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch={branch}\r\n"

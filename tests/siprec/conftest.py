@@ -41,17 +41,17 @@ class Recorder:
         assert self.server.udp_port is not None
         return self.server.udp_port
 
-    async def recording_for(self, call_id: str, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
+    async def recording_for(self, call_id: str, within: float = 10.0) -> str:
+        deadline = time.monotonic() + within
         while call_id not in self.server.recording_ids:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no recording was begun for call {call_id}")
             await asyncio.sleep(0.02)
         return self.server.recording_ids[call_id]
 
-    async def finished(self, recording_id: str, timeout: float = 30.0) -> Recording:
+    async def finished(self, recording_id: str, within: float = 30.0) -> Recording:
         """Poll the catalogue until the recording leaves status 'recording'."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             with self.ctx.catalog.read() as session:
                 recording = session.get(Recording, recording_id)
@@ -59,7 +59,7 @@ class Recorder:
                     session.expunge(recording)
                     return recording
             if time.monotonic() > deadline:
-                raise AssertionError(f"recording {recording_id} was not finalised within {timeout} s")
+                raise AssertionError(f"recording {recording_id} was not finalised within {within} s")
             await asyncio.sleep(0.05)
 
     def audio(self, recording_id: str) -> tuple[npt.NDArray[np.int16], int]:
@@ -93,7 +93,9 @@ async def recorder(tmp_path: Path) -> AsyncIterator[Recorder]:
         ctx.close()
 
 
-def run_sipp(scenario: str, port: int, *extra: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
+def run_sipp(
+    scenario: str, port: int, *extra: str, timeout: float = 15.0
+) -> subprocess.CompletedProcess[str]:
     """Run one sipp scenario against the recorder (blocking: call through asyncio.to_thread)."""
     assert SIPP is not None
     command = [
@@ -116,4 +118,6 @@ def run_sipp(scenario: str, port: int, *extra: str, timeout: float = 15.0) -> su
     ]
     with tempfile.TemporaryDirectory(prefix="sipp-") as workdir:
         # sipp writes its error logs into the working directory.
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout + 10, cwd=workdir, check=False)
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout + 10, cwd=workdir, check=False
+        )

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from callvault.db.models import Participant, RecordingEvent
 from callvault.runtime.demo_src import run_demo
-
 from tests.siprec.conftest import Recorder
 from tests.support.audio import correlation, voice
 from tests.support.test_src import (
@@ -65,7 +64,10 @@ async def _two_party_call(
                 assert b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in response.body
             senders = [
                 RtpSender(
-                    "127.0.0.1", ports[stream.label], stream.payload_type, frames_for(encoding, pcm),
+                    "127.0.0.1",
+                    ports[stream.label],
+                    stream.payload_type,
+                    frames_for(encoding, pcm),
                     srtp_key=stream.key if srtp else None,
                 )
                 for stream, pcm in ((agent_stream, agent_pcm), (customer_stream, customer_pcm))
@@ -80,7 +82,12 @@ async def _two_party_call(
 
 
 async def _check_stereo(
-    recorder: Recorder, call_id: str, agent_pcm: np.ndarray, customer_pcm: np.ndarray, seconds: float, minimum: float = 0.9
+    recorder: Recorder,
+    call_id: str,
+    agent_pcm: np.ndarray,
+    customer_pcm: np.ndarray,
+    seconds: float,
+    minimum: float = 0.9,
 ) -> None:
     recording_id = await recorder.recording_for(call_id)
     recording = await recorder.finished(recording_id)
@@ -114,8 +121,12 @@ async def test_two_stream_pcmu_call_agent_left_customer_right(recorder: Recorder
     ("encoding", "transport", "srtp"),
     [("PCMA", "UDP", False), ("G722", "UDP", False), ("PCMU", "TCP", False), ("PCMU", "UDP", True)],
 )
-async def test_codecs_transports_and_srtp(recorder: Recorder, encoding: str, transport: str, srtp: bool) -> None:
-    call_id, agent, customer = await _two_party_call(recorder, encoding=encoding, seconds=1.5, transport=transport, srtp=srtp)
+async def test_codecs_transports_and_srtp(
+    recorder: Recorder, encoding: str, transport: str, srtp: bool
+) -> None:
+    call_id, agent, customer = await _two_party_call(
+        recorder, encoding=encoding, seconds=1.5, transport=transport, srtp=srtp
+    )
     # G.722 through the 12 kbit/s Opus archive measured 0.89-0.90 (G.722 alone round-trips at 0.9999):
     # reported to the media side; the layout check stays strict through the cross-channel bound.
     await _check_stereo(recorder, call_id, agent, customer, 1.5, minimum=0.85 if encoding == "G722" else 0.9)
@@ -123,16 +134,22 @@ async def test_codecs_transports_and_srtp(recorder: Recorder, encoding: str, tra
 
 async def test_single_mixed_stream(recorder: Recorder) -> None:
     seconds = 1.5
-    both = (voice(seconds, 8000, 140.0, seed=1) // 2 + voice(seconds, 8000, 220.0, seed=2) // 2).astype(np.int16)
+    both = (voice(seconds, 8000, 140.0, seed=1) // 2 + voice(seconds, 8000, 220.0, seed=2) // 2).astype(
+        np.int16
+    )
     stream = Stream("1", "PCMU", sender_aor=None, direction="sendonly")
-    content_type, body = multipart(sdp_offer([stream]), metadata_xml([("cA==", CUSTOMER), ("YQ==", AGENT)], [stream]))
+    content_type, body = multipart(
+        sdp_offer([stream]), metadata_xml([("cA==", CUSTOMER), ("YQ==", AGENT)], [stream])
+    )
     src = TestSrc("127.0.0.1", recorder.port)
 
     def call() -> None:
         try:
             response = src.invite(content_type, body)
             assert response.status == 200
-            send_rtp([RtpSender("127.0.0.1", answered_ports(response.body)["1"], 0, frames_for("PCMU", both))])
+            send_rtp(
+                [RtpSender("127.0.0.1", answered_ports(response.body)["1"], 0, frames_for("PCMU", both))]
+            )
             assert src.bye().status == 200
         finally:
             src.close()
@@ -167,7 +184,9 @@ async def test_hold_resume_and_metadata_update(recorder: Recorder) -> None:
             resumed = src.reinvite("application/sdp", sdp_offer(streams, version=3).encode())
             assert resumed.status == 200 and resumed.body.count(b"a=recvonly") == 2
             third = participants + [("dA==", "sip:2002@pbx.example")]
-            update = src.in_dialog("UPDATE", metadata_xml(third, streams).encode(), "application/rs-metadata+xml")
+            update = src.in_dialog(
+                "UPDATE", metadata_xml(third, streams).encode(), "application/rs-metadata+xml"
+            )
             assert update.status == 200 and not update.body
             send_rtp([RtpSender("127.0.0.1", ports[s.label], 0, frames_for("PCMU", pcm)) for s in streams])
             assert src.bye().status == 200
@@ -177,8 +196,15 @@ async def test_hold_resume_and_metadata_update(recorder: Recorder) -> None:
     await asyncio.to_thread(call)
     recording = await recorder.finished(await recorder.recording_for(src.call_id))
     with recorder.ctx.catalog.read() as session:
-        kinds = [e.kind for e in session.scalars(select(RecordingEvent).where(RecordingEvent.recording_id == recording.id))]
-        participants_stored = session.scalars(select(Participant).where(Participant.call_id == recording.call_id)).all()
+        kinds = [
+            e.kind
+            for e in session.scalars(
+                select(RecordingEvent).where(RecordingEvent.recording_id == recording.id)
+            )
+        ]
+        participants_stored = session.scalars(
+            select(Participant).where(Participant.call_id == recording.call_id)
+        ).all()
     assert "hold" in kinds and "resume" in kinds and "participant_joined" in kinds
     assert kinds.index("hold") < kinds.index("resume")
     assert len(participants_stored) == 3
@@ -310,7 +336,9 @@ async def test_vendor_offer_bodies(recorder: Recorder, reference_dir: Path, name
 
 
 @pytest.mark.parametrize("name", ["non-siprec-payload.txt", "sample-sdp2.txt"])
-async def test_plain_sdp_invite_is_refused_with_a_reason(recorder: Recorder, reference_dir: Path, name: str) -> None:
+async def test_plain_sdp_invite_is_refused_with_a_reason(
+    recorder: Recorder, reference_dir: Path, name: str
+) -> None:
     body = (reference_dir / "siprec" / "drachtio-vendor-offers" / name).read_bytes()
     src = TestSrc("127.0.0.1", recorder.port)
 

@@ -18,8 +18,19 @@ pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp is not installed (Deb
 async def test_sipp_siprec_call_is_catalogued(recorder: Recorder, transport: str) -> None:
     prefix = f"sipp-{uuid.uuid4()}"
     result = await asyncio.to_thread(
-        run_sipp, "siprec_call.xml", recorder.port, "-t", transport,
-        "-cid_str", f"{prefix}-%u", "-key", "codec", "PCMU", "-key", "pt", "0",
+        run_sipp,
+        "siprec_call.xml",
+        recorder.port,
+        "-t",
+        transport,
+        "-cid_str",
+        f"{prefix}-%u",
+        "-key",
+        "codec",
+        "PCMU",
+        "-key",
+        "pt",
+        "0",
     )
     call_id = f"{prefix}-1"
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -41,7 +52,9 @@ async def test_sipp_options_ping(recorder: Recorder) -> None:
 
 
 def _refusal_scenario(tmp_path: Path, status: int) -> Path:
-    text = (SCENARIOS / "refused_invite.xml").read_text().replace('response="[status]"', f'response="{status}"')
+    text = (
+        (SCENARIOS / "refused_invite.xml").read_text().replace('response="[status]"', f'response="{status}"')
+    )
     path = tmp_path / f"refused_{status}.xml"
     path.write_text(text)
     return path
@@ -54,10 +67,23 @@ def _refusal_scenario(tmp_path: Path, status: int) -> Path:
         ("siprec", "GSM", "3", 488),  # nothing the recorder can decode
     ],
 )
-async def test_sipp_refused_invites(recorder: Recorder, tmp_path: Path, require: str, codec: str, pt: str, status: int) -> None:
+async def test_sipp_refused_invites(
+    recorder: Recorder, tmp_path: Path, require: str, codec: str, pt: str, status: int
+) -> None:
     scenario = _refusal_scenario(tmp_path, status)
     result = await asyncio.to_thread(
-        run_sipp, str(scenario), recorder.port, "-key", "require", require, "-key", "codec", codec, "-key", "pt", pt
+        run_sipp,
+        str(scenario),
+        recorder.port,
+        "-key",
+        "require",
+        require,
+        "-key",
+        "codec",
+        codec,
+        "-key",
+        "pt",
+        pt,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert recorder.server.active_calls == 0

@@ -67,7 +67,9 @@ def g722_encode(pcm16k: npt.NDArray[np.int16]) -> list[bytes]:
     codec.open()
     data = bytearray()
     for start in range(0, pcm16k.size - 319, 320):
-        frame = av.AudioFrame.from_ndarray(pcm16k[start : start + 320].reshape(1, -1), format="s16", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            pcm16k[start : start + 320].reshape(1, -1), format="s16", layout="mono"
+        )
         frame.sample_rate = 16000
         for packet in codec.encode(frame):
             data.extend(bytes(packet))
@@ -110,7 +112,12 @@ class RtpSender:
         for index, payload in enumerate(self.frames):
             marker = 0x80 if index == 0 else 0
             header = struct.pack(
-                "!BBHII", 0x80, marker | self.payload_type, (seq + index) & 0xFFFF, (ts + index * self.samples_per_frame) & 0xFFFFFFFF, self.ssrc
+                "!BBHII",
+                0x80,
+                marker | self.payload_type,
+                (seq + index) & 0xFFFF,
+                (ts + index * self.samples_per_frame) & 0xFFFFFFFF,
+                self.ssrc,
             )
             packet = header + payload
             out.append(protect(packet) if protect else packet)
@@ -192,7 +199,13 @@ class Stream:
 
 
 def sdp_offer(streams: list[Stream], *, host: str = "127.0.0.1", hold: bool = False, version: int = 1) -> str:
-    lines = ["v=0", f"o=TestSRC 4242 {version} IN IP4 {host}", "s=-", f"c=IN IP4 {'0.0.0.0' if hold else host}", "t=0 0"]
+    lines = [
+        "v=0",
+        f"o=TestSRC 4242 {version} IN IP4 {host}",
+        "s=-",
+        f"c=IN IP4 {'0.0.0.0' if hold else host}",
+        "t=0 0",
+    ]
     for index, stream in enumerate(streams):
         proto = "RTP/SAVP" if stream.srtp else "RTP/AVP"
         lines.append(f"m=audio {40000 + 2 * index} {proto} {stream.payload_type} 101")
@@ -205,19 +218,30 @@ def sdp_offer(streams: list[Stream], *, host: str = "127.0.0.1", hold: bool = Fa
     return CRLF.join(lines) + CRLF
 
 
-def metadata_xml(participants: list[tuple[str, str]], streams: list[Stream], session_id: str = "c2Vzc2lvbi0x") -> str:
+def metadata_xml(
+    participants: list[tuple[str, str]], streams: list[Stream], session_id: str = "c2Vzc2lvbi0x"
+) -> str:
     """``participants``: (participant id, AOR); each stream's sender is ``Stream.sender_aor``."""
-    parts = ['<?xml version="1.0" encoding="UTF-8"?>', '<recording xmlns="urn:ietf:params:xml:ns:recording:1">']
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<recording xmlns="urn:ietf:params:xml:ns:recording:1">',
+    ]
     parts.append("<datamode>complete</datamode>")
     parts.append(f'<session session_id="{session_id}"><sipSessionID>abc</sipSessionID></session>')
     for pid, aor in participants:
-        parts.append(f'<participant participant_id="{pid}"><nameID aor="{aor}"><name>{aor}</name></nameID></participant>')
+        parts.append(
+            f'<participant participant_id="{pid}"><nameID aor="{aor}"><name>{aor}</name></nameID></participant>'
+        )
     for stream in streams:
-        parts.append(f'<stream stream_id="{stream.stream_id}" session_id="{session_id}"><label>{stream.label}</label></stream>')
+        parts.append(
+            f'<stream stream_id="{stream.stream_id}" session_id="{session_id}"><label>{stream.label}</label></stream>'
+        )
     for pid, aor in participants:
         sends = "".join(f"<send>{s.stream_id}</send>" for s in streams if s.sender_aor == aor)
         recvs = "".join(f"<recv>{s.stream_id}</recv>" for s in streams if s.sender_aor not in (aor, None))
-        parts.append(f'<participantstreamassoc participant_id="{pid}">{sends}{recvs}</participantstreamassoc>')
+        parts.append(
+            f'<participantstreamassoc participant_id="{pid}">{sends}{recvs}</participantstreamassoc>'
+        )
     parts.append("</recording>")
     return "\n".join(parts)
 
@@ -343,7 +367,9 @@ class TestSrc:
         return (CRLF.join(lines) + CRLF + CRLF).encode() + body, branch
 
     def invite(self, content_type: str, body: bytes, extra: list[str] | None = None) -> Response:
-        data, _ = self.request_text("INVITE", body=body, content_type=content_type, extra=["Require: siprec", *(extra or [])])
+        data, _ = self.request_text(
+            "INVITE", body=body, content_type=content_type, extra=["Require: siprec", *(extra or [])]
+        )
         self.send_raw(data)
         response = self.final_response()
         if response.status == 200:

@@ -58,14 +58,19 @@ async def _serve(settings: Settings) -> None:
         )
         sys.stdout.flush()
     sip: SiprecServer | None = None
-    media = MediaEngine(settings, ctx.recordings, ctx.directory)
+
+    async def rtp_timeout(recording_id: str) -> None:
+        if sip is not None:
+            await sip.on_rtp_timeout(recording_id)
+
+    media = MediaEngine(settings, ctx.recordings, ctx.directory, on_timeout=rtp_timeout)
     await media.start()
     if settings.sip_port:
         sip = SiprecServer(settings, ctx.recordings, ctx.directory, media)
         await sip.start()
 
     def health() -> dict[str, Any]:
-        return {"sip": "listening" if sip else "disabled", "active_calls": media.active_count()}
+        return {"sip": "listening" if sip else "disabled", "active_calls": media.open_sessions}
 
     app = create_app(ctx, health_extra=health)
     config = uvicorn.Config(

@@ -85,12 +85,15 @@ class Catalog:
     def write(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error."""
         with self._write_lock if self.is_sqlite else _nullcontext():
-            self._local.writing = True
-            try:
-                with self._sessions() as session, session.begin():
-                    yield session
-            finally:
-                self._local.writing = False
+            with self._sessions() as session, session.begin():
+                # Only this session's connection starts with BEGIN IMMEDIATE; reads
+                # nested inside the write (directory lookups) stay plain readers.
+                self._local.writing = True
+                try:
+                    session.connection()
+                finally:
+                    self._local.writing = False
+                yield session
 
     def ping(self) -> bool:
         try:

@@ -67,9 +67,13 @@ def _sdp(host: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def _request(method: str, target: str, local: tuple[str, int], call_id: str, tag: str, cseq: int, to_tag: str | None) -> SipRequest:
+def _request(
+    method: str, target: str, local: tuple[str, int], call_id: str, tag: str, cseq: int, to_tag: str | None
+) -> SipRequest:
     request = SipRequest(method=method, uri=f"sip:srs@{target}")
-    request.headers.add("Via", f"SIP/2.0/UDP {local[0]}:{local[1]};branch=z9hG4bK{secrets.token_hex(8)};rport")
+    request.headers.add(
+        "Via", f"SIP/2.0/UDP {local[0]}:{local[1]};branch=z9hG4bK{secrets.token_hex(8)};rport"
+    )
     request.headers.add("Max-Forwards", "70")
     request.headers.add("From", f"<sip:demo-src@{local[0]}>;tag={tag}")
     request.headers.add("To", f"<sip:srs@{target}>" + (f";tag={to_tag}" if to_tag else ""))
@@ -96,16 +100,25 @@ async def _transact(client: _SipClient, request: SipRequest, address: tuple[str,
             client.transport.sendto(data, address)
             interval = min(interval * 2, 4.0)
             continue
-        if response.call_id == request.call_id and response.cseq.method == request.method and response.status >= 200:
+        if (
+            response.call_id == request.call_id
+            and response.cseq.method == request.method
+            and response.status >= 200
+        ):
             return response
 
 
 async def _send_audio(host: str, ports: dict[str, int], seconds: float, seed: int) -> None:
     loop = asyncio.get_running_loop()
-    voices = {"1": synth_speech_like(seconds, 8000, seed=seed), "2": synth_speech_like(seconds, 8000, seed=seed + 1)}
+    voices = {
+        "1": synth_speech_like(seconds, 8000, seed=seed),
+        "2": synth_speech_like(seconds, 8000, seed=seed + 1),
+    }
     transports = {}
     for label in voices:
-        transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("0.0.0.0", 0))
+        transport, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("0.0.0.0", 0)
+        )
         transports[label] = transport
     ssrcs = {label: secrets.randbits(32) for label in voices}
     frames = int(seconds / _PTIME)
@@ -130,7 +143,9 @@ async def _send_audio(host: str, ports: dict[str, int], seconds: float, seed: in
             transport.close()
 
 
-async def _one_call(client: _SipClient, target_host: str, target_port: int, seconds: float, number: int) -> str:
+async def _one_call(
+    client: _SipClient, target_host: str, target_port: int, seconds: float, number: int
+) -> str:
     assert client.transport is not None
     local = client.transport.get_extra_info("sockname")[:2]
     address = (target_host, target_port)

@@ -158,7 +158,13 @@ class CaptureLoop:
 
     def flush_all(self) -> None:
         """Flush every session now (an explicit flush tick, used by tests)."""
-        self.call(lambda: [self._flush(s, self._clock()) for s in list(self._sessions.values())])
+
+        def command() -> None:
+            now = self._clock()
+            for session in list(self._sessions.values()):
+                self._flush(session, now)
+
+        self.call(command)
 
     def _wake(self) -> None:
         try:

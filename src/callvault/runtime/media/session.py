@@ -140,8 +140,12 @@ class MediaSession:
         loop = asyncio.get_running_loop()
         flushed: asyncio.Future[int] = loop.create_future()
 
+        def resolve(packets: int) -> None:
+            if not flushed.done():
+                flushed.set_result(packets)
+
         def done(packets: int) -> None:
-            loop.call_soon_threadsafe(lambda: flushed.done() or flushed.set_result(packets))
+            loop.call_soon_threadsafe(resolve, packets)
 
         ended_at = self._engine._clock()
         self._engine.capture.close_session(self.recording_id, done)
