@@ -20,10 +20,14 @@ from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
 from tests.support.s3server import s3_endpoint_fixture
 
-POSTGRES_URL = os.environ.get("CALLVAULT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "CALLVAULT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 s3_endpoint = s3_endpoint_fixture()
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_DIR = Path(os.environ.get("CALLVAULT_REFERENCE_DIR", REPO.parent / "shared" / "reference")).resolve()
+REFERENCE_DIR = Path(
+    os.environ.get("CALLVAULT_REFERENCE_DIR", REPO.parent / "shared" / "reference")
+).resolve()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -27,8 +27,18 @@ def test_the_two_setup_commands_come_first() -> None:
 
 def test_documented_commands_exist() -> None:
     runner = CliRunner()
-    for command in (["serve"], ["import-audio"], ["recordings", "list"], ["recordings", "show"], ["verify"],
-                    ["keys", "rotate"], ["admin", "create-user"], ["admin", "create-token"], ["demo"], ["settings"]):
+    for command in (
+        ["serve"],
+        ["import-audio"],
+        ["recordings", "list"],
+        ["recordings", "show"],
+        ["verify"],
+        ["keys", "rotate"],
+        ["admin", "create-user"],
+        ["admin", "create-token"],
+        ["demo"],
+        ["settings"],
+    ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)
         assert f"callvault {' '.join(command)}" in README or command == ["serve"], command

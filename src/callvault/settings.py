@@ -101,9 +101,21 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data_dir", _text, "./callvault-data", "Directory for the SQLite catalog, local vault, keyring, spool."),
-    Setting("database_url", _database_url, "", "Catalog database URL; empty means SQLite in the data directory."),
-    Setting("storage_url", _storage_url, "", "Vault location: file:///path or s3://bucket?endpoint=URL&region=R; empty means <data_dir>/vault."),
+    Setting(
+        "data_dir",
+        _text,
+        "./callvault-data",
+        "Directory for the SQLite catalog, local vault, keyring, spool.",
+    ),
+    Setting(
+        "database_url", _database_url, "", "Catalog database URL; empty means SQLite in the data directory."
+    ),
+    Setting(
+        "storage_url",
+        _storage_url,
+        "",
+        "Vault location: file:///path or s3://bucket?endpoint=URL&region=R; empty means <data_dir>/vault.",
+    ),
     Setting("http_host", _text, "127.0.0.1", "Address the HTTP API listens on."),
     Setting("http_port", _port, "8080", "Port of the HTTP API."),
     Setting("sip_host", _text, "127.0.0.1", "Address the SIPREC server listens on (UDP and TCP)."),
@@ -111,18 +123,42 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sip_tls_port", _port, "5061", "SIP over TLS port, used when a certificate and key are set."),
     Setting("sip_tls_cert", _text, "", "PEM certificate for SIP over TLS."),
     Setting("sip_tls_key", _text, "", "PEM private key for SIP over TLS."),
-    Setting("media_host", _text, "", "Address advertised in SDP answers and bound for RTP; empty means the SIP host."),
+    Setting(
+        "media_host",
+        _text,
+        "",
+        "Address advertised in SDP answers and bound for RTP; empty means the SIP host.",
+    ),
     Setting("rtp_ports", _port_range, "20000-29999", "UDP port range for RTP, e.g. 20000-29999."),
     Setting("default_region", _region, "US", "Region for phone numbers written without a country code."),
     Setting("max_calls", _positive_int, "2000", "Concurrent recording sessions before new INVITEs get 503."),
     Setting("max_sip_message_bytes", _positive_int, "65535", "Largest SIP message accepted."),
     Setting("max_participants", _positive_int, "32", "Largest number of participants per recording session."),
     Setting("max_upload_bytes", _positive_int, str(512 * 1024 * 1024), "Largest audio upload accepted."),
-    Setting("rtp_timeout", _positive_int, "60", "Seconds without RTP on any stream before a call is finalised."),
-    Setting("loss_threshold", _fraction, "0.05", "Fraction of lost packets above which a recording is flagged incomplete."),
-    Setting("dtmf_mode", _dtmf_mode, "presence", "What to keep of RFC 4733 digits: 'presence' (PCI-safe) or 'digits'."),
-    Setting("opus_bitrate", _positive_int, "8000", "Archive Opus bitrate per channel in bit/s (8000: ~95 KB per stereo minute of conversation)."),
-    Setting("media_workers", _positive_int, "1", "RTP worker processes (each owns a slice of the RTP port range)."),
+    Setting(
+        "rtp_timeout", _positive_int, "60", "Seconds without RTP on any stream before a call is finalised."
+    ),
+    Setting(
+        "loss_threshold",
+        _fraction,
+        "0.05",
+        "Fraction of lost packets above which a recording is flagged incomplete.",
+    ),
+    Setting(
+        "dtmf_mode",
+        _dtmf_mode,
+        "presence",
+        "What to keep of RFC 4733 digits: 'presence' (PCI-safe) or 'digits'.",
+    ),
+    Setting(
+        "opus_bitrate",
+        _positive_int,
+        "8000",
+        "Archive Opus bitrate per channel in bit/s (8000: ~95 KB per stereo minute of conversation).",
+    ),
+    Setting(
+        "media_workers", _positive_int, "1", "RTP worker processes (each owns a slice of the RTP port range)."
+    ),
     Setting("log_level", _text, "INFO", "Logging level."),
 )
 

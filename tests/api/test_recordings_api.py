@@ -43,10 +43,18 @@ def test_stereo_import_is_searchable_and_plays_back_with_channels_kept(
 ) -> None:
     agent_voice, customer_voice = voice(6, RATE, 120, 1), voice(6, RATE, 210, 2)
     recording_id = upload(
-        client, staff.tokens["sam"], stereo_wav(agent_voice, customer_voice, RATE),
-        agent="alice", customer="(415) 555-0100", direction="inbound", queue="billing", tag=["vip", "escalation"],
+        client,
+        staff.tokens["sam"],
+        stereo_wav(agent_voice, customer_voice, RATE),
+        agent="alice",
+        customer="(415) 555-0100",
+        direction="inbound",
+        queue="billing",
+        tag=["vip", "escalation"],
     )
-    listing = client.get("/api/v1/recordings", params={"customer": "+1 415 555 0100"}, headers=auth(staff.tokens["carol"]))
+    listing = client.get(
+        "/api/v1/recordings", params={"customer": "+1 415 555 0100"}, headers=auth(staff.tokens["carol"])
+    )
     assert listing.status_code == 200
     assert [item["id"] for item in listing.json()["items"]] == [recording_id]
     assert listing.json()["total"] == 1
@@ -65,20 +73,28 @@ def test_stereo_import_is_searchable_and_plays_back_with_channels_kept(
     if rate != RATE:
         import scipy.signal
 
-        pcm = np.stack([scipy.signal.resample_poly(ch.astype(float), RATE, rate).astype(np.int16) for ch in pcm])
+        pcm = np.stack(
+            [scipy.signal.resample_poly(ch.astype(float), RATE, rate).astype(np.int16) for ch in pcm]
+        )
     assert pcm.shape[0] == 2
     assert correlation(pcm[0], agent_voice) >= 0.9
     assert correlation(pcm[1], customer_voice) >= 0.9
     assert correlation(pcm[0], customer_voice) < 0.5
 
-    wav = client.get(f"/api/v1/recordings/{recording_id}/audio", params={"format": "wav"}, headers=auth(staff.tokens["carol"]))
+    wav = client.get(
+        f"/api/v1/recordings/{recording_id}/audio",
+        params={"format": "wav"},
+        headers=auth(staff.tokens["carol"]),
+    )
     assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
     wav_pcm, wav_rate = read_wav(wav.content)
     assert wav_rate == RATE and abs(wav_pcm.shape[1] - agent_voice.size) <= RATE * 0.05
 
 
 def test_range_requests_return_the_right_bytes(client: TestClient, staff: Staff) -> None:
-    recording_id = upload(client, staff.tokens["carol"], stereo_wav(voice(20, RATE, 130, 3), voice(20, RATE, 200, 4), RATE))
+    recording_id = upload(
+        client, staff.tokens["carol"], stereo_wav(voice(20, RATE, 130, 3), voice(20, RATE, 200, 4), RATE)
+    )
     url = f"/api/v1/recordings/{recording_id}/audio"
     whole = client.get(url, headers=auth(staff.tokens["carol"])).content
     size = len(whole)
@@ -119,9 +135,15 @@ def test_scope_agent_supervisor_auditor(client: TestClient, staff: Staff) -> Non
         response = client.get(path, headers=auth(staff.tokens["alice"]))
         assert response.status_code == 404
         assert response.json()["error"] == "not_found"
-    assert client.get(f"/api/v1/recordings/{alices}/audio", headers=auth(staff.tokens["alice"])).status_code == 200
+    assert (
+        client.get(f"/api/v1/recordings/{alices}/audio", headers=auth(staff.tokens["alice"])).status_code
+        == 200
+    )
     # Auditors see the trail and metadata, never audio.
-    assert client.get(f"/api/v1/recordings/{alices}/audio", headers=auth(staff.tokens["audrey"])).status_code == 403
+    assert (
+        client.get(f"/api/v1/recordings/{alices}/audio", headers=auth(staff.tokens["audrey"])).status_code
+        == 403
+    )
     trail = client.get("/api/v1/audit/access-events", headers=auth(staff.tokens["audrey"]))
     assert trail.status_code == 200
     actions = {(e["user"], e["action"], e["outcome"]) for e in trail.json()["items"]}
@@ -147,10 +169,27 @@ def test_search_filters(client: TestClient, staff: Staff) -> None:
     wav2 = stereo_wav(voice(2, RATE, 120, 7), voice(2, RATE, 220, 8), RATE)
     wav5 = stereo_wav(voice(5, RATE, 120, 7), voice(5, RATE, 220, 8), RATE)
     token = staff.tokens["carol"]
-    a = upload(client, token, wav2, agent="alice", direction="inbound", queue="sales", tag=["vip"],
-               started_at="2026-03-01T10:00:00Z", customer="+442071838750")
-    b = upload(client, token, wav5, agent="bob", direction="outbound", queue="support",
-               started_at="2026-03-02T10:00:00Z", customer="4155550100")
+    a = upload(
+        client,
+        token,
+        wav2,
+        agent="alice",
+        direction="inbound",
+        queue="sales",
+        tag=["vip"],
+        started_at="2026-03-01T10:00:00Z",
+        customer="+442071838750",
+    )
+    b = upload(
+        client,
+        token,
+        wav5,
+        agent="bob",
+        direction="outbound",
+        queue="support",
+        started_at="2026-03-02T10:00:00Z",
+        customer="4155550100",
+    )
 
     def found(**params: str) -> list[str]:
         response = client.get("/api/v1/recordings", params=params, headers=auth(token))
@@ -171,8 +210,14 @@ def test_search_filters(client: TestClient, staff: Staff) -> None:
     assert found(sort="started_at") == [a, b]
     assert found(sort="-started_at", limit="1") == [b]
     assert found(sort="-started_at", limit="1", offset="1") == [a]
-    for params in ({"direction": "sideways"}, {"limit": "0"}, {"from": "yesterday"}, {"sort": "agent"},
-                   {"customer": "not-a-number"}, {"min_duration": "-1"}):
+    for params in (
+        {"direction": "sideways"},
+        {"limit": "0"},
+        {"from": "yesterday"},
+        {"sort": "agent"},
+        {"customer": "not-a-number"},
+        {"min_duration": "-1"},
+    ):
         response = client.get("/api/v1/recordings", params=params, headers=auth(token))
         assert response.status_code == 400, params
         assert response.json()["error"] == "invalid_input"
@@ -190,22 +235,36 @@ def test_bad_uploads_leave_nothing_behind(client: TestClient, staff: Staff, ctx:
     }
     for name, (payload, status) in cases.items():
         response = client.post(
-            "/api/v1/recordings", headers=auth(token), files={"file": ("../../etc/passwd", payload, "audio/wav")}
+            "/api/v1/recordings",
+            headers=auth(token),
+            files={"file": ("../../etc/passwd", payload, "audio/wav")},
         )
         assert response.status_code == status, (name, response.text)
         assert response.json()["detail"], name
     assert client.get("/api/v1/recordings", headers=auth(token)).json()["total"] == 0
     assert list(ctx.blobs.list("")) == []
     # A field with a bad value is refused too, and the server keeps serving.
-    response = client.post("/api/v1/recordings", headers=auth(token), files={"file": ("a.wav", good, "audio/wav")},
-                           data={"direction": "sideways"})
+    response = client.post(
+        "/api/v1/recordings",
+        headers=auth(token),
+        files={"file": ("a.wav", good, "audio/wav")},
+        data={"direction": "sideways"},
+    )
     assert response.status_code == 400
-    response = client.post("/api/v1/recordings", headers=auth(token), files={"file": ("a.wav", good, "audio/wav")},
-                           data={"agent": "nobody-such"})
+    response = client.post(
+        "/api/v1/recordings",
+        headers=auth(token),
+        files={"file": ("a.wav", good, "audio/wav")},
+        data={"agent": "nobody-such"},
+    )
     assert response.status_code == 400
     assert client.get("/healthz").status_code == 200
     # Agents may not upload.
-    denied = client.post("/api/v1/recordings", headers=auth(staff.tokens["alice"]), files={"file": ("a.wav", good, "audio/wav")})
+    denied = client.post(
+        "/api/v1/recordings",
+        headers=auth(staff.tokens["alice"]),
+        files={"file": ("a.wav", good, "audio/wav")},
+    )
     assert denied.status_code == 403
 
 

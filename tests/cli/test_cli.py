@@ -24,7 +24,9 @@ def env(data_dir: Path, database_url: str) -> dict[str, str]:
     }
 
 
-def test_serve_first_start_admin_and_admin_commands_while_running(env: dict[str, str], tmp_path: Path) -> None:
+def test_serve_first_start_admin_and_admin_commands_while_running(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     log = tmp_path / "serve.log"
     with running_server(env, log):
         base = f"http://127.0.0.1:{env['CALLVAULT_HTTP_PORT']}"
@@ -34,8 +36,20 @@ def test_serve_first_start_admin_and_admin_commands_while_running(env: dict[str,
         login = httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": password})
         assert login.status_code == 200
         created = run_cli(
-            ["admin", "create-user", "alice", "--role", "agent", "--team", "red", "--sip-identity", "sip:1001@pbx", "--password-stdin"],
-            env, stdin="correct horse battery\n",
+            [
+                "admin",
+                "create-user",
+                "alice",
+                "--role",
+                "agent",
+                "--team",
+                "red",
+                "--sip-identity",
+                "sip:1001@pbx",
+                "--password-stdin",
+            ],
+            env,
+            stdin="correct horse battery\n",
         )
         assert created.returncode == 0, created.stderr
         token = run_cli(["admin", "create-token", "alice"], env)
@@ -55,10 +69,29 @@ def test_serve_first_start_admin_and_admin_commands_while_running(env: dict[str,
 def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
     wav = tmp_path / "call.wav"
     wav.write_bytes(stereo_wav(voice(3, 8000, 120, 1), voice(3, 8000, 200, 2), 8000))
-    assert run_cli(["admin", "create-user", "alice", "--role", "agent", "--sip-identity", "1001"], env).returncode == 0
+    assert (
+        run_cli(
+            ["admin", "create-user", "alice", "--role", "agent", "--sip-identity", "1001"], env
+        ).returncode
+        == 0
+    )
     result = run_cli(
-        ["import-audio", str(wav), "--agent", "alice", "--customer", "(415) 555-0100", "--direction", "inbound",
-         "--started-at", "2026-05-01T09:30:00Z", "--queue", "billing", "--tag", "vip"],
+        [
+            "import-audio",
+            str(wav),
+            "--agent",
+            "alice",
+            "--customer",
+            "(415) 555-0100",
+            "--direction",
+            "inbound",
+            "--started-at",
+            "2026-05-01T09:30:00Z",
+            "--queue",
+            "billing",
+            "--tag",
+            "vip",
+        ],
         env,
     )
     assert result.returncode == 0, result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callvault.errors import NotFound, PermissionDenied
-from callvault.services.access import POLICY, Action, Principal, Role, Scope, allowed
+from callvault.services.access import POLICY, Action, Principal, Role, allowed
 from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
 from callvault.services.search import RecordingQuery
@@ -15,15 +15,78 @@ from tests.support.people import create_staff
 # The matrix as documented in callvault.services.access and the README, written out again
 # independently: a change to the policy must change this table too.
 EXPECTED: dict[Action, dict[Role, str]] = {
-    Action.RECORDING_SEARCH: {Role.ADMIN: "all", Role.COMPLIANCE_OFFICER: "all", Role.SUPERVISOR: "team", Role.QA_EVALUATOR: "team", Role.AGENT: "own", Role.AUDITOR: "all"},
-    Action.RECORDING_VIEW: {Role.ADMIN: "all", Role.COMPLIANCE_OFFICER: "all", Role.SUPERVISOR: "team", Role.QA_EVALUATOR: "team", Role.AGENT: "own", Role.AUDITOR: "all"},
-    Action.RECORDING_PLAY: {Role.ADMIN: "all", Role.COMPLIANCE_OFFICER: "all", Role.SUPERVISOR: "team", Role.QA_EVALUATOR: "team", Role.AGENT: "own", Role.AUDITOR: "-"},
-    Action.RECORDING_DOWNLOAD: {Role.ADMIN: "all", Role.COMPLIANCE_OFFICER: "all", Role.SUPERVISOR: "team", Role.QA_EVALUATOR: "-", Role.AGENT: "-", Role.AUDITOR: "-"},
-    Action.RECORDING_UPLOAD: {Role.ADMIN: "all", Role.COMPLIANCE_OFFICER: "all", Role.SUPERVISOR: "team", Role.QA_EVALUATOR: "-", Role.AGENT: "-", Role.AUDITOR: "-"},
-    Action.AUDIT_READ: {Role.ADMIN: "all", Role.COMPLIANCE_OFFICER: "all", Role.SUPERVISOR: "-", Role.QA_EVALUATOR: "-", Role.AGENT: "-", Role.AUDITOR: "all"},
-    Action.INTEGRITY_VERIFY: {Role.ADMIN: "all", Role.COMPLIANCE_OFFICER: "all", Role.SUPERVISOR: "-", Role.QA_EVALUATOR: "-", Role.AGENT: "-", Role.AUDITOR: "all"},
-    Action.USER_MANAGE: {Role.ADMIN: "all", Role.COMPLIANCE_OFFICER: "-", Role.SUPERVISOR: "-", Role.QA_EVALUATOR: "-", Role.AGENT: "-", Role.AUDITOR: "-"},
-    Action.KEYS_ROTATE: {Role.ADMIN: "all", Role.COMPLIANCE_OFFICER: "-", Role.SUPERVISOR: "-", Role.QA_EVALUATOR: "-", Role.AGENT: "-", Role.AUDITOR: "-"},
+    Action.RECORDING_SEARCH: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "team",
+        Role.QA_EVALUATOR: "team",
+        Role.AGENT: "own",
+        Role.AUDITOR: "all",
+    },
+    Action.RECORDING_VIEW: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "team",
+        Role.QA_EVALUATOR: "team",
+        Role.AGENT: "own",
+        Role.AUDITOR: "all",
+    },
+    Action.RECORDING_PLAY: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "team",
+        Role.QA_EVALUATOR: "team",
+        Role.AGENT: "own",
+        Role.AUDITOR: "-",
+    },
+    Action.RECORDING_DOWNLOAD: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "team",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
+    Action.RECORDING_UPLOAD: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "team",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
+    Action.AUDIT_READ: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "all",
+    },
+    Action.INTEGRITY_VERIFY: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "all",
+    },
+    Action.USER_MANAGE: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "-",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
+    Action.KEYS_ROTATE: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "-",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
 }
 
 CELLS = [(action, role) for action in Action for role in Role]
@@ -49,7 +112,10 @@ REACHES_ALICES = {
     "audrey": {"view"},
 }
 DENIED_OUTRIGHT = {  # role may never do it: PermissionDenied, which reveals nothing about the recording
-    "alice": {"download"}, "bob": {"download"}, "quinn": {"download"}, "audrey": {"play", "download"},
+    "alice": {"download"},
+    "bob": {"download"},
+    "quinn": {"download"},
+    "audrey": {"play", "download"},
 }
 
 
@@ -59,7 +125,8 @@ def test_recording_actions_enforced_in_the_service_layer(ctx: ServiceContext) ->
     recording_id = ctx.importer.import_bytes(staff.principals["carol"], wav, ImportRequest(agent="alice"))
     for name, principal in staff.principals.items():
         for verb in ("view", "play", "download"):
-            def attempt() -> object:
+
+            def attempt(principal: Principal = principal, verb: str = verb) -> object:
                 if verb == "view":
                     return ctx.search.get(principal, recording_id)
                 return ctx.playback.open_audio(principal, recording_id, download=verb == "download")

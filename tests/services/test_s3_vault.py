@@ -15,7 +15,9 @@ from tests.support.people import ADMIN
 from tests.support.s3server import S3Endpoint
 
 
-def test_recordings_on_s3(s3_endpoint: S3Endpoint, data_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recordings_on_s3(
+    s3_endpoint: S3Endpoint, data_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in s3_endpoint.env().items():
         monkeypatch.setenv(key, value)
     bucket = f"vault-{uuid.uuid4().hex[:8]}"
@@ -33,7 +35,9 @@ def test_recordings_on_s3(s3_endpoint: S3Endpoint, data_dir: Path, database_url:
         assert whole[:4] == b"OggS"
         assert audio.read(100, 70000) == whole[100:70000]
         assert ctx.integrity.verify(ADMIN)[0].ok
-        s3_endpoint.client().put_object(Bucket=bucket, Key=f"prod/{keys[0]}", Body=raw[:-1] + bytes([raw[-1] ^ 1]))
+        s3_endpoint.client().put_object(
+            Bucket=bucket, Key=f"prod/{keys[0]}", Body=raw[:-1] + bytes([raw[-1] ^ 1])
+        )
         result = ctx.integrity.verify(ADMIN)[0]
         assert not result.ok and result.recording_id == recording_id
     finally:

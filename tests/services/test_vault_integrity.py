@@ -58,7 +58,10 @@ def test_verify_passes_then_names_each_tampered_recording(ctx: ServiceContext) -
     ctx.blobs.put(object_key, bytes(blob))
 
     with ctx.catalog.engine.begin() as conn:
-        conn.execute(text("UPDATE recordings SET duration_seconds = duration_seconds + 1 WHERE id = :id"), {"id": row_victim})
+        conn.execute(
+            text("UPDATE recordings SET duration_seconds = duration_seconds + 1 WHERE id = :id"),
+            {"id": row_victim},
+        )
         conn.execute(
             text(
                 "UPDATE participants SET aor = '+14155550199' WHERE role = 'customer' AND call_id = "
@@ -66,7 +69,9 @@ def test_verify_passes_then_names_each_tampered_recording(ctx: ServiceContext) -
             ),
             {"id": participant_victim},
         )
-        conn.execute(text("UPDATE streams SET codec = 'PCMA' WHERE recording_id = :id"), {"id": stream_victim})
+        conn.execute(
+            text("UPDATE streams SET codec = 'PCMA' WHERE recording_id = :id"), {"id": stream_victim}
+        )
 
     results = {r.recording_id: r for r in ctx.integrity.verify(ADMIN)}
     assert not results[blob_victim].ok and "hash mismatch" in " ".join(results[blob_victim].problems)
@@ -79,9 +84,15 @@ def test_flipped_wrapped_key_or_signature_fails_verify(ctx: ServiceContext) -> N
     first, second = _import(ctx, seed=11), _import(ctx, seed=13)
     with ctx.catalog.engine.begin() as conn:
         for column, victim in (("wrapped_key", first), ("manifest_signature", second)):
-            value = bytearray(conn.execute(text(f"SELECT {column} FROM recordings WHERE id = :id"), {"id": victim}).scalar_one())
+            value = bytearray(
+                conn.execute(
+                    text(f"SELECT {column} FROM recordings WHERE id = :id"), {"id": victim}
+                ).scalar_one()
+            )
             value[5] ^= 0x80
-            conn.execute(text(f"UPDATE recordings SET {column} = :v WHERE id = :id"), {"v": bytes(value), "id": victim})
+            conn.execute(
+                text(f"UPDATE recordings SET {column} = :v WHERE id = :id"), {"v": bytes(value), "id": victim}
+            )
     results = {r.recording_id: r for r in ctx.integrity.verify(ADMIN)}
     assert any("decryption failed" in p for p in results[first].problems)
     assert results[second].problems == ["manifest signature does not verify"]
@@ -104,7 +115,12 @@ def test_key_rotation_rewraps_without_touching_audio(ctx: ServiceContext, data_d
 def test_destroyed_data_key_makes_audio_unrecoverable(ctx: ServiceContext) -> None:
     recording_id = _import(ctx, seed=31)
     with ctx.catalog.engine.begin() as conn:
-        conn.execute(text("UPDATE recordings SET wrapped_key = NULL, key_destroyed_at = CURRENT_TIMESTAMP WHERE id = :id"), {"id": recording_id})
+        conn.execute(
+            text(
+                "UPDATE recordings SET wrapped_key = NULL, key_destroyed_at = CURRENT_TIMESTAMP WHERE id = :id"
+            ),
+            {"id": recording_id},
+        )
     with pytest.raises(KeyUnavailable):
         ctx.playback.open_audio(ADMIN, recording_id)
 

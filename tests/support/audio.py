@@ -22,7 +22,9 @@ def voice(seconds: float, rate: int, f0: float, seed: int) -> npt.NDArray[np.int
     envelope = 0.5 + 0.5 * np.sin(2 * np.pi * (3.0 + seed % 3) * t + rng.uniform(0, 6))
     signal = source * envelope**2 + 0.02 * rng.standard_normal(t.size)
     low, high = (300.0, 3400.0) if rate <= 8000 else (50.0, min(7000.0, rate / 2 - 500))
-    signal = scipy.signal.sosfilt(scipy.signal.butter(4, [low, high], btype="band", fs=rate, output="sos"), signal)
+    signal = scipy.signal.sosfilt(
+        scipy.signal.butter(4, [low, high], btype="band", fs=rate, output="sos"), signal
+    )
     signal = signal / np.max(np.abs(signal)) * 0.6
     return (signal * 32767).astype(np.int16)
 

@@ -28,7 +28,9 @@ def create_staff(ctx: ServiceContext) -> Staff:
     tokens: dict[str, str] = {}
     principals: dict[str, Principal] = {}
     for name, role, team, identities in specs:
-        ctx.users.create_user(ADMIN, name, role, team=team, sip_identities=identities, password=f"{name}-password")
+        ctx.users.create_user(
+            ADMIN, name, role, team=team, sip_identities=identities, password=f"{name}-password"
+        )
         tokens[name] = ctx.users.create_token(ADMIN, name, "test")
         principals[name] = ctx.users.authenticate_token(tokens[name])
     return Staff(tokens, principals)

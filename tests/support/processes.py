@@ -26,9 +26,16 @@ def callvault_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "callvault"]
 
 
-def run_cli(args: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        callvault_command() + args, env={**os.environ, **env}, input=stdin, capture_output=True, text=True, timeout=timeout
+        callvault_command() + args,
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -46,11 +53,16 @@ def running_server(env: dict[str, str], log_path: Path) -> Iterator[subprocess.P
     """`callvault serve` in a subprocess; yields once /healthz answers."""
     port = env["CALLVAULT_HTTP_PORT"]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(callvault_command() + ["serve"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            callvault_command() + ["serve"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
+
             def healthy() -> bool:
                 if process.poll() is not None:
-                    raise AssertionError(f"serve exited with {process.returncode}: {log_path.read_text()[-3000:]}")
+                    raise AssertionError(
+                        f"serve exited with {process.returncode}: {log_path.read_text()[-3000:]}"
+                    )
                 try:
                     return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
                 except httpx.HTTPError:

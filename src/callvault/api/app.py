@@ -46,7 +46,9 @@ def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> 
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for error in exc.errors():
-            where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("query", "body", "form"))
+            where = ".".join(
+                str(part) for part in error.get("loc", ()) if part not in ("query", "body", "form")
+            )
             problems.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
         return JSONResponse({"error": "invalid_input", "detail": "; ".join(problems)}, status_code=400)
 

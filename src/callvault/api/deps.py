@@ -19,6 +19,8 @@ def principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationFailed("missing bearer token (POST /api/v1/auth/token or `callvault admin create-token`)")
+        raise AuthenticationFailed(
+            "missing bearer token (POST /api/v1/auth/token or `callvault admin create-token`)"
+        )
     remote = request.client.host if request.client else None
     return context(request).users.authenticate_token(token.strip(), remote_addr=remote)

@@ -34,7 +34,7 @@ async def login(request: Request) -> dict[str, Any]:
         try:
             body = Login.model_validate(await request.json())
         except ValueError:
-            raise InvalidInput("body must be JSON {\"username\": ..., \"password\": ...}") from None
+            raise InvalidInput('body must be JSON {"username": ..., "password": ...}') from None
     else:
         form = await request.form()
         username, password = form.get("username"), form.get("password")
@@ -51,7 +51,9 @@ async def login(request: Request) -> dict[str, Any]:
 
 
 @router.get("/audit/access-events")
-def access_events(ctx: Ctx, caller: Caller, recording_id: str | None = None, limit: int = 100) -> dict[str, Any]:
+def access_events(
+    ctx: Ctx, caller: Caller, recording_id: str | None = None, limit: int = 100
+) -> dict[str, Any]:
     events = ctx.access_log.list(caller, recording_id=recording_id, limit=limit)
     return {
         "items": [

@@ -91,13 +91,17 @@ def get_audio(
     if byte_range:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{audio.size}"
     AUDIO_BYTES_SERVED.inc(end - start)
-    return StreamingResponse(audio.iter_range(start, end), status_code=status, media_type=audio.content_type, headers=headers)
+    return StreamingResponse(
+        audio.iter_range(start, end), status_code=status, media_type=audio.content_type, headers=headers
+    )
 
 
 @router.post("", status_code=201)
 async def upload_recording(
     request: Request,
-    file: Annotated[UploadFile, File(description="WAV, FLAC, MP3 or Ogg; stereo = agent left, customer right")],
+    file: Annotated[
+        UploadFile, File(description="WAV, FLAC, MP3 or Ogg; stereo = agent left, customer right")
+    ],
     agent: Annotated[str | None, Form()] = None,
     customer: Annotated[str | None, Form()] = None,
     direction: Annotated[Literal["inbound", "outbound"] | None, Form()] = None,

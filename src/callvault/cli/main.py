@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -43,12 +43,12 @@ def serve() -> None:
 @handle_errors
 def import_audio(
     path: Annotated[Path, typer.Argument(help="An audio file, or a folder of them (imported recursively).")],
-    agent: Annotated[Optional[str], typer.Option(help="Agent username or SIP identity.")] = None,
-    customer: Annotated[Optional[str], typer.Option(help="Customer phone number.")] = None,
-    direction: Annotated[Optional[str], typer.Option(help="inbound or outbound.")] = None,
-    started_at: Annotated[Optional[str], typer.Option(help="ISO 8601 start time with zone.")] = None,
-    queue: Annotated[Optional[str], typer.Option(help="Queue or skill the call came through.")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option(help="Tag (repeatable).")] = None,
+    agent: Annotated[str | None, typer.Option(help="Agent username or SIP identity.")] = None,
+    customer: Annotated[str | None, typer.Option(help="Customer phone number.")] = None,
+    direction: Annotated[str | None, typer.Option(help="inbound or outbound.")] = None,
+    started_at: Annotated[str | None, typer.Option(help="ISO 8601 start time with zone.")] = None,
+    queue: Annotated[str | None, typer.Option(help="Queue or skill the call came through.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag (repeatable).")] = None,
 ) -> None:
     """Import recordings made elsewhere (WAV, FLAC, MP3, Ogg). Prints each new recording id."""
     if direction not in (None, "inbound", "outbound"):
@@ -73,8 +73,12 @@ def import_audio(
     failures = 0
     with service_context() as ctx:
         progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, disable=len(files) == 1,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=len(files) == 1,
         )
         with progress:
             task = progress.add_task("importing", total=len(files))
@@ -96,23 +100,32 @@ def import_audio(
 @recordings_app.command("list")
 @handle_errors
 def recordings_list(
-    agent: Optional[str] = None,
-    customer: Optional[str] = None,
-    from_: Annotated[Optional[datetime], typer.Option("--from")] = None,
-    to: Optional[datetime] = None,
-    direction: Optional[str] = None,
-    queue: Optional[str] = None,
-    tag: Optional[str] = None,
-    call_id: Optional[str] = None,
-    status: Optional[str] = None,
+    agent: str | None = None,
+    customer: str | None = None,
+    from_: Annotated[datetime | None, typer.Option("--from")] = None,
+    to: datetime | None = None,
+    direction: str | None = None,
+    queue: str | None = None,
+    tag: str | None = None,
+    call_id: str | None = None,
+    status: str | None = None,
     limit: int = 50,
     offset: int = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search recordings."""
     query = RecordingQuery(
-        agent=agent, customer=customer, started_from=from_, started_to=to, direction=direction,  # type: ignore[arg-type]
-        queue=queue, tag=tag, call_id=call_id, status=status, limit=limit, offset=offset,
+        agent=agent,
+        customer=customer,
+        started_from=from_,
+        started_to=to,
+        direction=direction,  # type: ignore[arg-type]
+        queue=queue,
+        tag=tag,
+        call_id=call_id,
+        status=status,
+        limit=limit,
+        offset=offset,
     )
     with service_context() as ctx:
         page = ctx.search.search(cli_principal(), query)
@@ -123,8 +136,14 @@ def recordings_list(
     for item in page.items:
         duration = f"{item['duration']:.1f}s" if item["duration"] is not None else "-"
         table.add_row(
-            item["id"], item["started_at"], duration, item["status"], item["direction"] or "-",
-            item["agent"] or "-", item["customer_number"] or "-", item["queue"] or "-",
+            item["id"],
+            item["started_at"],
+            duration,
+            item["status"],
+            item["direction"] or "-",
+            item["agent"] or "-",
+            item["customer_number"] or "-",
+            item["queue"] or "-",
         )
     out.print(table)
     out.print(f"{page.total} recording(s)")
@@ -146,7 +165,7 @@ def recordings_show(recording_id: str, as_json: Annotated[bool, typer.Option("--
 @app.command()
 @handle_errors
 def verify(
-    recording_id: Annotated[Optional[str], typer.Argument(help="One recording id; omit with --all.")] = None,
+    recording_id: Annotated[str | None, typer.Argument(help="One recording id; omit with --all.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Verify every recording.")] = False,
 ) -> None:
     """Check stored objects, hashes, manifests and signatures; exit 5 if any recording fails."""
@@ -173,7 +192,8 @@ def keys_rotate() -> None:
         with Progress(TextColumn("re-wrapping"), BarColumn(), MofNCompleteColumn(), console=err) as progress:
             task = progress.add_task("rotate", total=None)
             result = ctx.key_rotation.rotate(
-                cli_principal(), progress=lambda done, total: progress.update(task, completed=done, total=total)
+                cli_principal(),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     sys.stdout.write(
         f"new key-encryption key {result.new_kek_id}; {result.rewrapped} data keys re-wrapped; "
@@ -185,20 +205,31 @@ def keys_rotate() -> None:
 @handle_errors
 def create_user(
     name: str,
-    role: Annotated[str, typer.Option(help="admin, compliance_officer, supervisor, qa_evaluator, agent, auditor")],
-    team: Optional[str] = None,
-    sip_identity: Annotated[Optional[list[str]], typer.Option(help="AOR or extension (repeatable).")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
-    display_name: Optional[str] = None,
+    role: Annotated[
+        str, typer.Option(help="admin, compliance_officer, supervisor, qa_evaluator, agent, auditor")
+    ],
+    team: str | None = None,
+    sip_identity: Annotated[list[str] | None, typer.Option(help="AOR or extension (repeatable).")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    display_name: str | None = None,
 ) -> None:
     """Create a user (agents: link their SIP identities so recordings attach to them)."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     with service_context() as ctx:
         info = ctx.users.create_user(
-            cli_principal(), name, role, team=team, sip_identities=list(sip_identity or []),
-            password=password, display_name=display_name,
+            cli_principal(),
+            name,
+            role,
+            team=team,
+            sip_identities=list(sip_identity or []),
+            password=password,
+            display_name=display_name,
         )
-    sys.stdout.write(f"created {info.role} {info.username}" + (f" in team {info.team}" if info.team else "") + "\n")
+    sys.stdout.write(
+        f"created {info.role} {info.username}" + (f" in team {info.team}" if info.team else "") + "\n"
+    )
 
 
 @admin_app.command("create-token")
@@ -228,7 +259,9 @@ def list_users() -> None:
     with service_context() as ctx:
         users = ctx.users.list_users(cli_principal())
     for user in users:
-        sys.stdout.write(f"{user.username}\t{user.role}\t{user.team or '-'}\t{','.join(user.sip_identities)}\n")
+        sys.stdout.write(
+            f"{user.username}\t{user.role}\t{user.team or '-'}\t{','.join(user.sip_identities)}\n"
+        )
 
 
 @app.command("settings")
@@ -245,8 +278,8 @@ def show_settings() -> None:
 def demo(
     calls: int = 3,
     seconds: float = 8.0,
-    host: Optional[str] = None,
-    port: Optional[int] = None,
+    host: str | None = None,
+    port: int | None = None,
 ) -> None:
     """Act as an SBC: send a few synthetic two-party SIPREC calls to a running server."""
     import asyncio
@@ -254,7 +287,9 @@ def demo(
     from callvault.runtime.demo_src import run_demo
 
     settings = load_settings()
-    call_ids = asyncio.run(run_demo(host or settings.sip_host, port or settings.sip_port, calls=calls, seconds=seconds))
+    call_ids = asyncio.run(
+        run_demo(host or settings.sip_host, port or settings.sip_port, calls=calls, seconds=seconds)
+    )
     for call_id in call_ids:
         sys.stdout.write(call_id + "\n")
     err.print(f"sent {len(call_ids)} call(s); see them with: callvault recordings list")

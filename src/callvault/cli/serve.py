@@ -74,12 +74,21 @@ async def _serve(settings: Settings) -> None:
 
     app = create_app(ctx, health_extra=health)
     config = uvicorn.Config(
-        app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off", access_log=False
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     log.info(
         "callvault serving HTTP on %s:%d, SIP on %s:%s, data in %s",
-        settings.http_host, settings.http_port, settings.sip_host, settings.sip_port or "-", settings.data_dir,
+        settings.http_host,
+        settings.http_port,
+        settings.sip_host,
+        settings.sip_port or "-",
+        settings.data_dir,
     )
     try:
         await server.serve()

@@ -50,7 +50,9 @@ class Catalog:
                 path = url.removeprefix("sqlite:///")
                 if path and path != ":memory:":
                     Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+                self.engine: Engine = create_engine(
+                    url, connect_args={"check_same_thread": False, "timeout": 15}
+                )
                 event.listen(self.engine, "connect", _sqlite_pragmas)
                 event.listen(self.engine, "begin", self._sqlite_begin)
             else:

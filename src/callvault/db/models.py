@@ -52,7 +52,9 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     team: Mapped[Team | None] = relationship()
-    sip_identities: Mapped[list[SipIdentity]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    sip_identities: Mapped[list[SipIdentity]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
 
 
 class SipIdentity(Base):
@@ -91,8 +93,12 @@ class Call(Base):
     queue: Mapped[str | None] = mapped_column(String(120))
     source: Mapped[str] = mapped_column(String(32))
     vendor_metadata: Mapped[str | None] = mapped_column(Text)
-    identifiers: Mapped[list[CallIdentifier]] = relationship(back_populates="call", cascade="all, delete-orphan")
-    participants: Mapped[list[Participant]] = relationship(back_populates="call", cascade="all, delete-orphan")
+    identifiers: Mapped[list[CallIdentifier]] = relationship(
+        back_populates="call", cascade="all, delete-orphan"
+    )
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="call", cascade="all, delete-orphan"
+    )
 
 
 class CallIdentifier(Base):
@@ -155,7 +161,9 @@ class Recording(Base):
     call: Mapped[Call] = relationship()
     streams: Mapped[list[Stream]] = relationship(back_populates="recording", cascade="all, delete-orphan")
     tags: Mapped[list[RecordingTag]] = relationship(back_populates="recording", cascade="all, delete-orphan")
-    events: Mapped[list[RecordingEvent]] = relationship(back_populates="recording", cascade="all, delete-orphan")
+    events: Mapped[list[RecordingEvent]] = relationship(
+        back_populates="recording", cascade="all, delete-orphan"
+    )
 
     __table_args__ = (
         Index("ix_recordings_started", "started_at"),
@@ -183,7 +191,9 @@ class Stream(Base):
 
 class RecordingTag(Base):
     __tablename__ = "recording_tags"
-    recording_id: Mapped[str] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True)
+    recording_id: Mapped[str] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True
+    )
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
     recording: Mapped[Recording] = relationship(back_populates="tags")
     __table_args__ = (Index("ix_recording_tags_tag", "tag", "recording_id"),)

@@ -54,13 +54,17 @@ class AccessLog:
                 )
             )
 
-    def list(self, principal: Principal, recording_id: str | None = None, limit: int = 100) -> list[AccessEventView]:
+    def list(
+        self, principal: Principal, recording_id: str | None = None, limit: int = 100
+    ) -> list[AccessEventView]:
         require(principal, Action.AUDIT_READ)
         query = select(AccessEvent).order_by(AccessEvent.id.desc()).limit(max(1, min(limit, 1000)))
         if recording_id:
             query = query.where(AccessEvent.recording_id == recording_id)
         with self._catalog.read() as session:
             return [
-                AccessEventView(e.id, e.at, e.username, e.action, e.recording_id, e.detail, e.remote_addr, e.outcome)
+                AccessEventView(
+                    e.id, e.at, e.username, e.action, e.recording_id, e.detail, e.remote_addr, e.outcome
+                )
                 for e in session.scalars(query)
             ]

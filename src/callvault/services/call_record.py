@@ -56,7 +56,9 @@ class CallRecord:
     called_number: str | None = None
     queue: str | None = None
     sip_call_ids: list[str] = field(default_factory=list)
-    external_ids: dict[str, str] = field(default_factory=dict)  # cisco_guid, ucid, broadworks_tracking_id, ...
+    external_ids: dict[str, str] = field(
+        default_factory=dict
+    )  # cisco_guid, ucid, broadworks_tracking_id, ...
     tags: list[str] = field(default_factory=list)
     vendor_metadata: str | None = None  # opaque extension XML, kept as received
     participants: list[ParticipantRecord] = field(default_factory=list)

@@ -45,5 +45,8 @@ class AgentDirectory:
         """One SIP identity of the user (to attach imported recordings to them)."""
         with self._catalog.read() as session:
             return session.scalar(
-                select(SipIdentity.identity).where(SipIdentity.user_id == user_id).order_by(SipIdentity.id).limit(1)
+                select(SipIdentity.identity)
+                .where(SipIdentity.user_id == user_id)
+                .order_by(SipIdentity.id)
+                .limit(1)
             )

@@ -71,7 +71,9 @@ class AudioImporter:
         if request.direction not in (None, "inbound", "outbound"):
             raise InvalidInput("direction must be inbound or outbound")
         agent_user_id = self._agent_user(request.agent)
-        agent_identity = (self._directory.identity_of(agent_user_id) or request.agent) if agent_user_id else None
+        agent_identity = (
+            (self._directory.identity_of(agent_user_id) or request.agent) if agent_user_id else None
+        )
         try:
             decoded = decode_audio(data, max_seconds=MAX_IMPORT_SECONDS)
         except ValueError as exc:
@@ -106,10 +108,16 @@ class AudioImporter:
             streams = [StreamRecord(label="mixed", codec="import", channel=MIXED_CHANNEL)]
         else:
             streams = [
-                StreamRecord(label="left", codec="import", channel=AGENT_CHANNEL, participant_aor=agent_identity),
-                StreamRecord(label="right", codec="import", channel=CUSTOMER_CHANNEL, participant_aor=request.customer),
+                StreamRecord(
+                    label="left", codec="import", channel=AGENT_CHANNEL, participant_aor=agent_identity
+                ),
+                StreamRecord(
+                    label="right", codec="import", channel=CUSTOMER_CHANNEL, participant_aor=request.customer
+                ),
             ]
-        audio = ArchiveAudio(data=archive, sample_rate=rate, channels=pcm.shape[0], duration_seconds=duration, mixed=mixed)
+        audio = ArchiveAudio(
+            data=archive, sample_rate=rate, channels=pcm.shape[0], duration_seconds=duration, mixed=mixed
+        )
         return self._recordings.store_new(call, audio, streams)
 
     def _agent_user(self, agent: str | None) -> int | None:

@@ -86,7 +86,9 @@ class IntegrityService:
         else:
             if rebuilt != recording.manifest:
                 result.problems.append("catalog rows differ from the signed manifest")
-            if not verify_signature(self._signer.public_key_pem(), recording.manifest.encode(), recording.manifest_signature):
+            if not verify_signature(
+                self._signer.public_key_pem(), recording.manifest.encode(), recording.manifest_signature
+            ):
                 result.problems.append("manifest signature does not verify")
         if recording.object_key is None:
             if recording.status in ("complete", "incomplete"):

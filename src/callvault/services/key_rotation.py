@@ -34,7 +34,9 @@ class KeyRotationService:
         self._keys = keys
         self._log = access_log
 
-    def rotate(self, principal: Principal, progress: Callable[[int, int], None] | None = None) -> RotationResult:
+    def rotate(
+        self, principal: Principal, progress: Callable[[int, int], None] | None = None
+    ) -> RotationResult:
         require(principal, Action.KEYS_ROTATE)
         new_id = self._keys.rotate()
         with self._catalog.read() as session:
@@ -47,7 +49,9 @@ class KeyRotationService:
         old_keks: set[str] = set()
         for start in range(0, len(ids), _BATCH):
             with self._catalog.write() as session:
-                for recording in session.scalars(select(Recording).where(Recording.id.in_(ids[start : start + _BATCH]))):
+                for recording in session.scalars(
+                    select(Recording).where(Recording.id.in_(ids[start : start + _BATCH]))
+                ):
                     assert recording.wrapped_key is not None and recording.kek_id is not None
                     context = recording.id.encode()
                     data_key = self._keys.unwrap(WrappedKey(recording.kek_id, recording.wrapped_key), context)
@@ -59,7 +63,9 @@ class KeyRotationService:
                 progress(done, len(ids))
         retired = []
         with self._catalog.read() as session:
-            still_used = set(session.scalars(select(Recording.kek_id).where(Recording.kek_id.is_not(None)).distinct()))
+            still_used = set(
+                session.scalars(select(Recording.kek_id).where(Recording.kek_id.is_not(None)).distinct())
+            )
         for kek_id in self._retirable(new_id, still_used):
             self._keys.retire(kek_id)
             retired.append(kek_id)

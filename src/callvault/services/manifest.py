@@ -17,7 +17,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callvault.db.models import Call, CallIdentifier, Participant, Recording, RecordingEvent, RecordingTag, Stream
+from callvault.db.models import (
+    Call,
+    CallIdentifier,
+    Participant,
+    Recording,
+    RecordingEvent,
+    RecordingTag,
+    Stream,
+)
 
 MANIFEST_VERSION = 1
 
@@ -32,7 +40,9 @@ def iso(value: datetime | None) -> str | None:
 
 def build_manifest(session: Session, recording: Recording) -> dict[str, Any]:
     call = session.get(Call, recording.call_id)
-    identifiers = session.scalars(select(CallIdentifier).where(CallIdentifier.call_id == recording.call_id)).all()
+    identifiers = session.scalars(
+        select(CallIdentifier).where(CallIdentifier.call_id == recording.call_id)
+    ).all()
     participants = session.scalars(select(Participant).where(Participant.call_id == recording.call_id)).all()
     streams = session.scalars(select(Stream).where(Stream.recording_id == recording.id)).all()
     tags = session.scalars(select(RecordingTag.tag).where(RecordingTag.recording_id == recording.id)).all()

@@ -90,17 +90,25 @@ class PlaybackService:
         reader = self.open_reader(recording)
         self._log.record(principal, verb, recording_id, detail=f"format={fmt}")
         if fmt == "ogg":
-            return PlaybackAudio(recording_id, CONTENT_TYPES[fmt], reader.plaintext_size, f"{recording_id}.ogg", reader)
+            return PlaybackAudio(
+                recording_id, CONTENT_TYPES[fmt], reader.plaintext_size, f"{recording_id}.ogg", reader
+            )
         try:
             decoded = decode_audio(reader.read(0, reader.plaintext_size))
         except ValueError as exc:
             raise IntegrityError(f"recording {recording_id} archive cannot be decoded: {exc}") from None
         wav = to_wav(decoded.pcm, decoded.sample_rate)
-        return PlaybackAudio(recording_id, CONTENT_TYPES[fmt], len(wav), f"{recording_id}.wav", _MemorySource(wav))
+        return PlaybackAudio(
+            recording_id, CONTENT_TYPES[fmt], len(wav), f"{recording_id}.wav", _MemorySource(wav)
+        )
 
     def open_reader(self, recording: Recording) -> EncryptedObjectReader:
         """Decrypting reader of a recording's archive (no access check: callers have done it)."""
         assert recording.object_key and recording.wrapped_key is not None and recording.kek_id
-        data_key = self._keys.unwrap(WrappedKey(recording.kek_id, recording.wrapped_key), recording.id.encode())
+        data_key = self._keys.unwrap(
+            WrappedKey(recording.kek_id, recording.wrapped_key), recording.id.encode()
+        )
         key = recording.object_key
-        return EncryptedObjectReader(lambda start, length: self._blobs.get_range(key, start, length), data_key, recording.id)
+        return EncryptedObjectReader(
+            lambda start, length: self._blobs.get_range(key, start, length), data_key, recording.id
+        )

@@ -109,7 +109,10 @@ class RecordingService:
             self._apply_call(session_call=call_row, recording=recording, call=call)
             recording.tags = [RecordingTag(tag=t) for t in tags]
         log.info(
-            "recording %s started (%s, caller %s)", recording_id, call.source, mask_number(call.calling_number)
+            "recording %s started (%s, caller %s)",
+            recording_id,
+            call.source,
+            mask_number(call.calling_number),
         )
         return recording_id
 
@@ -128,13 +131,17 @@ class RecordingService:
 
     def _apply_call(self, session_call: Call, recording: Recording, call: CallRecord) -> None:
         session_call.direction = call.direction
-        session_call.calling_number = normalise_number(call.calling_number, self._region) or call.calling_number
+        session_call.calling_number = (
+            normalise_number(call.calling_number, self._region) or call.calling_number
+        )
         session_call.called_number = normalise_number(call.called_number, self._region) or call.called_number
         session_call.queue = call.queue
         session_call.vendor_metadata = call.vendor_metadata
         identifiers = [("sip_call_id", c) for c in call.sip_call_ids if c]
         identifiers += [(kind, value) for kind, value in sorted(call.external_ids.items()) if value]
-        session_call.identifiers = [CallIdentifier(kind=k[:40], value=v[:255]) for k, v in dict.fromkeys(identifiers)]
+        session_call.identifiers = [
+            CallIdentifier(kind=k[:40], value=v[:255]) for k, v in dict.fromkeys(identifiers)
+        ]
         agent_user_id: int | None = None
         customer_number: str | None = None
         participants = []

@@ -68,7 +68,11 @@ class RecordingQuery:
             raise InvalidInput("'from' is after 'to'")
 
     def describe(self) -> str:
-        parts = [f"{k}={v}" for k, v in vars(self).items() if v not in (None, "") and k not in {"limit", "offset", "sort"}]
+        parts = [
+            f"{k}={v}"
+            for k, v in vars(self).items()
+            if v not in (None, "") and k not in {"limit", "offset", "sort"}
+        ]
         return " ".join(parts) or "all"
 
 
@@ -86,7 +90,9 @@ def _aware(value: datetime) -> datetime:
 
 
 class RecordingCatalog:
-    def __init__(self, catalog: Catalog, directory: AgentDirectory, access_log: AccessLog, region: str) -> None:
+    def __init__(
+        self, catalog: Catalog, directory: AgentDirectory, access_log: AccessLog, region: str
+    ) -> None:
         self._catalog = catalog
         self._directory = directory
         self._log = access_log
@@ -123,14 +129,20 @@ class RecordingCatalog:
             )
         if query.call_id:
             conditions.append(
-                Recording.call_id.in_(select(CallIdentifier.call_id).where(CallIdentifier.value == query.call_id))
+                Recording.call_id.in_(
+                    select(CallIdentifier.call_id).where(CallIdentifier.value == query.call_id)
+                )
             )
         column = SORTS[query.sort.lstrip("-")]
         order = column.desc() if query.sort.startswith("-") else column.asc()
         with self._catalog.read() as session:
             total = session.scalar(select(func.count()).select_from(Recording).where(*conditions)) or 0
             rows = session.scalars(
-                select(Recording).where(*conditions).order_by(order, Recording.id).limit(query.limit).offset(query.offset)
+                select(Recording)
+                .where(*conditions)
+                .order_by(order, Recording.id)
+                .limit(query.limit)
+                .offset(query.offset)
             ).all()
             items = [self._summary(session, r) for r in rows]
         self._log.record(principal, "search", detail=query.describe())
@@ -139,7 +151,9 @@ class RecordingCatalog:
     def get(self, principal: Principal, recording_id: str) -> dict[str, Any]:
         with self._catalog.read() as session:
             try:
-                recording = check_recording(principal, Action.RECORDING_VIEW, session.get(Recording, recording_id))
+                recording = check_recording(
+                    principal, Action.RECORDING_VIEW, session.get(Recording, recording_id)
+                )
             except NotFound:
                 self._log.record(principal, "view", recording_id, outcome="not_found")
                 raise

@@ -109,7 +109,9 @@ class UserService:
                 raise NotFound(f"user {username!r} not found")
             user.password_hash = _hasher.hash(password)
 
-    def authenticate_password(self, username: str, password: str, remote_addr: str | None = None) -> Principal:
+    def authenticate_password(
+        self, username: str, password: str, remote_addr: str | None = None
+    ) -> Principal:
         with self._catalog.read() as session:
             user = session.scalar(select(User).where(User.username == username))
             stored = user.password_hash if user is not None and not user.disabled else None
@@ -177,7 +179,13 @@ class UserService:
         with self._catalog.read() as session:
             users = session.scalars(select(User).order_by(User.username)).all()
             return [
-                UserInfo(u.id, u.username, u.role, u.team.name if u.team else None, [s.identity for s in u.sip_identities])
+                UserInfo(
+                    u.id,
+                    u.username,
+                    u.role,
+                    u.team.name if u.team else None,
+                    [s.identity for s in u.sip_identities],
+                )
                 for u in users
             ]
 
