@@ -84,6 +84,15 @@ def _dtmf_mode(value: str) -> str:
     return value
 
 
+def _gate(value: str) -> float | None:
+    if value.strip().lower() in {"off", "none", ""}:
+        return None
+    level = float(value)
+    if not -90.0 <= level <= -20.0:
+        raise ValueError("must be a level in dBFS between -90 and -20, or 'off'")
+    return level
+
+
 def _text(value: str) -> str:
     return value
 
@@ -153,8 +162,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "opus_bitrate",
         _positive_int,
-        "8000",
-        "Archive Opus bitrate per channel in bit/s (8000: ~95 KB per stereo minute of conversation).",
+        "10000",
+        "Archive Opus bitrate per channel in bit/s (~90 KB per stereo minute of conversation).",
+    ),
+    Setting(
+        "archive_silence_gate",
+        _gate,
+        "-50",
+        "Level in dBFS under which a quiet party's line noise is archived as digital silence; 'off' keeps it.",
     ),
     Setting(
         "media_workers", _positive_int, "1", "RTP worker processes (each owns a slice of the RTP port range)."
@@ -188,6 +203,7 @@ class Settings:
     loss_threshold: float
     dtmf_mode: str
     opus_bitrate: int
+    archive_silence_gate: float | None
     media_workers: int
     log_level: str
     sources: dict[str, str] = field(default_factory=dict, compare=False)

@@ -135,6 +135,8 @@ def test_rtp_timeout(tmp_path: Path, loop: CaptureLoop, clock: FakeClock, timeou
     loop.add_stream("quiet", rx.fileno(), 0)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     clock.advance(2.0)
+    barrier(loop)  # the empty flush at 1002 is done before the packet comes
+    barrier(loop)
     sender.sendto(b"alive", rx.getsockname())
     wait_for(lambda: buffered(loop, "quiet") == 1, "packet read")
     clock.advance(1.0)

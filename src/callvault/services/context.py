@@ -79,5 +79,11 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         playback=playback,
         integrity=IntegrityService(catalog, blobs, signer, playback, access_log),
         key_rotation=KeyRotationService(catalog, keys, access_log),
-        importer=AudioImporter(recordings, directory, settings.opus_bitrate, settings.max_upload_bytes),
+        importer=AudioImporter(
+            recordings,
+            directory,
+            settings.opus_bitrate,
+            settings.max_upload_bytes,
+            settings.archive_silence_gate,
+        ),
     )

@@ -56,10 +56,12 @@ class AudioImporter:
         directory: AgentDirectory,
         bitrate_per_channel: int,
         max_bytes: int,
+        silence_gate_dbfs: float | None = None,
     ) -> None:
         self._recordings = recordings
         self._directory = directory
         self._bitrate = bitrate_per_channel
+        self._gate = silence_gate_dbfs
         self._max_bytes = max_bytes
 
     def import_bytes(self, principal: Principal, data: bytes, request: ImportRequest) -> str:
@@ -87,7 +89,7 @@ class AudioImporter:
         mixed = pcm.shape[0] == 1
         if pcm.shape[0] > 2:
             pcm = pcm[:2]
-        archive = encode_archive(np.ascontiguousarray(pcm), rate, self._bitrate)
+        archive = encode_archive(np.ascontiguousarray(pcm), rate, self._bitrate, silence_gate_dbfs=self._gate)
         duration = pcm.shape[1] / rate
         participants = []
         if agent_identity is not None:
