@@ -284,3 +284,28 @@ def test_openapi_health_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     metrics = client.get("/metrics")
     assert "callvault_http_requests_total" in metrics.text
+
+
+def test_tokens_created_and_revoked_through_the_api(client: TestClient, staff: Staff) -> None:
+    created = client.post("/api/v1/tokens", json={"name": "softphone"}, headers=auth(staff.tokens["alice"]))
+    assert created.status_code == 201
+    token = created.json()["token"]
+    assert client.get("/api/v1/me", headers=auth(token)).status_code == 200
+    # An agent cannot mint tokens for someone else; an admin-less role gets 403.
+    other = client.post("/api/v1/tokens", json={"username": "bob"}, headers=auth(staff.tokens["alice"]))
+    assert other.status_code == 403
+    assert (
+        client.post(
+            "/api/v1/tokens/revoke", json={"token": token}, headers=auth(staff.tokens["bob"])
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            "/api/v1/tokens/revoke", json={"token": token}, headers=auth(staff.tokens["alice"])
+        ).status_code
+        == 204
+    )
+    assert client.get("/api/v1/me", headers=auth(token)).status_code == 401
+    bad = client.post("/api/v1/tokens", json={"ttl_hours": -1}, headers=auth(staff.tokens["alice"]))
+    assert bad.status_code == 400

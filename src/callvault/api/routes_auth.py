@@ -50,6 +50,30 @@ async def login(request: Request) -> dict[str, Any]:
     return {"access_token": token, "token_type": "bearer", "expires_in": int(LOGIN_TOKEN_TTL.total_seconds())}
 
 
+class TokenRequest(BaseModel):
+    name: str = Field(default="api", min_length=1, max_length=120)
+    username: str | None = Field(default=None, description="Admins may issue tokens for other users.")
+    ttl_hours: float | None = Field(default=None, gt=0, le=24 * 366)
+
+
+class TokenRevocation(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/tokens", status_code=201)
+def create_token(body: TokenRequest, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Issue an API token (shown once; stored only as a hash)."""
+    ttl = timedelta(hours=body.ttl_hours) if body.ttl_hours else None
+    token = ctx.users.create_token(caller, body.username or caller.username, body.name, ttl)
+    return {"token": token, "username": body.username or caller.username, "name": body.name}
+
+
+@router.post("/tokens/revoke", status_code=204)
+def revoke_token(body: TokenRevocation, ctx: Ctx, caller: Caller) -> None:
+    """Revoke one of your tokens (admins: anyone's)."""
+    ctx.users.revoke_token(caller, body.token)
+
+
 @router.get("/audit/access-events")
 def access_events(
     ctx: Ctx, caller: Caller, recording_id: str | None = None, limit: int = 100
