@@ -26,7 +26,8 @@ async def test_two_streams_with_reordering_loss_and_duplicates(services: Service
     engine = MediaEngine(settings, services.recordings, services.directory)
     await engine.start()
     recording_id = begin_call(services)
-    session = engine.open_session(recording_id, time.time())
+    opened = time.time()
+    session = engine.open_session(recording_id, opened)
     agent_port = session.add_stream("agent", [PCMU, DTMF], 0, "sip:1001@pbx", None)
     customer_port = session.add_stream("customer", [PCMU], 1, None, None)
     assert agent_port != customer_port
@@ -48,7 +49,9 @@ async def test_two_streams_with_reordering_loss_and_duplicates(services: Service
             schedule.append((i * 0.02 + 0.0005, packet, ("127.0.0.1", customer_port)))
     session.record_event(CallEvent("dtmf", 0.5, {"digit": "7", "source": "sip-info"}))
     await asyncio.to_thread(send_paced, schedule)
+    closing = time.time()
     await session.close("complete")
+    closed = time.time()
     await session.close("complete")  # a second close is harmless
     recording = await wait_final(services, recording_id)
 
@@ -56,7 +59,11 @@ async def test_two_streams_with_reordering_loss_and_duplicates(services: Service
     assert recording.channels == 2 and not recording.mixed and recording.sample_rate == 8000
     pcm, rate = archive_pcm(services, recording)
     assert rate == 8000
-    assert abs(pcm.shape[1] / rate - SECONDS) <= 0.05
+    # The recording covers the session, from open to close; the audio starts when RTP came.
+    assert closing - opened - 0.02 <= pcm.shape[1] / rate <= closed - opened + 0.02
+    lead = _onset(pcm[0])
+    assert 0 <= lead <= (closing - opened - SECONDS) * rate + 160
+    pcm = pcm[:, lead:]
     n = min(pcm.shape[1], agent_tone.size)
     expected_right = customer_tone.copy()
     for i in lost:
@@ -76,22 +83,32 @@ async def test_two_streams_with_reordering_loss_and_duplicates(services: Service
     await engine.stop()
 
 
+def _onset(pcm: np.ndarray) -> int:
+    """First sample of the tone (the recording starts at the session's open, before any RTP)."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 4000)
+    assert loud.size
+    return max(0, int(loud[0]) - 4)  # back to the zero crossing before the first loud sample
+
+
 async def test_one_way_audio_and_spool_mode(services: ServiceContext) -> None:
     engine = MediaEngine(services.settings, services.recordings, services.directory)
     await engine.start()
     recording_id = begin_call(services)
-    session = engine.open_session(recording_id, time.time())
+    opened = time.time()
+    session = engine.open_session(recording_id, opened)
     spool = services.settings.spool_dir / f"{recording_id}.spool"
     assert os.stat(spool).st_mode & 0o777 == 0o600
     port = session.add_stream("agent", [PCMU], 0, None, None)
     session.add_stream("customer", [PCMU], 1, None, None)  # never receives anything
     schedule = [(i * 0.02, p, ("127.0.0.1", port)) for i, p in enumerate(rtp_packets(tone(440, 1.0), 7))]
     await asyncio.to_thread(send_paced, schedule)
+    closing = time.time()
     await engine.stop()  # graceful stop finishes open sessions as complete
     recording = await wait_final(services, recording_id)
     assert recording.status == "complete"
     pcm, rate = archive_pcm(services, recording)
-    assert pcm.shape[0] == 2 and abs(pcm.shape[1] / rate - 1.0) <= 0.05
-    assert tone_match(pcm[0], tone(440, 1.0), 440) >= 0.9
+    # The silent side does not shorten the recording: it covers the session from open to close.
+    assert pcm.shape[0] == 2 and pcm.shape[1] / rate >= closing - opened - 0.02
+    assert tone_match(pcm[0, _onset(pcm[0]) :], tone(440, 1.0), 440) >= 0.9
     assert np.abs(pcm[1].astype(np.int32)).max() < 500
     assert {s.label: s.stats["received"] for s in recording.streams} == {"agent": 50, "customer": 0}

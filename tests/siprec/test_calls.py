@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
+import ssl
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from prometheus_client import REGISTRY
+from scipy.signal import resample_poly
 from sqlalchemy import select
 
-from callvault.db.models import Participant, RecordingEvent
+from callvault.db.models import Participant, Recording, RecordingEvent
+from callvault.db.models import Stream as StreamRow
 from callvault.runtime.demo_src import run_demo
-from tests.siprec.conftest import Recorder
+from tests.siprec.conftest import Recorder, as_peer, start_recorder
 from tests.support.audio import correlation, voice
 from tests.support.test_src import (
+    Response,
     RtpSender,
     Stream,
     TestSrc,
@@ -28,108 +42,264 @@ from tests.support.test_src import (
 
 AGENT = "sip:1001@pbx.example"  # alice, a known agent (tests.support.people)
 CUSTOMER = "sip:+14155550199@carrier.example"
+SOURCE_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 16000, "OPUS": 48000}
 
 
-async def _two_party_call(
-    recorder: Recorder,
-    *,
-    encoding: str = "PCMU",
-    seconds: float = 2.0,
-    customer_first: bool = True,
-    transport: str = "UDP",
-    srtp: bool = False,
-) -> tuple[str, np.ndarray, np.ndarray]:
-    rate = 16000 if encoding == "G722" else 8000
-    agent_pcm = voice(seconds, rate, 140.0, seed=1)
-    customer_pcm = voice(seconds, rate, 220.0, seed=2)
+@dataclass(frozen=True)
+class CallSpec:
+    encoding: str = "PCMU"
+    seconds: float = 1.5
+    transport: str = "UDP"
+    srtp: str | None = None  # SDES suite
+    drop: frozenset[int] = frozenset()  # 20 ms frames lost on both streams
+    customer_digits: tuple[tuple[int, int, int], ...] = ()  # RFC 4733 (event, first frame, frames)
+
+
+@dataclass
+class SentCall:
+    """A call as the SRC saw it. The recording spans the call (session opened → BYE), so the
+    audio sent begins ``lead_in`` seconds into it: the time from our 200 to the first RTP."""
+
+    call_id: str
+    agent: np.ndarray  # what the recording's left channel must hold, at ``rate``
+    customer: np.ndarray
+    rate: int
+    lead_in: float
+    call_seconds: float  # from the 200 arriving to the BYE leaving
+
+
+def _silenced(pcm: np.ndarray, rate: int, frames: set[int]) -> np.ndarray:
+    """``pcm`` with the given 20 ms frames zeroed: what a recorder must render for lost packets."""
+    out = pcm.copy()
+    step = rate // 50
+    for index in frames:
+        out[index * step : (index + 1) * step] = 0
+    return out
+
+
+async def _two_party_call(recorder: Recorder, spec: CallSpec, tls: ssl.SSLContext | None = None) -> SentCall:
+    rate = SOURCE_RATES[spec.encoding]
+    agent_pcm = voice(spec.seconds, rate, 140.0, seed=1)
+    customer_pcm = voice(spec.seconds, rate, 220.0, seed=2)
+    srtp = spec.srtp is not None
+    suite = spec.srtp or "AES_CM_128_HMAC_SHA1_80"
     # Label order puts the customer first so only the directory rule can get the layout right.
-    agent_stream = Stream("1" if not customer_first else "2", encoding, sender_aor=AGENT, srtp=srtp)
-    customer_stream = Stream("2" if not customer_first else "1", encoding, sender_aor=CUSTOMER, srtp=srtp)
-    streams = sorted([agent_stream, customer_stream], key=lambda s: s.label)
+    agent_stream = Stream("2", spec.encoding, sender_aor=AGENT, srtp=srtp, srtp_suite=suite)
+    customer_stream = Stream("1", spec.encoding, sender_aor=CUSTOMER, srtp=srtp, srtp_suite=suite)
+    streams = [customer_stream, agent_stream]
     content_type, body = multipart(
         sdp_offer(streams),
         metadata_xml([("cA==", CUSTOMER), ("YQ==", AGENT)], streams),
     )
-    port = recorder.server.tcp_port if transport == "TCP" else recorder.port
+    port = {"UDP": recorder.port, "TCP": recorder.server.tcp_port, "TLS": recorder.server.tls_port}[
+        spec.transport
+    ]
     assert port is not None
-    src = TestSrc("127.0.0.1", port, transport)
 
-    def call() -> None:
+    # Encoded before the INVITE so the audio follows the answer at once.
+    agent_frames, customer_frames = (
+        frames_for(spec.encoding, agent_pcm),
+        frames_for(spec.encoding, customer_pcm),
+    )
+
+    def call() -> tuple[str, float, float]:
+        # Connecting (a TLS handshake) blocks: the peer thread does it, not the event loop.
+        src = TestSrc("127.0.0.1", port, spec.transport, tls=tls)
         try:
             response = src.invite(content_type, body)
-            assert response.status == 200, (response.status, response.reason)
-            assert b"a=recvonly" in response.body
+            answered = time.monotonic()
+            assert response.status == 200, (spec, response.status, response.reason)
+            assert response.body.count(b"a=recvonly") == 2
             ports = answered_ports(response.body)
             if srtp:
-                assert b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in response.body
+                assert response.body.count(f"a=crypto:1 {suite} inline:".encode()) == 2, response.body
             senders = [
                 RtpSender(
                     "127.0.0.1",
                     ports[stream.label],
                     stream.payload_type,
-                    frames_for(encoding, pcm),
+                    frames,
+                    samples_per_frame=stream.samples_per_frame,
                     srtp_key=stream.key if srtp else None,
+                    srtp_suite=suite,
+                    drop=spec.drop,
+                    digits=digits,
                 )
-                for stream, pcm in ((agent_stream, agent_pcm), (customer_stream, customer_pcm))
+                for stream, frames, digits in (
+                    (agent_stream, agent_frames, ()),
+                    (customer_stream, customer_frames, spec.customer_digits),
+                )
             ]
-            send_rtp(senders)
+            first_sent = send_rtp(senders)
+            hang_up = time.monotonic()
             assert src.bye().status == 200
+            return src.call_id, first_sent - answered, hang_up - answered
         finally:
             src.close()
 
-    await asyncio.to_thread(call)
-    return src.call_id, agent_pcm, customer_pcm
+    call_id, lead_in, call_seconds = await as_peer(call)
+    digit_frames = {first + i for _, first, frames in spec.customer_digits for i in range(frames)}
+    return SentCall(
+        call_id,
+        _silenced(agent_pcm, rate, set(spec.drop)),
+        _silenced(customer_pcm, rate, set(spec.drop) | digit_frames),
+        rate,
+        lead_in,
+        call_seconds,
+    )
+
+
+def _at_rate(pcm: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """The whole band of ``pcm`` at the rate the SRC sent (no filtering beyond resampling)."""
+    samples = pcm.astype(np.float64)
+    return samples if rate == target else resample_poly(samples, target, rate)
 
 
 async def _check_stereo(
-    recorder: Recorder,
-    call_id: str,
-    agent_pcm: np.ndarray,
-    customer_pcm: np.ndarray,
-    seconds: float,
-    minimum: float = 0.9,
-) -> None:
-    recording_id = await recorder.recording_for(call_id)
+    recorder: Recorder, sent: SentCall, status: str = "complete", what: str = ""
+) -> Recording:
+    recording_id = await recorder.recording_for(sent.call_id)
     recording = await recorder.finished(recording_id)
-    assert recording.status == "complete"
-    assert recording.channels == 2 and not recording.mixed
+    assert recording.status == status, what
+    assert recording.channels == 2 and not recording.mixed, what
     audio, rate = await asyncio.to_thread(recorder.audio, recording_id)
     assert audio.shape[0] == 2
-    assert abs(audio.shape[1] / rate - seconds) <= 0.05, audio.shape[1] / rate
-    assert recording.duration_seconds is not None and abs(recording.duration_seconds - seconds) <= 0.05
-    # Compare in the telephone band (8 kHz): which voice is on which side is the question.
-    from scipy.signal import resample_poly
-
-    ref_rate = round(agent_pcm.size / seconds)
-    left = resample_poly(audio[0].astype(np.float64), 8000, rate)
-    right = resample_poly(audio[1].astype(np.float64), 8000, rate)
-    agent_ref = resample_poly(agent_pcm.astype(np.float64), 8000, ref_rate)
-    customer_ref = resample_poly(customer_pcm.astype(np.float64), 8000, ref_rate)
-    rate = 8000
-    audio = np.stack([left[: agent_ref.size], right[: agent_ref.size]])
-    assert correlation(audio[0], agent_ref, max_lag=int(rate * 0.03)) >= minimum
-    assert correlation(audio[1], customer_ref, max_lag=int(rate * 0.03)) >= minimum
-    assert correlation(audio[0], customer_ref, max_lag=int(rate * 0.03)) < 0.5
+    assert abs(audio.shape[1] / rate - sent.call_seconds) <= 0.05, (what, audio.shape[1] / rate, sent)
+    assert recording.duration_seconds is not None, what
+    assert abs(recording.duration_seconds - sent.call_seconds) <= 0.05, (what, recording.duration_seconds)
+    # The audio starts where the first RTP did; ±30 ms around that is searched.
+    skip = round(sent.lead_in * sent.rate)
+    left, right = (_at_rate(channel, rate, sent.rate)[skip:] for channel in audio)
+    agent_ref = sent.agent.astype(np.float64)
+    customer_ref = sent.customer.astype(np.float64)
+    lag = int(sent.rate * 0.03)
+    assert correlation(left, agent_ref, max_lag=lag) >= 0.9, what
+    assert correlation(right, customer_ref, max_lag=lag) >= 0.9, what
+    assert correlation(left, customer_ref, max_lag=lag) < 0.5, what
+    return recording
 
 
 async def test_two_stream_pcmu_call_agent_left_customer_right(recorder: Recorder) -> None:
-    call_id, agent, customer = await _two_party_call(recorder)
-    await _check_stereo(recorder, call_id, agent, customer, 2.0)
+    sent = await _two_party_call(recorder, CallSpec(seconds=2.0))
+    await _check_stereo(recorder, sent)
 
 
-@pytest.mark.parametrize(
-    ("encoding", "transport", "srtp"),
-    [("PCMA", "UDP", False), ("G722", "UDP", False), ("PCMU", "TCP", False), ("PCMU", "UDP", True)],
-)
-async def test_codecs_transports_and_srtp(
-    recorder: Recorder, encoding: str, transport: str, srtp: bool
-) -> None:
-    call_id, agent, customer = await _two_party_call(
-        recorder, encoding=encoding, seconds=1.5, transport=transport, srtp=srtp
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "callvault test recorder")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
     )
-    # G.722 through the 12 kbit/s Opus archive measured 0.89-0.90 (G.722 alone round-trips at 0.9999):
-    # reported to the media side; the layout check stays strict through the cross-channel bound.
-    await _check_stereo(recorder, call_id, agent, customer, 1.5, minimum=0.85 if encoding == "G722" else 0.9)
+    cert_path, key_path = directory / "srs.pem", directory / "srs.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+VARIANTS = {
+    "PCMA": CallSpec("PCMA"),
+    "G.722": CallSpec("G722"),
+    "Opus PT 111": CallSpec("OPUS"),
+    "PCMU over TCP": CallSpec(transport="TCP"),
+    "PCMU over TLS": CallSpec(transport="TLS"),
+    "SRTP AES_CM_128_HMAC_SHA1_80": CallSpec(srtp="AES_CM_128_HMAC_SHA1_80"),
+    "SRTP AES_CM_128_HMAC_SHA1_32": CallSpec("PCMA", srtp="AES_CM_128_HMAC_SHA1_32"),
+}
+
+
+async def test_codecs_transports_and_srtp_concurrently(tmp_path: Path) -> None:
+    """Seven simultaneous calls, one per codec / transport / SRTP suite, on one recorder with TLS."""
+    cert, key = _self_signed(tmp_path)
+    async with start_recorder(
+        tmp_path / "data", sip_tls_cert=str(cert), sip_tls_key=str(key), sip_tls_port="0"
+    ) as recorder:
+        assert recorder.server.tls_port
+        tls = ssl.create_default_context(cafile=str(cert))
+        sent = await asyncio.gather(*(_two_party_call(recorder, spec, tls) for spec in VARIANTS.values()))
+        for name, call in zip(VARIANTS, sent, strict=True):
+            recording = await _check_stereo(recorder, call, what=name)
+            with recorder.ctx.catalog.read() as session:
+                codecs = {
+                    s.codec
+                    for s in session.scalars(select(StreamRow).where(StreamRow.recording_id == recording.id))
+                }
+            assert codecs == {VARIANTS[name].encoding.upper()} or codecs == {
+                VARIANTS[name].encoding.lower()
+            }, (name, codecs)
+
+
+async def test_dtmf_is_recorded_as_an_event_without_the_digit(recorder: Recorder) -> None:
+    # Digit 5 for 200 ms from 0.6 s on the customer's stream; the audio of those frames is the event.
+    sent = await _two_party_call(recorder, CallSpec(customer_digits=((5, 30, 10),)))
+    recording = await _check_stereo(recorder, sent)
+    detail = await asyncio.to_thread(recorder.detail, recording.id)
+    dtmf = [e for e in detail["events"] if e["kind"] == "dtmf"]
+    assert len(dtmf) == 1, detail["events"]
+    assert "digit" not in dtmf[0]["data"]  # presence only (PCI DSS)
+    assert abs(dtmf[0]["offset_seconds"] - (sent.lead_in + 0.6)) <= 0.05
+
+
+async def test_loss_over_the_threshold_marks_the_recording_incomplete(recorder: Recorder) -> None:
+    lost = frozenset(range(10, 70, 8))  # 8 of 75 packets per stream: 10.7 % > 5 %
+    sent = await _two_party_call(recorder, CallSpec(drop=lost))
+    recording = await _check_stereo(recorder, sent, status="incomplete")
+    detail = await asyncio.to_thread(recorder.detail, recording.id)
+    assert detail["status"] == "incomplete"
+    assert len(detail["streams"]) == 2
+    for stream in detail["streams"]:
+        stats = stream["stats"]
+        assert (stats["expected"], stats["received"], stats["lost"]) == (75, 67, 8), stream
+
+
+async def test_delayed_offer_gets_our_offer_and_records_the_answer_in_the_ack(recorder: Recorder) -> None:
+    """INVITE without SDP (Cisco CUCM built-in bridge): we offer in the 200, the SRC answers in the ACK."""
+    seconds = 1.5
+    first = voice(seconds, 8000, 140.0, seed=1)
+    second = voice(seconds, 8000, 220.0, seed=2)
+    src = TestSrc("127.0.0.1", recorder.port)
+
+    def call() -> tuple[float, float]:
+        try:
+            response = src.invite(None, b"", ack=False)
+            answered = time.monotonic()
+            assert response.status == 200 and response.header("content-type") == "application/sdp"
+            offer = response.body.decode()
+            assert offer.count("m=audio") == 2 and offer.count("a=recvonly") == 2
+            ports = answered_ports(response.body)
+            answer = sdp_offer([Stream("1", "PCMA"), Stream("2", "PCMA")])
+            src.ack(answer.encode(), "application/sdp")
+            first_sent = send_rtp(
+                [
+                    RtpSender("127.0.0.1", ports["1"], 8, frames[0]),
+                    RtpSender("127.0.0.1", ports["2"], 8, frames[1]),
+                ]
+            )
+            hang_up = time.monotonic()
+            assert src.bye().status == 200
+            return first_sent - answered, hang_up - answered
+        finally:
+            src.close()
+
+    frames = frames_for("PCMA", first), frames_for("PCMA", second)
+    lead_in, call_seconds = await as_peer(call)
+    # No metadata: the first stream goes left (label order).
+    await _check_stereo(recorder, SentCall(src.call_id, first, second, 8000, lead_in, call_seconds))
 
 
 async def test_single_mixed_stream(recorder: Recorder) -> None:
@@ -154,7 +324,7 @@ async def test_single_mixed_stream(recorder: Recorder) -> None:
         finally:
             src.close()
 
-    await asyncio.to_thread(call)
+    await as_peer(call)
     recording = await recorder.finished(await recorder.recording_for(src.call_id))
     assert recording.mixed
     audio, rate = await asyncio.to_thread(recorder.audio, recording.id)
@@ -193,7 +363,7 @@ async def test_hold_resume_and_metadata_update(recorder: Recorder) -> None:
         finally:
             src.close()
 
-    await asyncio.to_thread(call)
+    await as_peer(call)
     recording = await recorder.finished(await recorder.recording_for(src.call_id))
     with recorder.ctx.catalog.read() as session:
         kinds = [
@@ -236,12 +406,19 @@ async def test_retransmitted_invite_and_bye_get_the_same_answers(recorder: Recor
         finally:
             src.close()
 
-    await asyncio.to_thread(call)
+    await as_peer(call)
     assert list(recorder.server.recording_ids).count(src.call_id) == 1
     await recorder.finished(await recorder.recording_for(src.call_id))
 
 
+def _sample(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
 async def test_malformed_requests_get_400_or_are_dropped(recorder: Recorder) -> None:
+    malformed = _sample("callvault_sip_malformed_total")
+    options = _sample("callvault_sip_requests_total", {"method": "OPTIONS"})
+    bad_requests = _sample("callvault_sip_responses_total", {"status": "400"})
     src = TestSrc("127.0.0.1", recorder.port)
 
     def exchange() -> None:
@@ -256,7 +433,12 @@ async def test_malformed_requests_get_400_or_are_dropped(recorder: Recorder) -> 
         finally:
             src.close()
 
-    await asyncio.to_thread(exchange)
+    await as_peer(exchange)
+    # Prometheus: three broken messages, one answered 400, and the OPTIONS.
+    assert _sample("callvault_sip_malformed_total") - malformed == 3
+    assert _sample("callvault_sip_responses_total", {"status": "400"}) - bad_requests == 1
+    assert _sample("callvault_sip_requests_total", {"method": "OPTIONS"}) - options == 1
+    assert _sample("callvault_sip_calls_active") == recorder.server.active_calls == 0
 
 
 async def test_cancel_before_answer(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,7 +471,7 @@ async def test_cancel_before_answer(recorder: Recorder, monkeypatch: pytest.Monk
             gate.set()
             src.close()
 
-    await asyncio.to_thread(call)
+    await as_peer(call)
     assert recorder.server.active_calls == 0
     assert src.call_id not in recorder.server.recording_ids
 
@@ -327,7 +509,7 @@ async def test_vendor_offer_bodies(recorder: Recorder, reference_dir: Path, name
         finally:
             src.close()
 
-    status = await asyncio.to_thread(call)
+    status = await as_peer(call)
     expected = VENDOR_BODIES[name]
     if expected is not None:
         assert status == expected
@@ -352,7 +534,7 @@ async def test_plain_sdp_invite_is_refused_with_a_reason(
         finally:
             src.close()
 
-    await asyncio.to_thread(call)
+    await as_peer(call)
 
 
 async def test_demo_src_records_calls(recorder: Recorder) -> None:
@@ -362,3 +544,60 @@ async def test_demo_src_records_calls(recorder: Recorder) -> None:
         recording = await recorder.finished(await recorder.recording_for(call_id))
         assert recording.status == "complete" and recording.channels == 2
         assert recording.duration_seconds is not None and abs(recording.duration_seconds - 1.0) <= 0.05
+
+
+async def _unended_call(
+    recorder: Recorder, seconds: float, extra: list[str], before_bye: Callable[[], None]
+) -> tuple[SentCall, bytes, Response]:
+    """A call the SRC never hangs up: after the audio, ``before_bye`` runs and the recorder's BYE is awaited."""
+    agent_pcm, customer_pcm = voice(seconds, 8000, 140.0, seed=1), voice(seconds, 8000, 220.0, seed=2)
+    streams = [Stream("1", sender_aor=CUSTOMER), Stream("2", sender_aor=AGENT)]
+    content_type, body = multipart(
+        sdp_offer(streams), metadata_xml([("cA==", CUSTOMER), ("YQ==", AGENT)], streams)
+    )
+    frames = frames_for("PCMU", customer_pcm), frames_for("PCMU", agent_pcm)
+
+    def call() -> tuple[str, float, float, bytes, Response]:
+        src = TestSrc("127.0.0.1", recorder.port)
+        try:
+            response = src.invite(content_type, body, extra)
+            answered = time.monotonic()
+            assert response.status == 200, response.status
+            ports = answered_ports(response.body)
+            first_sent = send_rtp(
+                [
+                    RtpSender("127.0.0.1", ports["1"], 0, frames[0]),
+                    RtpSender("127.0.0.1", ports["2"], 0, frames[1]),
+                ]
+            )
+            before_bye()
+            bye = src.wait_request("BYE", timeout=15)
+            return src.call_id, first_sent - answered, time.monotonic() - answered, bye, response
+        finally:
+            src.close()
+
+    call_id, lead_in, call_seconds, bye, answer = await as_peer(call)
+    return SentCall(call_id, agent_pcm, customer_pcm, 8000, lead_in, call_seconds), bye, answer
+
+
+async def test_rtp_timeout_ends_and_finalises_the_call(tmp_path: Path) -> None:
+    async with start_recorder(tmp_path / "data", rtp_timeout="1") as recorder:
+        sent, bye, _ = await _unended_call(recorder, 1.0, [], lambda: None)
+        assert b"recording ended by the recorder" in bye
+        # Ended within the timeout (1 s) plus one journal flush of the media engine.
+        assert 1.9 <= sent.call_seconds - sent.lead_in <= 3.5, sent.call_seconds
+        await _check_stereo(recorder, sent)
+        assert recorder.server.active_calls == 0
+
+
+async def test_session_timer_expiry_ends_the_call(recorder: Recorder) -> None:
+    def expire() -> None:
+        recorder.clock.advance(91)  # the SRC (refresher=uac) never refreshes
+
+    sent, bye, answer = await _unended_call(
+        recorder, 1.0, ["Session-Expires: 90", "Supported: timer"], expire
+    )
+    assert (answer.header("session-expires") or "").startswith("90;refresher=uac")
+    assert "timer" in (answer.header("require") or "")
+    assert bye.startswith(b"BYE ")
+    await _check_stereo(recorder, sent)

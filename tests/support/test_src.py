@@ -3,7 +3,8 @@
 Nothing here imports callvault: SIP, SDP and rs-metadata text is written with
 f-strings, RTP headers are packed with ``struct``, G.711 is encoded with numpy
 from the ITU-T reference algorithm, G.722 through PyAV, and SRTP through
-pylibsrtp directly. Blocking sockets: call it from a thread
+pylibsrtp directly, Opus through PyAV's libopus, TLS through the standard
+``ssl`` module. Blocking sockets: call it from a thread
 (``asyncio.to_thread``) when the server runs in the test's event loop.
 """
 
@@ -13,6 +14,7 @@ import base64
 import os
 import secrets
 import socket
+import ssl
 import struct
 import time
 import uuid
@@ -78,10 +80,35 @@ def g722_encode(pcm16k: npt.NDArray[np.int16]) -> list[bytes]:
     return [bytes(data[i : i + 160]) for i in range(0, len(data) - 159, 160)]
 
 
+def opus_encode(pcm48k: npt.NDArray[np.int16], bitrate: int = 32000) -> list[bytes]:
+    """20 ms Opus packets (RFC 7587) of 48 kHz mono audio, via libopus."""
+    import av
+
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = 48000
+    codec.format = "s16"
+    codec.layout = "mono"
+    codec.bit_rate = bitrate
+    codec.options = {"application": "audio", "frame_duration": "20"}
+    codec.open()
+    packets: list[bytes] = []
+    for start in range(0, pcm48k.size - 959, 960):
+        frame = av.AudioFrame.from_ndarray(
+            pcm48k[start : start + 960].reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = 48000
+        frame.pts = start
+        packets.extend(bytes(packet) for packet in codec.encode(frame))
+    packets.extend(bytes(packet) for packet in codec.encode(None))
+    return packets[: pcm48k.size // 960]
+
+
 def frames_for(encoding: str, pcm: npt.NDArray[np.int16]) -> list[bytes]:
-    """20 ms payloads; ``pcm`` is 8 kHz for G.711, 16 kHz for G.722."""
+    """20 ms payloads; ``pcm`` is 8 kHz for G.711, 16 kHz for G.722, 48 kHz for Opus."""
     if encoding == "G722":
         return g722_encode(pcm)
+    if encoding == "OPUS":
+        return opus_encode(pcm)
     encoded = ulaw_encode(pcm) if encoding == "PCMU" else alaw_encode(pcm)
     return [encoded[i : i + 160] for i in range(0, len(encoded) - 159, 160)]
 
@@ -97,50 +124,74 @@ class RtpSender:
     frames: list[bytes]
     samples_per_frame: int = 160
     ssrc: int = field(default_factory=lambda: secrets.randbits(32))
-    srtp_key: bytes | None = None  # 30 bytes key+salt (AES_CM_128_HMAC_SHA1_80)
+    srtp_key: bytes | None = None  # 30 bytes key+salt
+    srtp_suite: str = "AES_CM_128_HMAC_SHA1_80"
+    drop: frozenset[int] = frozenset()  # frame indices never sent (network loss)
+    # RFC 4733 digits (event code, first frame, frames): they replace the audio of those frames.
+    digits: tuple[tuple[int, int, int], ...] = ()
+    event_payload_type: int = 101
 
-    def packets(self) -> list[bytes]:
+    def packets(self) -> list[bytes | None]:
+        """One entry per 20 ms slot; ``None`` where a packet is lost."""
         seq = secrets.randbelow(30000)
         ts = secrets.randbits(31)
         protect = None
         if self.srtp_key is not None:
             import pylibsrtp
 
-            policy = pylibsrtp.Policy(key=self.srtp_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+            profile = (
+                pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32
+                if self.srtp_suite.endswith("_32")
+                else pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+            )
+            policy = pylibsrtp.Policy(
+                key=self.srtp_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile
+            )
             protect = pylibsrtp.Session(policy=policy).protect
-        out = []
-        for index, payload in enumerate(self.frames):
+        events = {
+            first + step: (code, first, step, frames)
+            for code, first, frames in self.digits
+            for step in range(frames)
+        }
+        out: list[bytes | None] = []
+        for index, audio in enumerate(self.frames):
+            pt, payload = self.payload_type, audio
+            stamp = ts + index * self.samples_per_frame
             marker = 0x80 if index == 0 else 0
+            if index in events:
+                code, first, step, frames = events[index]
+                pt, stamp = self.event_payload_type, ts + first * self.samples_per_frame
+                marker = 0x80 if step == 0 else 0
+                end = 0x80 if step == frames - 1 else 0
+                payload = struct.pack("!BBH", code, end | 10, (step + 1) * self.samples_per_frame)
             header = struct.pack(
-                "!BBHII",
-                0x80,
-                marker | self.payload_type,
-                (seq + index) & 0xFFFF,
-                (ts + index * self.samples_per_frame) & 0xFFFFFFFF,
-                self.ssrc,
+                "!BBHII", 0x80, marker | pt, (seq + index) & 0xFFFF, stamp & 0xFFFFFFFF, self.ssrc
             )
             packet = header + payload
-            out.append(protect(packet) if protect else packet)
+            out.append(None if index in self.drop else (protect(packet) if protect else packet))
         return out
 
 
-def send_rtp(senders: list[RtpSender], ptime: float = 0.02) -> None:
-    """Send every stream's packets interleaved, paced at ``ptime``, from one socket per stream."""
+def send_rtp(senders: list[RtpSender], ptime: float = 0.02) -> float:
+    """Send every stream's packets interleaved, paced at ``ptime``, from one socket per stream;
+    returns when (``time.monotonic``) the first packets went out."""
     sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in senders]
     streams = [s.packets() for s in senders]
+    start = time.monotonic()
     try:
-        start = time.monotonic()
         for index in range(max(len(p) for p in streams)):
             due = start + index * ptime
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # real-time pacing of the media, not a wait on a condition
             for sock, sender, packets in zip(sockets, senders, streams, strict=True):
-                if index < len(packets):
-                    sock.sendto(packets[index], (sender.host, sender.port))
+                packet = packets[index] if index < len(packets) else None
+                if packet is not None:
+                    sock.sendto(packet, (sender.host, sender.port))
     finally:
         for sock in sockets:
             sock.close()
+    return start
 
 
 # -- SIP ---------------------------------------------------------------------------
@@ -183,15 +234,28 @@ def parse_response(data: bytes) -> Response | None:
 @dataclass
 class Stream:
     label: str
-    encoding: str = "PCMU"  # PCMU, PCMA or G722
+    encoding: str = "PCMU"  # PCMU, PCMA, G722 or OPUS
     sender_aor: str | None = None
     direction: str = "sendonly"
     srtp: bool = False
     key: bytes = field(default_factory=lambda: os.urandom(30))
+    srtp_suite: str = "AES_CM_128_HMAC_SHA1_80"
 
     @property
     def payload_type(self) -> int:
-        return {"PCMU": 0, "PCMA": 8, "G722": 9}[self.encoding]
+        return {"PCMU": 0, "PCMA": 8, "G722": 9, "OPUS": 111}[self.encoding]
+
+    @property
+    def rtpmap(self) -> str:
+        return "opus/48000/2" if self.encoding == "OPUS" else f"{self.encoding}/8000"
+
+    @property
+    def clock_rate(self) -> int:
+        return 48000 if self.encoding == "OPUS" else 8000
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.clock_rate // 50
 
     @property
     def stream_id(self) -> str:
@@ -209,11 +273,13 @@ def sdp_offer(streams: list[Stream], *, host: str = "127.0.0.1", hold: bool = Fa
     for index, stream in enumerate(streams):
         proto = "RTP/SAVP" if stream.srtp else "RTP/AVP"
         lines.append(f"m=audio {40000 + 2 * index} {proto} {stream.payload_type} 101")
-        lines.append(f"a=rtpmap:{stream.payload_type} {stream.encoding}/8000")
-        lines.append("a=rtpmap:101 telephone-event/8000")
+        lines.append(f"a=rtpmap:{stream.payload_type} {stream.rtpmap}")
+        lines.append(f"a=rtpmap:101 telephone-event/{stream.clock_rate}")
+        lines.append("a=fmtp:101 0-15")
         lines.append(f"a=label:{stream.label}")
         if stream.srtp:
-            lines.append(f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{base64.b64encode(stream.key).decode()}")
+            key = base64.b64encode(stream.key).decode()
+            lines.append(f"a=crypto:1 {stream.srtp_suite} inline:{key}")
         lines.append("a=inactive" if hold else f"a={stream.direction}")
     return CRLF.join(lines) + CRLF
 
@@ -272,15 +338,21 @@ def answered_ports(sdp: bytes) -> dict[str, int]:
 
 
 class TestSrc:
-    """One SIP client socket (UDP or TCP) talking to the recorder."""
+    """One SIP client socket (UDP, TCP or TLS) talking to the recorder."""
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, host: str, port: int, transport: str = "UDP") -> None:
+    def __init__(
+        self, host: str, port: int, transport: str = "UDP", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.host, self.port, self.transport = host, port, transport.upper()
+        self.sock: socket.socket
         if self.transport == "UDP":
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.sock.bind(("127.0.0.1", 0))
+        elif self.transport == "TLS":
+            assert tls is not None, "TLS needs an ssl.SSLContext that trusts the recorder"
+            self.sock = tls.wrap_socket(socket.create_connection((host, port)), server_hostname=host)
         else:
             self.sock = socket.create_connection((host, port))
         self.sock.settimeout(5.0)
@@ -290,6 +362,7 @@ class TestSrc:
         self.from_tag = secrets.token_hex(4)
         self.to_tag: str | None = None
         self.cseq = 1
+        self.requests: list[bytes] = []  # requests from the recorder not yet looked at
 
     def close(self) -> None:
         self.sock.close()
@@ -303,17 +376,33 @@ class TestSrc:
     def receive(self, timeout: float = 5.0) -> Response:
         deadline = time.monotonic() + timeout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no SIP message from the recorder")
-            self.sock.settimeout(remaining)
-            if self.transport == "UDP":
-                data = self.sock.recv(65535)
-            else:
-                data = self._read_stream_message(remaining)
+            data = self._next_message(deadline)
             response = parse_response(data)
             if response is not None:
                 return response
+            self.requests.append(data)
+
+    def _next_message(self, deadline: float) -> bytes:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no SIP message from the recorder")
+        self.sock.settimeout(remaining)
+        if self.transport == "UDP":
+            return self.sock.recv(65535)
+        return self._read_stream_message(remaining)
+
+    def wait_request(self, method: str, timeout: float = 10.0) -> bytes:
+        """The next request ``method`` from the recorder (a BYE it sends), answered 200."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for data in self.requests:
+                if data.startswith(method.encode() + b" "):
+                    self.requests.remove(data)
+                    self.send_raw(_answer(data, 200))
+                    return data
+            data = self._next_message(deadline)
+            if parse_response(data) is None:
+                self.requests.append(data)
 
     def _read_stream_message(self, timeout: float) -> bytes:
         while b"\r\n\r\n" not in self._buffer:
@@ -366,22 +455,55 @@ class TestSrc:
         lines.append(f"Content-Length: {len(body)}")
         return (CRLF.join(lines) + CRLF + CRLF).encode() + body, branch
 
-    def invite(self, content_type: str, body: bytes, extra: list[str] | None = None) -> Response:
+    def invite(
+        self,
+        content_type: str | None,
+        body: bytes,
+        extra: list[str] | None = None,
+        *,
+        ack: bool = True,
+    ) -> Response:
+        """INVITE (retransmitted over UDP until answered, RFC 3261 timer A); ACKs a 200 unless told not to."""
         data, _ = self.request_text(
             "INVITE", body=body, content_type=content_type, extra=["Require: siprec", *(extra or [])]
         )
-        self.send_raw(data)
-        response = self.final_response()
+        response = self._transact(data)
         if response.status == 200:
             self.to_tag = response.to_tag
-            self.ack()
+            if ack:
+                self.ack()
         return response
+
+    def _transact(self, data: bytes, timeout: float = 10.0) -> Response:
+        """Send a request and return its final response, retransmitting over UDP until then."""
+        self.send_raw(data)
+        head = data.split(b"\r\n\r\n", 1)[0].decode()
+        cseq = next(line for line in head.split(CRLF) if line.lower().startswith("cseq:"))
+        cseq = " ".join(cseq.split(":", 1)[1].split())
+        deadline = time.monotonic() + timeout
+        interval = 0.5
+        provisional = False
+        while True:
+            wait = min(deadline, time.monotonic() + interval)
+            try:
+                response = self.receive(max(0.001, wait - time.monotonic()))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                if self.transport == "UDP" and not provisional:
+                    self.send_raw(data)
+                    interval = min(interval * 2, 4.0)
+                continue
+            if " ".join((response.header("cseq") or "").split()) != cseq:
+                continue  # a late retransmission answering an earlier request
+            if response.status >= 200:
+                return response
+            provisional = True
 
     def reinvite(self, content_type: str, body: bytes) -> Response:
         self.cseq += 1
         data, _ = self.request_text("INVITE", body=body, content_type=content_type)
-        self.send_raw(data)
-        response = self.final_response()
+        response = self._transact(data)
         if response.status == 200:
             self.ack()
         return response
@@ -390,16 +512,28 @@ class TestSrc:
         data, _ = self.request_text("ACK", body=body, content_type=content_type)
         self.send_raw(data)
 
-    def in_dialog(self, method: str, body: bytes = b"", content_type: str | None = None) -> Response:
+    def in_dialog(
+        self, method: str, body: bytes = b"", content_type: str | None = None, extra: list[str] | None = None
+    ) -> Response:
         self.cseq += 1
-        data, _ = self.request_text(method, body=body, content_type=content_type)
-        self.send_raw(data)
-        return self.final_response()
+        data, _ = self.request_text(method, body=body, content_type=content_type, extra=extra)
+        return self._transact(data)
 
     def bye(self) -> Response:
         return self.in_dialog("BYE")
 
     def options(self) -> Response:
         data, _ = self.request_text("OPTIONS", to_tag="")
-        self.send_raw(data)
-        return self.final_response()
+        return self._transact(data)
+
+
+def _answer(request: bytes, status: int) -> bytes:
+    """A response to ``request`` copying Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6)."""
+    head = request.split(b"\r\n\r\n", 1)[0].decode()
+    copied = [
+        line
+        for line in head.split(CRLF)[1:]
+        if line.split(":", 1)[0].strip().lower()
+        in ("via", "v", "from", "f", "to", "t", "call-id", "i", "cseq")
+    ]
+    return (CRLF.join([f"SIP/2.0 {status} OK", *copied, "Content-Length: 0"]) + CRLF + CRLF).encode()

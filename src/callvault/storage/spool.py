@@ -28,6 +28,11 @@ Secrets: the SESSION/STREAM records carry the SDES master keys of SRTP calls
 is created 0600 from the first byte inside a 0700 directory and deleted as
 soon as the recording is finalised; a recorder host that must not keep keys at
 rest should put the spool on an encrypted volume.
+
+Next to each journal, the finaliser keeps an :class:`ArchivePart`: the Ogg
+Opus pages it has encoded so far while the call runs (same 0600 protection,
+deleted with the journal). The journal stays the only record: after a crash
+the part is discarded and the recording re-rendered from the journal.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from callvault.media.codec_spec import CodecSpec
 
 MAGIC = b"CVSPOOL1"
 SUFFIX = ".spool"
+PART_SUFFIX = ".archive-part"
 SPOOL_MODE = 0o600
 MAX_RECORD = 64 * 1024 * 1024
 
@@ -276,21 +282,12 @@ def _decode_batch(body: memoryview) -> PacketBatch:
     return PacketBatch(stream, arrivals, packets)
 
 
-def read_spool(path: Path) -> SpoolContents:
-    """Read a journal written by :class:`SpoolWriter`, tolerating a torn tail."""
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        data = path.read_bytes()
-    except OSError as exc:
-        raise StorageError(f"cannot read spool {path}: {exc.strerror}") from exc
-    if mode & 0o077:
-        raise StorageError(f"spool {path} has mode {mode:04o}: it may hold SRTP keys and must be 0600")
-    if not data.startswith(MAGIC):
-        raise StorageError(f"{path} is not a callvault spool (bad magic)")
-    view = memoryview(data)
-    contents: SpoolContents | None = None
-    valid = len(MAGIC)
-    for end, body in _records(view, len(MAGIC)):
+def _apply_records(
+    data: memoryview, start: int, contents: SpoolContents | None
+) -> tuple[SpoolContents | None, int]:
+    """Add the intact records of ``data`` from ``start`` to ``contents``; returns it and the end of the last one."""
+    valid = start
+    for end, body in _records(data, start):
         kind = body[0]
         try:
             if kind == KIND_PACKETS:
@@ -319,6 +316,25 @@ def read_spool(path: Path) -> SpoolContents:
         else:
             contents.batches.append(batch)
         valid = end
+    return contents, valid
+
+
+def _check_mode(path: Path, mode: int) -> None:
+    if mode & 0o077:
+        raise StorageError(f"spool {path} has mode {mode:04o}: it may hold SRTP keys and must be 0600")
+
+
+def read_spool(path: Path) -> SpoolContents:
+    """Read a journal written by :class:`SpoolWriter`, tolerating a torn tail."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StorageError(f"cannot read spool {path}: {exc.strerror}") from exc
+    _check_mode(path, mode)
+    if not data.startswith(MAGIC):
+        raise StorageError(f"{path} is not a callvault spool (bad magic)")
+    contents, valid = _apply_records(memoryview(data), len(MAGIC), None)
     if contents is None:
         raise StorageError(f"spool {path} has no readable session header")
     contents.valid_bytes = valid
@@ -326,8 +342,121 @@ def read_spool(path: Path) -> SpoolContents:
     return contents
 
 
+class SpoolTail:
+    """Reads a journal that is still being written, picking up where the last read stopped.
+
+    Each :meth:`read` returns only the packet batches and events appended since
+    the previous one; ``streams`` always holds every stream description so far
+    (merged as :func:`read_spool` merges them). A record still being written
+    when a read comes is simply read next time, complete.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self._header: SpoolContents | None = None
+
+    @property
+    def recording_id(self) -> str | None:
+        return None if self._header is None else self._header.recording_id
+
+    def read(self) -> SpoolContents | None:
+        """What was appended since the last read; None while the session header is not readable yet."""
+        try:
+            with self.path.open("rb") as fh:
+                _check_mode(self.path, stat.S_IMODE(os.fstat(fh.fileno()).st_mode))
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError as exc:
+            raise StorageError(f"cannot read spool {self.path}: {exc.strerror}") from exc
+        start = 0
+        if self.offset == 0:
+            if len(data) < len(MAGIC):
+                return None
+            if not data.startswith(MAGIC):
+                raise StorageError(f"{self.path} is not a callvault spool (bad magic)")
+            start = len(MAGIC)
+        header = self._header
+        delta = None
+        if header is not None:
+            delta = SpoolContents(header.recording_id, header.started_at, streams=header.streams)
+        delta, valid = _apply_records(memoryview(data), start, delta)
+        if delta is None:
+            return None
+        if header is None:
+            # The first read holds the session header; later ones share its stream table.
+            self._header = SpoolContents(delta.recording_id, delta.started_at, streams=delta.streams)
+        self.offset += valid
+        delta.valid_bytes = self.offset
+        return delta
+
+
+def archive_part_path(journal: Path) -> Path:
+    """The side file next to a journal holding the Ogg pages encoded so far while the call runs."""
+    return journal.with_name(journal.name.removesuffix(SUFFIX) + PART_SUFFIX)
+
+
+class ArchivePart:
+    """Append-only side file of encoded archive pages, protected like the journal (0600).
+
+    It holds the call's audio before it is sealed, unencrypted: it lives in the
+    same 0700 spool directory as the journal (whose raw RTP is the same audio)
+    and is deleted with it. It is a cache, not a record: recovery after a crash
+    re-renders from the journal and ignores it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._fd: int | None = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, SPOOL_MODE
+            )
+            os.fchmod(self._fd, SPOOL_MODE)
+        except OSError as exc:
+            raise StorageError(f"cannot create {path}: {exc.strerror}") from exc
+        self.size = 0
+
+    def append(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._fd is None:
+            raise StorageError(f"{self.path} is closed")
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path}: {exc.strerror}") from exc
+        self.size += len(data)
+
+    def read_all(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.path}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def delete_spool(path: Path) -> None:
+    """Delete a journal and its archive side file (the side file first: a journal alone is recoverable)."""
     try:
+        archive_part_path(path).unlink(missing_ok=True)
         path.unlink(missing_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot delete spool {path}: {exc.strerror}") from exc
+
+
+def orphan_parts(spool_dir: Path) -> list[Path]:
+    """Archive side files without a journal (a render job outliving its journal); swept at start."""
+    if not spool_dir.is_dir():
+        return []
+    return [
+        p
+        for p in spool_dir.iterdir()
+        if p.name.endswith(PART_SUFFIX)
+        and not (spool_dir / (p.name.removesuffix(PART_SUFFIX) + SUFFIX)).exists()
+    ]

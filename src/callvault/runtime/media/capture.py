@@ -5,15 +5,25 @@ ready sockets (level-triggered, one ``os.read`` per ready socket per wake-up,
 so a busy socket is simply reported again) and appends the arrival time and
 the raw datagram to that stream's list. That is all the per-packet work: no
 parsing, no decoding, no SRTP, no per-packet system call other than the read.
-The arrival time is taken once per wake-up, which is at most one poll
-interval late and the same for every packet of a wake-up.
+The arrival time is taken once per wake-up, the same for every packet of it.
 
-Measured here (see ``bench/capture.py``): this loop drains several times what
-a uvloop ``DatagramProtocol`` per port manages, because epoll hands back all
-ready sockets in one call and no transport/protocol objects sit in between.
-``recvmmsg`` through ctypes only pays off when one socket has many queued
-datagrams; with one socket per stream and 20 ms packetisation a socket
-rarely holds more than one, and a ctypes call costs more than ``os.read``.
+Measured while tuning (``bench/capture.py``, ``perf``): at 1,500 calls the
+loop costs ~4 us of CPU per packet, about 60 % of it in the kernel (the
+``read``, epoll's re-poll of each level-triggered socket, freeing the skb)
+and the rest in Python (loop, dict lookup, appends, the 1 s flush). What did
+not pay off: ``os.read``, ``recv``, ``recv_into`` a preallocated buffer all
+cost 1.5-1.7 us per packet, nearly all of it the system call (``recv`` is
+~8 % cheaper but needs a socket object per stream); coalescing wake-ups
+(sleeping ~2 ms after each busy wake-up so every ``epoll_wait`` returns
+hundreds of sockets) changed nothing measurable, because at high load each
+poll already returns hundreds of ready sockets. Reading a ready socket until
+``EAGAIN`` would add a failing system call and a Python exception per socket,
+while with 20 ms packetisation a socket almost never holds a second datagram
+(level-triggered epoll reports it again if it does); for the same reason
+``recvmmsg`` through ctypes does not pay off. Edge-triggered epoll would save
+the re-poll (~7 %) but leaves a burst's extra datagrams queued, with arrival
+times late by 20 ms each, until the stream ends. Beyond one core, see
+:mod:`.workers`.
 
 Once a second per session (staggered) the loop swaps each stream's list for a
 new one and writes the batch as one framed record per stream, in one system
@@ -37,7 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from callvault.storage.spool import SpoolWriter, encode_packets
 
@@ -45,6 +55,28 @@ log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 2048
 POLL_INTERVAL = 0.02
+MAX_EVENTS = 16384
+
+
+class Capture(Protocol):
+    """What the engine and its sessions need from capture: this thread, or worker processes."""
+
+    @property
+    def packets_total(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def call(self, command: Callable[[], None]) -> None: ...
+
+    def open_session(self, key: str, writer: SpoolWriter, rtp_timeout: float) -> None: ...
+
+    def add_stream(self, key: str, fd: int, index: int) -> None: ...
+
+    def close_session(self, key: str, done: Callable[[int], None]) -> None: ...
+
+    def flush_all(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -183,7 +215,7 @@ class CaptureLoop:
         timeout = self._poll_interval
         next_flush = clock()
         while self._running:
-            events = poll(timeout, 8192)
+            events = poll(timeout, MAX_EVENTS)
             now = clock()
             try:
                 for fd, _ in events:

@@ -5,54 +5,79 @@ Three stages, kept apart so a slow one can never make a fast one drop packets:
 1. Capture (:mod:`.capture`): one thread, epoll over every RTP socket, raw
    datagrams appended to per-stream lists, flushed to the session's spool
    journal at least once a second.
-2. Rendering (:mod:`.finaliser`): in a process pool, the journal is turned
-   into per-stream timelines, decoded, aligned on the session's start,
-   mapped to agent/customer channels and Opus-encoded. SRTP is unprotected
-   here too, from the keys kept in the journal's stream records.
+2. Rendering (:mod:`.incremental`), while the call runs, in render worker
+   processes (:class:`~.render_pool.RenderPool`): every few seconds a job per
+   open session reads what its journal gained, feeds the per-stream
+   timelines, and decodes, aligns, mixes and Opus-encodes the audio that can
+   no longer change (older than the timeline's 15 s re-anchoring hold-back),
+   spooling the Ogg pages to a 0600 side file next to the journal. The
+   interval grows with the call (``render_step`` up to ``MAX_RENDER_STEP``,
+   an eighth of the call so far): each step re-lays the whole timeline, so
+   fixed short steps would cost O(n²) over a long call. A session's jobs are
+   pinned to one worker, which keeps its renderer (timelines, decoders,
+   encoder) in memory; nothing runs in this process but the submission.
+   At hang-up the same worker renders only the tail (hold-back + at most one
+   step: under 2.5 minutes of audio for any call length) and finishes the file.
 3. Sealing: ``RecordingService.finalise`` (encrypt, hash, sign, catalogue) in a
-   thread, then the journal is deleted.
+   thread, then the journal and its side file are deleted.
+
+A slow render never touches capture: capture only appends to journals, and
+render jobs queue in the workers (``callvault_finalise_backlog``).
 
 Crash recovery: :meth:`MediaEngine.start` renders every journal left in the
-spool directory as an *interrupted* recording, and flags recordings still
+spool directory in one go (:func:`~.finaliser.render_recording`) as an
+*interrupted* recording, ignoring any side file (the journal is the record;
+re-rendering it is the simplest correct recovery), and flags recordings still
 'recording' in the catalogue without any journal as interrupted without audio.
+A render worker that dies mid-call loses only its state: hang-up renders such
+sessions afresh from their journals.
 
-Scaling beyond one core: ``settings.media_workers`` is meant to run one
-:class:`~.capture.CaptureLoop` per worker process, each owning a slice of the
-RTP port range. The engine would keep binding the sockets (so ``add_stream``
-stays synchronous and returns the port) and hand each socket to the worker
-owning its port over a Unix socket (``socket.send_fds``), with the same
-open/add/close commands as now travelling over that socket instead of the
-in-process queue; journals are plain files, so rendering and sealing need no
-change. This version runs the capture loop as a thread of the engine's process
-whatever ``media_workers`` says; one such thread sustained the figures in
-``bench/capture.py``.
+Scaling beyond one core: with ``settings.media_workers`` > 1 capture runs in
+a :class:`~.workers.CapturePool` of worker processes, each running a
+``CaptureLoop`` over an interleaved slice of the RTP port range. The engine
+keeps binding the sockets (so ``add_stream`` stays synchronous and returns the
+port) and hands each one to the worker owning its port (``socket.send_fds``);
+journals are plain files, so rendering and sealing need no change. With the
+default of 1 the loop is a thread of the engine's process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from callvault.errors import NotFound
-from callvault.runtime.media.capture import CaptureLoop
+from callvault.runtime.media import metrics
+from callvault.runtime.media.capture import Capture, CaptureLoop
 from callvault.runtime.media.finaliser import RenderedRecording, RenderOptions, render_recording
+from callvault.runtime.media.incremental import advance_recording, finish_recording
 from callvault.runtime.media.ports import PortAllocator
+from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.session import MediaSession
 from callvault.services.call_record import ArchiveAudio, FinalStatus
 from callvault.services.directory import AgentDirectory
 from callvault.services.recordings import RecordingService
 from callvault.settings import Settings
-from callvault.storage.spool import SpoolWriter, delete_spool, list_spools, read_spool, spool_path
+from callvault.storage.spool import (
+    SpoolWriter,
+    delete_spool,
+    list_spools,
+    orphan_parts,
+    read_spool,
+    spool_path,
+)
 
 log = logging.getLogger(__name__)
+
+RENDER_STEP = 10.0
+MAX_RENDER_STEP = 120.0
 
 
 def _default_render_workers() -> int:
@@ -70,6 +95,7 @@ class MediaEngine:
         render_executor: Executor | None = None,
         clock: Callable[[], float] = time.time,
         flush_interval: float = 1.0,
+        render_step: float = RENDER_STEP,
     ) -> None:
         self.settings = settings
         self.recordings = recordings
@@ -77,14 +103,18 @@ class MediaEngine:
         self._on_timeout = on_timeout
         self._clock = clock
         self._flush_interval = flush_interval
-        self._executor = render_executor
-        self._own_executor = render_executor is None
+        self._render_executor = render_executor
+        self._render_step = render_step
+        self._pool: RenderPool | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._render_failures = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._capture: CaptureLoop | None = None
+        self._capture: Capture | None = None
         self._ports: PortAllocator | None = None
         self._sessions: dict[str, MediaSession] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self.finalised: list[str] = []
+        self.tail_seconds: dict[str, float] = {}  # audio rendered after hang-up, per recording
 
     # -- life cycle --------------------------------------------------------
 
@@ -92,20 +122,32 @@ class MediaEngine:
         self._loop = asyncio.get_running_loop()
         self.settings.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._ports = PortAllocator(self.settings.advertised_media_host, self.settings.rtp_ports)
-        self._capture = CaptureLoop(
-            self._timeout_in_capture, flush_interval=self._flush_interval, clock=self._clock
-        )
+        # -- capture: in-process thread, or worker processes (see .workers) --
+        if self.settings.media_workers > 1:
+            from callvault.runtime.media.workers import CapturePool
+
+            self._capture = CapturePool(
+                self.settings.media_workers,
+                self.settings.rtp_ports,
+                self._timeout_in_capture,
+                flush_interval=self._flush_interval,
+            )
+        else:
+            self._capture = CaptureLoop(
+                self._timeout_in_capture, flush_interval=self._flush_interval, clock=self._clock
+            )
         self._capture.start()
-        if self._executor is None:
-            # forkserver: forking a process that runs the capture thread could copy a
-            # held lock into the child; the fork server is single-threaded.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["callvault.runtime.media.finaliser"])
-            self._executor = ProcessPoolExecutor(max_workers=_default_render_workers(), mp_context=context)
+        # -- end capture --
+        self._pool = RenderPool(_default_render_workers(), self._render_executor)
+        self._ticker = asyncio.ensure_future(self._render_ticker())
         await self._recover()
 
     async def stop(self) -> None:
         """Finish every open session as complete and wait for all finalisation."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
         for session in list(self._sessions.values()):
             await session.close("complete")
         while self._tasks:
@@ -113,12 +155,12 @@ class MediaEngine:
         if self._capture is not None:
             self._capture.stop()
             self._capture = None
-        if self._executor is not None and self._own_executor:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     @property
-    def capture(self) -> CaptureLoop:
+    def capture(self) -> Capture:
         if self._capture is None:
             raise RuntimeError("MediaEngine.start() has not run")
         return self._capture
@@ -140,6 +182,8 @@ class MediaEngine:
         session = MediaSession(self, recording_id, started_at, writer)
         self._sessions[recording_id] = session
         self.capture.open_session(recording_id, writer, float(self.settings.rtp_timeout))
+        self.pool.pin(recording_id)
+        metrics.SESSIONS_ACTIVE.inc()
         return session
 
     def session(self, recording_id: str) -> MediaSession | None:
@@ -153,23 +197,100 @@ class MediaEngine:
         task.add_done_callback(self._tasks.discard)
 
     def forget(self, recording_id: str) -> None:
-        self._sessions.pop(recording_id, None)
+        if self._sessions.pop(recording_id, None) is not None:
+            metrics.SESSIONS_ACTIVE.dec()
+
+    @property
+    def pool(self) -> RenderPool:
+        if self._pool is None:
+            raise RuntimeError("MediaEngine.start() has not run")
+        return self._pool
+
+    # -- rendering while calls run -------------------------------------------
+
+    async def _render_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self._render_step))
+            self._start_due_renders()
+
+    def _start_due_renders(self) -> list[asyncio.Future[None]]:
+        now = self._clock()
+        jobs: list[asyncio.Future[None]] = []
+        for session in list(self._sessions.values()):
+            if session.closing or session.render_job is not None:
+                continue
+            interval = min(MAX_RENDER_STEP, max(self._render_step, (now - session.started_at) / 8))
+            if now - session.last_render < interval:
+                continue
+            session.last_render = now
+            job = asyncio.ensure_future(self._advance(session, now))
+            session.render_job = job
+            jobs.append(job)
+        return jobs
+
+    async def render_due(self) -> None:
+        """Run the render step of every session due one now and wait for them (tests, benchmarks)."""
+        jobs = self._start_due_renders()
+        if jobs:
+            await asyncio.gather(*jobs)
+
+    async def _advance(self, session: MediaSession, now: float) -> None:
+        options = RenderOptions.from_settings(self.settings)
+        try:
+            session.rendered_seconds = await self.pool.run(
+                session.recording_id, advance_recording, str(session.journal), options, now
+            )
+        except Exception:
+            # Hang-up will render from the journal whatever happened here.
+            self._render_failures += 1
+            log.log(
+                logging.ERROR if self._render_failures == 1 else logging.DEBUG,
+                "render step of %s failed",
+                session.recording_id,
+                exc_info=True,
+            )
+        finally:
+            session.render_job = None
+
+    async def finalise_session(
+        self, session: MediaSession, status: FinalStatus, ended_at: float, closed: float
+    ) -> None:
+        """Finish the call-time render after hang-up, seal, and delete the journal.
+
+        ``closed`` is the ``time.monotonic()`` of the close, for the close-to-sealed histogram.
+        """
+        recording_id = session.recording_id
+        try:
+            if session.render_job is not None:
+                await asyncio.gather(session.render_job, return_exceptions=True)
+            options = RenderOptions.from_settings(self.settings, ended_at)
+            try:
+                rendered = await self.pool.run(recording_id, finish_recording, str(session.journal), options)
+            except Exception:
+                log.exception("rendering %s at hang-up failed; rendering its journal in one go", recording_id)
+                await self.finalise_spool(session.journal, status, ended_at)
+                return
+            if await self._seal(session.journal, rendered, status):
+                self.tail_seconds[recording_id] = rendered.tail_seconds
+                metrics.FINALISE_SECONDS.observe(time.monotonic() - closed)
+        finally:
+            self.pool.unpin(recording_id)
+            metrics.FINALISE_BACKLOG.dec()
+
+    # -- sealing --------------------------------------------------------------
 
     async def finalise_spool(self, path: Path, status: FinalStatus, ended_at: float | None) -> None:
-        """Render, seal and delete one journal; on failure the journal stays for the next start."""
-        loop = asyncio.get_running_loop()
-        options = RenderOptions(
-            dtmf_mode=self.settings.dtmf_mode,
-            bitrate_per_channel=self.settings.opus_bitrate,
-            ended_at=ended_at,
-        )
+        """Render in one go, seal and delete one journal; on failure the journal stays for the next start."""
+        options = RenderOptions.from_settings(self.settings, ended_at)
         try:
-            rendered: RenderedRecording = await loop.run_in_executor(
-                self._executor, render_recording, str(path), options
-            )
+            rendered: RenderedRecording = await self.pool.run(None, render_recording, str(path), options)
         except Exception:
             log.exception("rendering spool %s failed; it stays for the next start", path)
             return
+        await self._seal(path, rendered, status)
+
+    async def _seal(self, path: Path, rendered: RenderedRecording, status: FinalStatus) -> bool:
+        """Seal a rendered recording and delete its journal; False when it stays for the next start."""
         final = status
         if status == "complete" and rendered.loss_fraction > self.settings.loss_threshold:
             final = "incomplete"
@@ -186,11 +307,16 @@ class MediaEngine:
             )
         except NotFound:
             log.warning("spool %s belongs to no catalogued recording; deleting it", path)
+            await asyncio.to_thread(delete_spool, path)
+            return False
         except Exception:
             log.exception("sealing recording %s failed; its spool stays", rendered.recording_id)
-            return
+            return False
         await asyncio.to_thread(delete_spool, path)
         self.finalised.append(rendered.recording_id)
+        metrics.RECORDINGS_FINALISED.labels(final).inc()
+        metrics.count_packets(rendered.streams)
+        return True
 
     # -- timeouts ------------------------------------------------------------
 
@@ -211,6 +337,13 @@ class MediaEngine:
 
     # -- crash recovery ------------------------------------------------------
 
+    async def _recover_spool(self, path: Path) -> None:
+        metrics.FINALISE_BACKLOG.inc()
+        try:
+            await self.finalise_spool(path, "interrupted", None)
+        finally:
+            metrics.FINALISE_BACKLOG.dec()
+
     async def _recover(self) -> None:
         spools = await asyncio.to_thread(list_spools, self.settings.spool_dir)
         spooled: set[str] = set()
@@ -220,7 +353,9 @@ class MediaEngine:
                 continue
             spooled.add(recording_id)
             log.warning("recording %s was interrupted; finalising its spool", recording_id)
-            self.spawn(self.finalise_spool(path, "interrupted", None))
+            self.spawn(self._recover_spool(path))
+        for part in await asyncio.to_thread(orphan_parts, self.settings.spool_dir):
+            await asyncio.to_thread(part.unlink, True)
         unfinished = await asyncio.to_thread(self.recordings.unfinished)
         for recording_id in unfinished:
             if recording_id in spooled or recording_id in self._sessions:

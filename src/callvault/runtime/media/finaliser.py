@@ -4,14 +4,21 @@ Steps: read the journal (up to a torn tail) → per stream, SRTP unprotect
 (keys from the journal) and a batch :class:`StreamTimeline` → decode and
 render every stream on one wall-clock axis → channel mapping → Opus.
 
-The recording spans from the earliest first audio of any stream to the latest
-audio end of any stream, so every stream is placed by its own wall-clock
-anchor on that common axis: holes (loss, hold, one-way audio) are silence of
-their real length and both channels stay aligned with each other and with the
-wall clock. Channel mapping: agent streams (channel 0) are mixed into the
+The recording spans the call: from the moment the session was opened (the
+journal's ``started_at``) to the hang-up (``ended_at``; after a crash, the end
+of the last audio received). Every stream is placed by its own wall-clock
+anchor on that common axis, so holes (loss, hold, one-way audio, a side that
+never sent anything) are silence of their real length and both channels stay
+aligned with each other and with the wall clock; a session without any
+packet is silence of the call's length. Channel mapping: agent streams (channel 0) are mixed into the
 left channel, customer streams (1) into the right; streams labelled mixed (-1)
 go into both sides when sides exist, or into a mono archive flagged mixed
 when no stream has a side. No participant's audio is ever dropped.
+
+This module renders a whole journal in one go: crash recovery uses it, and it
+is the reference the call-time renderer (:mod:`.incremental`) is tested
+against. RFC 4733 digits become ``dtmf`` events whose data is
+``{"digit": d}`` in ``dtmf_mode`` 'digits' and empty otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +34,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from callvault.media.archive import ArchiveEncoder
+from callvault.media.archive import (
+    DEFAULT_BITRATE_PER_CHANNEL,
+    DEFAULT_COMPLEXITY,
+    DEFAULT_SILENCE_GATE_DBFS,
+    ArchiveEncoder,
+)
 from callvault.media.codec_spec import CodecSpec
 from callvault.media.mixing import mix_down
 from callvault.rtp.render import render_placements
@@ -40,6 +52,7 @@ from callvault.services.call_record import (
     CallEvent,
     StreamRecord,
 )
+from callvault.settings import Settings
 from callvault.storage.spool import SpoolContents, SpoolStream, read_spool
 
 log = logging.getLogger(__name__)
@@ -55,8 +68,27 @@ ENCODE_CHUNK_SECONDS = 60
 @dataclass(frozen=True)
 class RenderOptions:
     dtmf_mode: str = "presence"
-    bitrate_per_channel: int = 12000
-    ended_at: float | None = None  # when the call ended (BYE); None: the last packet (crash)
+    bitrate_per_channel: int = DEFAULT_BITRATE_PER_CHANNEL
+    silence_gate_dbfs: float | None = DEFAULT_SILENCE_GATE_DBFS
+    ended_at: float | None = None  # when the call ended (BYE); None: the last audio (crash)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, ended_at: float | None = None) -> RenderOptions:
+        return cls(
+            dtmf_mode=settings.dtmf_mode,
+            bitrate_per_channel=settings.opus_bitrate,
+            silence_gate_dbfs=settings.archive_silence_gate,
+            ended_at=ended_at,
+        )
+
+    def encoder(self, rate: int, channels: int) -> ArchiveEncoder:
+        return ArchiveEncoder(
+            rate,
+            channels,
+            self.bitrate_per_channel,
+            complexity=DEFAULT_COMPLEXITY,
+            silence_gate_dbfs=self.silence_gate_dbfs,
+        )
 
 
 @dataclass
@@ -68,6 +100,8 @@ class RenderedRecording:
     ended_at: float
     loss_fraction: float
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
+    # Seconds of audio rendered by the last job (after hang-up, for the call-time renderer).
+    tail_seconds: float = 0.0
 
 
 @dataclass
@@ -133,6 +167,14 @@ def _used_codecs(track: _Track) -> list[CodecSpec]:
         return []
     seen = set(np.unique(np.fromiter((p.payload_type for p in track.placements), dtype=np.int64)).tolist())
     return [c for c in _audio_codecs(track.stream) if c.payload_type in seen]
+
+
+def audio_end(tracks: Iterable[_Track], contents: SpoolContents) -> float:
+    """Where a recording without a known hang-up ends: its last audio (or last packet)."""
+    span = _span(tracks)
+    if span is not None:
+        return span[1]
+    return contents.last_arrival or contents.started_at
 
 
 def _span(tracks: Iterable[_Track]) -> tuple[float, float] | None:
@@ -202,10 +244,9 @@ def _dtmf_events(track: _Track, start: float, dtmf_mode: str) -> list[CallEvent]
     events: list[CallEvent] = []
     for placed in timeline.events():
         offset = timeline.anchor_wall + placed.offset / timeline.clock_rate - start
-        data: dict[str, object] = {"stream": track.stream.label, "source": "rfc4733"}
-        data["duration_ms"] = round(placed.event.duration_ticks * 1000 / timeline.clock_rate)
-        if dtmf_mode == "digits":
-            data["digit"] = placed.event.digit
+        # Nothing but the digit, and that only when digits are kept: key timing and
+        # durations are enough to guess a PAN typed on a keypad.
+        data: dict[str, object] = {"digit": placed.event.digit} if dtmf_mode == "digits" else {}
         events.append(CallEvent("dtmf", max(0.0, offset), data))
     return events
 
@@ -223,9 +264,11 @@ def _journal_events(contents: SpoolContents, start: float, dtmf_mode: str) -> li
     return events
 
 
-def _encode(left: Pcm | None, right: Pcm | None, mono: Pcm | None, rate: int, bitrate: int) -> bytes:
+def _encode(
+    left: Pcm | None, right: Pcm | None, mono: Pcm | None, rate: int, options: RenderOptions
+) -> bytes:
     channels = 1 if mono is not None else 2
-    encoder = ArchiveEncoder(rate, channels, bitrate)
+    encoder = options.encoder(rate, channels)
     if mono is not None:
         length = mono.size
     else:
@@ -255,13 +298,9 @@ def render_contents(contents: SpoolContents, options: RenderOptions) -> Rendered
     ]
     wide = any(c.encoding in WIDEBAND for t in tracks for c in _used_codecs(t))
     rate = WIDE_RATE if wide else NARROW_RATE
-    span = _span(tracks)
-    last = contents.last_arrival
-    ended_at = options.ended_at if options.ended_at is not None else (last or contents.started_at)
-    if span is None:
-        start, seconds = contents.started_at, 0.0
-    else:
-        start, seconds = span[0], max(0.0, span[1] - span[0])
+    start = contents.started_at
+    ended_at = options.ended_at if options.ended_at is not None else audio_end(tracks, contents)
+    seconds = max(0.0, ended_at - start)
 
     timed_tracks = clock()
     sides: dict[int, list[Pcm]] = {AGENT_CHANNEL: [], CUSTOMER_CHANNEL: [], MIXED_CHANNEL: []}
@@ -281,7 +320,7 @@ def render_contents(contents: SpoolContents, options: RenderOptions) -> Rendered
     else:
         mono = _fit(mix_down(sides[MIXED_CHANNEL]), length)
     timed_render = clock()
-    data = _encode(left, right, mono, rate, options.bitrate_per_channel)
+    data = _encode(left, right, mono, rate, options)
     timed_encode = clock()
     audio = ArchiveAudio(
         data=data,

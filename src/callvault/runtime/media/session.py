@@ -12,10 +12,13 @@ import base64
 import dataclasses
 import logging
 import socket
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from callvault.errors import InvalidInput
 from callvault.media.codec_spec import CodecSpec
+from callvault.runtime.media import metrics
 from callvault.services.call_record import CallEvent, CallRecord
 from callvault.storage.spool import SpoolStream, SpoolWriter
 
@@ -57,6 +60,14 @@ class MediaSession:
         self._streams: dict[str, SpoolStream] = {}
         self._sockets: list[socket.socket] = []
         self.closing = False
+        # Call-time rendering, driven by the engine.
+        self.render_job: asyncio.Future[None] | None = None
+        self.last_render = started_at
+        self.rendered_seconds = 0.0
+
+    @property
+    def journal(self) -> Path:
+        return self._writer.path
 
     @property
     def streams(self) -> list[SpoolStream]:
@@ -137,6 +148,8 @@ class MediaSession:
         if self.closing:
             return
         self.closing = True
+        closed = time.monotonic()
+        metrics.FINALISE_BACKLOG.inc()
         loop = asyncio.get_running_loop()
         flushed: asyncio.Future[int] = loop.create_future()
 
@@ -149,10 +162,14 @@ class MediaSession:
 
         ended_at = self._engine._clock()
         self._engine.capture.close_session(self.recording_id, done)
-        self._engine.spawn(self._finish(flushed, status, ended_at))
+        self._engine.spawn(self._finish(flushed, status, ended_at, closed))
 
     async def _finish(
-        self, flushed: asyncio.Future[int], status: Literal["complete", "interrupted"], ended_at: float
+        self,
+        flushed: asyncio.Future[int],
+        status: Literal["complete", "interrupted"],
+        ended_at: float,
+        closed: float,
     ) -> None:
         try:
             await flushed
@@ -162,4 +179,4 @@ class MediaSession:
             self._sockets.clear()
             self._writer.close()
             self._engine.forget(self.recording_id)
-        await self._engine.finalise_spool(self._writer.path, status, ended_at)
+        await self._engine.finalise_session(self, status, ended_at, closed)

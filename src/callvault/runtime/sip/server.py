@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.media.session import MediaSession
+from callvault.runtime.sip.metrics import SIP_CALLS_ACTIVE, count_request, count_response
 from callvault.runtime.sip.offer import DELAYED_OFFER_CODECS, StreamPlan, plan_streams
 from callvault.runtime.sip.transport import (
     Peer,
@@ -120,12 +121,15 @@ class SiprecServer:
         recordings: RecordingService,
         directory: AgentDirectory,
         media: MediaEngine,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.recordings = recordings
         self.directory = directory
         self.media = media
-        self._clock = time.monotonic
+        # Session timers, 2xx retransmission and transaction timers run on this clock.
+        self._clock = clock
         self.transactions = TransactionTable(self._clock)
         self._calls: dict[tuple[str, str], RecordingCall] = {}
         self._by_recording: dict[str, RecordingCall] = {}
@@ -200,6 +204,7 @@ class SiprecServer:
             return  # responses to our BYEs: nothing depends on them
         request = message
         request.validate()
+        count_request(request.method)
         stamp_received(request, peer.host, peer.port)
         transaction = self.transactions.match(request)
         if transaction is not None:
@@ -298,6 +303,7 @@ class SiprecServer:
             started_monotonic=self._clock(),
         )
         self._calls[key] = call
+        SIP_CALLS_ACTIVE.inc()
         self._spawn(self._answer_invite(call, transaction, offer_body.metadata, plans))
 
     async def _answer_invite(
@@ -542,7 +548,8 @@ class SiprecServer:
             return
         was_answered = call.state in ("answered", "confirmed")
         call.state = "ended"
-        self._calls.pop((call.call_id, call.remote_tag), None)
+        if self._calls.pop((call.call_id, call.remote_tag), None) is not None:
+            SIP_CALLS_ACTIVE.dec()
         if call.recording_id is not None:
             self._by_recording.pop(call.recording_id, None)
         if send_bye and was_answered and call.dialog is not None:
@@ -743,6 +750,7 @@ class SiprecServer:
     @staticmethod
     def _send(peer: Peer, responses: list[SipResponse]) -> None:
         for response in responses:
+            count_response(response.status)
             peer.send(response.serialise())
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:

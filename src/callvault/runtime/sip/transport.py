@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
+from callvault.runtime.sip.metrics import count_malformed, count_response
 from callvault.sip.message import (
     SipRequest,
     SipResponse,
@@ -49,6 +50,7 @@ class MessageHandler(Protocol):
 
 
 def _answer_broken(data: bytes, peer: Peer, reason: str) -> None:
+    count_malformed()
     request = readable_for_response(data)
     if request is None or request.method == "ACK":
         log.info("dropped unparseable message from %s:%s: %s", peer.host, peer.port, reason)
@@ -56,6 +58,7 @@ def _answer_broken(data: bytes, peer: Peer, reason: str) -> None:
     warning = reason.replace('"', "'")[:200]
     response = make_response(request, 400, headers=[("Warning", f'399 callvault "{warning}"')])
     log.info("answered 400 to %s:%s: %s", peer.host, peer.port, reason)
+    count_response(400)
     peer.send(response.serialise())
 
 
@@ -76,6 +79,7 @@ def dispatch(handler: MessageHandler, data: bytes, peer: Peer, *, stream: bool, 
         log.exception("handling %s from %s:%s failed", _describe(message), peer.host, peer.port)
         if isinstance(message, SipRequest) and message.method != "ACK":
             try:
+                count_response(500)
                 peer.send(make_response(message, 500).serialise())
             except Exception:
                 log.exception("could not even answer 500")

@@ -1,0 +1,53 @@
+"""Prometheus metrics of the recorder's media capture (default registry, exported at ``/metrics``).
+
+Packet counters are added in the engine's process when a recording is
+sealed, from the per-stream statistics its render computed: the capture
+thread itself counts nothing per packet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from callvault.services.call_record import StreamRecord
+
+SESSIONS_ACTIVE = Gauge(
+    "callvault_recording_sessions_active", "Recording sessions whose media is being captured."
+)
+PACKETS_RECEIVED = Counter(
+    "callvault_rtp_packets_received",
+    "RTP packets received in finalised recordings (unique sequence numbers).",
+)
+PACKETS_LOST = Counter("callvault_rtp_packets_lost", "RTP packets never received in finalised recordings.")
+PACKETS_LATE = Counter(
+    "callvault_rtp_packets_late",
+    "RTP packets that arrived after a later one (reordered) in finalised recordings.",
+)
+PACKETS_DUPLICATED = Counter(
+    "callvault_rtp_packets_duplicated", "Duplicate RTP packets received in finalised recordings."
+)
+RECORDINGS_FINALISED = Counter(
+    "callvault_recordings_finalised", "Recordings sealed by the recorder, by final status.", ["status"]
+)
+FINALISE_SECONDS = Histogram(
+    "callvault_finalise_seconds",
+    "Seconds from the end of a recording session (BYE, RTP timeout) to its recording being sealed.",
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+FINALISE_BACKLOG = Gauge("callvault_finalise_backlog", "Recording sessions ended but not sealed yet.")
+
+
+def _count(stats: dict[str, object], name: str) -> int:
+    value = stats.get(name, 0)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def count_packets(streams: Iterable[StreamRecord]) -> None:
+    """Add one sealed recording's per-stream packet statistics to the counters."""
+    for stream in streams:
+        PACKETS_RECEIVED.inc(_count(stream.stats, "received"))
+        PACKETS_LOST.inc(max(0, _count(stream.stats, "lost")))
+        PACKETS_LATE.inc(_count(stream.stats, "late"))
+        PACKETS_DUPLICATED.inc(_count(stream.stats, "duplicated"))

@@ -1,0 +1,450 @@
+"""Media worker processes: the capture loop spread over several cores.
+
+With ``settings.media_workers`` > 1 the engine replaces its in-process
+:class:`~.capture.CaptureLoop` thread by a :class:`CapturePool` of that many
+worker processes, each running its own ``CaptureLoop`` (its own GIL, so
+capture scales with cores). The pool offers the same methods as the loop, so
+the engine and its sessions do not know which one they drive:
+
+* The engine keeps binding the RTP sockets, so ``add_stream`` stays
+  synchronous and returns the port at once. The pool passes the socket's file
+  descriptor to the worker that owns the port (``socket.send_fds`` over a
+  ``SOCK_SEQPACKET`` socket pair, one message per command: message boundaries
+  and descriptors travel together).
+* Each worker owns an interleaved slice of the RTP port range: even port
+  number *i* (counted from the low end) belongs to worker ``i % workers``.
+  Contiguous slices would leave all but one worker idle, because the port
+  allocator hands ports out round-robin from a cursor; interleaving spreads
+  consecutive streams, including the two streams of one call, over workers.
+* A session's journal is a file opened ``O_APPEND`` by every worker that holds
+  one of the session's streams; each ``os.write`` of a record is atomic on a
+  local file system, so records of different workers interleave but never
+  tear. Rendering and sealing read the file as before and need no change.
+* Closing a session asks each worker holding part of it to drain, flush and
+  close its descriptors; the session's ``done`` runs once all have answered.
+  An RTP timeout fires once every part of the session has reported one.
+
+Workers use the real clock (a fake engine clock cannot cross processes).
+Commands: ``open``/``add``/``close``/``flush``/``sync``/``stop`` (engine to
+worker), ``closed``/``timeout``/``synced`` (worker to engine), JSON encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callvault.runtime.media.capture import CaptureLoop
+from callvault.storage.spool import SpoolWriter
+
+log = logging.getLogger(__name__)
+
+MESSAGE_MAX = 64 * 1024
+STOP_TIMEOUT = 10.0
+READY_TIMEOUT = 30.0
+
+
+def port_owner(port: int, port_range: tuple[int, int], workers: int) -> int:
+    """The worker (0-based) that owns RTP ``port`` of ``port_range``."""
+    low = port_range[0] + (port_range[0] & 1)
+    return ((port - low) // 2) % workers
+
+
+def _socket_port(fd: int) -> int:
+    probe = socket.socket(fileno=os.dup(fd))
+    try:
+        port: int = probe.getsockname()[1]
+        return port
+    finally:
+        probe.close()
+
+
+@dataclass(eq=False)
+class _PoolSession:
+    path: str
+    rtp_timeout: float
+    home: int
+    parts: set[int] = field(default_factory=set)
+    timed_out: set[int] = field(default_factory=set)
+    fired: bool = False
+    closing: set[int] | None = None
+    packets: int = 0
+    done: Callable[[int], None] | None = None
+
+
+@dataclass(eq=False)
+class _Worker:
+    number: int
+    control: socket.socket
+    process: subprocess.Popen[bytes]
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+    reader: threading.Thread | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    packets_total: int = 0
+    alive: bool = True
+
+
+class CapturePool:
+    """Drives ``workers`` capture processes; every method is safe to call from any thread."""
+
+    def __init__(
+        self,
+        workers: int,
+        port_range: tuple[int, int],
+        on_timeout: Callable[[str], None],
+        *,
+        flush_interval: float = 1.0,
+    ) -> None:
+        if workers < 2:
+            raise ValueError("a capture pool needs at least two workers; use CaptureLoop for one")
+        if not 0 < flush_interval <= 1.0:
+            raise ValueError("flush_interval must be in (0, 1] seconds: the journal must lag at most 1 s")
+        self._count = workers
+        self._port_range = port_range
+        self._on_timeout = on_timeout
+        self._flush_interval = flush_interval
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._sessions: dict[str, _PoolSession] = {}
+        self._syncs: dict[int, tuple[set[int], Callable[[], None]]] = {}
+        self._next_sync = 0
+        self._next_home = 0
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        for number in range(self._count):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "callvault.runtime.media.workers",
+                    str(theirs.fileno()),
+                    repr(self._flush_interval),
+                ],
+                pass_fds=(theirs.fileno(),),
+                close_fds=True,
+            )
+            theirs.close()
+            worker = _Worker(number, ours, process)
+            worker.reader = threading.Thread(
+                target=self._read_replies, args=(worker,), name=f"rtp-worker-{number}", daemon=True
+            )
+            worker.reader.start()
+            self._workers.append(worker)
+        # Packets reaching a socket before its worker polls it would get late arrival
+        # times, so the engine starts taking calls only once every worker is up.
+        for worker in self._workers:
+            if not worker.ready.wait(READY_TIMEOUT) or not worker.alive:
+                self.stop()
+                raise RuntimeError(f"media worker {worker.number} did not start")
+
+    def stop(self) -> None:
+        for worker in self._workers:
+            self._send(worker, {"op": "stop"})
+        for worker in self._workers:
+            try:
+                worker.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                log.error("media worker %d did not stop; killing it", worker.number)
+                worker.process.kill()
+                worker.process.wait()
+            if worker.reader is not None:
+                worker.reader.join()
+            worker.control.close()
+        self._workers = []
+
+    @property
+    def workers(self) -> int:
+        return self._count
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [worker.process.pid for worker in self._workers]
+
+    @property
+    def packets_total(self) -> int:
+        """Packets written to journals, as of the workers' latest answers (exact after ``call``)."""
+        return sum(worker.packets_total for worker in self._workers)
+
+    @property
+    def worker_packets(self) -> list[int]:
+        return [worker.packets_total for worker in self._workers]
+
+    def owner(self, port: int) -> int:
+        return port_owner(port, self._port_range, self._count)
+
+    # -- the capture interface ------------------------------------------------------------
+
+    def open_session(self, key: str, writer: SpoolWriter, rtp_timeout: float) -> None:
+        with self._lock:
+            # The session is opened in one worker at once even before it has streams, so
+            # a session whose streams never come still times out there.
+            home = self._next_home
+            self._next_home = (home + 1) % self._count
+            session = _PoolSession(str(writer.path), rtp_timeout, home)
+            self._sessions[key] = session
+            self._open_part(key, session, home)
+
+    def add_stream(self, key: str, fd: int, index: int) -> None:
+        number = self.owner(_socket_port(fd))
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None or session.closing is not None:
+                return
+            if number not in session.parts:
+                self._open_part(key, session, number)
+            self._send(self._workers[number], {"op": "add", "key": key, "index": index}, fd)
+
+    def close_session(self, key: str, done: Callable[[int], None]) -> None:
+        """Flush and forget the session in every worker; ``done(packets)`` runs in a pool thread."""
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None or session.closing is not None:
+                finish = True
+            else:
+                finish = False
+                session.closing = set(session.parts)
+                session.done = done
+                for number in session.parts:
+                    self._send(self._workers[number], {"op": "close", "key": key})
+        if finish:
+            done(0)
+
+    def flush_all(self) -> None:
+        for worker in self._workers:
+            self._send(worker, {"op": "flush"})
+
+    def call(self, command: Callable[[], None]) -> None:
+        """Run ``command`` once every worker has carried out all commands sent before it."""
+        with self._lock:
+            sync = self._next_sync
+            self._next_sync += 1
+            self._syncs[sync] = ({w.number for w in self._workers if w.alive}, command)
+            for worker in self._workers:
+                self._send(worker, {"op": "sync", "id": sync})
+        self._settle_sync(sync, None)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _open_part(self, key: str, session: _PoolSession, number: int) -> None:
+        session.parts.add(number)
+        message = {"op": "open", "key": key, "path": session.path, "rtp_timeout": session.rtp_timeout}
+        self._send(self._workers[number], message)
+
+    def _send(self, worker: _Worker, message: dict[str, Any], fd: int | None = None) -> None:
+        data = json.dumps(message, separators=(",", ":")).encode()
+        with worker.send_lock:
+            if not worker.alive:
+                return
+            try:
+                if fd is None:
+                    worker.control.send(data)
+                else:
+                    socket.send_fds(worker.control, [data], [fd])
+            except OSError as exc:
+                log.error("media worker %d is unreachable: %s", worker.number, exc)
+
+    def _read_replies(self, worker: _Worker) -> None:
+        while True:
+            try:
+                data = worker.control.recv(MESSAGE_MAX)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            try:
+                self._on_reply(worker, json.loads(data))
+            except Exception:
+                log.exception("media worker %d sent a reply that could not be handled", worker.number)
+        self._worker_gone(worker)
+
+    def _on_reply(self, worker: _Worker, reply: dict[str, Any]) -> None:
+        worker.packets_total = int(reply.get("total", worker.packets_total))
+        op = reply["op"]
+        if op == "closed":
+            self._part_closed(str(reply["key"]), worker.number, int(reply["packets"]))
+        elif op == "timeout":
+            key = str(reply["key"])
+            with self._lock:
+                session = self._sessions.get(key)
+                if session is None or session.fired or session.closing is not None:
+                    return
+                session.timed_out.add(worker.number)
+                fire = session.timed_out >= session.parts
+                session.fired = fire
+            if fire:
+                self._on_timeout(key)
+        elif op == "synced":
+            self._settle_sync(int(reply["id"]), worker.number)
+        elif op == "ready":
+            worker.ready.set()
+
+    def _part_closed(self, key: str, number: int, packets: int) -> None:
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None or session.closing is None:
+                return
+            session.closing.discard(number)
+            session.packets += packets
+            if session.closing:
+                return
+            del self._sessions[key]
+            done = session.done
+        if done is not None:
+            done(session.packets)
+
+    def _settle_sync(self, sync: int, number: int | None) -> None:
+        with self._lock:
+            pending = self._syncs.get(sync)
+            if pending is None:
+                return
+            waiting, command = pending
+            if number is not None:
+                waiting.discard(number)
+            if waiting:
+                return
+            del self._syncs[sync]
+        try:
+            command()
+        except Exception:
+            log.exception("capture pool command failed")
+
+    def _worker_gone(self, worker: _Worker) -> None:
+        """Release whoever waits on a worker that exited, so a crash cannot hang a close."""
+        with worker.send_lock:
+            worker.alive = False
+        worker.ready.set()
+        with self._lock:
+            closing = [key for key, s in self._sessions.items() if s.closing and worker.number in s.closing]
+            syncs = [sync for sync, (waiting, _) in self._syncs.items() if worker.number in waiting]
+        if worker.process.poll() not in (None, 0):
+            log.error("media worker %d exited with status %s", worker.number, worker.process.returncode)
+        for key in closing:
+            self._part_closed(key, worker.number, 0)
+        for sync in syncs:
+            self._settle_sync(sync, worker.number)
+
+
+# -- the worker process -----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Part:
+    writer: SpoolWriter
+    fds: list[int] = field(default_factory=list)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+        self.writer.close()
+
+
+class _WorkerServer:
+    """A worker's main thread: carries out the engine's commands until ``stop`` or end of file."""
+
+    def __init__(self, control: socket.socket, flush_interval: float) -> None:
+        self._control = control
+        self._send_lock = threading.Lock()
+        self._parts: dict[str, _Part] = {}
+        self._capture = CaptureLoop(
+            lambda key: self._reply({"op": "timeout", "key": key}), flush_interval=flush_interval
+        )
+
+    def _reply(self, message: dict[str, Any]) -> None:
+        message["total"] = self._capture.packets_total
+        data = json.dumps(message, separators=(",", ":")).encode()
+        with self._send_lock:
+            try:
+                self._control.send(data)
+            except OSError as exc:
+                log.debug("engine went away: %s", exc)
+
+    def serve(self) -> None:
+        self._capture.start()
+        self._reply({"op": "ready"})
+        try:
+            while True:
+                data, fds, _, _ = socket.recv_fds(self._control, MESSAGE_MAX, 4)
+                if not data:
+                    break  # the engine is gone
+                try:
+                    command = json.loads(data)
+                    if command["op"] == "stop":
+                        break
+                    self._carry_out(command, fds)
+                except Exception:
+                    # One bad command (say, a journal that cannot be opened) must not end
+                    # capture of every other call in this worker.
+                    log.exception("media worker command failed")
+                    for fd in fds:
+                        if not any(fd in part.fds for part in self._parts.values()):
+                            os.close(fd)
+        finally:
+            self._capture.stop()
+            for part in self._parts.values():
+                part.close()
+            self._control.close()
+
+    def _carry_out(self, command: dict[str, Any], fds: list[int]) -> None:
+        op = command["op"]
+        key = str(command.get("key", ""))
+        capture = self._capture
+        if op == "open":
+            path = Path(command["path"])
+            writer = SpoolWriter(path, os.open(path, os.O_WRONLY | os.O_APPEND))
+            self._parts[key] = _Part(writer)
+            capture.open_session(key, writer, float(command["rtp_timeout"]))
+        elif op == "add":
+            part = self._parts.get(key)
+            if part is None:
+                raise ValueError(f"stream added to session {key}, which this worker does not hold")
+            part.fds.extend(fds)
+            capture.add_stream(key, fds[0], int(command["index"]))
+        elif op == "close":
+            closing = self._parts.pop(key, None)
+
+            def done(packets: int) -> None:
+                # Runs in the capture thread after the final flush: the descriptors are
+                # closed before the engine hears of it and reuses the port.
+                if closing is not None:
+                    closing.close()
+                self._reply({"op": "closed", "key": key, "packets": packets})
+
+            capture.close_session(key, done)
+        elif op == "flush":
+            capture.flush_all()
+        elif op == "sync":
+            sync = int(command["id"])
+            capture.call(lambda: self._reply({"op": "synced", "id": sync}))
+        else:
+            raise ValueError(f"unknown command {op!r}")
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.WARNING, format="media worker %(process)d: %(levelname)s %(message)s")
+    # Ctrl-C reaches the whole process group; the engine stops its workers itself (after
+    # closing every session), and a vanished engine shows up as end of file here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    control = socket.socket(fileno=int(argv[0]))
+    _WorkerServer(control, float(argv[1])).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
