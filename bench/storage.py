@@ -24,7 +24,12 @@ import numpy as np
 from pesq import pesq
 from pystoi import stoi
 
-from callvault.media.archive import encode_archive
+from callvault.media.archive import (
+    DEFAULT_BITRATE_PER_CHANNEL,
+    DEFAULT_COMPLEXITY,
+    DEFAULT_SILENCE_GATE_DBFS,
+    encode_archive,
+)
 from callvault.media.decoding import decode_audio
 from callvault.media.mixing import resample, stack_stereo
 
@@ -171,23 +176,33 @@ def run(rate: int, seconds: float) -> None:
                 True,
             )
         )
-        for per_channel, complexity in ((12000, 0), (12000, 10), (8000, 0), (8000, 5), (8000, 10)):
+        variants = (
+            ("archive DEFAULT", DEFAULT_BITRATE_PER_CHANNEL, DEFAULT_COMPLEXITY, DEFAULT_SILENCE_GATE_DBFS),
+            ("  same, gate off", DEFAULT_BITRATE_PER_CHANNEL, DEFAULT_COMPLEXITY, None),
+            ("  12k/ch cx0", 12000, 0, DEFAULT_SILENCE_GATE_DBFS),
+            ("  8k/ch cx5", 8000, 5, DEFAULT_SILENCE_GATE_DBFS),
+            ("  12k/ch cx10", 12000, 10, DEFAULT_SILENCE_GATE_DBFS),
+        )
+        for name, per_channel, complexity, gate in variants:
+            label = (
+                f"{name} ({per_channel // 1000}k/ch cx{complexity})" if name.startswith("archive") else name
+            )
             rows.append(
                 measure(
-                    f"archive Opus {per_channel // 1000}k/ch cx{complexity}",
-                    lambda pcm, b=per_channel, c=complexity: encode_archive(pcm, rate, b, c),  # type: ignore[misc]
+                    label,
+                    lambda pcm, b=per_channel, c=complexity, g=gate: encode_archive(pcm, rate, b, c, g),  # type: ignore[misc]
                     source,
                     rate,
                     True,
                 )
             )
         print(f"\n{rate // 1000} kHz, {seconds:.0f} s, {scene}")
-        print(f"{'format':28} {'KB/min':>8} {'speed':>8} {'STOI L/R':>13} {'PESQ L/R':>11}")
+        print(f"{'format':30} {'KB/min':>8} {'speed':>8} {'STOI L/R':>13} {'PESQ L/R':>11}")
         for row in rows:
             speed = f"{row.speed:.0f}x" if row.speed else "-"
             (stoi_l, pesq_l), (stoi_r, pesq_r) = row.scores
             print(
-                f"{row.name:28} {row.bytes_per_minute / 1000:8.1f} {speed:>8} "
+                f"{row.name:30} {row.bytes_per_minute / 1000:8.1f} {speed:>8} "
                 f"{stoi_l:6.3f} {stoi_r:6.3f} {pesq_l:5.2f} {pesq_r:5.2f}"
             )
 
