@@ -191,6 +191,10 @@ class MediaEngine:
 
     # -- used by MediaSession ----------------------------------------------
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
     def spawn(self, awaitable: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(awaitable)
         self._tasks.add(task)

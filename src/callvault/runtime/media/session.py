@@ -13,19 +13,50 @@ import dataclasses
 import logging
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from callvault.errors import InvalidInput
 from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media import metrics
-from callvault.services.call_record import CallEvent, CallRecord
+from callvault.services.call_record import CallEvent, CallRecord, FinalStatus
 from callvault.storage.spool import SpoolStream, SpoolWriter
 
 if TYPE_CHECKING:
-    from callvault.runtime.media.engine import MediaEngine
+    from callvault.runtime.media.capture import Capture
+    from callvault.runtime.media.ports import PortAllocator
+    from callvault.services.recordings import RecordingService
 
 log = logging.getLogger(__name__)
+
+
+class SessionOwner(Protocol):
+    """What a media session needs from the engine that owns it.
+
+    A protocol rather than the engine class itself: the engine creates
+    sessions, so importing it here would make the two modules a cycle.
+    """
+
+    @property
+    def ports(self) -> PortAllocator: ...
+
+    @property
+    def capture(self) -> Capture: ...
+
+    @property
+    def recordings(self) -> RecordingService: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    def spawn(self, awaitable: Awaitable[Any]) -> None: ...
+
+    def forget(self, recording_id: str) -> None: ...
+
+    async def finalise_session(
+        self, session: MediaSession, status: FinalStatus, ended_at: float, closed: float
+    ) -> None: ...
 
 
 def srtp_params(crypto: object | None) -> dict[str, Any] | None:
@@ -51,7 +82,7 @@ def srtp_params(crypto: object | None) -> dict[str, Any] | None:
 
 class MediaSession:
     def __init__(
-        self, engine: MediaEngine, recording_id: str, started_at: float, writer: SpoolWriter
+        self, engine: SessionOwner, recording_id: str, started_at: float, writer: SpoolWriter
     ) -> None:
         self._engine = engine
         self.recording_id = recording_id
@@ -141,7 +172,7 @@ class MediaSession:
             log.exception("updating call metadata of %s failed", self.recording_id)
 
     def _offset(self) -> float:
-        return max(0.0, self._engine._clock() - self.started_at)
+        return max(0.0, self._engine.clock() - self.started_at)
 
     async def close(self, status: Literal["complete", "interrupted"]) -> None:
         """Stop capturing and hand the journal to finalisation; returns without waiting for it."""
@@ -160,7 +191,7 @@ class MediaSession:
         def done(packets: int) -> None:
             loop.call_soon_threadsafe(resolve, packets)
 
-        ended_at = self._engine._clock()
+        ended_at = self._engine.clock()
         self._engine.capture.close_session(self.recording_id, done)
         self._engine.spawn(self._finish(flushed, status, ended_at, closed))
 

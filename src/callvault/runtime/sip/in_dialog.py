@@ -1,0 +1,192 @@
+"""Requests within a recording session: re-INVITE, UPDATE, ACK, BYE, and CANCEL of the INVITE.
+
+A re-INVITE or UPDATE may carry new metadata (participants joining,
+leaving, changing streams), new or changed streams, or put streams on hold;
+the media session follows and the answer lists every stream again. A
+re-INVITE while our previous 2xx is unacknowledged is refused with 491. A
+re-INVITE without SDP gets our current streams as an offer, answered in the
+ACK, as the delayed-offer INVITE is.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from callvault.runtime.sip.answer import answer_sdp, contact, current_sdp, port_of
+from callvault.runtime.sip.core import RecordingCall, ServerCore
+from callvault.runtime.sip.offer import plan_streams
+from callvault.runtime.sip.refusals import Refusal, capabilities, parse_body, parse_sdp
+from callvault.runtime.sip.timers import arm_session_timer, session_timer_headers
+from callvault.runtime.sip.transport import Peer
+from callvault.services.call_record import CallEvent
+from callvault.sip.message import SipRequest, make_response
+from callvault.sip.sdp import SessionDescription
+from callvault.sip.siprec_body import SiprecOffer, parse_siprec_body
+from callvault.sip.transaction import InviteServerTransaction, OkRetransmitter, ServerTransaction
+
+log = logging.getLogger(__name__)
+
+
+class DialogHandler:
+    def __init__(self, core: ServerCore) -> None:
+        self._core = core
+
+    def on_reinvite(self, request: SipRequest, transaction: InviteServerTransaction) -> None:
+        core = self._core
+        call = self._dialog_call(request)
+        if call.ok is not None and not call.ok.acknowledged:
+            raise Refusal(491, "previous INVITE not yet acknowledged", [("Retry-After", "1")])
+        offer_body = parse_body(request)
+        body = self._renegotiate(call, request, offer_body)
+        headers = [*capabilities(), ("Contact", contact(call.peer))]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        headers += session_timer_headers(call, require=True)
+        response = make_response(request, 200, to_tag=call.local_tag, headers=headers, body=body)
+        core.send(call.peer, transaction.respond(response))
+        call.ok = OkRetransmitter(response, reliable=call.peer.reliable, clock=core.clock)
+        if not request.body.strip():
+            call.awaiting_answer = True
+
+    def on_update(self, request: SipRequest, transaction: ServerTransaction) -> None:
+        call = self._dialog_call(request)
+        offer_body = parse_body(request)
+        body = self._renegotiate(call, request, offer_body)
+        headers = [("Contact", contact(call.peer))]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        headers += session_timer_headers(call, require=False)
+        self._core.final(transaction, 200, headers=headers, body=body, to_tag=call.local_tag)
+
+    def on_ack(self, request: SipRequest) -> None:
+        call = self._core.calls.get((request.call_id, request.from_addr.tag or ""))
+        if call is None or call.local_tag != request.to_addr.tag:
+            return
+        if call.ok is not None:
+            call.ok.acknowledge()
+        if call.state == "answered":
+            call.state = "confirmed"
+        if call.awaiting_answer and request.body.strip():
+            call.awaiting_answer = False
+            try:
+                answer = SessionDescription.parse(
+                    parse_siprec_body(request.content_type or "application/sdp", request.body).sdp or ""
+                )
+            except ValueError as exc:
+                log.warning("call %s: unusable SDP answer in ACK: %s", call.call_id, exc)
+                return
+            _apply_ack_answer(call, answer)
+
+    def on_bye(self, request: SipRequest, transaction: ServerTransaction) -> None:
+        call = self._dialog_call(request)
+        self._core.final(transaction, 200)
+        self._core.spawn(self._core.end_call(call, "complete", send_bye=False))
+
+    def on_cancel(self, request: SipRequest, peer: Peer) -> None:
+        core = self._core
+        cancel_transaction = core.transactions.create(request, reliable=peer.reliable)
+        cancel_transaction.context = peer
+        invite_transaction = core.transactions.find_invite(request)
+        if invite_transaction is None:
+            core.final(cancel_transaction, 481)
+            return
+        core.final(cancel_transaction, 200)
+        # Once the INVITE has its 2xx, CANCEL changes nothing (RFC 3261 §9.2): the SRC sends BYE.
+        if invite_transaction.state == "proceeding":
+            core.final(invite_transaction, 487)
+            invite = invite_transaction.request
+            call = core.calls.get((invite.call_id, invite.from_addr.tag or ""))
+            if call is not None:
+                core.spawn(core.end_call(call, "interrupted", send_bye=False))
+
+    def _dialog_call(self, request: SipRequest) -> RecordingCall:
+        call = self._core.calls.get((request.call_id, request.from_addr.tag or ""))
+        if call is None or call.local_tag != request.to_addr.tag or call.dialog is None:
+            raise Refusal(481, "no such recording session")
+        if not call.dialog.accept_cseq(request):
+            raise Refusal(500, "CSeq out of order")
+        return call
+
+    def _renegotiate(self, call: RecordingCall, request: SipRequest, offer_body: SiprecOffer) -> bytes:
+        """Apply a re-INVITE/UPDATE: metadata, new/changed/held streams; returns our SDP (or b"")."""
+        core = self._core
+        address = core.settings.advertised_media_host
+        assert call.dialog is not None
+        call.dialog.refresh_target(request)
+        arm_session_timer(core, call)
+        now = datetime.now(UTC)
+        if offer_body.metadata is not None:
+            try:
+                events = call.session.apply_metadata(offer_body.metadata, now)
+            except ValueError as exc:
+                raise Refusal(488, f"metadata refused: {exc}") from None
+            _publish(call, events)
+        elif offer_body.metadata_error:
+            log.warning("call %s: metadata update ignored: %s", call.call_id, offer_body.metadata_error)
+        sdp = parse_sdp(offer_body)
+        if sdp is None:
+            if call.offer is None or not request.method == "INVITE":
+                return b""
+            # Re-INVITE without SDP: we offer what we have, the answer comes in the ACK.
+            call.sdp_version += 1
+            return current_sdp(call, address).encode()
+        plans = plan_streams(sdp, call.streams)
+        if not any(p.accepted for p in plans):
+            raise Refusal(488, "no recordable stream in the new offer")
+        media = call.media
+        assert media is not None
+        ports: dict[str, int] = {}
+        new_labels = [p.label for p in plans if p.accepted and p.label not in call.streams]
+        bindings = {b.label: b for b in call.session.bind_streams([*call.streams, *new_labels])}
+        for plan in plans:
+            if not plan.accepted:
+                if plan.label in call.streams:
+                    media.update_stream(plan.label, on_hold=True)
+                continue
+            binding = bindings[plan.label]
+            if plan.label in call.streams:
+                media.update_stream(
+                    plan.label,
+                    codecs=list(plan.codecs),
+                    channel=binding.channel,
+                    srtp=plan.srtp,
+                    on_hold=plan.on_hold,
+                )
+                ports[plan.label] = port_of(call, plan.label)
+            else:
+                ports[plan.label] = media.add_stream(
+                    plan.label, list(plan.codecs), binding.channel, binding.participant_aor, plan.srtp
+                )
+                if plan.on_hold:
+                    media.update_stream(plan.label, on_hold=True)
+            call.streams[plan.label] = plan
+        # Streams this offer left out or rejected can still move channel after a participant change.
+        for label, binding in bindings.items():
+            if label in call.streams and label not in ports:
+                media.update_stream(label, channel=binding.channel)
+        call.ports.update(ports)
+        call.offer = sdp
+        call.sdp_version += 1
+        media.update_call(call.session.call)
+        return answer_sdp(call, sdp, plans, ports, address).encode()
+
+
+def _apply_ack_answer(call: RecordingCall, answer: SessionDescription) -> None:
+    media = call.media
+    if media is None:
+        return
+    plans = plan_streams(answer, call.streams)
+    # Our delayed offer named its streams "1" and "2"; the answer's m= lines follow that order.
+    for plan, label in zip(plans, ["1", "2", *(p.label for p in plans[2:])], strict=False):
+        if plan.accepted:
+            media.update_stream(label, codecs=list(plan.codecs), on_hold=plan.on_hold)
+    call.offer = answer
+
+
+def _publish(call: RecordingCall, events: list[CallEvent]) -> None:
+    if call.media is None:
+        return
+    for event in events:
+        call.media.record_event(event)
+    call.media.update_call(call.session.call)

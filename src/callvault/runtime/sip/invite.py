@@ -1,0 +1,196 @@
+"""New recording sessions: an initial INVITE from an SRC, up to our 200.
+
+The INVITE is checked and its call registered at once (so a CANCEL finds
+it and a second INVITE for the same dialog is refused); the rest runs as a background task because it
+writes to the catalogue: metadata applied, participants bound to channels,
+the recording begun, a media session opened with one RTP port per accepted
+stream, then the 200 with our SDP answer. A call can end (CANCEL, stop)
+while that task runs; it checks after every wait and cleans up.
+
+Metadata that does not parse does not cost the recording: the call is
+recorded without it, with the From and To parties standing in for the
+participants when the INVITE had no metadata part at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from callvault.runtime.sip.answer import answer_sdp, contact, delayed_offer_sdp
+from callvault.runtime.sip.core import RecordingCall, ServerCore, ended
+from callvault.runtime.sip.metrics import SIP_CALLS_ACTIVE
+from callvault.runtime.sip.offer import DELAYED_OFFER_CODECS, StreamPlan, plan_streams
+from callvault.runtime.sip.refusals import (
+    Refusal,
+    capabilities,
+    check_new_session,
+    check_recording_request,
+    parse_body,
+    parse_sdp,
+)
+from callvault.runtime.sip.timers import arm_session_timer, session_expires, session_timer_headers
+from callvault.runtime.sip.transport import Peer
+from callvault.services.siprec_session import SiprecSession, parse_direction
+from callvault.sip.dialog import Dialog, new_tag
+from callvault.sip.message import NameAddr, SipRequest, make_response
+from callvault.sip.metadata import RecordingMetadata
+from callvault.sip.transaction import InviteServerTransaction, OkRetransmitter
+
+log = logging.getLogger(__name__)
+
+
+class InviteHandler:
+    def __init__(self, core: ServerCore) -> None:
+        self._core = core
+        self._agent_cache: dict[str, int | None] = {}
+
+    def on_invite(self, request: SipRequest, transaction: InviteServerTransaction, peer: Peer) -> None:
+        core = self._core
+        check_new_session(request, core.calls, core.settings.max_calls)
+        offer_body = parse_body(request)
+        check_recording_request(request)
+        sdp = parse_sdp(offer_body)
+        plans: list[StreamPlan] = []
+        if sdp is not None:
+            plans = plan_streams(sdp)
+            if not any(p.accepted for p in plans):
+                reasons = "; ".join(f"{p.label}: {p.reason}" for p in plans) or "no m= lines"
+                raise Refusal(488, f"no recordable stream ({reasons})")
+        expires = session_expires(request)
+        direction = parse_direction(
+            request.headers.get("X-Call-Direction") or request.headers.get("X-Direction")
+        )
+        fallback: list[tuple[str | None, str | None]] = []
+        if offer_body.metadata is None:
+            fallback = [
+                (_aor(request.from_addr), request.from_addr.display_name),
+                (_aor(request.to_addr), request.to_addr.display_name),
+            ]
+        started = datetime.now(UTC)
+        session = SiprecSession(
+            request.call_id,
+            started,
+            agent_for=self._agent_for,
+            direction=direction,
+            max_participants=core.settings.max_participants,
+            fallback_parties=fallback
+            if offer_body.metadata is None and not offer_body.has_metadata_part
+            else (),
+        )
+        if offer_body.metadata_error:
+            log.warning("call %s: recording without metadata: %s", request.call_id, offer_body.metadata_error)
+            session.metadata_errors.append(offer_body.metadata_error)
+        call = RecordingCall(
+            call_id=request.call_id,
+            remote_tag=request.from_addr.tag or "",
+            local_tag=new_tag(),
+            invite=request,
+            peer=peer,
+            session=session,
+            offer=sdp,
+            session_expires=expires,
+            started_monotonic=core.clock(),
+        )
+        core.calls[(request.call_id, request.from_addr.tag or "")] = call
+        SIP_CALLS_ACTIVE.inc()
+        core.spawn(self._answer_invite(call, transaction, offer_body.metadata, plans))
+
+    async def _answer_invite(
+        self,
+        call: RecordingCall,
+        transaction: InviteServerTransaction,
+        metadata: RecordingMetadata | None,
+        plans: list[StreamPlan],
+    ) -> None:
+        core = self._core
+        try:
+            now = datetime.now(UTC)
+            if metadata is not None:
+                await asyncio.to_thread(call.session.apply_metadata, metadata, now)
+            delayed = call.offer is None
+            labels = ["1", "2"] if delayed else [p.label for p in plans if p.accepted]
+            bindings = await asyncio.to_thread(call.session.bind_streams, labels)
+            if ended(call):
+                return
+            call.recording_id = await asyncio.to_thread(core.recordings.begin, call.session.call)
+            if ended(call):
+                # Cancelled while the catalogue was being written.
+                await asyncio.to_thread(core.recordings.mark_interrupted_without_audio, call.recording_id)
+                return
+            core.recording_ids[call.call_id] = call.recording_id
+            if len(core.recording_ids) > 10_000:
+                del core.recording_ids[next(iter(core.recording_ids))]
+            media = core.media.open_session(call.recording_id, time.time())
+            call.media = media
+            core.by_recording[call.recording_id] = call
+            by_label = {b.label: b for b in bindings}
+            ports: dict[str, int] = {}
+            address = core.settings.advertised_media_host
+            if delayed:
+                for label in labels:
+                    binding = by_label[label]
+                    ports[label] = media.add_stream(
+                        label, list(DELAYED_OFFER_CODECS), binding.channel, binding.participant_aor, None
+                    )
+                body = delayed_offer_sdp(call, labels, ports, address).encode()
+                call.awaiting_answer = True
+                call.ports.update(ports)
+            else:
+                assert call.offer is not None
+                for plan in plans:
+                    if not plan.accepted:
+                        continue
+                    binding = by_label[plan.label]
+                    ports[plan.label] = media.add_stream(
+                        plan.label, list(plan.codecs), binding.channel, binding.participant_aor, plan.srtp
+                    )
+                    if plan.on_hold:
+                        media.update_stream(plan.label, on_hold=True)
+                    call.streams[plan.label] = plan
+                call.ports.update(ports)
+                body = answer_sdp(call, call.offer, plans, ports, address).encode()
+            self._accept(call, transaction, body)
+        except Exception:
+            log.exception("call %s: answering the INVITE failed", call.call_id)
+            if transaction.state == "proceeding":
+                core.final(transaction, 500)
+            await core.end_call(call, "interrupted", send_bye=False)
+
+    def _accept(self, call: RecordingCall, transaction: InviteServerTransaction, body: bytes) -> None:
+        core = self._core
+        if transaction.state != "proceeding":
+            return
+        headers = [
+            *capabilities(),
+            ("Contact", contact(call.peer)),
+            ("Content-Type", "application/sdp"),
+            *session_timer_headers(call, require=True),
+        ]
+        arm_session_timer(core, call)
+        response = make_response(call.invite, 200, to_tag=call.local_tag, headers=headers, body=body)
+        core.send(call.peer, transaction.respond(response))
+        call.ok = OkRetransmitter(response, reliable=call.peer.reliable, clock=core.clock)
+        call.dialog = Dialog.from_invite(call.invite, call.local_tag)
+        call.state = "answered"
+        core.wake.set()
+        log.info("call %s: recording %s started", call.call_id, call.recording_id)
+
+    def _agent_for(self, identity: str | None) -> int | None:
+        # Channel assignment asks again on every metadata or stream change; the directory once per identity.
+        if not identity:
+            return None
+        if identity not in self._agent_cache:
+            self._agent_cache[identity] = self._core.directory.agent_for(identity)
+        return self._agent_cache[identity]
+
+
+def _aor(address: NameAddr) -> str | None:
+    uri = address.uri
+    for scheme in ("sips:", "sip:", "tel:"):
+        if uri.lower().startswith(scheme):
+            uri = uri[len(scheme) :]
+            break
+    return uri.split(";")[0] or None
