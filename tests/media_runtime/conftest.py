@@ -19,15 +19,20 @@ from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
 
 
-def make_settings(data_dir: Path, ports: str) -> Settings:
+def make_settings(data_dir: Path, ports: str, database_url: str = "") -> Settings:
     return load_settings(
-        env={}, data_dir=str(data_dir), rtp_ports=ports, sip_host="127.0.0.1", rtp_timeout="30"
+        env={},
+        data_dir=str(data_dir),
+        rtp_ports=ports,
+        sip_host="127.0.0.1",
+        rtp_timeout="30",
+        database_url=database_url,
     )
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[ServiceContext]:
-    ctx = open_context(make_settings(tmp_path / "data", "41000-41999"))
+def services(tmp_path: Path, database_url: str) -> Iterator[ServiceContext]:
+    ctx = open_context(make_settings(tmp_path / "data", "41000-41999", database_url))
     yield ctx
     ctx.close()
 

@@ -16,8 +16,10 @@ from callvault.services.context import open_context
 from callvault.settings import load_settings
 
 
-async def main(data_dir: str, ports: str) -> None:
-    settings = load_settings(env={}, data_dir=data_dir, rtp_ports=ports, sip_host="127.0.0.1")
+async def main(data_dir: str, ports: str, database_url: str) -> None:
+    settings = load_settings(
+        env={}, data_dir=data_dir, rtp_ports=ports, sip_host="127.0.0.1", database_url=database_url
+    )
     ctx = open_context(settings)
     engine = MediaEngine(settings, ctx.recordings, ctx.directory)
     await engine.start()
@@ -33,4 +35,4 @@ async def main(data_dir: str, ports: str) -> None:
 
 if __name__ == "__main__":
     Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else ""))

@@ -27,7 +27,13 @@ async def test_killed_recorder_leaves_an_interrupted_recording(services: Service
         PYTHONPATH=os.pathsep.join([str(HERE.parents[1] / "src"), os.environ.get("PYTHONPATH", "")]),
     )
     child = subprocess.Popen(  # noqa: ASYNC220 - a long-running child, not awaited output
-        [sys.executable, str(HERE / "crash_recorder.py"), str(settings.data_dir), "42000-42999"],
+        [
+            sys.executable,
+            str(HERE / "crash_recorder.py"),
+            str(settings.data_dir),
+            "42000-42999",
+            settings.database_url,
+        ],
         stdout=subprocess.PIPE,
         env=env,
     )

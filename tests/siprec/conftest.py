@@ -121,14 +121,16 @@ def create_recorder_staff(ctx: ServiceContext) -> str:
 
 
 @asynccontextmanager
-async def start_recorder(data_dir: Path, **env: str) -> AsyncIterator[Recorder]:
-    """A recorder on ``data_dir``; ``env`` overrides settings by name (``rtp_timeout="1"``)."""
+async def start_recorder(data_dir: Path, database_url: str = "", **env: str) -> AsyncIterator[Recorder]:
+    """A recorder on ``data_dir`` and catalog ``database_url`` (empty: SQLite);
+    ``env`` overrides settings by name (``rtp_timeout="1"``)."""
     low = random.randrange(30000, 50000, 2)
     values = {
         "CALLVAULT_DATA_DIR": str(data_dir),
         "CALLVAULT_SIP_PORT": "0",
         "CALLVAULT_RTP_PORTS": f"{low}-{low + 200}",
         "CALLVAULT_RTP_TIMEOUT": "5",
+        "CALLVAULT_DATABASE_URL": database_url,
     }
     values.update({f"CALLVAULT_{name.upper()}": value for name, value in env.items()})
     settings = load_settings(env=values)
@@ -164,8 +166,8 @@ async def start_recorder(data_dir: Path, **env: str) -> AsyncIterator[Recorder]:
 
 
 @pytest.fixture
-async def recorder(tmp_path: Path) -> AsyncIterator[Recorder]:
-    async with start_recorder(tmp_path / "data") as running:
+async def recorder(tmp_path: Path, database_url: str) -> AsyncIterator[Recorder]:
+    async with start_recorder(tmp_path / "data", database_url) as running:
         yield running
 
 

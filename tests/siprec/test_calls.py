@@ -223,11 +223,11 @@ VARIANTS = {
 }
 
 
-async def test_codecs_transports_and_srtp_concurrently(tmp_path: Path) -> None:
+async def test_codecs_transports_and_srtp_concurrently(tmp_path: Path, database_url: str) -> None:
     """Seven simultaneous calls, one per codec / transport / SRTP suite, on one recorder with TLS."""
     cert, key = _self_signed(tmp_path)
     async with start_recorder(
-        tmp_path / "data", sip_tls_cert=str(cert), sip_tls_key=str(key), sip_tls_port="0"
+        tmp_path / "data", database_url, sip_tls_cert=str(cert), sip_tls_key=str(key), sip_tls_port="0"
     ) as recorder:
         assert recorder.server.tls_port
         tls = ssl.create_default_context(cafile=str(cert))
@@ -580,8 +580,8 @@ async def _unended_call(
     return SentCall(call_id, agent_pcm, customer_pcm, 8000, lead_in, call_seconds), bye, answer
 
 
-async def test_rtp_timeout_ends_and_finalises_the_call(tmp_path: Path) -> None:
-    async with start_recorder(tmp_path / "data", rtp_timeout="1") as recorder:
+async def test_rtp_timeout_ends_and_finalises_the_call(tmp_path: Path, database_url: str) -> None:
+    async with start_recorder(tmp_path / "data", database_url, rtp_timeout="1") as recorder:
         sent, bye, _ = await _unended_call(recorder, 1.0, [], lambda: None)
         assert b"recording ended by the recorder" in bye
         # Ended within the timeout (1 s) plus one journal flush of the media engine.

@@ -29,7 +29,9 @@ from tests.support.test_src import (
 )
 
 
-def test_server_killed_mid_call_leaves_an_interrupted_recording_with_its_audio(tmp_path: Path) -> None:
+def test_server_killed_mid_call_leaves_an_interrupted_recording_with_its_audio(
+    tmp_path: Path, database_url: str
+) -> None:
     low = random.randrange(30000, 50000, 2)
     env = {
         "CALLVAULT_DATA_DIR": str(tmp_path / "data"),
@@ -37,6 +39,7 @@ def test_server_killed_mid_call_leaves_an_interrupted_recording_with_its_audio(t
         "CALLVAULT_SIP_PORT": str(free_port()),
         "CALLVAULT_RTP_PORTS": f"{low}-{low + 100}",
         "CALLVAULT_LOG_LEVEL": "info",
+        "CALLVAULT_DATABASE_URL": database_url,
     }
     seconds = 3.0
     agent_pcm, customer_pcm = voice(seconds, 8000, 140.0, seed=1), voice(seconds, 8000, 220.0, seed=2)

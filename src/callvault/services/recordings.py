@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from callvault.crypto.envelope import encrypt_object, new_data_key
 from callvault.crypto.keyprovider import KeyProvider
@@ -119,7 +120,7 @@ class RecordingService:
     def update_call(self, recording_id: str, call: CallRecord) -> None:
         """Replace what is known about the call (metadata UPDATE, re-INVITE)."""
         with self._catalog.write() as session:
-            recording = session.get(Recording, recording_id)
+            recording = _locked(session, recording_id)
             if recording is None:
                 raise NotFound(f"recording {recording_id} not found")
             call_row = session.get(Call, recording.call_id)
@@ -204,7 +205,7 @@ class RecordingService:
         del data_key
         self._blobs.put(key, blob)
         with self._finalise_lock, self._catalog.write() as session:
-            recording = session.get(Recording, recording_id)
+            recording = _locked(session, recording_id)
             assert recording is not None
             if recording.status != "recording":
                 return
@@ -244,10 +245,7 @@ class RecordingService:
             self._sign(session, recording)
         log.info("recording %s sealed: %s, %.1f s", recording_id, status, audio.duration_seconds)
 
-    def _sign(self, session: object, recording: Recording) -> None:
-        from sqlalchemy.orm import Session
-
-        assert isinstance(session, Session)
+    def _sign(self, session: Session, recording: Recording) -> None:
         session.flush()
         manifest = build_manifest(session, recording)
         recording.manifest = canonical_json(manifest).decode()
@@ -277,7 +275,7 @@ class RecordingService:
     def _discard(self, recording_id: str) -> None:
         """Remove a recording that never got audio (failed import): nothing half-written stays."""
         with self._catalog.write() as session:
-            recording = session.get(Recording, recording_id)
+            recording = _locked(session, recording_id)
             if recording is None or recording.status != "recording":
                 return
             call_id = recording.call_id
@@ -295,12 +293,19 @@ class RecordingService:
     def mark_interrupted_without_audio(self, recording_id: str) -> None:
         """A recording whose spool is gone entirely: keep the row, flag it, no audio."""
         with self._catalog.write() as session:
-            recording = session.get(Recording, recording_id)
+            recording = _locked(session, recording_id)
             if recording is None or recording.status != "recording":
                 return
             recording.status = "interrupted"
             recording.finalized_at = datetime.now(UTC)
             self._sign(session, recording)
+
+
+def _locked(session: Session, recording_id: str) -> Recording | None:
+    """The recording row, locked for this transaction (PostgreSQL: FOR UPDATE), so concurrent
+    metadata updates and sealing of one recording apply one after the other. SQLite needs no
+    row lock: its writers are already serialised by :meth:`Catalog.write`."""
+    return session.get(Recording, recording_id, with_for_update=True)
 
 
 def _stat(stats: dict[str, object], name: str) -> int:
