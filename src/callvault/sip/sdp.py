@@ -14,6 +14,17 @@ from callvault.media.codec_spec import STATIC_PAYLOAD_TYPES, CodecSpec
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 _DIRECTIONS: tuple[Direction, ...] = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+def last_direction(attributes: list[tuple[str, str | None]]) -> Direction | None:
+    """The last direction attribute present: SRCs send contradictions, and the last one wins."""
+    found: Direction | None = None
+    for key, _ in attributes:
+        if key in _DIRECTIONS:
+            found = key
+    return found
+
+
 _HOLD_ADDRESSES = {"0.0.0.0", "::"}
 
 
@@ -77,12 +88,7 @@ class MediaDescription:
 
     @property
     def direction(self) -> Direction | None:
-        """The last direction attribute present (contradictions happen; the last wins)."""
-        found: Direction | None = None
-        for key, _ in self.attributes:
-            if key in _DIRECTIONS:
-                found = key
-        return found
+        return last_direction(self.attributes)
 
     @property
     def rtcp_mux(self) -> bool:
@@ -158,11 +164,7 @@ class SessionDescription:
 
     @property
     def direction(self) -> Direction | None:
-        found: Direction | None = None
-        for key, _ in self.attributes:
-            if key in _DIRECTIONS:
-                found = key
-        return found
+        return last_direction(self.attributes)
 
     @classmethod
     def parse(cls, text: str | bytes) -> SessionDescription:

@@ -329,16 +329,7 @@ def render_contents(contents: SpoolContents, options: RenderOptions) -> Rendered
         duration_seconds=length / rate,
         mixed=mono is not None,
     )
-    streams = [
-        StreamRecord(
-            label=t.stream.label,
-            codec=t.codec,
-            channel=t.stream.channel,
-            participant_aor=t.stream.participant_aor,
-            stats=_stats(t),
-        )
-        for t in tracks
-    ]
+    streams = stream_records(tracks)
     events = _journal_events(contents, start, options.dtmf_mode)
     for track in tracks:
         events.extend(_dtmf_events(track, start, options.dtmf_mode))
@@ -366,6 +357,20 @@ def _fit(pcm: Pcm, length: int) -> Pcm:
     out = np.zeros(length, dtype=np.int16)
     out[: pcm.size] = pcm
     return out
+
+
+def stream_records(tracks: list[_Track]) -> list[StreamRecord]:
+    """Per-stream catalogue entries, with completeness stats, for a rendered call."""
+    return [
+        StreamRecord(
+            label=t.stream.label,
+            codec=t.codec,
+            channel=t.stream.channel,
+            participant_aor=t.stream.participant_aor,
+            stats=_stats(t),
+        )
+        for t in tracks
+    ]
 
 
 def render_recording(path: str, options: RenderOptions) -> RenderedRecording:

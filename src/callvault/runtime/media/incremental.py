@@ -61,15 +61,14 @@ from callvault.runtime.media.finaliser import (
     _fit,
     _journal_events,
     _srtp_receiver,
-    _stats,
     _Track,
+    stream_records,
 )
 from callvault.services.call_record import (
     AGENT_CHANNEL,
     CUSTOMER_CHANNEL,
     MIXED_CHANNEL,
     ArchiveAudio,
-    StreamRecord,
 )
 from callvault.storage.spool import ArchivePart, SpoolContents, SpoolStream, SpoolTail, archive_part_path
 
@@ -366,16 +365,7 @@ class IncrementalRender:
             audio = _audio_codecs(live.spool)
             timeline = live.timeline if self._view(live) is not None else None
             tracks.append(_Track(live.spool, timeline, audio[0].encoding if audio else None))
-        streams = [
-            StreamRecord(
-                label=t.stream.label,
-                codec=t.codec,
-                channel=t.stream.channel,
-                participant_aor=t.stream.participant_aor,
-                stats=_stats(t),
-            )
-            for t in tracks
-        ]
+        streams = stream_records(tracks)
         journal = SpoolContents(self.recording_id, self.started_at, events=self._events)
         events = _journal_events(journal, self.started_at, self.options.dtmf_mode)
         for track in tracks:
