@@ -63,8 +63,8 @@ def sipp_pcaps() -> list[tuple[str, Path]]:
     return found
 
 
-@pytest.mark.skipif(not sipp_pcaps(), reason="SIPp DTMF captures not installed")
 def test_sipp_reference_captures_give_one_digit_each() -> None:
+    assert len(sipp_pcaps()) == 12, f"SIPp DTMF captures missing under {REFERENCE} and {SIPP_DIR}"
     for digit, path in sipp_pcaps():
         datagrams = read_pcap_udp(path)
         timeline = StreamTimeline(8000, {0, 8}, {101})

@@ -11,7 +11,12 @@ import pytest
 from callvault.db.models import Call, Recording
 from tests.siprec.conftest import SCENARIOS, SIPP, Recorder, run_sipp
 
-pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp is not installed (Debian package sip-tester)")
+
+@pytest.fixture(autouse=True)
+def _sipp_installed() -> None:
+    # A missing peer is a broken test environment, not a reason to pass quietly.
+    if SIPP is None:
+        pytest.fail("sipp is not installed: run ./scripts/test (installs the Debian package sip-tester)")
 
 
 @pytest.mark.parametrize("transport", ["u1", "t1"])
