@@ -117,6 +117,11 @@ def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, dat
     assert rotated.returncode == 0 and "4 data keys re-wrapped" in rotated.stdout
     assert run_cli(["verify", "--all"], env).returncode == 0
 
+    shredded = batch.stdout.split()[0]
+    destroyed = run_cli(["recordings", "destroy-audio", shredded, "--reason", "erasure request 7"], env)
+    assert destroyed.returncode == 0 and "audio destroyed" in destroyed.stdout, destroyed.stderr
+    assert run_cli(["verify", shredded], env).returncode == 0
+
     if not env["CALLVAULT_DATABASE_URL"]:
         with sqlite3.connect(data_dir / "catalog.sqlite3") as db:
             db.execute("UPDATE calls SET queue = 'billinh' WHERE queue = 'billing'")

@@ -55,6 +55,14 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.AGENT: "-",
         Role.AUDITOR: "-",
     },
+    Action.RECORDING_DESTROY: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
     Action.AUDIT_READ: {
         Role.ADMIN: "all",
         Role.COMPLIANCE_OFFICER: "all",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from callvault.errors import KeyUnavailable
+from callvault.errors import InvalidInput, KeyUnavailable, PermissionDenied
 from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
 from tests.support.audio import stereo_wav, voice
@@ -113,16 +113,23 @@ def test_key_rotation_rewraps_without_touching_audio(ctx: ServiceContext, data_d
 
 
 def test_destroyed_data_key_makes_audio_unrecoverable(ctx: ServiceContext) -> None:
+    from tests.support.people import create_staff
+
+    staff = create_staff(ctx)
     recording_id = _import(ctx, seed=31)
-    with ctx.catalog.engine.begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE recordings SET wrapped_key = NULL, key_destroyed_at = CURRENT_TIMESTAMP WHERE id = :id"
-            ),
-            {"id": recording_id},
-        )
+    with pytest.raises(InvalidInput):
+        ctx.playback.destroy_audio(staff.principals["carol"], recording_id, reason=" ")
+    with pytest.raises(PermissionDenied):
+        ctx.playback.destroy_audio(staff.principals["sam"], recording_id, reason="erasure request 42")
+    assert ctx.playback.destroy_audio(staff.principals["carol"], recording_id, reason="erasure request 42")
+    assert not ctx.playback.destroy_audio(staff.principals["carol"], recording_id, reason="again")
     with pytest.raises(KeyUnavailable):
         ctx.playback.open_audio(ADMIN, recording_id)
+    assert list(ctx.blobs.list("")) == []
+    # The row stays as signed evidence that the recording existed and when its audio was destroyed.
+    assert ctx.integrity.verify(ADMIN)[0].ok
+    trail = ctx.access_log.list(ADMIN, recording_id=recording_id)
+    assert any(e.action == "destroy_audio" and e.detail == "erasure request 42" for e in trail)
 
 
 def test_access_events_are_append_only(ctx: ServiceContext) -> None:

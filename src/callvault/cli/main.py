@@ -162,6 +162,18 @@ def recordings_show(recording_id: str, as_json: Annotated[bool, typer.Option("--
         out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
 
 
+@recordings_app.command("destroy-audio")
+@handle_errors
+def recordings_destroy_audio(
+    recording_id: str,
+    reason: Annotated[str, typer.Option(help="Why (erasure request, retention); kept in the access trail.")],
+) -> None:
+    """Crypto-shred a recording: its data key is destroyed, its audio unrecoverable; the signed row stays."""
+    with service_context() as ctx:
+        destroyed = ctx.playback.destroy_audio(cli_principal(), recording_id, reason)
+    sys.stdout.write(("audio destroyed" if destroyed else "audio was already destroyed") + "\n")
+
+
 @app.command()
 @handle_errors
 def verify(

@@ -12,6 +12,7 @@ forbidden, so its existence is not revealed.
 | recording.play       |   ✓   |         ✓          |   team     |    team      |  own  |    –    |
 | recording.download   |   ✓   |         ✓          |   team     |     –        |   –   |    –    |
 | recording.upload     |   ✓   |         ✓          |   team     |     –        |   –   |    –    |
+| recording.destroy    |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | audit.read           |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
 | integrity.verify     |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
 | user.manage          |   ✓   |         –          |    –       |     –        |   –   |    –    |
@@ -54,6 +55,7 @@ class Action(StrEnum):
     RECORDING_PLAY = "recording.play"
     RECORDING_DOWNLOAD = "recording.download"
     RECORDING_UPLOAD = "recording.upload"
+    RECORDING_DESTROY = "recording.destroy"
     AUDIT_READ = "audit.read"
     INTEGRITY_VERIFY = "integrity.verify"
     USER_MANAGE = "user.manage"
@@ -93,6 +95,7 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     },
     A.RECORDING_DOWNLOAD: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
     A.RECORDING_UPLOAD: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
+    A.RECORDING_DESTROY: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.AUDIT_READ: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
     A.INTEGRITY_VERIFY: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
     A.USER_MANAGE: {R.ADMIN: Scope.ALL},

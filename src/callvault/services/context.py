@@ -64,7 +64,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     directory = AgentDirectory(catalog, region)
     access_log = AccessLog(catalog)
     recordings = RecordingService(catalog, blobs, keys, signer, directory, region)
-    playback = PlaybackService(catalog, blobs, keys, access_log)
+    playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     return ServiceContext(
         settings=settings,
         catalog=catalog,

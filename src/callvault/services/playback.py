@@ -16,11 +16,19 @@ from callvault.crypto.envelope import EncryptedObjectReader
 from callvault.crypto.keyprovider import KeyProvider, WrappedKey
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording
-from callvault.errors import Conflict, IntegrityError, KeyUnavailable, NotFound, UnsupportedMedia
+from callvault.errors import (
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    KeyUnavailable,
+    NotFound,
+    UnsupportedMedia,
+)
 from callvault.media.archive import decode_audio
 from callvault.media.wav import to_wav
 from callvault.services.access import Action, Principal, check_recording
 from callvault.services.audit import AccessLog
+from callvault.services.recordings import RecordingService
 from callvault.storage.blobstore import BlobStore
 
 AudioFormat = Literal["ogg", "wav"]
@@ -62,7 +70,15 @@ class PlaybackAudio:
 
 
 class PlaybackService:
-    def __init__(self, catalog: Catalog, blobs: BlobStore, keys: KeyProvider, access_log: AccessLog) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        keys: KeyProvider,
+        access_log: AccessLog,
+        recordings: RecordingService,
+    ) -> None:
+        self._recordings = recordings
         self._catalog = catalog
         self._blobs = blobs
         self._keys = keys
@@ -101,6 +117,17 @@ class PlaybackService:
         return PlaybackAudio(
             recording_id, CONTENT_TYPES[fmt], len(wav), f"{recording_id}.wav", _MemorySource(wav)
         )
+
+    def destroy_audio(self, principal: Principal, recording_id: str, reason: str) -> bool:
+        """Crypto-shred one recording's audio (erasure requests, retention): see
+        :meth:`RecordingService.destroy_audio_key`. The reason goes into the access trail."""
+        if not reason.strip():
+            raise InvalidInput("a reason is required to destroy a recording's audio")
+        with self._catalog.read() as session:
+            check_recording(principal, Action.RECORDING_DESTROY, session.get(Recording, recording_id))
+        destroyed = self._recordings.destroy_audio_key(recording_id)
+        self._log.record(principal, "destroy_audio", recording_id, detail=reason[:500])
+        return destroyed
 
     def open_reader(self, recording: Recording) -> EncryptedObjectReader:
         """Decrypting reader of a recording's archive (no access check: callers have done it)."""

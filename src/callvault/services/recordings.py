@@ -32,7 +32,7 @@ from callvault.db.models import (
     RecordingTag,
     Stream,
 )
-from callvault.errors import InvalidInput, NotFound
+from callvault.errors import CallvaultError, Conflict, InvalidInput, NotFound
 from callvault.services.call_record import (
     ArchiveAudio,
     CallEvent,
@@ -284,6 +284,36 @@ class RecordingService:
             call_row = session.get(Call, call_id)
             if call_row is not None:
                 session.delete(call_row)
+
+    def destroy_audio_key(self, recording_id: str) -> bool:
+        """Crypto-shred: forget the wrapped data key, then delete the object.
+
+        Once the wrapped key is gone the audio cannot be decrypted from any
+        copy of the object (backups, replicas), which is what erasure and
+        retention rely on. The catalog row stays, re-signed with
+        ``key_destroyed_at``, as evidence of what existed and when it was destroyed.
+        Returns False if the key was already destroyed.
+        """
+        with self._catalog.write() as session:
+            recording = _locked(session, recording_id)
+            if recording is None:
+                raise NotFound(f"recording {recording_id} not found")
+            if recording.status == "recording":
+                raise Conflict("recording is still in progress")
+            if recording.key_destroyed_at is not None:
+                return False
+            recording.wrapped_key = None
+            recording.key_destroyed_at = datetime.now(UTC)
+            object_key = recording.object_key
+            self._sign(session, recording)
+        if object_key:
+            try:
+                self._blobs.delete(object_key)
+            except CallvaultError as exc:
+                # The key is already gone, so the object is unreadable; a leftover is only storage.
+                log.warning("recording %s: key destroyed, object not deleted: %s", recording_id, exc.message)
+        log.info("recording %s: data key destroyed", recording_id)
+        return True
 
     def unfinished(self) -> list[str]:
         """Ids still in status 'recording' (for crash recovery at start)."""

@@ -1,4 +1,4 @@
-"""The capture spool: one append-only journal file per recording session.
+"""The capture spool: one append-only, encrypted journal file per recording session.
 
 While a call is recorded, the raw RTP packets (arrival time + bytes, still
 SRTP-protected if the call uses SRTP) are appended here at least once a
@@ -7,52 +7,71 @@ the next start can finalise what was spooled as an *interrupted* recording.
 
 File layout (little-endian)::
 
-    magic   b"CVSPOOL1"
+    magic   b"CVSPOOL2"
     record* u32 body length | u32 CRC-32 of body | body
-    body    u8 kind | payload
+    body    u8 kind | payload                  (SESSION: the one plaintext record)
+            u8 kind | nonce | sealed payload | tag   (every other kind)
 
-Kinds: SESSION (JSON, always first), STREAM (JSON; adding or updating a
-stream, latest wins), PACKETS (a batch of one stream's packets), EVENT (JSON
-call event). A PACKETS payload is ``u8 stream | u32 n | f64[n] arrival |
-u16[n] length | bytes``: one record per stream per flush keeps the framing
-cost per batch, not per packet, and lets the reader use array slicing.
+Kinds: SESSION (JSON, always first and only first: recording id, start time,
+and the session's *wrapped* spool key: KEK id + ciphertext, no secret),
+STREAM (JSON; adding or updating a stream, latest wins), PACKETS (batches of
+packets), EVENT (JSON call event). A PACKETS payload is one or more batches
+``u8 stream | u32 n | f64[n] arrival | u16[n] length | bytes``: a capture
+writer seals all the streams of a session it flushes into one record, so the
+framing and encryption cost is per flush, not per packet, and the reader can
+use array slicing.
+
+Encryption at rest: each session has a fresh random 256-bit spool key. The
+engine wraps it with the key provider (context ``b"spool:" + recording id``)
+and stores only the wrapped form in the SESSION record, so recovery in a new
+process can unwrap it; the raw key travels only in memory (to the capture
+writers and the renderer). Every record but SESSION is sealed with AES-256-GCM
+by a :class:`RecordSeal` (:class:`callvault.crypto.record_seal.RecordSealer`,
+passed in by the runtime: this module does not know the cipher). The AAD
+binds recording id and record kind, and nonces never repeat across writers
+(see that module). SDES master keys of SRTP calls (STREAM records) and RTP
+payloads are therefore never on disk in the clear.
 
 Every record is written with a single ``os.write`` on an ``O_APPEND`` file,
 so a crash can only leave a torn *last* record; the reader stops at the first
-record whose length or CRC does not check out and keeps everything before.
-The writer does not ``fsync`` each flush: page-cache data survives a process
-crash, which is what the journal is for; power loss may cost the unsynced tail.
+record whose length or CRC does not check out and keeps everything before. A
+record whose CRC is right but which fails authentication (tampering, or a
+foreign record) is handled the same way: reading stops there with a warning
+and ``torn`` set, never an exception; the recording is rendered from what
+precedes it. The writer does not ``fsync`` each flush: page-cache data
+survives a process crash, which is what the journal is for; power loss may
+cost the unsynced tail. The file is also created 0600 from the first byte
+inside a 0700 directory and deleted as soon as the recording is finalised.
 
-Secrets: the SESSION/STREAM records carry the SDES master keys of SRTP calls
-(packets are stored protected and unprotected only at finalisation). The file
-is created 0600 from the first byte inside a 0700 directory and deleted as
-soon as the recording is finalised; a recorder host that must not keep keys at
-rest should put the spool on an encrypted volume.
-
-Next to each journal, the finaliser keeps an :class:`ArchivePart`: the Ogg
-Opus pages it has encoded so far while the call runs (same 0600 protection,
+Next to each journal, the call-time renderer keeps an :class:`ArchivePart`:
+the Ogg Opus pages it has encoded so far while the call runs, as chunks
+``u32 length | nonce | sealed pages | tag`` sealed by the renderer (0600,
 deleted with the journal). The journal stays the only record: after a crash
 the part is discarded and the recording re-rendered from the journal.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import os
 import stat
 import struct
 import threading
 import zlib
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from callvault.errors import StorageError
+from callvault.errors import IntegrityError, StorageError
 from callvault.media.codec_spec import CodecSpec
 
-MAGIC = b"CVSPOOL1"
+log = logging.getLogger(__name__)
+
+MAGIC = b"CVSPOOL2"
 SUFFIX = ".spool"
 PART_SUFFIX = ".archive-part"
 SPOOL_MODE = 0o600
@@ -62,9 +81,52 @@ KIND_SESSION = 1
 KIND_STREAM = 2
 KIND_PACKETS = 3
 KIND_EVENT = 4
+KIND_ARCHIVE_PAGES = 5  # chunks of the side file
 
 _FRAME = struct.Struct("<II")
-_BATCH = struct.Struct("<BBI")  # kind, stream index, packet count
+_BATCH = struct.Struct("<BI")  # stream index, packet count
+_CHUNK = struct.Struct("<I")
+
+
+class RecordSeal(Protocol):
+    """Authenticated encryption of record payloads (see :mod:`callvault.crypto.record_seal`)."""
+
+    def seal(self, kind: int, plaintext: bytes) -> bytes: ...
+
+    def open(self, kind: int, sealed: bytes) -> bytes:
+        """The plaintext; raises :class:`~callvault.errors.IntegrityError` when authentication fails."""
+        ...
+
+
+# The seal of a journal's records, given the recording id its SESSION record names.
+SealFor = Callable[[str], RecordSeal]
+
+
+@dataclass(frozen=True)
+class SpoolHeader:
+    """The plaintext SESSION record: nothing in it is secret."""
+
+    recording_id: str
+    started_at: float
+    kek_id: str
+    wrapped_key: bytes  # the spool key wrapped by the key provider
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recording_id": self.recording_id,
+            "started_at": self.started_at,
+            "kek_id": self.kek_id,
+            "wrapped_key": base64.b64encode(self.wrapped_key).decode(),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> SpoolHeader:
+        return cls(
+            recording_id=str(raw["recording_id"]),
+            started_at=float(raw["started_at"]),
+            kek_id=str(raw["kek_id"]),
+            wrapped_key=base64.b64decode(raw["wrapped_key"], validate=True),
+        )
 
 
 @dataclass
