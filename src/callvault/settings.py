@@ -10,6 +10,7 @@ naming the setting and the value.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -239,6 +240,12 @@ def _read_toml(path: Path) -> dict[str, str]:
     return values
 
 
+def _redact(value: str) -> str:
+    """Hide credentials that URLs may carry (user:password@, secret_key=...) before showing a value."""
+    value = re.sub(r"(//[^/@:]*:)[^@/]*@", r"\1***@", value)
+    return re.sub(r"((?:secret|password|token)[a-z_]*=)[^&]*", r"\1***", value, flags=re.IGNORECASE)
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: str) -> Settings:
     """Build validated settings from defaults, TOML file, environment and overrides."""
     environ = os.environ if env is None else env
@@ -263,7 +270,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: str) -> Set
         try:
             parsed[setting.name] = setting.parse(raw[setting.name])
         except ValueError as exc:
-            raise ConfigError(f"{setting.env}={raw[setting.name]!r} is invalid: {exc}") from None
+            raise ConfigError(f"{setting.env}={_redact(raw[setting.name])!r} is invalid: {exc}") from None
     parsed["data_dir"] = Path(parsed["data_dir"])
     return Settings(**parsed, sources=sources)
 
