@@ -66,3 +66,11 @@ def mask_number(value: str | None) -> str:
         return "*" * len(value)
     keep = set(digits[-4:]) | set(digits[:2])
     return "".join(ch if (i in keep or not ch.isdigit()) else "*" for i, ch in enumerate(value))
+
+
+_DIGIT_RUN = re.compile(r"\+?\d[\d\-. ]{4,}\d")
+
+
+def mask_digits(text: str) -> str:
+    """Mask every phone-number-like run of digits in free text (parser errors echo headers)."""
+    return _DIGIT_RUN.sub(lambda match: mask_number(match.group(0)), text)

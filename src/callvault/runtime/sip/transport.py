@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from callvault.runtime.sip.metrics import count_malformed, count_response
+from callvault.services.phone import mask_digits
 from callvault.sip.message import (
     SipRequest,
     SipResponse,
@@ -53,11 +54,11 @@ def _answer_broken(data: bytes, peer: Peer, reason: str) -> None:
     count_malformed()
     request = readable_for_response(data)
     if request is None or request.method == "ACK":
-        log.info("dropped unparseable message from %s:%s: %s", peer.host, peer.port, reason)
+        log.info("dropped unparseable message from %s:%s: %s", peer.host, peer.port, mask_digits(reason))
         return
     warning = reason.replace('"', "'")[:200]
     response = make_response(request, 400, headers=[("Warning", f'399 callvault "{warning}"')])
-    log.info("answered 400 to %s:%s: %s", peer.host, peer.port, reason)
+    log.info("answered 400 to %s:%s: %s", peer.host, peer.port, mask_digits(reason))
     count_response(400)
     peer.send(response.serialise())
 
