@@ -601,3 +601,30 @@ async def test_session_timer_expiry_ends_the_call(recorder: Recorder) -> None:
     assert "timer" in (answer.header("require") or "")
     assert bye.startswith(b"BYE ")
     await _check_stereo(recorder, sent)
+
+
+async def test_over_capacity_answers_503_with_retry_after(tmp_path: Path, database_url: str) -> None:
+    async with start_recorder(tmp_path / "data", database_url, max_calls="1") as recorder:
+        streams = [Stream("1", sender_aor=CUSTOMER), Stream("2", sender_aor=AGENT)]
+        content_type, body = multipart(
+            sdp_offer(streams), metadata_xml([("cA==", CUSTOMER), ("YQ==", AGENT)], streams)
+        )
+
+        def two_calls() -> tuple[int, int, str | None, int]:
+            first, second = TestSrc("127.0.0.1", recorder.port), TestSrc("127.0.0.1", recorder.port)
+            try:
+                held = first.invite(content_type, body)
+                refused = second.invite(content_type, body)
+                ended = first.bye()
+                return held.status, refused.status, refused.header("retry-after"), ended.status
+            finally:
+                first.close()
+                second.close()
+
+        held, refused, retry_after, ended = await as_peer(two_calls)
+        assert (held, refused, ended) == (200, 503, 200)
+        assert retry_after is not None and int(retry_after) > 0
+        # Capacity frees up once the first call has ended.
+        recording_id = next(iter(recorder.server.recording_ids.values()))
+        await recorder.finished(recording_id)
+        assert recorder.server.active_calls == 0
