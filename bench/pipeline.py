@@ -39,6 +39,7 @@ from callvault.media.signals import synth_speech_like
 from callvault.runtime.media.engine import MAX_RENDER_STEP, RENDER_STEP, MediaEngine
 from callvault.runtime.media.finaliser import RenderOptions, render_recording
 from callvault.runtime.media.incremental import IncrementalRender
+from callvault.runtime.media.spool_key import SpoolKey, journal_seal
 from callvault.services.call_record import CallRecord
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
@@ -46,11 +47,11 @@ from callvault.storage.spool import SpoolStream, SpoolWriter, delete_spool
 
 
 def build_spool(
-    settings_spool: object, recording_id: str, minutes: float, started_at: float
+    settings_spool: object, spool_key: SpoolKey, minutes: float, started_at: float
 ) -> tuple[object, float]:
     spool_dir = Path(str(settings_spool))
     seconds = minutes * 60
-    writer = SpoolWriter.create(spool_dir, recording_id, started_at)
+    writer = spool_key.create_journal(spool_dir, started_at)
     pcmu = CodecSpec(0, "PCMU", 8000)
     writer.write_stream(SpoolStream(0, "agent", [pcmu], 0, "sip:1001@pbx"))
     writer.write_stream(SpoolStream(1, "customer", [pcmu], 1, None))
@@ -110,11 +111,12 @@ def call_time_pipeline(settings: Settings, ctx: ServiceContext, minutes: float) 
         CallRecord(started_at=datetime.fromtimestamp(started, UTC), source="siprec")
     )
     call = _Call(minutes, started)
-    writer = SpoolWriter.create(spool_dir, recording_id, started)
+    spool_key = SpoolKey.new(ctx.keys, recording_id)
+    writer = spool_key.create_journal(spool_dir, started)
     pcmu = CodecSpec(0, "PCMU", 8000)
     writer.write_stream(SpoolStream(0, "agent", [pcmu], 0, "sip:1001@pbx"))
     writer.write_stream(SpoolStream(1, "customer", [pcmu], 1, None))
-    render = IncrementalRender(writer.path, RenderOptions())
+    render = IncrementalRender(writer.path, spool_key.key, RenderOptions())
     cpu = 0.0
     last = 0.0
     total_minutes = int(np.ceil(minutes))
@@ -162,8 +164,8 @@ async def engine_close_to_sealed(settings: Settings, ctx: ServiceContext, minute
     session.add_stream("agent", [pcmu], 0, "sip:1001@pbx", None)
     session.add_stream("customer", [pcmu], 1, None, None)
     call = _Call(minutes, started)
-    # A second writer on the session's journal stands in for the capture thread.
-    writer = SpoolWriter(session.journal, os.open(session.journal, os.O_WRONLY | os.O_APPEND))
+    # A second writer on the session's journal stands in for a capture worker (writer 1).
+    writer = SpoolWriter.append_to(session.journal, journal_seal(session.spool_key, recording_id, 1))
     total = int(np.ceil(minutes))
     for minute in range(total):
         call.write_minute(writer, minute)
@@ -229,9 +231,10 @@ def one_shot(settings: Settings, ctx: ServiceContext, minutes: float) -> None:
     recording_id = recordings.begin(
         CallRecord(started_at=datetime.fromtimestamp(started, UTC), source="siprec")
     )
-    path, seconds = build_spool(settings.spool_dir, recording_id, minutes, started)
+    spool_key = SpoolKey.new(ctx.keys, recording_id)
+    path, seconds = build_spool(settings.spool_dir, spool_key, minutes, started)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    rendered = render_recording(str(path), RenderOptions(ended_at=started + seconds))
+    rendered = render_recording(str(path), spool_key.key, RenderOptions(ended_at=started + seconds))
     ended = datetime.fromtimestamp(rendered.ended_at, UTC)
     recordings.finalise(recording_id, rendered.audio, "complete", rendered.streams, rendered.events, ended)
     total = time.perf_counter() - wall0

@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.media_runtime.journals import create_journal, read_journal
 
 from callvault.runtime.media.capture import CaptureLoop
-from callvault.storage.spool import SpoolContents, SpoolWriter, read_spool
+from callvault.storage.spool import SpoolContents
 
 
 class FakeClock:
@@ -81,7 +82,7 @@ def _packets(contents: SpoolContents, stream: int) -> list[bytes]:
 
 
 def test_journal_lags_at_most_the_flush_interval(tmp_path: Path, loop: CaptureLoop, clock: FakeClock) -> None:
-    writer = SpoolWriter.create(tmp_path, "rec", clock())
+    writer = create_journal(tmp_path, "rec", clock())
     rx_a, rx_b = _receiver(), _receiver()
     loop.open_session("rec", writer, rtp_timeout=60)
     loop.add_stream("rec", rx_a.fileno(), 0)
@@ -93,10 +94,10 @@ def test_journal_lags_at_most_the_flush_interval(tmp_path: Path, loop: CaptureLo
     sender.sendto(b"other", rx_b.getsockname())
     wait_for(lambda: buffered(loop, "rec") == 5 and buffered(loop, "rec", 1) == 1, "packets read")
     # Nothing is due before the interval: the journal holds the header only.
-    assert read_spool(writer.path).batches == []
+    assert read_journal(writer.path).batches == []
     clock.advance(1.0)
-    wait_for(lambda: len(_packets(read_spool(writer.path), 0)) == 5, "first flush")
-    contents = read_spool(writer.path)
+    wait_for(lambda: len(_packets(read_journal(writer.path), 0)) == 5, "first flush")
+    contents = read_journal(writer.path)
     assert _packets(contents, 0) == sent
     assert _packets(contents, 1) == [b"other"]
     assert all(t == 1000.0 for t in contents.packets_of(0)[0])
@@ -107,14 +108,14 @@ def test_journal_lags_at_most_the_flush_interval(tmp_path: Path, loop: CaptureLo
     loop.close_session("rec", lambda n: (counted.append(n), done.set()))
     assert done.wait(5)
     assert counted == [7]
-    assert _packets(read_spool(writer.path), 0)[-1] == b"late"
+    assert _packets(read_journal(writer.path), 0)[-1] == b"late"
     for sock in (rx_a, rx_b, sender):
         sock.close()
     writer.close()
 
 
 def test_explicit_flush_tick(tmp_path: Path, loop: CaptureLoop, clock: FakeClock) -> None:
-    writer = SpoolWriter.create(tmp_path, "rec", clock())
+    writer = create_journal(tmp_path, "rec", clock())
     rx = _receiver()
     loop.open_session("rec", writer, rtp_timeout=60)
     loop.add_stream("rec", rx.fileno(), 0)
@@ -122,14 +123,14 @@ def test_explicit_flush_tick(tmp_path: Path, loop: CaptureLoop, clock: FakeClock
     sender.sendto(b"one", rx.getsockname())
     wait_for(lambda: buffered(loop, "rec") == 1, "packet read")
     loop.flush_all()
-    wait_for(lambda: _packets(read_spool(writer.path), 0) == [b"one"], "explicit flush")
+    wait_for(lambda: _packets(read_journal(writer.path), 0) == [b"one"], "explicit flush")
     rx.close()
     sender.close()
     writer.close()
 
 
 def test_rtp_timeout(tmp_path: Path, loop: CaptureLoop, clock: FakeClock, timeouts: list[str]) -> None:
-    writer = SpoolWriter.create(tmp_path, "quiet", clock())
+    writer = create_journal(tmp_path, "quiet", clock())
     rx = _receiver()
     loop.open_session("quiet", writer, rtp_timeout=3)
     loop.add_stream("quiet", rx.fileno(), 0)
@@ -140,7 +141,7 @@ def test_rtp_timeout(tmp_path: Path, loop: CaptureLoop, clock: FakeClock, timeou
     sender.sendto(b"alive", rx.getsockname())
     wait_for(lambda: buffered(loop, "quiet") == 1, "packet read")
     clock.advance(1.0)
-    wait_for(lambda: _packets(read_spool(writer.path), 0) == [b"alive"], "flush of the packet")
+    wait_for(lambda: _packets(read_journal(writer.path), 0) == [b"alive"], "flush of the packet")
     clock.advance(2.5)  # 2.5 s since the last packet: not yet
     barrier(loop)
     barrier(loop)

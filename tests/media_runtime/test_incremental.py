@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from tests.media_runtime.journals import TEST_KEY, create_journal
 
 from callvault.media.archive import decode_audio
 from callvault.media.codec_spec import CodecSpec
@@ -16,7 +17,7 @@ from callvault.media.mixing import correlate
 from callvault.media.signals import synth_speech_like
 from callvault.runtime.media.finaliser import RenderOptions, render_recording
 from callvault.runtime.media.incremental import HOLDBACK_SECONDS, IncrementalRender, finish_recording
-from callvault.storage.spool import SpoolStream, SpoolWriter, archive_part_path, delete_spool
+from callvault.storage.spool import SpoolStream, archive_part_path, delete_spool
 
 PCMU = CodecSpec(0, "PCMU", 8000)
 DTMF = CodecSpec(101, "TELEPHONE-EVENT", 8000)
@@ -40,7 +41,7 @@ class Call:
     """A two-stream G.711 call written second by second into a journal, arrivals simulated."""
 
     def __init__(self, spool_dir: Path, agent_from: float = 0.3, customer: bool = True) -> None:
-        self.writer = SpoolWriter.create(spool_dir, "rec-1", STARTED)
+        self.writer = create_journal(spool_dir, "rec-1", STARTED)
         self.writer.write_stream(SpoolStream(0, "agent", [PCMU, DTMF], 0, "sip:1001@pbx"))
         self.writer.write_stream(SpoolStream(1, "customer", [PCMU], 1, None))
         self.agent = synth_speech_like(SECONDS, RATE, seed=1)
@@ -89,7 +90,7 @@ def _pcm(data: bytes) -> npt.NDArray[np.int16]:
 def test_call_time_render_matches_one_shot(tmp_path: Path) -> None:
     call = Call(tmp_path)
     options = RenderOptions(dtmf_mode="digits")
-    live = IncrementalRender(call.writer.path, options)
+    live = IncrementalRender(call.writer.path, TEST_KEY, options)
     progress: list[float] = []
     for second in range(SECONDS):
         newest = call.write_second(second)
@@ -105,7 +106,9 @@ def test_call_time_render_matches_one_shot(tmp_path: Path) -> None:
     assert archive_part_path(call.writer.path).stat().st_size > 0  # pages spooled while the call ran
 
     incremental = live.finish(ended)
-    one_shot = render_recording(str(call.writer.path), RenderOptions(dtmf_mode="digits", ended_at=ended))
+    one_shot = render_recording(
+        str(call.writer.path), TEST_KEY, RenderOptions(dtmf_mode="digits", ended_at=ended)
+    )
 
     # Hang-up renders only the tail: the hold-back plus less than one step.
     assert incremental.tail_seconds <= HOLDBACK_SECONDS + 5.5
@@ -134,7 +137,7 @@ def test_dtmf_presence_mode_keeps_no_digit(tmp_path: Path) -> None:
     for second in range(25):
         call.write_second(second)
     call.writer.close()
-    rendered = finish_recording(str(call.writer.path), RenderOptions(ended_at=STARTED + 25))
+    rendered = finish_recording(str(call.writer.path), TEST_KEY, RenderOptions(ended_at=STARTED + 25))
     dtmf = [e for e in rendered.events if e.kind == "dtmf"]
     assert len(dtmf) == 1 and dtmf[0].data == {}
     assert dtmf[0].offset_seconds == pytest.approx(20.3, abs=0.01)
@@ -142,7 +145,7 @@ def test_dtmf_presence_mode_keeps_no_digit(tmp_path: Path) -> None:
 
 def test_one_way_audio_covers_the_whole_call(tmp_path: Path) -> None:
     call = Call(tmp_path, agent_from=10.0, customer=False)  # the customer never sends; agent from 10 s
-    live = IncrementalRender(call.writer.path, RenderOptions())
+    live = IncrementalRender(call.writer.path, TEST_KEY, RenderOptions())
     for second in range(SECONDS - 10):
         newest = call.write_second(second)
         if second % 10 == 9:
@@ -165,10 +168,10 @@ def test_one_way_audio_covers_the_whole_call(tmp_path: Path) -> None:
 
 
 def test_session_without_packets_is_silence_of_the_call_length(tmp_path: Path) -> None:
-    writer = SpoolWriter.create(tmp_path, "rec-2", STARTED)
+    writer = create_journal(tmp_path, "rec-2", STARTED)
     writer.write_stream(SpoolStream(0, "agent", [PCMU], 0, None))
     writer.write_stream(SpoolStream(1, "customer", [PCMU], 1, None))
-    live = IncrementalRender(writer.path, RenderOptions())
+    live = IncrementalRender(writer.path, TEST_KEY, RenderOptions())
     live.advance(STARTED + 40.0)  # the engine's clock moves on although no packet comes
     assert live.rendered_seconds == pytest.approx(40.0 - HOLDBACK_SECONDS)
     writer.close()
@@ -177,7 +180,7 @@ def test_session_without_packets_is_silence_of_the_call_length(tmp_path: Path) -
     pcm = _pcm(rendered.audio.data)
     assert pcm.shape == (2, int(42.5 * RATE))
     assert np.abs(pcm.astype(np.int32)).max() < 50  # digital silence, through Opus
-    one_shot = render_recording(str(writer.path), RenderOptions(ended_at=STARTED + 42.5))
+    one_shot = render_recording(str(writer.path), TEST_KEY, RenderOptions(ended_at=STARTED + 42.5))
     assert one_shot.audio.duration_seconds == pytest.approx(42.5)
     delete_spool(writer.path)
     assert not archive_part_path(writer.path).exists() and not writer.path.exists()

@@ -10,6 +10,7 @@ from callvault.crypto.envelope import (
 )
 from callvault.crypto.keyprovider import KeyProvider, WrappedKey
 from callvault.crypto.keyring import LocalKeyring
+from callvault.crypto.record_seal import RecordSealer
 from callvault.crypto.signing import ManifestSigner, canonical_json, verify_signature
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "LocalKeyring",
     "ManifestSigner",
     "ObjectEncryptor",
+    "RecordSealer",
     "WrappedKey",
     "canonical_json",
     "ciphertext_size",

@@ -86,6 +86,11 @@ class RecordingService:
         self._region = region
         self._finalise_lock = threading.Lock()
 
+    @property
+    def keys(self) -> KeyProvider:
+        """The key provider wrapping data keys (the media engine wraps its spool keys with it too)."""
+        return self._keys
+
     # -- cataloguing -------------------------------------------------------
 
     def begin(self, call: CallRecord) -> str:

@@ -217,51 +217,63 @@ def _frame(body: bytes) -> bytes:
     return _FRAME.pack(len(body), zlib.crc32(body)) + body
 
 
-def _json_body(kind: int, payload: dict[str, Any]) -> bytes:
-    return bytes([kind]) + json.dumps(payload, separators=(",", ":")).encode()
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def encode_packets(stream: int, arrivals: Sequence[float], packets: Sequence[bytes]) -> bytes:
-    """One framed PACKETS record (exposed for tests and benchmarks)."""
+def encode_batch(stream: int, arrivals: Sequence[float], packets: Sequence[bytes]) -> bytes:
+    """One stream's batch of packets, as it goes (with others) into the plaintext of a PACKETS record."""
     if len(arrivals) != len(packets):
         raise ValueError("arrivals and packets differ in length")
     lengths = array("H", map(len, packets))
-    body = b"".join(
+    return b"".join(
         (
-            _BATCH.pack(KIND_PACKETS, stream, len(packets)),
+            _BATCH.pack(stream, len(packets)),
             array("d", arrivals).tobytes(),
             lengths.tobytes(),
             *packets,
         )
     )
-    return _frame(body)
 
 
 class SpoolWriter:
-    """Appends records to one session's journal; safe to share between two threads."""
+    """Appends sealed records to one session's journal; safe to share between two threads.
 
-    def __init__(self, path: Path, fd: int) -> None:
+    Each writer of one journal (the engine, each capture worker process) needs
+    its own ``seal`` with its own writer number; see :mod:`callvault.crypto.record_seal`.
+    """
+
+    def __init__(self, path: Path, fd: int, seal: RecordSeal) -> None:
         self.path = path
         self._fd: int | None = fd
+        self._seal = seal
         self._lock = threading.Lock()
         self.bytes_written = 0
 
     @classmethod
-    def create(cls, spool_dir: Path, recording_id: str, started_at: float) -> SpoolWriter:
+    def create(cls, spool_dir: Path, header: SpoolHeader, seal: RecordSeal) -> SpoolWriter:
+        """Create the journal of ``header.recording_id``, starting with its (plaintext) SESSION record."""
         try:
             spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path = spool_path(spool_dir, recording_id)
+            path = spool_path(spool_dir, header.recording_id)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, SPOOL_MODE)
             os.fchmod(fd, SPOOL_MODE)
         except FileExistsError as exc:
-            raise StorageError(f"spool for recording {recording_id} already exists") from exc
+            raise StorageError(f"spool for recording {header.recording_id} already exists") from exc
         except OSError as exc:
             raise StorageError(f"cannot create spool in {spool_dir}: {exc.strerror}") from exc
-        writer = cls(path, fd)
-        writer._write(
-            MAGIC + _frame(_json_body(KIND_SESSION, {"recording_id": recording_id, "started_at": started_at}))
-        )
+        writer = cls(path, fd, seal)
+        writer._write(MAGIC + _frame(bytes([KIND_SESSION]) + _json(header.to_json())))
         return writer
+
+    @classmethod
+    def append_to(cls, path: Path, seal: RecordSeal) -> SpoolWriter:
+        """Another writer of an existing journal (a capture worker process)."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise StorageError(f"cannot open spool {path}: {exc.strerror}") from exc
+        return cls(path, fd, seal)
 
     def _write(self, data: bytes) -> None:
         with self._lock:
@@ -277,20 +289,23 @@ class SpoolWriter:
                 raise StorageError(f"cannot write spool {self.path}: {exc.strerror}") from exc
             self.bytes_written += len(data)
 
+    def _sealed(self, kind: int, plaintext: bytes) -> bytes:
+        return _frame(bytes([kind]) + self._seal.seal(kind, plaintext))
+
     def write_stream(self, stream: SpoolStream) -> None:
-        self._write(_frame(_json_body(KIND_STREAM, stream.to_json())))
+        self._write(self._sealed(KIND_STREAM, _json(stream.to_json())))
 
     def write_event(self, kind: str, offset_seconds: float, data: dict[str, Any]) -> None:
-        self._write(_frame(_json_body(KIND_EVENT, {"kind": kind, "offset": offset_seconds, "data": data})))
+        self._write(self._sealed(KIND_EVENT, _json({"kind": kind, "offset": offset_seconds, "data": data})))
 
     def write_packets(self, stream: int, arrivals: Sequence[float], packets: Sequence[bytes]) -> None:
         if packets:
-            self._write(encode_packets(stream, arrivals, packets))
+            self.write_batches([encode_batch(stream, arrivals, packets)])
 
-    def write_raw(self, data: bytes) -> None:
-        """Append pre-framed records (several streams' batches in one system call)."""
-        if data:
-            self._write(data)
+    def write_batches(self, batches: Sequence[bytes]) -> None:
+        """Append batches from :func:`encode_batch` (several streams') as one sealed record."""
+        if batches:
+            self._write(self._sealed(KIND_PACKETS, b"".join(batches)))
 
     def sync(self) -> None:
         with self._lock:
@@ -324,81 +339,123 @@ def _records(data: memoryview, start: int) -> Iterator[tuple[int, memoryview]]:
         offset = end
 
 
-def _decode_batch(body: memoryview) -> PacketBatch:
-    _, stream, count = _BATCH.unpack_from(body, 0)
-    pos = _BATCH.size
-    arrivals = array("d")
-    arrivals.frombytes(body[pos : pos + 8 * count])
-    pos += 8 * count
-    lengths = array("H")
-    lengths.frombytes(body[pos : pos + 2 * count])
-    pos += 2 * count
-    raw = bytes(body[pos:])
-    if sum(lengths) != len(raw):
-        raise ValueError("packet batch lengths do not add up")
-    packets: list[bytes] = []
-    cursor = 0
-    for length in lengths:
-        packets.append(raw[cursor : cursor + length])
-        cursor += length
-    return PacketBatch(stream, arrivals, packets)
+def _decode_batches(plain: bytes) -> list[PacketBatch]:
+    view = memoryview(plain)
+    batches: list[PacketBatch] = []
+    pos = 0
+    while pos < len(view):
+        if pos + _BATCH.size > len(view):
+            raise ValueError("packet batch header is cut short")
+        stream, count = _BATCH.unpack_from(view, pos)
+        pos += _BATCH.size
+        arrivals = array("d")
+        arrivals.frombytes(view[pos : pos + 8 * count])
+        pos += 8 * count
+        lengths = array("H")
+        lengths.frombytes(view[pos : pos + 2 * count])
+        pos += 2 * count
+        total = sum(lengths)
+        if len(arrivals) != count or len(lengths) != count or pos + total > len(view):
+            raise ValueError("packet batch lengths do not add up")
+        packets: list[bytes] = []
+        cursor = pos
+        for length in lengths:
+            packets.append(plain[cursor : cursor + length])
+            cursor += length
+        pos += total
+        batches.append(PacketBatch(stream, arrivals, packets))
+    return batches
+
+
+def _read_header(data: memoryview, path: Path) -> tuple[SpoolHeader, int] | None:
+    """The SESSION record at the start of ``data`` and where it ends; None if not all written yet."""
+    if len(data) < len(MAGIC):
+        return None
+    if bytes(data[: len(MAGIC)]) != MAGIC:
+        raise StorageError(f"{path} is not a callvault spool of this version (bad magic)")
+    for end, body in _records(data, len(MAGIC)):
+        try:
+            if body[0] != KIND_SESSION:
+                raise ValueError("the first record is not the session header")
+            return SpoolHeader.from_json(json.loads(bytes(body[1:]))), end
+        except (ValueError, KeyError, TypeError):
+            raise StorageError(f"spool {path} has no readable session header") from None
+    return None
 
 
 def _apply_records(
-    data: memoryview, start: int, contents: SpoolContents | None
-) -> tuple[SpoolContents | None, int]:
-    """Add the intact records of ``data`` from ``start`` to ``contents``; returns it and the end of the last one."""
+    data: memoryview, start: int, contents: SpoolContents, seal: RecordSeal, path: Path
+) -> tuple[int, bool]:
+    """Add the intact records of ``data`` from ``start`` to ``contents``.
+
+    Returns the end of the last record applied, and whether reading stopped at
+    a record that is whole but unusable (failed authentication, bad content).
+    """
     valid = start
     for end, body in _records(data, start):
         kind = body[0]
         try:
+            if kind not in (KIND_STREAM, KIND_PACKETS, KIND_EVENT):
+                raise ValueError(f"record kind {kind} is not expected here")
+            plain = seal.open(kind, bytes(body[1:]))
             if kind == KIND_PACKETS:
-                batch = _decode_batch(body)
-            elif kind in (KIND_SESSION, KIND_STREAM, KIND_EVENT):
-                payload = json.loads(bytes(body[1:]))
+                contents.batches.extend(_decode_batches(plain))
+            elif kind == KIND_STREAM:
+                _merge_stream(contents, SpoolStream.from_json(json.loads(plain)))
             else:
-                break
-        except ValueError:
-            break
-        if kind == KIND_SESSION:
-            contents = SpoolContents(str(payload["recording_id"]), float(payload["started_at"]))
-        elif contents is None:
-            break  # everything must follow the session header
-        elif kind == KIND_STREAM:
-            stream = SpoolStream.from_json(payload)
-            previous = contents.streams.get(stream.index)
-            if previous is not None:
-                # Codecs offered earlier may still appear in packets of this stream.
-                known = {c.payload_type: c for c in previous.codecs}
-                known.update({c.payload_type: c for c in stream.codecs})
-                stream.codecs = list(known.values())
-            contents.streams[stream.index] = stream
-        elif kind == KIND_EVENT:
-            contents.events.append(payload)
-        else:
-            contents.batches.append(batch)
+                contents.events.append(json.loads(plain))
+        except (IntegrityError, ValueError, KeyError, TypeError) as exc:
+            message = exc.message if isinstance(exc, IntegrityError) else str(exc)
+            log.warning(
+                "spool %s: record at byte %d is unusable (%s); reading stops there", path, valid, message
+            )
+            return valid, True
         valid = end
-    return contents, valid
+    return valid, False
+
+
+def _merge_stream(contents: SpoolContents, stream: SpoolStream) -> None:
+    previous = contents.streams.get(stream.index)
+    if previous is not None:
+        # Codecs offered earlier may still appear in packets of this stream.
+        known = {c.payload_type: c for c in previous.codecs}
+        known.update({c.payload_type: c for c in stream.codecs})
+        stream.codecs = list(known.values())
+    contents.streams[stream.index] = stream
 
 
 def _check_mode(path: Path, mode: int) -> None:
     if mode & 0o077:
-        raise StorageError(f"spool {path} has mode {mode:04o}: it may hold SRTP keys and must be 0600")
+        raise StorageError(f"spool {path} has mode {mode:04o}: journals must be 0600")
 
 
-def read_spool(path: Path) -> SpoolContents:
-    """Read a journal written by :class:`SpoolWriter`, tolerating a torn tail."""
+def _read_file(path: Path, offset: int = 0) -> bytes:
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            _check_mode(path, stat.S_IMODE(os.fstat(fh.fileno()).st_mode))
+            fh.seek(offset)
+            return fh.read()
     except OSError as exc:
         raise StorageError(f"cannot read spool {path}: {exc.strerror}") from exc
-    _check_mode(path, mode)
-    if not data.startswith(MAGIC):
-        raise StorageError(f"{path} is not a callvault spool (bad magic)")
-    contents, valid = _apply_records(memoryview(data), len(MAGIC), None)
-    if contents is None:
+
+
+def read_spool_header(path: Path) -> SpoolHeader:
+    """The plaintext SESSION record of a journal: what it takes to unwrap its key."""
+    found = _read_header(memoryview(_read_file(path)), path)
+    if found is None:
         raise StorageError(f"spool {path} has no readable session header")
+    return found[0]
+
+
+def read_spool(path: Path, seal_for: SealFor) -> SpoolContents:
+    """Read a journal written by :class:`SpoolWriter`, up to a torn tail or the first record that fails."""
+    data = memoryview(_read_file(path))
+    found = _read_header(data, path)
+    if found is None:
+        raise StorageError(f"spool {path} has no readable session header")
+    header, start = found
+    contents = SpoolContents(header.recording_id, header.started_at)
+    valid, _ = _apply_records(data, start, contents, seal_for(header.recording_id), path)
     contents.valid_bytes = valid
     contents.torn = valid < len(data)
     return contents
@@ -410,13 +467,17 @@ class SpoolTail:
     Each :meth:`read` returns only the packet batches and events appended since
     the previous one; ``streams`` always holds every stream description so far
     (merged as :func:`read_spool` merges them). A record still being written
-    when a read comes is simply read next time, complete.
+    when a read comes is simply read next time, complete. A record that fails
+    authentication ends the journal for this reader (as for :func:`read_spool`).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, seal_for: SealFor) -> None:
         self.path = path
         self.offset = 0
+        self._seal_for = seal_for
+        self._seal: RecordSeal | None = None
         self._header: SpoolContents | None = None
+        self.stopped = False  # a whole record failed; nothing after it is read
 
     @property
     def recording_id(self) -> str | None:
@@ -424,32 +485,27 @@ class SpoolTail:
 
     def read(self) -> SpoolContents | None:
         """What was appended since the last read; None while the session header is not readable yet."""
-        try:
-            with self.path.open("rb") as fh:
-                _check_mode(self.path, stat.S_IMODE(os.fstat(fh.fileno()).st_mode))
-                fh.seek(self.offset)
-                data = fh.read()
-        except OSError as exc:
-            raise StorageError(f"cannot read spool {self.path}: {exc.strerror}") from exc
+        data = memoryview(_read_file(self.path, self.offset))
         start = 0
-        if self.offset == 0:
-            if len(data) < len(MAGIC):
+        if self._header is None:
+            found = _read_header(data, self.path)
+            if found is None:
                 return None
-            if not data.startswith(MAGIC):
-                raise StorageError(f"{self.path} is not a callvault spool (bad magic)")
-            start = len(MAGIC)
-        header = self._header
-        delta = None
-        if header is not None:
-            delta = SpoolContents(header.recording_id, header.started_at, streams=header.streams)
-        delta, valid = _apply_records(memoryview(data), start, delta)
-        if delta is None:
-            return None
-        if header is None:
-            # The first read holds the session header; later ones share its stream table.
-            self._header = SpoolContents(delta.recording_id, delta.started_at, streams=delta.streams)
+            header, start = found
+            self._header = SpoolContents(header.recording_id, header.started_at)
+            self._seal = self._seal_for(header.recording_id)
+        header_contents = self._header
+        assert self._seal is not None
+        delta = SpoolContents(
+            header_contents.recording_id, header_contents.started_at, streams=header_contents.streams
+        )
+        if self.stopped:
+            delta.torn = True
+            return delta
+        valid, self.stopped = _apply_records(data, start, delta, self._seal, self.path)
         self.offset += valid
         delta.valid_bytes = self.offset
+        delta.torn = self.stopped
         return delta
 
 
@@ -459,16 +515,18 @@ def archive_part_path(journal: Path) -> Path:
 
 
 class ArchivePart:
-    """Append-only side file of encoded archive pages, protected like the journal (0600).
+    """Append-only side file of encoded archive pages, sealed chunk by chunk, 0600.
 
-    It holds the call's audio before it is sealed, unencrypted: it lives in the
-    same 0700 spool directory as the journal (whose raw RTP is the same audio)
-    and is deleted with it. It is a cache, not a record: recovery after a crash
+    Each :meth:`append` writes one chunk ``u32 length | sealed pages`` (sealed
+    by ``seal`` as kind ARCHIVE_PAGES). The call-time renderer passes a seal
+    whose key exists only in its own memory: the file is a cache, not a
+    record, readable only by the object that wrote it; recovery after a crash
     re-renders from the journal and ignores it.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, seal: RecordSeal) -> None:
         self.path = path
+        self._seal = seal
         try:
             self._fd: int | None = os.open(
                 path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, SPOOL_MODE
@@ -476,26 +534,47 @@ class ArchivePart:
             os.fchmod(self._fd, SPOOL_MODE)
         except OSError as exc:
             raise StorageError(f"cannot create {path}: {exc.strerror}") from exc
-        self.size = 0
+        self.size = 0  # plaintext bytes appended
 
     def append(self, data: bytes) -> None:
         if not data:
             return
         if self._fd is None:
             raise StorageError(f"{self.path} is closed")
+        sealed = self._seal.seal(KIND_ARCHIVE_PAGES, data)
+        chunk = _CHUNK.pack(len(sealed)) + sealed
         try:
             written = 0
-            while written < len(data):
-                written += os.write(self._fd, data[written:])
+            while written < len(chunk):
+                written += os.write(self._fd, chunk[written:])
         except OSError as exc:
             raise StorageError(f"cannot write {self.path}: {exc.strerror}") from exc
         self.size += len(data)
 
     def read_all(self) -> bytes:
+        """Every page appended, decrypted; StorageError if the file is not what this object wrote."""
         try:
-            return self.path.read_bytes()
+            raw = self.path.read_bytes()
         except OSError as exc:
             raise StorageError(f"cannot read {self.path}: {exc.strerror}") from exc
+        pages: list[bytes] = []
+        pos = 0
+        while pos < len(raw):
+            if pos + _CHUNK.size > len(raw):
+                raise StorageError(f"{self.path} ends in a partial chunk")
+            (length,) = _CHUNK.unpack_from(raw, pos)
+            pos += _CHUNK.size
+            if pos + length > len(raw):
+                raise StorageError(f"{self.path} ends in a partial chunk")
+            try:
+                pages.append(self._seal.open(KIND_ARCHIVE_PAGES, raw[pos : pos + length]))
+            except IntegrityError as exc:
+                raise StorageError(f"{self.path}: {exc.message}") from None
+            pos += length
+        plain = b"".join(pages)
+        if len(plain) != self.size:
+            raise StorageError(f"{self.path} holds {len(plain)} bytes of pages, {self.size} were written")
+        return plain
 
     def close(self) -> None:
         if self._fd is not None:

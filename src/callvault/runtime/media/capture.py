@@ -26,8 +26,9 @@ times late by 20 ms each, until the stream ends. Beyond one core, see
 :mod:`.workers`.
 
 Once a second per session (staggered) the loop swaps each stream's list for a
-new one and writes the batch as one framed record per stream, in one system
-call per session, to the session's journal. At the same point it notices
+new one and writes the batches of all the session's streams as one sealed
+record (one AES-GCM seal and one system call per session per flush), to the
+session's journal. At the same point it notices
 sessions that received nothing for ``rtp_timeout`` seconds. Memory per call
 is therefore bounded by one second of packets.
 
@@ -49,7 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from callvault.storage.spool import SpoolWriter, encode_packets
+from callvault.storage.spool import SpoolWriter, encode_batch
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Capture(Protocol):
 
     def call(self, command: Callable[[], None]) -> None: ...
 
-    def open_session(self, key: str, writer: SpoolWriter, rtp_timeout: float) -> None: ...
+    def open_session(self, key: str, writer: SpoolWriter, rtp_timeout: float, spool_key: bytes) -> None: ...
 
     def add_stream(self, key: str, fd: int, index: int) -> None: ...
 
@@ -155,7 +156,11 @@ class CaptureLoop:
         self._commands.put(command)
         self._wake()
 
-    def open_session(self, key: str, writer: SpoolWriter, rtp_timeout: float) -> None:
+    def open_session(
+        self, key: str, writer: SpoolWriter, rtp_timeout: float, spool_key: bytes | None = None
+    ) -> None:
+        # ``spool_key`` is for capture in other processes: this loop writes through
+        # ``writer``, which already seals records with it.
         def command() -> None:
             now = self._clock()
             session = CaptureSession(
@@ -276,7 +281,7 @@ class CaptureLoop:
             stream.buffer = []
             if stream.fd in self._appenders:
                 self._appenders[stream.fd] = stream.buffer.append
-            records.append(encode_packets(stream.index, buffer[0::2], buffer[1::2]))
+            records.append(encode_batch(stream.index, buffer[0::2], buffer[1::2]))
             received += len(buffer) >> 1
         if not records:
             return
@@ -284,7 +289,7 @@ class CaptureLoop:
         session.packets += received
         self.packets_total += received
         try:
-            session.writer.write_raw(b"".join(records))
+            session.writer.write_batches(records)
         except Exception:
             # A full disk must not stop capture of the other calls; this session's
             # journal now has a hole that the finaliser reports as loss.

@@ -4,13 +4,14 @@ Three stages, kept apart so a slow one can never make a fast one drop packets:
 
 1. Capture (:mod:`.capture`): one thread, epoll over every RTP socket, raw
    datagrams appended to per-stream lists, flushed to the session's spool
-   journal at least once a second.
+   journal at least once a second, one AES-256-GCM sealed record per flush.
 2. Rendering (:mod:`.incremental`), while the call runs, in render worker
    processes (:class:`~.render_pool.RenderPool`): every few seconds a job per
    open session reads what its journal gained, feeds the per-stream
    timelines, and decodes, aligns, mixes and Opus-encodes the audio that can
    no longer change (older than the timeline's 15 s re-anchoring hold-back),
-   spooling the Ogg pages to a 0600 side file next to the journal. The
+   spooling the Ogg pages, sealed under a key only that worker holds, to a
+   0600 side file next to the journal. The
    interval grows with the call (``render_step`` up to ``MAX_RENDER_STEP``,
    an eighth of the call so far): each step re-lays the whole timeline, so
    fixed short steps would cost O(n²) over a long call. A session's jobs are
@@ -24,10 +25,21 @@ Three stages, kept apart so a slow one can never make a fast one drop packets:
 A slow render never touches capture: capture only appends to journals, and
 render jobs queue in the workers (``callvault_finalise_backlog``).
 
-Crash recovery: :meth:`MediaEngine.start` renders every journal left in the
-spool directory in one go (:func:`~.finaliser.render_recording`) as an
-*interrupted* recording, ignoring any side file (the journal is the record;
-re-rendering it is the simplest correct recovery), and flags recordings still
+Encryption at rest (:mod:`.spool_key`): :meth:`MediaEngine.open_session`
+makes each session a fresh spool key, wraps it with the key provider and puts
+only the wrapped form in the journal's header; the raw key goes, in memory
+only, to the capture writer(s) and with every render job. Nothing in the spool
+directory is plaintext audio, Ogg pages or SRTP keys.
+
+Crash recovery: :meth:`MediaEngine.start` unwraps the key of every journal
+left in the spool directory and renders it in one go
+(:func:`~.finaliser.render_recording`) as an *interrupted* recording; a
+journal whose key cannot be unwrapped (its KEK retired or foreign, or the
+header tampered with) is logged as an error, listed in
+:attr:`MediaEngine.unreadable_spools` and left where it is, untouched.
+Recovery ignores any side file (the journal is the record; re-rendering it
+is the simplest correct recovery, and the side file's key died with its
+render worker anyway). Start also flags recordings still
 'recording' in the catalogue without any journal as interrupted without audio.
 A render worker that dies mid-call loses only its state: hang-up renders such
 sessions afresh from their journals.
@@ -53,7 +65,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from callvault.errors import NotFound
+from callvault.crypto.keyprovider import KeyProvider
+from callvault.errors import IntegrityError, KeyUnavailable, NotFound, StorageError
 from callvault.runtime.media import metrics
 from callvault.runtime.media.capture import Capture, CaptureLoop
 from callvault.runtime.media.finaliser import RenderedRecording, RenderOptions, render_recording
@@ -61,16 +74,17 @@ from callvault.runtime.media.incremental import advance_recording, finish_record
 from callvault.runtime.media.ports import PortAllocator
 from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.session import MediaSession
+from callvault.runtime.media.spool_key import SpoolKey
 from callvault.services.call_record import ArchiveAudio, FinalStatus
 from callvault.services.directory import AgentDirectory
 from callvault.services.recordings import RecordingService
 from callvault.settings import Settings
 from callvault.storage.spool import (
-    SpoolWriter,
     delete_spool,
     list_spools,
     orphan_parts,
     read_spool,
+    read_spool_header,
     spool_path,
 )
 
@@ -92,6 +106,7 @@ class MediaEngine:
         directory: AgentDirectory,
         on_timeout: Callable[[str], Awaitable[None]] | None = None,
         *,
+        keys: KeyProvider | None = None,
         render_executor: Executor | None = None,
         clock: Callable[[], float] = time.time,
         flush_interval: float = 1.0,
@@ -100,6 +115,8 @@ class MediaEngine:
         self.settings = settings
         self.recordings = recordings
         self.directory = directory
+        # Spool keys are wrapped by the same provider as the recordings' data keys.
+        self.keys = keys if keys is not None else recordings.keys
         self._on_timeout = on_timeout
         self._clock = clock
         self._flush_interval = flush_interval
@@ -115,6 +132,7 @@ class MediaEngine:
         self._tasks: set[asyncio.Future[Any]] = set()
         self.finalised: list[str] = []
         self.tail_seconds: dict[str, float] = {}  # audio rendered after hang-up, per recording
+        self.unreadable_spools: list[Path] = []  # journals whose key could not be unwrapped
 
     # -- life cycle --------------------------------------------------------
 
@@ -178,10 +196,11 @@ class MediaEngine:
     def open_session(self, recording_id: str, started_at: float) -> MediaSession:
         if recording_id in self._sessions:
             raise ValueError(f"recording {recording_id} already has a media session")
-        writer = SpoolWriter.create(self.settings.spool_dir, recording_id, started_at)
-        session = MediaSession(self, recording_id, started_at, writer)
+        spool_key = SpoolKey.new(self.keys, recording_id)
+        writer = spool_key.create_journal(self.settings.spool_dir, started_at)
+        session = MediaSession(self, recording_id, started_at, writer, spool_key.key)
         self._sessions[recording_id] = session
-        self.capture.open_session(recording_id, writer, float(self.settings.rtp_timeout))
+        self.capture.open_session(recording_id, writer, float(self.settings.rtp_timeout), spool_key.key)
         self.pool.pin(recording_id)
         metrics.SESSIONS_ACTIVE.inc()
         return session
@@ -242,7 +261,12 @@ class MediaEngine:
         options = RenderOptions.from_settings(self.settings)
         try:
             session.rendered_seconds = await self.pool.run(
-                session.recording_id, advance_recording, str(session.journal), options, now
+                session.recording_id,
+                advance_recording,
+                str(session.journal),
+                session.spool_key,
+                options,
+                now,
             )
         except Exception:
             # Hang-up will render from the journal whatever happened here.
@@ -269,10 +293,12 @@ class MediaEngine:
                 await asyncio.gather(session.render_job, return_exceptions=True)
             options = RenderOptions.from_settings(self.settings, ended_at)
             try:
-                rendered = await self.pool.run(recording_id, finish_recording, str(session.journal), options)
+                rendered = await self.pool.run(
+                    recording_id, finish_recording, str(session.journal), session.spool_key, options
+                )
             except Exception:
                 log.exception("rendering %s at hang-up failed; rendering its journal in one go", recording_id)
-                await self.finalise_spool(session.journal, status, ended_at)
+                await self.finalise_spool(session.journal, status, ended_at, session.spool_key)
                 return
             if await self._seal(session.journal, rendered, status):
                 self.tail_seconds[recording_id] = rendered.tail_seconds
@@ -283,15 +309,45 @@ class MediaEngine:
 
     # -- sealing --------------------------------------------------------------
 
-    async def finalise_spool(self, path: Path, status: FinalStatus, ended_at: float | None) -> None:
-        """Render in one go, seal and delete one journal; on failure the journal stays for the next start."""
+    async def finalise_spool(
+        self, path: Path, status: FinalStatus, ended_at: float | None, key: bytes | None = None
+    ) -> None:
+        """Render in one go, seal and delete one journal; on failure the journal stays for the next start.
+
+        ``key`` is the journal's spool key; without it (recovery) it is unwrapped from the journal.
+        """
+        if key is None:
+            key = await asyncio.to_thread(self._unwrap_spool_key, path)
+            if key is None:
+                return
         options = RenderOptions.from_settings(self.settings, ended_at)
         try:
-            rendered: RenderedRecording = await self.pool.run(None, render_recording, str(path), options)
+            rendered: RenderedRecording = await self.pool.run(None, render_recording, str(path), key, options)
         except Exception:
             log.exception("rendering spool %s failed; it stays for the next start", path)
             return
         await self._seal(path, rendered, status)
+
+    def _unwrap_spool_key(self, path: Path) -> bytes | None:
+        """The raw key of a journal on disk, or None (reported) when it cannot be had; the journal stays."""
+        try:
+            header = read_spool_header(path)
+        except StorageError as exc:
+            self._unreadable(path, exc.message)
+            return None
+        try:
+            return SpoolKey.unwrap(self.keys, header).key
+        except (KeyUnavailable, IntegrityError) as exc:
+            self._unreadable(
+                path,
+                f"its spool key, wrapped under KEK {header.kek_id}, cannot be unwrapped: {exc.message}. "
+                "Restore that key-encryption key to the keyring and restart to finalise it",
+            )
+            return None
+
+    def _unreadable(self, path: Path, why: str) -> None:
+        log.error("spool %s cannot be decrypted and stays in place, untouched: %s", path, why)
+        self.unreadable_spools.append(path)
 
     async def _seal(self, path: Path, rendered: RenderedRecording, status: FinalStatus) -> bool:
         """Seal a rendered recording and delete its journal; False when it stays for the next start."""

@@ -1,6 +1,7 @@
 """Rendering a spool journal into an archive: runs in a worker process, never on the capture path.
 
-Steps: read the journal (up to a torn tail) → per stream, SRTP unprotect
+Steps: read and decrypt the journal (up to a torn tail or a record that
+fails authentication) → per stream, SRTP unprotect
 (keys from the journal) and a batch :class:`StreamTimeline` → decode and
 render every stream on one wall-clock axis → channel mapping → Opus.
 
@@ -44,6 +45,7 @@ from callvault.media.codec_spec import CodecSpec
 from callvault.media.mixing import mix_down
 from callvault.rtp.render import render_placements
 from callvault.rtp.timeline import Placement, StreamTimeline
+from callvault.runtime.media.spool_key import journal_reader
 from callvault.services.call_record import (
     AGENT_CHANNEL,
     CUSTOMER_CHANNEL,
@@ -373,10 +375,10 @@ def stream_records(tracks: list[_Track]) -> list[StreamRecord]:
     ]
 
 
-def render_recording(path: str, options: RenderOptions) -> RenderedRecording:
-    """Worker-process entry point: render the journal at ``path`` (it is not deleted here)."""
+def render_recording(path: str, key: bytes, options: RenderOptions) -> RenderedRecording:
+    """Worker-process entry point: render the journal at ``path``, sealed under ``key`` (not deleted here)."""
     began = time.perf_counter()
-    contents = read_spool(Path(path))
+    contents = read_spool(Path(path), journal_reader(key))
     read = time.perf_counter() - began
     rendered = render_contents(contents, options)
     rendered.timings["read_spool"] = read

@@ -7,7 +7,9 @@ reads the records appended since the last one, feeds the per-stream
 renders, mixes and Opus-encodes the audio that can no longer change into one
 :class:`ArchiveEncoder` that lives as long as the call. The encoded Ogg pages
 go to the journal's :class:`~callvault.storage.spool.ArchivePart` side file, so
-neither PCM nor the archive piles up in memory: a call holds the not yet
+neither PCM nor the archive piles up in memory (the side file is sealed under
+a key of its own that only this object holds, so no one else can read it and
+a crash leaves nothing readable behind): a call holds the not yet
 rendered packets (at most the hold-back plus one step), one render chunk of
 PCM, and its timelines' packet headers (~40 bytes per packet; payloads of
 rendered audio are released).
@@ -64,6 +66,7 @@ from callvault.runtime.media.finaliser import (
     _Track,
     stream_records,
 )
+from callvault.runtime.media.spool_key import journal_reader, side_file_seal
 from callvault.services.call_record import (
     AGENT_CHANNEL,
     CUSTOMER_CHANNEL,
@@ -108,12 +111,14 @@ class _View:
 
 
 class IncrementalRender:
-    def __init__(self, journal: Path, options: RenderOptions, *, holdback: float = HOLDBACK_SECONDS) -> None:
+    def __init__(
+        self, journal: Path, key: bytes, options: RenderOptions, *, holdback: float = HOLDBACK_SECONDS
+    ) -> None:
         self.journal = journal
         self.options = options
         self._holdback = holdback
-        self._tail = SpoolTail(journal)
-        self._part = ArchivePart(archive_part_path(journal))
+        self._tail = SpoolTail(journal, journal_reader(key))
+        self._part = ArchivePart(archive_part_path(journal), side_file_seal())
         self._streams: dict[int, _Live] = {}
         self._events: list[dict[str, Any]] = []
         self.recording_id: str | None = None
@@ -399,12 +404,12 @@ _RENDERS: dict[str, IncrementalRender] = {}
 _RENDERS_LOCK = threading.Lock()
 
 
-def advance_recording(path: str, options: RenderOptions, now: float | None = None) -> float:
-    """Advance the call-time render of the journal at ``path``; returns the seconds rendered so far."""
+def advance_recording(path: str, key: bytes, options: RenderOptions, now: float | None = None) -> float:
+    """Advance the call-time render of the journal at ``path`` (sealed under ``key``); returns the seconds rendered so far."""
     with _RENDERS_LOCK:
         render = _RENDERS.get(path)
         if render is None:
-            render = _RENDERS[path] = IncrementalRender(Path(path), options)
+            render = _RENDERS[path] = IncrementalRender(Path(path), key, options)
     try:
         render.advance(now)
     except BaseException:
@@ -416,12 +421,12 @@ def advance_recording(path: str, options: RenderOptions, now: float | None = Non
     return render.rendered_seconds
 
 
-def finish_recording(path: str, options: RenderOptions) -> RenderedRecording:
+def finish_recording(path: str, key: bytes, options: RenderOptions) -> RenderedRecording:
     """Finish the journal's render up to ``options.ended_at`` (starting afresh if this process has none)."""
     with _RENDERS_LOCK:
         render = _RENDERS.pop(path, None)
     if render is None:
-        render = IncrementalRender(Path(path), options)
+        render = IncrementalRender(Path(path), key, options)
     try:
         return render.finish(options.ended_at)
     finally:

@@ -2,7 +2,9 @@
 
 Everything the finaliser needs later goes into the spool journal as it
 happens (stream descriptions including SRTP keys, hold/resume, events), so a
-journal alone is enough to render the recording after a crash.
+journal alone is enough to render the recording after a crash. Those records
+are sealed under the session's spool key (see :mod:`.spool_key`), which the
+session holds in memory for its render jobs.
 """
 
 from __future__ import annotations
@@ -82,12 +84,18 @@ def srtp_params(crypto: object | None) -> dict[str, Any] | None:
 
 class MediaSession:
     def __init__(
-        self, engine: SessionOwner, recording_id: str, started_at: float, writer: SpoolWriter
+        self,
+        engine: SessionOwner,
+        recording_id: str,
+        started_at: float,
+        writer: SpoolWriter,
+        spool_key: bytes,
     ) -> None:
         self._engine = engine
         self.recording_id = recording_id
         self.started_at = started_at
         self._writer = writer
+        self._spool_key = spool_key
         self._streams: dict[str, SpoolStream] = {}
         self._sockets: list[socket.socket] = []
         self.closing = False
@@ -99,6 +107,11 @@ class MediaSession:
     @property
     def journal(self) -> Path:
         return self._writer.path
+
+    @property
+    def spool_key(self) -> bytes:
+        """The raw key the journal is sealed under (for render jobs; never log it)."""
+        return self._spool_key
 
     @property
     def streams(self) -> list[SpoolStream]:

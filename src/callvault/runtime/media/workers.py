@@ -20,6 +20,10 @@ the engine and its sessions do not know which one they drive:
   one of the session's streams; each ``os.write`` of a record is atomic on a
   local file system, so records of different workers interleave but never
   tear. Rendering and sealing read the file as before and need no change.
+* Records are sealed under the session's spool key, which the ``open``
+  command carries (the raw key, over the private socket pair; never logged)
+  with the worker's writer number (worker *i* is writer *i* + 1, the engine
+  writer 0), so no two writers of a journal share a nonce space.
 * Closing a session asks each worker holding part of it to drain, flush and
   close its descriptors; the session's ``done`` runs once all have answered.
   An RTP timeout fires once every part of the session has reported one.
@@ -31,6 +35,7 @@ worker), ``closed``/``timeout``/``synced`` (worker to engine), JSON encoded.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -45,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from callvault.runtime.media.capture import CaptureLoop
+from callvault.runtime.media.spool_key import journal_seal
 from callvault.storage.spool import SpoolWriter
 
 log = logging.getLogger(__name__)
@@ -74,6 +80,7 @@ class _PoolSession:
     path: str
     rtp_timeout: float
     home: int
+    spool_key: bytes = field(repr=False)
     parts: set[int] = field(default_factory=set)
     timed_out: set[int] = field(default_factory=set)
     fired: bool = False
@@ -187,13 +194,13 @@ class CapturePool:
 
     # -- the capture interface ------------------------------------------------------------
 
-    def open_session(self, key: str, writer: SpoolWriter, rtp_timeout: float) -> None:
+    def open_session(self, key: str, writer: SpoolWriter, rtp_timeout: float, spool_key: bytes) -> None:
         with self._lock:
             # The session is opened in one worker at once even before it has streams, so
             # a session whose streams never come still times out there.
             home = self._next_home
             self._next_home = (home + 1) % self._count
-            session = _PoolSession(str(writer.path), rtp_timeout, home)
+            session = _PoolSession(str(writer.path), rtp_timeout, home, spool_key)
             self._sessions[key] = session
             self._open_part(key, session, home)
 
@@ -240,7 +247,14 @@ class CapturePool:
 
     def _open_part(self, key: str, session: _PoolSession, number: int) -> None:
         session.parts.add(number)
-        message = {"op": "open", "key": key, "path": session.path, "rtp_timeout": session.rtp_timeout}
+        message = {
+            "op": "open",
+            "key": key,
+            "path": session.path,
+            "rtp_timeout": session.rtp_timeout,
+            "spool_key": base64.b64encode(session.spool_key).decode(),
+            "writer": number + 1,
+        }
         self._send(self._workers[number], message)
 
     def _send(self, worker: _Worker, message: dict[str, Any], fd: int | None = None) -> None:
@@ -407,7 +421,9 @@ class _WorkerServer:
         capture = self._capture
         if op == "open":
             path = Path(command["path"])
-            writer = SpoolWriter(path, os.open(path, os.O_WRONLY | os.O_APPEND))
+            spool_key = base64.b64decode(command["spool_key"])
+            # The session key is the recording id (see MediaEngine.open_session).
+            writer = SpoolWriter.append_to(path, journal_seal(spool_key, key, int(command["writer"])))
             self._parts[key] = _Part(writer)
             capture.open_session(key, writer, float(command["rtp_timeout"]))
         elif op == "add":
