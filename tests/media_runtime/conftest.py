@@ -72,3 +72,14 @@ def archive_pcm(ctx: ServiceContext, recording: Recording) -> tuple[npt.NDArray[
     reader = ctx.playback.open_reader(recording)
     decoded = decode_audio(reader.read(0, reader.plaintext_size))
     return decoded.pcm, decoded.sample_rate
+
+
+class FastClock:
+    """Wall-clock time running ``speedup`` times faster than real time (from now on)."""
+
+    def __init__(self, speedup: float) -> None:
+        self._speedup = speedup
+        self._wall, self._mono = time.time(), time.monotonic()
+
+    def __call__(self) -> float:
+        return self._wall + (time.monotonic() - self._mono) * self._speedup

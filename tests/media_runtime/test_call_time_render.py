@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 from prometheus_client import REGISTRY
-from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
+from tests.media_runtime.conftest import FastClock, archive_pcm, begin_call, wait_final
 from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
 
 from callvault.media.codec_spec import CodecSpec
@@ -19,14 +18,6 @@ PCMU = CodecSpec(0, "PCMU", 8000)
 SPEEDUP = 10.0  # the engine's clock runs ten times faster than real time
 CALL_SECONDS = 40.0  # on the engine's clock: four real seconds
 RENDER_STEP = 0.2
-
-
-class FastClock:
-    def __init__(self) -> None:
-        self._wall, self._mono = time.time(), time.monotonic()
-
-    def __call__(self) -> float:
-        return self._wall + (time.monotonic() - self._mono) * SPEEDUP
 
 
 def _dominant(pcm: np.ndarray, rate: int) -> int:
@@ -51,7 +42,7 @@ async def test_hang_up_renders_only_the_tail(services: ServiceContext) -> None:
     active_before = _metric("callvault_recording_sessions_active")
     backlog_before = _metric("callvault_finalise_backlog")
 
-    clock = FastClock()
+    clock = FastClock(SPEEDUP)
     engine = MediaEngine(
         services.settings, services.recordings, services.directory, clock=clock, render_step=RENDER_STEP
     )

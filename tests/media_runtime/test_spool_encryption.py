@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
+from tests.media_runtime.conftest import FastClock, archive_pcm, begin_call, wait_final
 from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone, tone_match, ulaw
 
 from callvault.db.models import Recording
@@ -34,20 +34,12 @@ CALL_SECONDS = 30.0  # on the engine's clock: three real seconds
 RENDER_STEP = 0.2
 
 
-class FastClock:
-    def __init__(self) -> None:
-        self._wall, self._mono = time.time(), time.monotonic()
-
-    def __call__(self) -> float:
-        return self._wall + (time.monotonic() - self._mono) * SPEEDUP
-
-
 def _spool_bytes(spool_dir: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in spool_dir.iterdir() if p.is_file()}
 
 
 async def test_spool_holds_no_plaintext_while_the_call_runs(services: ServiceContext) -> None:
-    clock = FastClock()
+    clock = FastClock(SPEEDUP)
     engine = MediaEngine(
         services.settings, services.recordings, services.directory, clock=clock, render_step=RENDER_STEP
     )
