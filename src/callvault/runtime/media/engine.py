@@ -300,8 +300,9 @@ class MediaEngine:
                 log.exception("rendering %s at hang-up failed; rendering its journal in one go", recording_id)
                 await self.finalise_spool(session.journal, status, ended_at, session.spool_key)
                 return
+            # Known once rendered; set before sealing so whoever sees the sealed row can read it.
+            self.tail_seconds[recording_id] = rendered.tail_seconds
             if await self._seal(session.journal, rendered, status):
-                self.tail_seconds[recording_id] = rendered.tail_seconds
                 metrics.FINALISE_SECONDS.observe(time.monotonic() - closed)
         finally:
             self.pool.unpin(recording_id)
