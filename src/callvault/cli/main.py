@@ -180,26 +180,54 @@ def verify(
     recording_id: Annotated[str | None, typer.Argument(help="One recording id; omit with --all.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Verify every recording.")] = False,
 ) -> None:
-    """Check stored objects, hashes, manifests and signatures; exit 5 if any recording fails."""
+    """Check stored objects, hashes, manifests and signatures; exit 5 if any recording fails.
+
+    With --all the seal log is walked too: recordings missing from the catalog,
+    rows inserted without being sealed here, and a catalog rolled back to an
+    older backup are named.
+    """
     if not recording_id and not all_:
         raise InvalidInput("give a recording id or --all")
+    log_lines: list[str] = []
     with service_context() as ctx:
-        ids = [recording_id] if recording_id else ctx.integrity.recording_ids()
+        total = 1 if recording_id else len(ctx.integrity.recording_ids())
         with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=err) as progress:
-            task = progress.add_task("verify", total=len(ids))
-            results = ctx.integrity.verify(cli_principal(), ids, progress=lambda _r: progress.advance(task))
+            task = progress.add_task("verify", total=total)
+            advance = lambda _r: progress.advance(task)  # noqa: E731
+            if recording_id:
+                results = ctx.integrity.verify(cli_principal(), [recording_id], progress=advance)
+            else:
+                report = ctx.integrity.verify_all(cli_principal(), progress=advance)
+                results = report.results
+                log_lines = [problem.line() for problem in report.log_problems]
     failed = [r for r in results if not r.ok]
     for result in failed:
         sys.stdout.write(f"FAIL {result.recording_id}: {'; '.join(result.problems)}\n")
-    sys.stdout.write(f"{len(results)} checked, {len(failed)} failed\n")
-    if failed:
+    for line in log_lines:
+        sys.stdout.write(f"FAIL {line}\n")
+    summary = f"{len(results)} checked, {len(failed)} failed"
+    sys.stdout.write(summary + (f", {len(log_lines)} seal log problem(s)" if log_lines else "") + "\n")
+    if failed or log_lines:
         raise typer.Exit(5)
 
 
 @keys_app.command("rotate")
 @handle_errors
-def keys_rotate() -> None:
+def keys_rotate(
+    signing: Annotated[
+        bool,
+        typer.Option("--signing", help="Rotate the manifest signing key instead (old public key kept)."),
+    ] = False,
+) -> None:
     """New key-encryption key; re-wrap every data key (audio is not re-encrypted)."""
+    if signing:
+        with service_context() as ctx:
+            rotated = ctx.key_rotation.rotate_signing(cli_principal())
+        sys.stdout.write(
+            f"new signing key {rotated.new_key_id}; {rotated.old_key_id} retired "
+            "(its public key is kept, so what it signed still verifies)\n"
+        )
+        return
     with service_context() as ctx:
         with Progress(TextColumn("re-wrapping"), BarColumn(), MofNCompleteColumn(), console=err) as progress:
             task = progress.add_task("rotate", total=None)

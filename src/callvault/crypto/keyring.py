@@ -82,16 +82,31 @@ def _wrap_aad(kek_id: str, context: bytes) -> bytes:
 class LocalKeyring:
     """:class:`~callvault.crypto.keyprovider.KeyProvider` backed by a 0600 file at ``path``.
 
-    The file (and its directory, 0700) is created with one current KEK on first use.
+    The file (and its directory, 0700) is created with one current KEK on first use,
+    unless ``create`` is False: when the vault already holds recordings, a new
+    keyring could unwrap none of their data keys, so a missing file is a
+    :class:`ConfigError` instead of a silent fresh start.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Callable[[], datetime] | None = None,
+        create: bool = True,
+    ) -> None:
         self.path = Path(path)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._clock = clock or (lambda: datetime.now(UTC))
         self._keks: dict[str, Kek] = {}
         self._signature: tuple[int, int, int, int] | None = None
         if not self.path.exists():
+            if not create:
+                raise ConfigError(
+                    f"keyring {self.path} is missing but the vault holds recordings encrypted under "
+                    "it; restore it from backup. Refusing to start with a new keyring, which could "
+                    "decrypt none of them."
+                )
             with self._locked():
                 if not self.path.exists():
                     kek = self._new_kek(current=True)

@@ -234,6 +234,35 @@ class ServerState(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class SealLogEntry(Base):
+    """One signed manifest, appended to a hash chain (see :mod:`callvault.services.seal_log`).
+
+    Append-only (triggers forbid UPDATE and DELETE). ``recording_id`` is not a
+    foreign key on purpose: the entry must outlive a deleted recording so that
+    ``verify`` can name it.
+    """
+
+    __tablename__ = "seal_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    recording_id: Mapped[str] = mapped_column(String(36), index=True)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SealCheckpoint(Base):
+    """The signing key's signature over the seal log's head at ``seq`` (append-only)."""
+
+    __tablename__ = "seal_checkpoints"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    head: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 __all__ = [
     "AccessEvent",
     "ApiToken",
@@ -244,6 +273,8 @@ __all__ = [
     "Recording",
     "RecordingEvent",
     "RecordingTag",
+    "SealCheckpoint",
+    "SealLogEntry",
     "ServerState",
     "SipIdentity",
     "Stream",

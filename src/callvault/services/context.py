@@ -11,17 +11,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from callvault.crypto.keyprovider import KeyProvider
 from callvault.crypto.keyring import LocalKeyring
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
+from callvault.db.models import Recording, SealLogEntry
 from callvault.services.audit import AccessLog
 from callvault.services.directory import AgentDirectory
 from callvault.services.importer import AudioImporter
-from callvault.services.integrity import IntegrityService
+from callvault.services.integrity import IntegrityService, Liveness
 from callvault.services.key_rotation import KeyRotationService
 from callvault.services.playback import PlaybackService
 from callvault.services.recordings import RecordingService
+from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
 from callvault.services.users import UserService
 from callvault.settings import Settings
@@ -45,6 +49,7 @@ class ServiceContext:
     integrity: IntegrityService
     key_rotation: KeyRotationService
     importer: AudioImporter
+    seal_log: SealLog
 
     def close(self) -> None:
         self.catalog.dispose()
@@ -58,12 +63,22 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     if migrate:
         catalog.migrate()
     blobs = open_blob_store(settings.resolved_storage_url)
-    keys = LocalKeyring(data_dir / "keyring.json")
-    signer = ManifestSigner(data_dir / "signing-key.pem")
+    # Keys are created on a fresh vault only: once it holds recordings, a missing key file
+    # must stop the start loudly instead of being replaced by a key that opens nothing.
+    fresh = not _holds_recordings(catalog)
+    try:
+        keys = LocalKeyring(data_dir / "keyring.json", create=fresh)
+        signer = ManifestSigner(data_dir / "signing-key.pem", create=fresh)
+    except BaseException:
+        catalog.dispose()
+        raise
+    seal_log = SealLog(catalog, signer, data_dir)
+    if migrate:
+        seal_log.adopt_backfill()
     region = settings.default_region
     directory = AgentDirectory(catalog, region)
     access_log = AccessLog(catalog)
-    recordings = RecordingService(catalog, blobs, keys, signer, directory, region)
+    recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log)
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     return ServiceContext(
         settings=settings,
@@ -77,8 +92,17 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         recordings=recordings,
         search=RecordingCatalog(catalog, directory, access_log, region),
         playback=playback,
-        integrity=IntegrityService(catalog, blobs, signer, playback, access_log),
-        key_rotation=KeyRotationService(catalog, keys, access_log),
+        integrity=IntegrityService(
+            catalog,
+            blobs,
+            signer,
+            playback,
+            access_log,
+            seal_log,
+            # Journals are written every second while RTP flows; a call silent for rtp_timeout ends.
+            Liveness(settings.spool_dir, float(settings.rtp_timeout) + 30.0),
+        ),
+        key_rotation=KeyRotationService(catalog, keys, access_log, signer),
         importer=AudioImporter(
             recordings,
             directory,
@@ -86,4 +110,13 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             settings.max_upload_bytes,
             settings.archive_silence_gate,
         ),
+        seal_log=seal_log,
     )
+
+
+def _holds_recordings(catalog: Catalog) -> bool:
+    """True once anything was recorded: a recording row, or a seal log entry of one since deleted."""
+    with catalog.read() as session:
+        if session.scalar(select(Recording.id).limit(1)) is not None:
+            return True
+        return session.scalar(select(SealLogEntry.seq).limit(1)) is not None

@@ -3,6 +3,11 @@
 Re-wrapping touches only the small wrapped keys in the catalog; the
 encrypted objects are never rewritten. Old KEKs are retired once nothing is
 wrapped under them, so a leaked old keyring backup stops being useful.
+
+``callvault keys rotate --signing`` replaces the manifest signing key instead.
+Nothing is re-signed: manifests and seal log checkpoints name the key that
+signed them, and the old public key is kept (``signing-key.public-keys.json``)
+so they keep verifying; everything signed from then on uses the new key.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from callvault.crypto.keyprovider import KeyProvider, WrappedKey
+from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording
 from callvault.services.access import Action, Principal, require
@@ -28,11 +34,26 @@ class RotationResult:
     retired: list[str]
 
 
+@dataclass
+class SigningRotationResult:
+    old_key_id: str
+    new_key_id: str
+
+
 class KeyRotationService:
-    def __init__(self, catalog: Catalog, keys: KeyProvider, access_log: AccessLog) -> None:
+    def __init__(
+        self, catalog: Catalog, keys: KeyProvider, access_log: AccessLog, signer: ManifestSigner
+    ) -> None:
         self._catalog = catalog
         self._keys = keys
         self._log = access_log
+        self._signer = signer
+
+    def rotate_signing(self, principal: Principal) -> SigningRotationResult:
+        require(principal, Action.KEYS_ROTATE)
+        old_id, new_id = self._signer.rotate()
+        self._log.record(principal, "signing_key_rotate", detail=f"{old_id} retired, {new_id} current")
+        return SigningRotationResult(old_id, new_id)
 
     def rotate(
         self, principal: Principal, progress: Callable[[int, int], None] | None = None

@@ -49,6 +49,8 @@ def build_manifest(session: Session, recording: Recording) -> dict[str, Any]:
     events = session.scalars(select(RecordingEvent).where(RecordingEvent.recording_id == recording.id)).all()
     return {
         "manifest_version": MANIFEST_VERSION,
+        # Which key signed it, so a manifest signed before a key rotation is checked with the old key.
+        "signing_key_id": recording.signing_key_id,
         "recording": {
             "id": recording.id,
             "status": recording.status,

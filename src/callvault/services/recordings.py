@@ -3,7 +3,8 @@
 Sealing a recording (``finalise``): hash the archive, give it a fresh 256-bit
 data key wrapped by the key provider, encrypt it in authenticated chunks,
 store the object atomically, then in one catalog transaction record hashes,
-sizes, streams and events and sign the manifest built from those rows.
+sizes, streams and events, sign the manifest built from those rows and append
+it to the seal log (:mod:`callvault.services.seal_log`).
 The object is written before the catalog row points at it, so a crash in
 between leaves at worst an unreferenced object, never a row without audio.
 """
@@ -43,6 +44,7 @@ from callvault.services.call_record import (
 from callvault.services.directory import AgentDirectory
 from callvault.services.manifest import build_manifest
 from callvault.services.phone import mask_number, normalise_number
+from callvault.services.seal_log import SealLog
 from callvault.storage.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class RecordingService:
         signer: ManifestSigner,
         directory: AgentDirectory,
         region: str,
+        seal_log: SealLog,
     ) -> None:
         self._catalog = catalog
         self._blobs = blobs
@@ -84,6 +87,7 @@ class RecordingService:
         self._signer = signer
         self._directory = directory
         self._region = region
+        self._seal_log = seal_log
         self._finalise_lock = threading.Lock()
 
     @property
@@ -251,11 +255,14 @@ class RecordingService:
         log.info("recording %s sealed: %s, %.1f s", recording_id, status, audio.duration_seconds)
 
     def _sign(self, session: Session, recording: Recording) -> None:
+        """Sign the manifest built from the rows and append it to the seal log, in this transaction."""
         session.flush()
+        key_id, sign = self._signer.current_key()
+        recording.signing_key_id = key_id  # the manifest names its key
         manifest = build_manifest(session, recording)
         recording.manifest = canonical_json(manifest).decode()
-        recording.manifest_signature = self._signer.sign(recording.manifest.encode())
-        recording.signing_key_id = self._signer.key_id
+        recording.manifest_signature = sign(recording.manifest.encode())
+        self._seal_log.append(session, recording.id, recording.manifest)
 
     def store_new(
         self,

@@ -1,0 +1,201 @@
+"""The seal log: every signed manifest, appended to a hash chain with signed checkpoints.
+
+Per-recording checks (hashes, signature) cannot notice a recording that is
+gone altogether, a row that was inserted, or a whole catalog restored from an
+older backup. Like a transparency log, each signed manifest (sealing, and each
+later re-signing: metadata update, crypto-shred) appends an entry
+``(seq, recording id, SHA-256 of the manifest, previous entry hash, entry
+hash, time)`` in the *same transaction* that stores the manifest, together
+with a checkpoint: the signing key's Ed25519 signature over ``(seq, head
+hash, count, time)``. A signature per entry means an entry appended by
+someone holding database access but not the key stands out.
+
+Appends are serialised so the chain stays linear: on SQLite every writer
+already holds the database's write lock (``BEGIN IMMEDIATE``); on PostgreSQL a
+transaction-scoped advisory lock is taken before reading the head, and the
+primary key on ``seq`` is the backstop.
+
+After the commit the newest checkpoint is mirrored *outside the catalog*, to
+``seal-log-checkpoint.json`` in the data directory. A catalog restored from
+an older backup has a shorter chain than that checkpoint (or a different
+entry at its seq), which ``verify --all`` reports as rolled back. The mirror
+is only replaced by a checkpoint that extends it, so a rolled-back catalog
+that goes on sealing cannot overwrite the evidence.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session
+
+from callvault.crypto.secretfile import read_private, write_private
+from callvault.crypto.signing import ManifestSigner, canonical_json
+from callvault.db.catalog import Catalog
+from callvault.db.models import SealCheckpoint, SealLogEntry
+from callvault.db.seal_chain import GENESIS, entry_hash, manifest_sha256, utc_iso
+from callvault.errors import CallvaultError, ConfigError
+
+log = logging.getLogger(__name__)
+
+MIRROR_NAME = "seal-log-checkpoint.json"
+_MIRROR_FORMAT = "callvault-seal-checkpoint"
+_LOG_NAME = "callvault-seal-log"
+# Any fixed 64-bit number: the PostgreSQL advisory lock that serialises appends.
+_PG_LOCK_KEY = 0x63766C6F67  # "cvlog"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    head: str
+    count: int
+    at: str
+    key_id: str
+    signature: bytes
+
+    def signed_bytes(self) -> bytes:
+        return checkpoint_bytes(self.seq, self.head, self.count, self.at, self.key_id)
+
+    @classmethod
+    def from_row(cls, row: SealCheckpoint) -> Checkpoint:
+        return cls(row.seq, row.head, row.count, utc_iso(row.at), row.key_id, row.signature)
+
+
+def checkpoint_bytes(seq: int, head: str, count: int, at: str, key_id: str) -> bytes:
+    doc = {"log": _LOG_NAME, "seq": seq, "head": head, "count": count, "at": at, "key_id": key_id}
+    return canonical_json(doc)
+
+
+class SealLog:
+    def __init__(self, catalog: Catalog, signer: ManifestSigner, data_dir: Path) -> None:
+        self._catalog = catalog
+        self._signer = signer
+        self.mirror_path = data_dir / MIRROR_NAME
+        self._mirror_lock = threading.Lock()
+
+    # -- appending -----------------------------------------------------------
+
+    def append(self, session: Session, recording_id: str, manifest: str) -> None:
+        """Append ``manifest`` to the chain inside the caller's write transaction."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        head = session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq.desc()).limit(1)).first()
+        seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
+        at = datetime.now(UTC)
+        digest = manifest_sha256(manifest)
+        this = entry_hash(seq, recording_id, digest, prev, at)
+        session.add(
+            SealLogEntry(
+                seq=seq,
+                recording_id=recording_id,
+                manifest_sha256=digest,
+                prev_hash=prev,
+                entry_hash=this,
+                at=at,
+            )
+        )
+        self._checkpoint(session, seq, this, at)
+
+    def _checkpoint(self, session: Session, seq: int, head: str, at: datetime) -> None:
+        key_id, sign = self._signer.current_key()
+        stamp = utc_iso(at)
+        signature = sign(checkpoint_bytes(seq, head, seq, stamp, key_id))
+        session.add(SealCheckpoint(seq=seq, head=head, count=seq, at=at, key_id=key_id, signature=signature))
+        checkpoint = Checkpoint(seq, head, seq, stamp, key_id, signature)
+        # Mirrored only once the entry is durable: a mirror ahead of the catalog would read as a rollback.
+        event.listen(session, "after_commit", lambda _s: self.mirror(checkpoint), once=True)
+
+    def adopt_backfill(self) -> None:
+        """Sign the head of a log back-filled by the migration (it had no key to sign with).
+
+        Only while no checkpoint exists at all: afterwards every entry carries its
+        own checkpoint, and an unsigned one is evidence, not something to adopt.
+        """
+        with self._catalog.read() as session:
+            if session.scalar(select(func.count()).select_from(SealCheckpoint)):
+                return
+            if not session.scalar(select(func.count()).select_from(SealLogEntry)):
+                return
+        with self._catalog.write() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            if session.scalar(select(func.count()).select_from(SealCheckpoint)):
+                return
+            head = session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq.desc()).limit(1)).one()
+            self._checkpoint(session, head.seq, head.entry_hash, datetime.now(UTC))
+            log.info("seal log: signed the back-filled head at seq %d", head.seq)
+
+    # -- the mirror outside the catalog ---------------------------------------
+
+    def mirror(self, checkpoint: Checkpoint) -> None:
+        """Replace the mirrored checkpoint if ``checkpoint`` extends it (never raises)."""
+        try:
+            with self._mirror_lock:
+                existing = self.read_mirror()
+                if existing is not None:
+                    if existing.seq >= checkpoint.seq:
+                        return
+                    if not self._extends(existing):
+                        log.error(
+                            "seal log does not extend the checkpoint outside the catalog (seq %d): "
+                            "catalog rolled back? Keeping that checkpoint; run 'callvault verify --all'",
+                            existing.seq,
+                        )
+                        return
+                write_private(self.mirror_path, _mirror_doc(checkpoint))
+        except CallvaultError as exc:
+            # The seal is committed; a stale mirror only weakens rollback detection until the next seal.
+            log.warning("seal log checkpoint not mirrored to %s: %s", self.mirror_path, exc.message)
+
+    def _extends(self, checkpoint: Checkpoint) -> bool:
+        with self._catalog.read() as session:
+            entry = session.get(SealLogEntry, checkpoint.seq)
+            return entry is not None and entry.entry_hash == checkpoint.head
+
+    def read_mirror(self) -> Checkpoint | None:
+        """The checkpoint outside the catalog; None if there is none yet."""
+        if not self.mirror_path.exists():
+            return None
+        where = f"seal log checkpoint {self.mirror_path}"
+        try:
+            doc = json.loads(read_private(self.mirror_path, "seal log checkpoint"))
+            body = doc["checkpoint"]
+            if doc.get("format") != _MIRROR_FORMAT or body.get("log") != _LOG_NAME:
+                raise ValueError("wrong format")
+            return Checkpoint(
+                seq=int(body["seq"]),
+                head=str(body["head"]),
+                count=int(body["count"]),
+                at=str(body["at"]),
+                key_id=str(body["key_id"]),
+                signature=base64.b64decode(doc["signature"], validate=True),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+            raise ConfigError(f"{where} is malformed") from None
+
+
+def _mirror_doc(checkpoint: Checkpoint) -> bytes:
+    body: dict[str, Any] = {
+        "log": _LOG_NAME,
+        "seq": checkpoint.seq,
+        "head": checkpoint.head,
+        "count": checkpoint.count,
+        "at": checkpoint.at,
+        "key_id": checkpoint.key_id,
+    }
+    doc = {
+        "format": _MIRROR_FORMAT,
+        "checkpoint": body,
+        "signature": base64.b64encode(checkpoint.signature).decode(),
+    }
+    return json.dumps(doc, indent=2).encode() + b"\n"
