@@ -173,32 +173,35 @@ class IntegrityService:
             result.problems.append(
                 f"manifest differs from its seal log entry (seq {logged.seq}): row replaced or rolled back"
             )
+        result.problems.extend(self._object_problems(recording))
+        return result
+
+    def _object_problems(self, recording: Recording) -> list[str]:
         if recording.object_key is None:
-            if recording.status in ("complete", "incomplete"):
-                result.problems.append("no stored object")
-            return result
+            return ["no stored object"] if recording.status in ("complete", "incomplete") else []
         if recording.key_destroyed_at is not None:
-            return result
+            return []  # crypto-shredded: the object is gone by design, the re-signed row is the evidence
         try:
             blob = self._blobs.get(recording.object_key)
         except NotFound:
-            result.problems.append("stored object missing")
-            return result
+            return ["stored object missing"]
         except CallvaultError as exc:
-            result.problems.append(f"stored object unreadable: {exc.message}")
-            return result
+            return [f"stored object unreadable: {exc.message}"]
+        problems = []
         if hashlib.sha256(blob).hexdigest() != recording.object_sha256:
-            result.problems.append("stored object hash mismatch")
+            problems.append("stored object hash mismatch")
+        if recording.wrapped_key is None or recording.kek_id is None:
+            return [*problems, "no wrapped data key, and the key is not recorded as destroyed"]
         try:
             reader = self._playback.open_reader(recording)
             digest = hashlib.sha256()
             for piece in reader.iter_chunks():
                 digest.update(piece)
             if digest.hexdigest() != recording.audio_sha256:
-                result.problems.append("audio hash mismatch")
+                problems.append("audio hash mismatch")
         except CallvaultError as exc:
-            result.problems.append(f"decryption failed: {exc.message}")
-        return result
+            problems.append(f"decryption failed: {exc.message}")
+        return problems
 
     def _manifest_problems(self, recording: Recording, rebuilt: dict[str, Any]) -> list[str]:
         assert recording.manifest is not None and recording.manifest_signature is not None
