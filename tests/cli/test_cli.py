@@ -143,3 +143,54 @@ def test_bad_input_gives_clear_errors(env: dict[str, str], tmp_path: Path) -> No
     assert run_cli(["verify"], env).returncode == 2
     listing = json.loads(run_cli(["recordings", "list", "--json"], env).stdout)
     assert listing["total"] == 0
+
+
+def _catalog_url(env: dict[str, str], data_dir: Path) -> str:
+    return env["CALLVAULT_DATABASE_URL"] or f"sqlite:///{data_dir / 'catalog.sqlite3'}"
+
+
+def test_keys_rotate_signing_then_verify_names_a_missing_recording(
+    env: dict[str, str], tmp_path: Path, data_dir: Path
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    wav = tmp_path / "call.wav"
+    wav.write_bytes(mono_wav(voice(1, 8000, 150, 1), 8000))
+    first = run_cli(["import-audio", str(wav)], env)
+    assert first.returncode == 0, first.stderr
+    rotated = run_cli(["keys", "rotate", "--signing"], env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.startswith("new signing key ed25519:") and "retired" in rotated.stdout
+    second = run_cli(["import-audio", str(wav)], env)
+    assert second.returncode == 0, second.stderr
+    ok = run_cli(["verify", "--all"], env)
+    assert ok.returncode == 0 and "2 checked, 0 failed" in ok.stdout, ok.stdout + ok.stderr
+
+    victim = first.stdout.strip()
+    engine = create_engine(_catalog_url(env, data_dir))
+    with engine.begin() as conn:
+        call_id = conn.execute(text("SELECT call_id FROM recordings WHERE id = :id"), {"id": victim}).scalar()
+        for table in ("recording_tags", "recording_events", "streams"):
+            conn.execute(text(f"DELETE FROM {table} WHERE recording_id = :id"), {"id": victim})
+        conn.execute(text("DELETE FROM recordings WHERE id = :id"), {"id": victim})
+        for table in ("call_identifiers", "participants"):
+            conn.execute(text(f"DELETE FROM {table} WHERE call_id = :id"), {"id": call_id})
+        conn.execute(text("DELETE FROM calls WHERE id = :id"), {"id": call_id})
+    engine.dispose()
+    failed = run_cli(["verify", "--all"], env)
+    assert failed.returncode == 5
+    assert f"FAIL missing {victim}: sealed at" in failed.stdout
+    assert "1 checked, 0 failed, 1 seal log problem(s)" in failed.stdout
+
+
+def test_serve_refuses_to_start_without_the_keyring_of_a_vault_with_recordings(
+    env: dict[str, str], tmp_path: Path, data_dir: Path
+) -> None:
+    wav = tmp_path / "call.wav"
+    wav.write_bytes(mono_wav(voice(1, 8000, 150, 1), 8000))
+    assert run_cli(["import-audio", str(wav)], env).returncode == 0
+    (data_dir / "keyring.json").unlink()
+    refused = run_cli(["serve"], env, timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "keyring.json is missing but the vault holds recordings" in " ".join(refused.stderr.split())
+    assert not (data_dir / "keyring.json").exists()

@@ -95,7 +95,9 @@ def test_forged_row_signed_by_another_key_is_named_inserted(ctx: ServiceContext,
     with ctx.catalog.write() as session:
         original = session.get(Recording, genuine)
         assert original is not None
-        call = Call(id="f0f0f0f0-0000-4000-8000-0000000000ca", started_at=original.started_at, source="import")
+        call = Call(
+            id="f0f0f0f0-0000-4000-8000-0000000000ca", started_at=original.started_at, source="import"
+        )
         session.add(call)
         forged = Recording(
             id=forged_id,
@@ -120,7 +122,9 @@ def test_forged_row_signed_by_another_key_is_named_inserted(ctx: ServiceContext,
     results = {r.recording_id: r for r in report.results}
     assert results[genuine].ok
     problems = " | ".join(results[forged_id].problems)
-    assert "inserted" in problems and f"signed by key {foreign.key_id}, which this vault never had" in problems
+    assert (
+        "inserted" in problems and f"signed by key {foreign.key_id}, which this vault never had" in problems
+    )
 
 
 def test_entry_appended_without_the_signing_key_is_unsigned(ctx: ServiceContext) -> None:
@@ -259,7 +263,9 @@ def test_recordings_sealed_before_the_log_are_back_filled_in_seal_order(ctx: Ser
         report = upgraded.integrity.verify_all(ADMIN)
         assert report.ok, (_lines(report), [r.problems for r in report.results])
         with upgraded.catalog.read() as session:
-            logged = [e.recording_id for e in session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq))]
+            logged = [
+                e.recording_id for e in session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq))
+            ]
             checkpoints = list(session.scalars(select(SealCheckpoint.seq)))
         assert logged == [first, second] and checkpoints == [2]
         third = _import(upgraded, 27)

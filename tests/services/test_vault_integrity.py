@@ -152,3 +152,54 @@ def test_keyring_readable_by_others_is_refused(ctx: ServiceContext, data_dir: Pa
     with pytest.raises(ConfigError, match="chmod"):
         other = open_context(ctx.settings)
         other.keys.current_kek_id()
+
+
+def test_sealed_recording_flipped_back_to_recording_fails_verify(ctx: ServiceContext) -> None:
+    edited, emptied = _import(ctx, seed=61), _import(ctx, seed=63)
+    with ctx.catalog.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE recordings SET status = 'recording', duration_seconds = duration_seconds + 30, "
+                "customer_number = '+14155550999' WHERE id = :id"
+            ),
+            {"id": edited},
+        )
+        # Hiding the evidence too: no manifest, no signature.
+        conn.execute(
+            text(
+                "UPDATE recordings SET status = 'recording', manifest = NULL, manifest_signature = NULL "
+                "WHERE id = :id"
+            ),
+            {"id": emptied},
+        )
+    results = {r.recording_id: r for r in ctx.integrity.verify(ADMIN)}
+    assert results[edited].problems == ["catalog rows differ from the signed manifest"]
+    assert "manifest or signature missing" in results[emptied].problems
+    assert any("differs from its seal log entry" in p for p in results[emptied].problems)
+
+
+def test_unsealed_row_needs_a_live_session(ctx: ServiceContext) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from callvault.services.call_record import CallRecord
+    from callvault.storage.spool import spool_path
+
+    started = datetime.now(UTC)
+    live = ctx.recordings.begin(CallRecord(started_at=started, source="siprec"))
+    stale = ctx.recordings.begin(CallRecord(started_at=started, source="siprec"))
+    assert all(r.ok for r in ctx.integrity.verify(ADMIN))  # just created: a session may be starting
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    with ctx.catalog.engine.begin() as conn:
+        conn.execute(text("UPDATE recordings SET created_at = :at"), {"at": hour_ago})
+    for recording_id in (live, stale):
+        journal = spool_path(ctx.settings.spool_dir, recording_id)
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        journal.write_bytes(b"")
+    old = hour_ago.timestamp()
+    os.utime(spool_path(ctx.settings.spool_dir, stale), (old, old))
+    results = {r.recording_id: r for r in ctx.integrity.verify(ADMIN)}
+    assert results[live].ok
+    assert len(results[stale].problems) == 1
+    assert "status 'recording' but no live session holds it" in results[stale].problems[0]
+    spool_path(ctx.settings.spool_dir, live).unlink()
+    assert "no spool journal" in ctx.integrity.verify(ADMIN, [live])[0].problems[0]

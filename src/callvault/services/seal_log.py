@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from callvault.crypto.secretfile import read_private, write_private
@@ -118,18 +118,19 @@ class SealLog:
     def adopt_backfill(self) -> None:
         """Sign the head of a log back-filled by the migration (it had no key to sign with).
 
-        Only while no checkpoint exists at all: afterwards every entry carries its
-        own checkpoint, and an unsigned one is evidence, not something to adopt.
+        Only while no checkpoint exists at all, in the catalog or outside it:
+        afterwards every entry carries its own checkpoint, and an unsigned one is
+        evidence (someone without the key appended it), not something to adopt.
         """
+        if self.mirror_path.exists():
+            return
         with self._catalog.read() as session:
-            if session.scalar(select(func.count()).select_from(SealCheckpoint)):
-                return
-            if not session.scalar(select(func.count()).select_from(SealLogEntry)):
+            if _has_checkpoint(session) or session.scalar(select(SealLogEntry.seq).limit(1)) is None:
                 return
         with self._catalog.write() as session:
             if session.get_bind().dialect.name == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-            if session.scalar(select(func.count()).select_from(SealCheckpoint)):
+            if _has_checkpoint(session):
                 return
             head = session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq.desc()).limit(1)).one()
             self._checkpoint(session, head.seq, head.entry_hash, datetime.now(UTC))
@@ -182,6 +183,10 @@ class SealLog:
             )
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             raise ConfigError(f"{where} is malformed") from None
+
+
+def _has_checkpoint(session: Session) -> bool:
+    return session.scalar(select(SealCheckpoint.seq).limit(1)) is not None
 
 
 def _mirror_doc(checkpoint: Checkpoint) -> bytes:
