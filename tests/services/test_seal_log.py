@@ -208,9 +208,19 @@ def test_catalog_restored_from_older_backup_is_rolled_back(ctx: ServiceContext, 
         ctx.close()
 
 
-def test_deleted_outside_checkpoint_is_reported(ctx: ServiceContext) -> None:
+def test_deleted_or_damaged_outside_checkpoint_is_reported(ctx: ServiceContext) -> None:
     _import(ctx, 21)
-    ctx.seal_log.mirror_path.unlink()
+    mirror = ctx.seal_log.mirror_path
+    good = mirror.read_bytes()
+    mirror.write_bytes(good[: len(good) // 2])  # torn
+    lines = _lines(ctx.integrity.verify_all(ADMIN))
+    assert len(lines) == 1 and lines[0].startswith(
+        "rolled back: cannot rule out a rollback: seal log checkpoint"
+    )
+    mirror.write_bytes(good.replace(b'"seq": 1', b'"seq": 7'))  # claims more than was signed
+    lines = _lines(ctx.integrity.verify_all(ADMIN))
+    assert len(lines) == 1 and "is not validly signed" in lines[0]
+    mirror.unlink()
     lines = _lines(ctx.integrity.verify_all(ADMIN))
     assert len(lines) == 1 and lines[0].startswith("rolled back: no checkpoint outside the catalog")
 

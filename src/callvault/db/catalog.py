@@ -12,7 +12,7 @@ upgraded to a write mid-transaction.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callvault.errors import ConfigError, StorageError
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_AFTER_WRITE = "callvault.after_write"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -86,8 +87,10 @@ class Catalog:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error."""
+        after: list[Callable[[], None]] = []
         with self._write_lock if self.is_sqlite else _nullcontext():
             with self._sessions() as session, session.begin():
+                session.info[_AFTER_WRITE] = after
                 # Only this session's connection starts with BEGIN IMMEDIATE; reads
                 # nested inside the write (directory lookups) stay plain readers.
                 self._local.writing = True
@@ -96,6 +99,17 @@ class Catalog:
                 finally:
                     self._local.writing = False
                 yield session
+        # Committed, and the write lock is free again: slow follow-ups (files) hold up no writer.
+        for callback in after:
+            callback()
+
+    @staticmethod
+    def after_write(session: Session, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once ``session``'s transaction (from :meth:`write`) has committed."""
+        try:
+            session.info[_AFTER_WRITE].append(callback)
+        except KeyError:
+            raise RuntimeError("after_write needs a session from Catalog.write()") from None
 
     def ping(self) -> bool:
         try:

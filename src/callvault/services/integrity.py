@@ -29,7 +29,7 @@ from callvault.crypto.signing import ManifestSigner, canonical_json
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
 from callvault.db.seal_chain import manifest_sha256
-from callvault.errors import CallvaultError, NotFound
+from callvault.errors import CallvaultError, ConfigError, NotFound
 from callvault.services.access import Action, Principal, require
 from callvault.services.audit import AccessLog
 from callvault.services.manifest import build_manifest
@@ -119,13 +119,14 @@ class IntegrityService:
         require(principal, Action.INTEGRITY_VERIFY)
         ids = self.recording_ids()
         results = self._verify_each(ids, progress)
+        mirror, mirror_error = None, None
+        try:
+            mirror = self._seal_log.read_mirror()
+        except ConfigError as exc:  # a damaged anchor is a finding, not a reason to stop verifying
+            mirror_error = exc.message
         with self._catalog.read() as session:
             log_problems = audit_seal_log(
-                session,
-                self._signer,
-                set(ids),
-                self._seal_log.read_mirror(),
-                str(self._seal_log.mirror_path),
+                session, self._signer, set(ids), mirror, str(self._seal_log.mirror_path), mirror_error
             )
         failed = sum(1 for r in results if not r.ok)
         self._log.record(
@@ -226,15 +227,17 @@ class IntegrityService:
     def _unsealed(self, recording: Recording) -> list[str]:
         """A row claiming to be recorded right now: fine only if a live session holds it."""
         window = self._liveness.window
-        journal = spool_path(self._liveness.spool_dir, recording.id)
         try:
-            if time.time() - journal.stat().st_mtime <= window:
-                return []
-            age = f"its spool journal was last written {time.time() - journal.stat().st_mtime:.0f} s ago"
-        except OSError:
+            journal = spool_path(self._liveness.spool_dir, recording.id)
+            idle = time.time() - journal.stat().st_mtime
+        except (OSError, CallvaultError):  # no journal (or an id that cannot name one)
             created = recording.created_at
             created = created if created.tzinfo else created.replace(tzinfo=UTC)
             if 0 <= (datetime.now(UTC) - created).total_seconds() <= window:
+                return []  # an upload or import between cataloguing and sealing
+            reason = "it has no spool journal"
+        else:
+            if idle <= window:
                 return []
-            age = "it has no spool journal"
-        return [f"status 'recording' but no live session holds it ({age}); not sealed, not verifiable"]
+            reason = f"its spool journal was last written {idle:.0f} s ago"
+        return [f"status 'recording' but no live session holds it ({reason}); not sealed, not verifiable"]

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from callvault.crypto.secretfile import read_private, write_private
@@ -113,7 +113,7 @@ class SealLog:
         session.add(SealCheckpoint(seq=seq, head=head, count=seq, at=at, key_id=key_id, signature=signature))
         checkpoint = Checkpoint(seq, head, seq, stamp, key_id, signature)
         # Mirrored only once the entry is durable: a mirror ahead of the catalog would read as a rollback.
-        event.listen(session, "after_commit", lambda _s: self.mirror(checkpoint), once=True)
+        Catalog.after_write(session, lambda: self.mirror(checkpoint))
 
     def adopt_backfill(self) -> None:
         """Sign the head of a log back-filled by the migration (it had no key to sign with).

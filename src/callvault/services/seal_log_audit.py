@@ -47,7 +47,9 @@ def audit_seal_log(
     recording_ids: set[str],
     mirror: Checkpoint | None,
     mirror_where: str,
+    mirror_error: str | None = None,
 ) -> list[LogProblem]:
+    """``mirror`` is the checkpoint outside the catalog; ``mirror_error`` why it could not be read."""
     problems: list[LogProblem] = []
     hashes, last_entry = _walk_links(
         session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq).execution_options(yield_per=_YIELD)),
@@ -57,7 +59,10 @@ def audit_seal_log(
         select(SealCheckpoint).order_by(SealCheckpoint.seq).execution_options(yield_per=_YIELD)
     )
     _check_checkpoints((Checkpoint.from_row(c) for c in checkpoints), hashes, signer, problems)
-    _check_mirror(mirror, mirror_where, hashes, signer, problems)
+    if mirror_error is not None:
+        problems.append(LogProblem("rolled back", "", f"cannot rule out a rollback: {mirror_error}"))
+    else:
+        _check_mirror(mirror, mirror_where, hashes, signer, problems)
     for recording_id, (seq, at) in sorted(last_entry.items(), key=lambda item: item[1][0]):
         if recording_id not in recording_ids:
             problems.append(
