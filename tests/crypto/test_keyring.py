@@ -206,3 +206,11 @@ def test_key_material_never_in_logs_or_repr(path: Path, caplog: pytest.LogCaptur
     for secret in key_material(path):
         assert secret not in shown
     assert keyring.list_keks()[0].created == datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def test_missing_file_is_not_created_when_told_not_to(path: Path) -> None:
+    with pytest.raises(ConfigError, match="keyring .* is missing but the vault holds recordings"):
+        LocalKeyring(path, create=False)
+    assert not path.exists()
+    created = LocalKeyring(path)
+    assert LocalKeyring(path, create=False).current_kek_id() == created.current_kek_id()

@@ -82,3 +82,38 @@ def test_canonical_json_is_stable() -> None:
 def test_canonical_json_rejects_ambiguous_values(bad: dict[str, object]) -> None:
     with pytest.raises(InvalidInput, match="canonically"):
         canonical_json(bad)
+
+
+def test_missing_key_is_not_created_when_told_not_to(key_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is missing but the vault holds recordings"):
+        ManifestSigner(key_path, create=False)
+    assert not key_path.exists()
+
+
+def test_rotation_keeps_the_old_public_key_by_id(key_path: Path) -> None:
+    signer = ManifestSigner(key_path)
+    data = canonical_json({"recording": "rec-1"})
+    old_id, old_signature = signer.key_id, signer.sign(data)
+    elsewhere = ManifestSigner(key_path)  # another process holding the same key file
+    assert signer.rotate() == (old_id, signer.key_id) and signer.key_id != old_id
+    assert elsewhere.key_id == signer.key_id  # re-read after the file changed
+    assert elsewhere.verify(old_id, data, old_signature)
+    assert not elsewhere.verify(signer.key_id, data, old_signature)
+    assert not elsewhere.verify("ed25519:0000000000000000", data, old_signature)
+    assert elsewhere.public_key("ed25519:0000000000000000") is None
+    key_id, sign = signer.current_key()
+    assert key_id == signer.key_id and signer.verify(key_id, data, sign(data))
+    retired = key_path.with_name(key_path.stem + ".public-keys.json")
+    assert stat.S_IMODE(os.stat(retired).st_mode) == 0o600
+
+
+def test_retired_key_file_with_a_mislabelled_key_is_refused(key_path: Path) -> None:
+    signer = ManifestSigner(key_path)
+    old_id, _ = signer.rotate()
+    retired = key_path.with_name(key_path.stem + ".public-keys.json")
+    retired.write_text(retired.read_text().replace(old_id, "ed25519:" + "ab" * 8))
+    with pytest.raises(ConfigError, match="is not the Ed25519 key 'ed25519:abab"):
+        ManifestSigner(key_path)
+    retired.write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        ManifestSigner(key_path)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from callvault.crypto.secretfile import read_private, write_private
@@ -154,9 +155,10 @@ class SealLog:
                         )
                         return
                 write_private(self.mirror_path, _mirror_doc(checkpoint))
-        except CallvaultError as exc:
+        except (CallvaultError, SQLAlchemyError) as exc:
             # The seal is committed; a stale mirror only weakens rollback detection until the next seal.
-            log.warning("seal log checkpoint not mirrored to %s: %s", self.mirror_path, exc.message)
+            reason = exc.message if isinstance(exc, CallvaultError) else type(exc).__name__
+            log.warning("seal log checkpoint not mirrored to %s: %s", self.mirror_path, reason)
 
     def _extends(self, checkpoint: Checkpoint) -> bool:
         with self._catalog.read() as session:
