@@ -210,6 +210,7 @@ def test_catalog_restored_from_older_backup_is_rolled_back(ctx: ServiceContext, 
 
 def test_deleted_or_damaged_outside_checkpoint_is_reported(ctx: ServiceContext) -> None:
     _import(ctx, 21)
+    ctx.seal_log.flush()  # the mirror is written in the background after the commit
     mirror = ctx.seal_log.mirror_path
     good = mirror.read_bytes()
     mirror.write_bytes(good[: len(good) // 2])  # torn
@@ -266,6 +267,7 @@ def test_recordings_sealed_before_the_log_are_back_filled_in_seal_order(ctx: Ser
     with ctx.catalog.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "0001")
+    ctx.seal_log.flush()
     ctx.seal_log.mirror_path.unlink()
     ctx.close()
     upgraded = open_context(ctx.settings)

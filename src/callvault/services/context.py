@@ -52,6 +52,7 @@ class ServiceContext:
     seal_log: SealLog
 
     def close(self) -> None:
+        self.seal_log.flush()
         self.catalog.dispose()
 
 

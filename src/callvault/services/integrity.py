@@ -119,6 +119,7 @@ class IntegrityService:
         require(principal, Action.INTEGRITY_VERIFY)
         ids = self.recording_ids()
         results = self._verify_each(ids, progress)
+        self._seal_log.flush()  # what this process sealed is compared with its own mirror
         mirror, mirror_error = None, None
         try:
             mirror = self._seal_log.read_mirror()

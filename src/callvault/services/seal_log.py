@@ -15,7 +15,8 @@ already holds the database's write lock (``BEGIN IMMEDIATE``); on PostgreSQL a
 transaction-scoped advisory lock is taken before reading the head, and the
 primary key on ``seq`` is the backstop.
 
-After the commit the newest checkpoint is mirrored *outside the catalog*, to
+After the commit (in a thread, so the sealer does not wait for the file's
+fsyncs) the newest checkpoint is mirrored *outside the catalog*, to
 ``seal-log-checkpoint.json`` in the data directory. A catalog restored from
 an older backup has a shorter chain than that checkpoint (or a different
 entry at its seq), which ``verify --all`` reports as rolled back. The mirror
@@ -83,6 +84,8 @@ class SealLog:
         self._signer = signer
         self.mirror_path = data_dir / MIRROR_NAME
         self._mirror_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[threading.Thread] = []
 
     # -- appending -----------------------------------------------------------
 
@@ -114,7 +117,24 @@ class SealLog:
         session.add(SealCheckpoint(seq=seq, head=head, count=seq, at=at, key_id=key_id, signature=signature))
         checkpoint = Checkpoint(seq, head, seq, stamp, key_id, signature)
         # Mirrored only once the entry is durable: a mirror ahead of the catalog would read as a rollback.
-        Catalog.after_write(session, lambda: self.mirror(checkpoint))
+        Catalog.after_write(session, lambda: self._mirror_soon(checkpoint))
+
+    def _mirror_soon(self, checkpoint: Checkpoint) -> None:
+        # In a thread of its own: the file write (two fsyncs) must not delay the sealer, whose
+        # next step (deleting the spool) waits on it. Not a daemon, so a process that exits
+        # without close() still writes it; close() and verify wait for it.
+        thread = threading.Thread(target=self.mirror, args=(checkpoint,), name="seal-log-mirror")
+        with self._pending_lock:
+            self._pending = [t for t in self._pending if t.is_alive()]
+            self._pending.append(thread)
+        thread.start()
+
+    def flush(self) -> None:
+        """Wait until every checkpoint this process committed is mirrored (or given up on)."""
+        with self._pending_lock:
+            pending = list(self._pending)
+        for thread in pending:
+            thread.join()
 
     def adopt_backfill(self) -> None:
         """Sign the head of a log back-filled by the migration (it had no key to sign with).
