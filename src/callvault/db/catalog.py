@@ -6,7 +6,9 @@ used when ``CALLVAULT_DATABASE_URL`` says so. Writers go through
 :meth:`Catalog.write`, which serialises writers inside a process for SQLite
 (SQLite allows one writer; queuing in Python avoids busy-loop retries) and
 starts the transaction with ``BEGIN IMMEDIATE`` so a read never has to be
-upgraded to a write mid-transaction.
+upgraded to a write mid-transaction. Work that must follow a commit but not
+hold the write lock (mirroring the seal log checkpoint to a file) is queued
+with :meth:`Catalog.after_write`.
 """
 
 from __future__ import annotations
