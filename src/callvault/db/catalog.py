@@ -87,6 +87,19 @@ class Catalog:
             yield session
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read session whose queries all see one consistent state of the catalog.
+
+        SQLite's read transactions already are snapshots (WAL); PostgreSQL's default
+        READ COMMITTED gives each statement its own, so ``verify`` would race
+        concurrent seals: REPEATABLE READ there.
+        """
+        with self._sessions() as session:
+            if not self.is_sqlite:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error."""
         after: list[Callable[[], None]] = []

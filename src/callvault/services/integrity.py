@@ -125,9 +125,11 @@ class IntegrityService:
             mirror = self._seal_log.read_mirror()
         except ConfigError as exc:  # a damaged anchor is a finding, not a reason to stop verifying
             mirror_error = exc.message
-        with self._catalog.read() as session:
+        # The mirror is read before the log: it is written after its entry commits, so it can
+        # only lag what the snapshot below sees, never run ahead of it (no false "rolled back").
+        with self._catalog.snapshot() as session:
             log_problems = audit_seal_log(
-                session, self._signer, set(ids), mirror, str(self._seal_log.mirror_path), mirror_error
+                session, self._signer, mirror, str(self._seal_log.mirror_path), mirror_error
             )
         failed = sum(1 for r in results if not r.ok)
         self._log.record(
@@ -150,7 +152,8 @@ class IntegrityService:
 
     def verify_one(self, recording_id: str) -> VerifyResult:
         result = VerifyResult(recording_id)
-        with self._catalog.read() as session:
+        # One snapshot for the row and its log entry: a seal committing in between is seen whole or not at all.
+        with self._catalog.snapshot() as session:
             recording = session.get(Recording, recording_id)
             if recording is None:
                 raise NotFound(f"recording {recording_id} not found")

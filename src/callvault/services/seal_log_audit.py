@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callvault.crypto.signing import ManifestSigner
-from callvault.db.models import SealCheckpoint, SealLogEntry
+from callvault.db.models import Recording, SealCheckpoint, SealLogEntry
 from callvault.db.seal_chain import GENESIS, entry_hash, utc_iso
 from callvault.services.seal_log import Checkpoint
 
@@ -44,7 +44,6 @@ class LogProblem:
 def audit_seal_log(
     session: Session,
     signer: ManifestSigner,
-    recording_ids: set[str],
     mirror: Checkpoint | None,
     mirror_where: str,
     mirror_error: str | None = None,
@@ -56,13 +55,17 @@ def audit_seal_log(
         problems,
     )
     checkpoints = session.scalars(
-        select(SealCheckpoint).order_by(SealCheckpoint.seq).execution_options(yield_per=_YIELD)
+        select(SealCheckpoint)
+        .where(SealCheckpoint.seq <= len(hashes))
+        .order_by(SealCheckpoint.seq)
+        .execution_options(yield_per=_YIELD)
     )
     _check_checkpoints((Checkpoint.from_row(c) for c in checkpoints), hashes, signer, problems)
     if mirror_error is not None:
         problems.append(LogProblem("rolled back", "", f"cannot rule out a rollback: {mirror_error}"))
     else:
         _check_mirror(mirror, mirror_where, hashes, signer, problems)
+    recording_ids = set(session.scalars(select(Recording.id)))
     for recording_id, (seq, at) in sorted(last_entry.items(), key=lambda item: item[1][0]):
         if recording_id not in recording_ids:
             problems.append(
