@@ -245,7 +245,9 @@ def test_token_lifetime_is_clamped_to_the_maximum(strict: TestClient, strict_ctx
     assert all(t.expires_at <= datetime.now(UTC) + timedelta(hours=48) for t in listed)
 
 
-def test_a_token_past_the_maximum_stops_working(ctx: ServiceContext, data_dir: Path, database_url: str) -> None:
+def test_a_token_past_the_maximum_stops_working(
+    ctx: ServiceContext, data_dir: Path, database_url: str
+) -> None:
     """Lowering the maximum shortens tokens already issued."""
     staff = create_staff(ctx)
     shorter = open_context(make_settings(data_dir, database_url, token_max_lifetime_hours="1"))

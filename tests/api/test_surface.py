@@ -107,9 +107,7 @@ def test_metrics_and_docs_can_require_a_token(guarded: tuple[TestClient, Service
     assert client.get("/healthz").status_code == 200
 
 
-def test_healthz_tells_strangers_only_ok_and_admins_the_details(
-    ctx: ServiceContext, staff: Staff
-) -> None:
+def test_healthz_tells_strangers_only_ok_and_admins_the_details(ctx: ServiceContext, staff: Staff) -> None:
     reasons: list[str] = []
 
     def extra() -> dict[str, Any]:
@@ -179,7 +177,9 @@ def test_out_of_range_numbers_answer_400(client: TestClient, staff: Staff, param
 
 def test_huge_numbers_elsewhere_answer_400(client: TestClient, staff: Staff) -> None:
     carol = auth(staff.tokens["carol"])
-    assert client.get("/api/v1/audit/access-events", params={"limit": 10**30}, headers=carol).status_code == 400
+    assert (
+        client.get("/api/v1/audit/access-events", params={"limit": 10**30}, headers=carol).status_code == 400
+    )
     for body in ('{"ttl_hours": 1e999}', '{"ttl_hours": NaN}', '{"ttl_hours": 1e30}'):
         ttl = client.post(
             "/api/v1/tokens", content=body, headers={**carol, "content-type": "application/json"}
@@ -262,7 +262,9 @@ def test_a_full_sqlite_catalog_answers_json_503(data_dir: Path, db_backend: str)
         with TestClient(create_app(ctx)) as client:
             statuses = set()
             for i in range(200):  # each search appends an access event until the pages run out
-                response = client.get("/api/v1/recordings", params={"queue": "q" * 500 + str(i)}, headers=auth(token))
+                response = client.get(
+                    "/api/v1/recordings", params={"queue": "q" * 500 + str(i)}, headers=auth(token)
+                )
                 statuses.add(response.status_code)
                 if response.status_code != 200:
                     break
