@@ -46,7 +46,7 @@ def translate_operational_error(exc: OperationalError) -> StorageError | Catalog
     text = str(exc.orig).lower()
     if "disk is full" in text or "no space left" in text:
         return StorageFull("the catalog database's disk is full; free space and retry")
-    if "locked" in text or "busy" in text:
+    if "locked" in text or "busy" in text or "deadlock" in text or "lock timeout" in text:
         return CatalogUnavailable("the catalog database is busy (locked by another writer); retry shortly")
     return CatalogUnavailable("the catalog database is unreachable; retry shortly")
 
