@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
 from callvault.crypto.signing import ManifestSigner, canonical_json
@@ -266,7 +267,9 @@ def test_recordings_sealed_before_the_log_are_back_filled_in_seal_order(ctx: Ser
     config.set_main_option("script_location", str(_MIGRATIONS))
     with ctx.catalog.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0001")
+        before_log = ScriptDirectory.from_config(config).get_revision("integrity_0002").down_revision
+        assert isinstance(before_log, str)
+        command.downgrade(config, before_log)
     ctx.seal_log.flush()
     ctx.seal_log.mirror_path.unlink()
     ctx.close()
