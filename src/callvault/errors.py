@@ -113,3 +113,10 @@ class KeyUnavailable(CallvaultError):
 class Overloaded(CallvaultError):
     status_code = 503
     code = "overloaded"
+
+
+class UnprocessableMedia(InvalidInput):
+    """An audio file the decoder could not get through safely (crashed, ran out of time)."""
+
+    status_code = 422
+    code = "unprocessable_media"

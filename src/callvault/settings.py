@@ -176,6 +176,24 @@ SETTINGS: tuple[Setting, ...] = (
         "media_workers", _positive_int, "1", "RTP worker processes (each owns a slice of the RTP port range)."
     ),
     Setting("log_level", _text, "INFO", "Logging level."),
+    Setting(
+        "max_upload_seconds",
+        _positive_int,
+        str(6 * 3600),
+        "Longest decoded audio accepted from an upload or import (stops decompression bombs).",
+    ),
+    Setting(
+        "decoder_memory_mb",
+        _positive_int,
+        "2048",
+        "Address-space limit in MiB of the worker process that decodes an uploaded or imported file.",
+    ),
+    Setting(
+        "decoder_timeout",
+        _positive_int,
+        "300",
+        "Seconds (wall clock and CPU) the decoder worker may spend on one uploaded or imported file.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -207,6 +225,9 @@ class Settings:
     archive_silence_gate: float | None
     media_workers: int
     log_level: str
+    max_upload_seconds: int
+    decoder_memory_mb: int
+    decoder_timeout: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
