@@ -7,13 +7,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from callvault.api.deps import context, principal
 from callvault.api.metrics import AUDIO_BYTES_SERVED, RECORDINGS_IMPORTED
-from callvault.api.ranges import parse_range
+from callvault.api.ranges import parse_range, unsatisfiable_headers
 from callvault.api.upload_form import UploadForm, read_upload_form
-from callvault.errors import CallvaultError, InvalidInput
+from callvault.errors import CallvaultError, InvalidInput, RangeNotSatisfiable
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
@@ -79,7 +79,12 @@ def get_audio(
     download: bool = False,
 ) -> Response:
     audio = ctx.playback.open_audio(caller, recording_id, format, download=download)
-    byte_range = parse_range(request.headers.get("range"), audio.size)
+    try:
+        byte_range = parse_range(request.headers.get("range"), audio.size)
+    except RangeNotSatisfiable as exc:
+        return JSONResponse(
+            exc.to_dict(), status_code=exc.status_code, headers=unsatisfiable_headers(audio.size)
+        )
     disposition = "attachment" if download else "inline"
     headers = {
         "Accept-Ranges": "bytes",

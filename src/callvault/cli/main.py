@@ -86,8 +86,15 @@ def import_audio(
             task = progress.add_task("importing", total=len(files))
             for file in files:
                 request = ImportRequest(
-                    agent, customer, direction, start, queue, list(tag or []), file.name, source
-                )  # type: ignore[arg-type]
+                    agent,
+                    customer,
+                    direction,  # type: ignore[arg-type]
+                    start,
+                    queue,
+                    list(tag or []),
+                    file.name,
+                    source,
+                )
                 try:
                     recording_id = ctx.importer.import_bytes(actor, file.read_bytes(), request)
                 except InvalidInput as exc:

@@ -92,6 +92,12 @@ class IngestSource:
     tls_subject: str | None = None
     os_user: str | None = None
 
+    @classmethod
+    def siprec(cls, transport: str, host: str, port: int, tls_subject: str | None = None) -> IngestSource:
+        """The SRC as the SIP transport saw it, e.g. ``tls:[2001:db8::7]:5061``."""
+        shown = f"[{host}]" if ":" in host else host
+        return cls("siprec", address=f"{transport.lower()}:{shown}:{port}", tls_subject=tls_subject)
+
     def to_dict(self) -> dict[str, object]:
         fields = {
             "kind": self.kind,
