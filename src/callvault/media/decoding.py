@@ -160,6 +160,8 @@ class _Decoder:
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as exc:
+                if isinstance(exc, MemoryError):
+                    raise  # out of memory is no damage of the file: never counted and skipped
                 self.errors += 1
                 if not self.salvage:
                     raise ValueError(

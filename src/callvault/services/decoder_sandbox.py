@@ -108,8 +108,10 @@ class DecoderSandbox:
             raise UnprocessableMedia("the audio decoder gave no usable answer; nothing was stored") from None
         if not header.get("ok"):
             detail = str(header.get("detail", "undecodable audio"))
-            if header.get("kind") in ("too_long", "memory"):
-                raise PayloadTooLarge(detail)
+            if header.get("kind") == "too_long":
+                raise PayloadTooLarge(f"{detail} (CALLVAULT_MAX_UPLOAD_SECONDS)")
+            if header.get("kind") == "memory":
+                raise PayloadTooLarge(f"{detail} (CALLVAULT_DECODER_MEMORY_MB)")
             raise UnsupportedMedia(detail)
         return Transcoded(
             archive=archive,
