@@ -90,8 +90,8 @@ def main(argv: list[str]) -> int:
     _limit_self(options)
     out = sys.stdout.buffer
     try:
-        data = sys.stdin.buffer.read()
-        header, archive = transcode(data, options)
+        # No name here keeps the file alive: transcode drops it once decoded.
+        header, archive = transcode(sys.stdin.buffer.read(), options)
     except ValueError as exc:
         kind = "too_long" if "longer than the limit" in str(exc) else "invalid"
         header, archive = {"ok": False, "kind": kind, "detail": str(exc)}, b""
