@@ -107,7 +107,8 @@ class AudioImporter:
         except CallvaultError as exc:
             self.log_refusal(principal, request, exc)
             raise
-        self._log.record(principal, "upload", result.recording_id, detail=_detail(request, None))
+        detail = ", ".join(filter(None, [_detail(request, None), f"status={result.status}"]))
+        self._log.record(principal, "upload", result.recording_id, detail=detail)
         return result
 
     def _import(self, principal: Principal, data: bytes, request: ImportRequest) -> ImportResult:
