@@ -130,7 +130,11 @@ class AudioImporter:
         agent_identity = (
             (self._directory.identity_of(agent_user_id) or request.agent) if agent_user_id else None
         )
-        decoded = self._sandbox.transcode(data, self._max_seconds, self._bitrate, self._gate)
+        try:
+            decoded = self._sandbox.transcode(data, self._max_seconds, self._bitrate, self._gate)
+        except InvalidInput as exc:
+            # Same class (status), the file named: a folder import reports many at once.
+            raise type(exc)(f"cannot import {request.filename or 'file'}: {exc.message}") from None
         del data
         participants = []
         if agent_identity is not None:
