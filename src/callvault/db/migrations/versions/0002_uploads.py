@@ -1,7 +1,7 @@
 """recordings.ingest_source: who handed a recording in, from where, when received
 
 Revision ID: uploads_0002
-Revises: 0001
+Revises: accounts_0002
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "uploads_0002"
-down_revision = "0001"
+down_revision = "accounts_0002"
 branch_labels = None
 depends_on = None
 
