@@ -120,9 +120,9 @@ VENDOR_OFFERS = {
     "audiocodes.txt": Expected(
         boundary="boundary_ac17d3e0a2",
         labels=["1", "2"],
-        senders={"1": "+14155550101@trunk.example.com", "2": "1002@pbx.example"},
-        aors=["+14155550101@trunk.example.com", "1002@pbx.example"],
-        names=["+14155550101", "Bob 1002"],
+        senders={"1": "+14155550123@trunk.example.com", "2": "1002@pbx.example"},
+        aors=["+14155550123@trunk.example.com", "1002@pbx.example"],
+        names=["+14155550123", "Bob 1002"],
         external_ids={"ucid": "FA080019002C51E3A9D044", "genesys_uuid": "7QK2M4N6P8R0T2V4X6Z8B0D2F4H6J8L"},
     ),
     "freeswitch.txt": Expected(
