@@ -43,17 +43,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def reference_dir() -> Path:
-    """The reference corpus (tests.support.reference): skips the test when it is absent,
-    unless ``CI=true`` requires it (then ``pytest_runtest_call`` fails the test)."""
-    if not REFERENCE_DIR.is_dir() and not corpus_required():
-        pytest.skip(absence_reason())
+    """The reference corpus (tests.support.reference), an extra: a test taking it is skipped
+    when the corpus is absent, or fails then when ``CI=true`` requires it (hooks below)."""
     return REFERENCE_DIR
+
+
+def _reads_missing_corpus(item: pytest.Item) -> bool:
+    return "reference_dir" in getattr(item, "fixturenames", ()) and not REFERENCE_DIR.is_dir()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture: a skipped corpus test does not start a recorder first.
+    if _reads_missing_corpus(item) and not corpus_required():
+        pytest.skip(absence_reason())
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
-    # Failing here, not in the fixture, reports the test as FAILED rather than as a setup error.
-    if "reference_dir" in getattr(item, "fixturenames", ()) and not REFERENCE_DIR.is_dir():
+    # Failing here, not in setup, reports the test as FAILED rather than as a setup error.
+    if _reads_missing_corpus(item):
         pytest.fail(f"{absence_reason()}; CI=true requires it")
 
 
