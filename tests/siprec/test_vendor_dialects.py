@@ -3,7 +3,9 @@
 Each offer is answered and recorded (or, when its metadata is broken, recorded
 without metadata or refused with a reason: never a crash); plain SDP is refused.
 AudioCodes and FreeSWITCH calls carry real audio, which must land on the channel
-the documented rule chain says, with the vendor's call ids searchable.
+the documented rule chain says, with the vendor's call ids searchable; BroadWorks
+and Avaya calls come with their own headers (no ``Require: siprec``, ``;src`` or
+``+sip.src`` inside the Contact URI) and are recorded all the same.
 """
 
 from __future__ import annotations
@@ -169,3 +171,58 @@ async def test_freeswitch_call_label_order_and_leg_call_id_searchable(recorder: 
     assert ("sip_call_id", leg_call_id) in {(i["kind"], i["value"]) for i in detail["call_ids"]}
     found = await asyncio.to_thread(recorder.ctx.search.search, ADMIN, RecordingQuery(call_id=leg_call_id))
     assert [item["id"] for item in found.items] == [recording_id]
+
+
+def _invite_as_vendor(src: TestSrc, body: bytes, contact: str) -> bytes:
+    """An INVITE with the fixture's body, no ``Require: siprec`` and the vendor's own Contact."""
+    content_type = f"multipart/mixed;boundary={first_boundary(body)}"
+    invite, _ = src.request_text("INVITE", body=body, content_type=content_type)
+    ours = f"Contact: <sip:src@127.0.0.1:{src.local_port}>;+sip.src".encode()
+    assert ours in invite and b"Require:" not in invite
+    return invite.replace(ours, contact.format(port=src.local_port).encode())
+
+
+@pytest.mark.parametrize(
+    ("fixture", "contact"),
+    [
+        # BroadWorks/Webex: neither Require: siprec nor +sip.src, only ";src" on the Contact.
+        ("broadworks.txt", "Contact: <sip:src@127.0.0.1:{port}>;src"),
+        # Avaya: +sip.src inside the URI's brackets.
+        ("avaya-sbce.txt", "Contact: <sip:src@127.0.0.1:{port};+sip.src>"),
+    ],
+)
+async def test_vendor_headers_without_require_siprec_still_record(
+    recorder: Recorder, fixture: str, contact: str
+) -> None:
+    body = offer(fixture)
+    labels = [label.decode() for label in re.findall(rb"^a=label:(\S+?)\r?$", body, re.MULTILINE)]
+    pcm = voice(1.5, 8000, 180.0, seed=7)
+    src = TestSrc("127.0.0.1", recorder.port)
+
+    def call() -> float:
+        try:
+            src.send_raw(_invite_as_vendor(src, body, contact))
+            response = src.final_response()
+            answered = time.monotonic()
+            assert response.status == 200, (response.status, response.reason)
+            src.to_tag = response.to_tag
+            src.ack()
+            ports = answered_ports(response.body)
+            first_sent = send_rtp([RtpSender("127.0.0.1", ports[labels[0]], 8, frames_for("PCMA", pcm))])
+            assert src.bye().status == 200
+            return first_sent - answered
+        finally:
+            src.close()
+
+    lead_in = await as_peer(call)
+    recording = await recorder.finished(await recorder.recording_for(src.call_id))
+    assert recording.status in ("complete", "incomplete")
+    audio, rate = await asyncio.to_thread(recorder.audio, recording.id)
+    if fixture == "broadworks.txt":
+        # One stream both parties send on: stored mono, flagged mixed.
+        assert recording.mixed and recording.channels == 1
+    else:
+        assert not recording.mixed and recording.channels == 2
+    skip = round(lead_in * rate)
+    # The audio sent on the first label is in the recording (on one channel when it is stereo).
+    assert max(correlation(channel[skip:], pcm, max_lag=int(rate * 0.03)) for channel in audio) >= 0.9
