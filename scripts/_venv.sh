@@ -7,7 +7,8 @@
 
 _as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-_can_be_root() { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }
+# Root, or sudo to become it (it may ask for a password, as for the packages scripts/test installs).
+_can_be_root() { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }
 
 # A python3 new enough for callvault (3.11+): python3 on PATH first, then versioned names.
 _find_python() {
@@ -34,7 +35,7 @@ _ensure_venv_module() {
   version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
   if command -v apt-get >/dev/null 2>&1 && _can_be_root; then
     echo "Installing python${version}-venv (the venv module of $python) ..." >&2
-    _apt_install "python${version}-venv" || _apt_install python3-venv
+    _apt_install "python${version}-venv" || _apt_install python3-venv || true
   fi
   "$python" -c 'import ensurepip, venv' 2>/dev/null && return 0
   echo "error: $python has no working venv module; install python${version}-venv (Debian/Ubuntu) and retry" >&2
@@ -48,7 +49,7 @@ make_venv() {
   if ! python=$(_find_python); then
     if command -v apt-get >/dev/null 2>&1 && _can_be_root; then
       # Older releases (Ubuntu 22.04) ship 3.10 as python3 but package 3.11 beside it.
-      _apt_install python3.11 python3.11-venv
+      _apt_install python3.11 python3.11-venv || true
     fi
     python=$(_find_python) || {
       echo "error: callvault needs Python 3.11 or newer (python3 --version)" >&2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,7 +117,6 @@ def test_install_runs_pip_in_the_venv_once_per_pyproject(tmp_path: Path) -> None
     assert _helper(tmp_path, f'install_into_venv "{tmp_path}" ".[test]"').returncode != 0
 
 
-@pytest.mark.skipif(shutil.which("apt-get") is None, reason="Debian/Ubuntu only")
 def test_a_python_without_the_venv_module_is_reported_not_crashed(tmp_path: Path) -> None:
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -127,10 +125,30 @@ def test_a_python_without_the_venv_module_is_reported_not_crashed(tmp_path: Path
         f'#!/bin/sh\ncase "$*" in *ensurepip*) exit 1;; esac\nexec "{sys.executable}" "$@"\n'
     )
     (fake / "python3").chmod(0o755)
-    # Not root, and sudo refuses: nothing may be installed from here.
+    # Not root, and sudo refuses (as without the password): nothing may be installed from here.
     for name, script in (("id", "echo 1000"), ("sudo", "exit 1"), ("apt-get", "exit 99")):
         (fake / name).write_text(f"#!/bin/sh\n{script}\n")
         (fake / name).chmod(0o755)
     result = _helper(tmp_path, f'_ensure_venv_module "{fake / "python3"}"', f"{fake}:/usr/bin:/bin")
     assert result.returncode == 1
     assert re.search(r"install python3\.\d+-venv \(Debian/Ubuntu\)", result.stderr)
+
+
+def test_a_missing_venv_module_is_installed_with_apt_as_root(tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    installed = tmp_path / "installed"
+    calls = tmp_path / "apt-calls"
+    # python3 has no ensurepip until "apt-get install" has run; we are root.
+    scripts = {
+        "python3": f'case "$*" in *ensurepip*) [ -e "{installed}" ] || exit 1;; esac\nexec "{sys.executable}" "$@"',
+        "id": "echo 0",
+        "apt-get": f'echo "$*" >> "{calls}"\ncase "$*" in *install*) touch "{installed}";; esac',
+    }
+    for name, script in scripts.items():
+        (fake / name).write_text(f"#!/bin/sh\n{script}\n")
+        (fake / name).chmod(0o755)
+    result = _helper(tmp_path, f'_ensure_venv_module "{fake / "python3"}"', f"{fake}:/usr/bin:/bin")
+    assert result.returncode == 0, result.stderr
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert calls.read_text().splitlines() == ["update -qq", f"install -y -qq python{version}-venv"]
