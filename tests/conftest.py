@@ -52,11 +52,14 @@ def _reads_missing_corpus(item: pytest.Item) -> bool:
     return "reference_dir" in getattr(item, "fixturenames", ()) and not REFERENCE_DIR.is_dir()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    # Before any fixture: a skipped corpus test does not start a recorder first.
-    if _reads_missing_corpus(item) and not corpus_required():
-        pytest.skip(absence_reason())
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Marked at collection: skipped before any fixture (no recorder is started for nothing),
+    # and reported at the test's own line.
+    if corpus_required():
+        return
+    for item in items:
+        if _reads_missing_corpus(item):
+            item.add_marker(pytest.mark.skip(reason=absence_reason()))
 
 
 @pytest.hookimpl(tryfirst=True)
