@@ -70,11 +70,19 @@ def _helper(root: Path, call: str, path: str | None = None) -> subprocess.Comple
 
 
 def _system_python_path() -> str:
-    """A PATH whose python3 is the distribution's (externally managed on Debian/Ubuntu), if any."""
+    """A PATH whose python3 is the distribution's (externally managed on Debian/Ubuntu) when it
+    is 3.11+, else the one running the tests: never one that would make the helper apt-install."""
     for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
-        if Path(candidate).exists():
+        new_enough = (
+            subprocess.run(
+                [candidate, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"], capture_output=True
+            )
+            if Path(candidate).exists()
+            else None
+        )
+        if new_enough is not None and new_enough.returncode == 0:
             return f"{Path(candidate).parent}:/usr/bin:/bin"
-    return os.environ["PATH"]
+    return f"{Path(sys.executable).parent}:/usr/bin:/bin"
 
 
 def test_make_venv_creates_a_working_venv_and_keeps_an_existing_one(tmp_path: Path) -> None:
