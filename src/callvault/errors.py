@@ -113,3 +113,13 @@ class KeyUnavailable(CallvaultError):
 class Overloaded(CallvaultError):
     status_code = 503
     code = "overloaded"
+
+
+class StorageFull(StorageError):
+    """A write failed because the disk (or the user's quota) is full: ENOSPC, EDQUOT.
+
+    Retrying later can succeed once space is freed, hence 503 like every storage error;
+    its own code lets the API, the logs and monitoring tell a full disk from a broken one.
+    """
+
+    code = "storage_full"

@@ -45,6 +45,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return number
+
+
 def _fraction(value: str) -> float:
     number = float(value)
     if not 0.0 <= number <= 1.0:
@@ -176,6 +183,13 @@ SETTINGS: tuple[Setting, ...] = (
         "media_workers", _positive_int, "1", "RTP worker processes (each owns a slice of the RTP port range)."
     ),
     Setting("log_level", _text, "INFO", "Logging level."),
+    Setting(
+        "min_free_disk_mb",
+        _non_negative_int,
+        "1024",
+        "Free space (MB) the spool and local vault keep; below it new INVITEs get 503 and /healthz "
+        "says degraded. 0 disables the check.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -207,6 +221,7 @@ class Settings:
     archive_silence_gate: float | None
     media_workers: int
     log_level: str
+    min_free_disk_mb: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
