@@ -73,7 +73,7 @@ from callvault.runtime.media.capture import Capture, CaptureLoop
 from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
 from callvault.runtime.media.finaliser import RenderedRecording, RenderOptions, render_recording
 from callvault.runtime.media.incremental import advance_recording, finish_recording
-from callvault.runtime.media.journal_backlog import LOSS_EVENT
+from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS, LOSS_EVENT
 from callvault.runtime.media.ports import PortAllocator
 from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.session import MediaSession
@@ -114,6 +114,7 @@ class MediaEngine:
         clock: Callable[[], float] = time.time,
         flush_interval: float = 1.0,
         render_step: float = RENDER_STEP,
+        spool_backlog: float = BACKLOG_SECONDS,
     ) -> None:
         self.settings = settings
         self.recordings = recordings
@@ -125,6 +126,7 @@ class MediaEngine:
         self._flush_interval = flush_interval
         self._render_executor = render_executor
         self._render_step = render_step
+        self._spool_backlog = spool_backlog  # seconds of packets kept in memory while the disk fails
         self._pool: RenderPool | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._render_failures = 0
@@ -157,7 +159,10 @@ class MediaEngine:
             )
         else:
             self._capture = CaptureLoop(
-                self._timeout_in_capture, flush_interval=self._flush_interval, clock=self._clock
+                self._timeout_in_capture,
+                flush_interval=self._flush_interval,
+                clock=self._clock,
+                backlog_seconds=self._spool_backlog,
             )
         self._capture.start()
         # -- end capture --
