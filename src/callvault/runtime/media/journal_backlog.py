@@ -141,7 +141,7 @@ class JournalBacklog:
         if self._episode is None:
             self._episode = _Episode(now, exc.code)
             log.error(
-                "%s; keeping up to %.0f s of packets in memory to retry", exc.message, self._backlog_seconds
+                "%s; keeping up to %g s of packets in memory to retry", exc.message, self._backlog_seconds
             )
         self._episode.failures += 1
 
