@@ -78,6 +78,13 @@ def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> 
         }
         if health_extra:
             body.update(health_extra())
+        # The server's own checks (e.g. disk below its free-space reserve) list what is wrong here.
+        # Still 200: the server works (API, playback, calls in progress), it only refuses new calls,
+        # and a liveness probe restarting it would cut those calls off.
+        reasons = body.pop("degraded", [])
+        if reasons:
+            body["status"] = "degraded"
+            body["reasons"] = reasons
         return JSONResponse(body, status_code=200 if catalog_ok else 503)
 
     @app.get("/metrics", tags=["ops"])

@@ -26,6 +26,7 @@ from callvault.runtime.sip.offer import DELAYED_OFFER_CODECS, StreamPlan, plan_s
 from callvault.runtime.sip.refusals import (
     Refusal,
     capabilities,
+    check_disk_reserve,
     check_new_session,
     check_recording_request,
     parse_body,
@@ -50,6 +51,7 @@ class InviteHandler:
     def on_invite(self, request: SipRequest, transaction: InviteServerTransaction, peer: Peer) -> None:
         core = self._core
         check_new_session(request, core.calls, core.settings.max_calls)
+        check_disk_reserve(core.media.disk_low)
         offer_body = parse_body(request)
         check_recording_request(request)
         sdp = parse_sdp(offer_body)

@@ -1,0 +1,104 @@
+"""Below the free-space reserve the recorder refuses new calls (503) and /healthz says degraded."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+
+from callvault.api.app import create_app
+from callvault.db.models import Recording
+from callvault.runtime.media.disk_reserve import MB, DiskReserve, watched_volumes
+from tests.siprec.conftest import as_peer, start_recorder
+from tests.siprec.test_calls import AGENT, CUSTOMER
+from tests.support.processes import free_port, running_server
+from tests.support.test_src import Response, Stream, TestSrc, metadata_xml, multipart, sdp_offer
+
+HUGE_RESERVE_MB = str(10**9)  # a petabyte: no test machine has that much free
+
+
+def _offer() -> tuple[str, bytes]:
+    streams = [Stream("1", sender_aor=CUSTOMER), Stream("2", sender_aor=AGENT)]
+    return multipart(sdp_offer(streams), metadata_xml([("cA==", CUSTOMER), ("YQ==", AGENT)], streams))
+
+
+def _call(port: int) -> tuple[Response, int | None]:
+    """INVITE; BYE if it was answered. (The INVITE's final response, the BYE's status.)"""
+    content_type, body = _offer()
+    src = TestSrc("127.0.0.1", port)
+    try:
+        response = src.invite(content_type, body)
+        return response, src.bye().status if response.status == 200 else None
+    finally:
+        src.close()
+
+
+async def test_low_disk_refuses_invites_and_degrades_health_until_space_returns(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with start_recorder(tmp_path / "data", database_url, min_free_disk_mb=HUGE_RESERVE_MB) as recorder:
+        refused, _ = await as_peer(lambda: _call(recorder.port))
+        assert refused.status == 503
+        assert int(refused.header("retry-after") or 0) > 0
+        assert "low on disk space" in (refused.header("warning") or "")
+        with recorder.ctx.catalog.read() as session:
+            assert session.scalar(select(func.count()).select_from(Recording)) == 0  # nothing half-begun
+
+        def health() -> httpx.Response:
+            with TestClient(create_app(recorder.ctx, health_extra=recorder.media.health)) as client:
+                return client.get("/healthz")
+
+        response = await asyncio.to_thread(health)
+        assert response.status_code == 200  # alive: API and calls in progress still work
+        body = response.json()
+        assert body["status"] == "degraded"
+        assert any(f"below the {HUGE_RESERVE_MB} MB reserve" in reason for reason in body["reasons"])
+        assert REGISTRY.get_sample_value("callvault_disk_reserve_low") == 1
+        assert REGISTRY.get_sample_value("callvault_disk_free_bytes", {"volume": "spool"}) > 0
+
+        # Space comes back (seen by the engine's once-a-second check): calls are taken again.
+        recorder.media.disk = DiskReserve(watched_volumes(recorder.settings), 1, free=lambda _: 2 * MB)
+        deadline = time.monotonic() + 10
+        while recorder.media.disk_low is not None or recorder.media.disk.free.get("spool") != 2 * MB:
+            assert time.monotonic() < deadline, "the engine did not check the disk again"
+            await asyncio.sleep(0.05)
+        answered, bye = await as_peer(lambda: _call(recorder.port))
+        assert (answered.status, bye) == (200, 200)
+        body = (await asyncio.to_thread(health)).json()
+        assert body["status"] == "ok" and "reasons" not in body
+        assert REGISTRY.get_sample_value("callvault_disk_reserve_low") == 0
+
+
+def test_reserve_watches_spool_and_local_vault(tmp_path: Path) -> None:
+    volumes = {"spool": tmp_path / "spool", "vault": tmp_path / "vault"}
+    free = {volumes["spool"]: 900 * MB, volumes["vault"]: 5000 * MB}
+    reserve = DiskReserve(volumes, 1024, free=free.__getitem__)
+    assert reserve.check() == "spool disk has 900 MB free, below the 1024 MB reserve"
+    free[volumes["spool"]] = 2000 * MB
+    assert reserve.check() is None and reserve.low is None
+    assert DiskReserve(volumes, 0, free=lambda _: 0).check() is None  # 0 turns the check off
+
+
+def test_serve_with_low_disk_reports_degraded_and_refuses_calls(tmp_path: Path, database_url: str) -> None:
+    low = random.randrange(30000, 50000, 2)
+    env = {
+        "CALLVAULT_DATA_DIR": str(tmp_path / "data"),
+        "CALLVAULT_HTTP_PORT": str(free_port()),
+        "CALLVAULT_SIP_PORT": str(free_port()),
+        "CALLVAULT_RTP_PORTS": f"{low}-{low + 100}",
+        "CALLVAULT_DATABASE_URL": database_url,
+        "CALLVAULT_MIN_FREE_DISK_MB": HUGE_RESERVE_MB,
+    }
+    log = tmp_path / "serve.log"
+    with running_server(env, log):
+        health = httpx.get(f"http://127.0.0.1:{env['CALLVAULT_HTTP_PORT']}/healthz", timeout=5)
+        assert health.json()["status"] == "degraded", log.read_text()[-3000:]
+        refused, _ = _call(int(env["CALLVAULT_SIP_PORT"]))
+        assert refused.status == 503, log.read_text()[-3000:]
+    assert "refusing new calls" in log.read_text()
