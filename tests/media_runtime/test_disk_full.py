@@ -171,3 +171,23 @@ def test_a_recovered_journal_keeps_the_outage_account(
     assert event.data["failed_for"] == pytest.approx(1.0) and event.data["streams"] == {
         "agent": {"packets": 30, "seconds": 0.6}
     }
+
+
+def test_damage_in_the_middle_of_a_journal_is_reported_on_the_recording(tmp_path: Path) -> None:
+    writer = create_journal(tmp_path, "rec-d", 100.0)
+    writer.write_stream(SpoolStream(0, "agent", [PCMU], 0))
+    packets = rtp_packets(voice(2.0, RATE, 140.0, seed=1), ssrc=7)
+    writer.write_packets(0, [100.0 + 0.02 * n for n in range(50)], packets[:50])
+    damaged_at = writer.path.stat().st_size
+    writer.write_packets(0, [101.0 + 0.02 * n for n in range(25)], packets[50:75])
+    writer.write_packets(0, [101.5 + 0.02 * n for n in range(25)], packets[75:])
+    writer.close()
+    data = bytearray(writer.path.read_bytes())
+    data[damaged_at + 100] ^= 0x55  # a bad disk block in the middle
+    writer.path.write_bytes(bytes(data))
+    rendered = render_recording(str(writer.path), bytes(range(32)), RenderOptions())
+    (stream,) = rendered.streams
+    assert stream.stats["received"] == 75 and stream.stats["lost"] == 25  # read on past the damage
+    (event,) = [e for e in rendered.events if e.kind == "spool_damaged"]
+    assert event.data["byte"] == damaged_at and event.data["skipped_bytes"] > 0
+    assert rendered.storage_incomplete

@@ -118,6 +118,27 @@ def test_damaged_record_in_the_middle_is_skipped_and_reported(
     assert f"{damaged_end - intact} damaged bytes at byte {intact}" in caplog.text
 
 
+def test_tail_reads_past_damage_in_the_middle_once(tmp_path: Path) -> None:
+    writer = _write_session(tmp_path)
+    tail = SpoolTail(writer.path, journal_reader(TEST_KEY))
+    assert tail.read() is not None
+    damaged_at = writer.path.stat().st_size
+    writer.write_packets(1, [5.0], [b"A" * 172])
+    with writer.path.open("r+b") as fh:  # damage the record just written
+        fh.seek(damaged_at + 30)
+        fh.write(b"\xff\xff")
+    second = tail.read()
+    # Damage at the end looks like a record still being written: nothing is skipped yet.
+    assert second is not None and second.damaged == [] and second.batches == []
+    writer.write_packets(1, [6.0], [b"C" * 172])
+    writer.close()
+    third = tail.read()
+    assert third is not None and [b.arrivals.tolist() for b in third.batches] == [[6.0]]
+    assert len(third.damaged) == 1 and third.damaged[0][0] == damaged_at
+    fourth = tail.read()
+    assert fourth is not None and fourth.damaged == [] and not fourth.torn
+
+
 def test_torn_tail_is_not_damage(tmp_path: Path) -> None:
     writer = _write_session(tmp_path)
     intact = writer.path.stat().st_size

@@ -478,12 +478,17 @@ def _resync(data: memoryview, offset: int) -> int | None:
 
 
 def _records(
-    data: memoryview, start: int, damaged: list[tuple[int, int]] | None = None, path: Path | None = None
+    data: memoryview,
+    start: int,
+    damaged: list[tuple[int, int]] | None = None,
+    path: Path | None = None,
+    base: int = 0,
 ) -> Iterator[tuple[int, memoryview]]:
     """Yield (end offset, body) for each intact record.
 
     Without ``damaged``, stop at the first bad one. With it, skip a bad stretch
-    that intact records follow (listing it there) and stop only at a torn tail.
+    that intact records follow (listing it there, as file offsets: ``data``
+    starts at byte ``base`` of the file) and stop only at a torn tail.
     """
     offset = start
     size = len(data)
@@ -499,9 +504,9 @@ def _records(
                 "spool %s: %d damaged bytes at byte %d are skipped; reading goes on after them",
                 path,
                 following - offset,
-                offset,
+                base + offset,
             )
-            damaged.append((offset, following - offset))
+            damaged.append((base + offset, following - offset))
             offset = following
             continue
         yield end, data[offset + _FRAME.size : end]
@@ -553,7 +558,7 @@ def _read_header(data: memoryview, path: Path) -> tuple[SpoolHeader, int] | None
 
 
 def _apply_records(
-    data: memoryview, start: int, contents: SpoolContents, seal: RecordSeal, path: Path
+    data: memoryview, start: int, contents: SpoolContents, seal: RecordSeal, path: Path, base: int = 0
 ) -> tuple[int, bool]:
     """Add the intact records of ``data`` from ``start`` to ``contents``.
 
@@ -561,7 +566,7 @@ def _apply_records(
     a record that is whole but unusable (failed authentication, bad content).
     """
     valid = start
-    for end, body in _records(data, start, contents.damaged, path):
+    for end, body in _records(data, start, contents.damaged, path, base):
         kind = body[0]
         try:
             if kind not in SEALED_KINDS:
@@ -578,9 +583,9 @@ def _apply_records(
             # ``valid`` is where this record starts, unless skipped damage came just before it.
             at = end - len(body) - _FRAME.size
             log.warning(
-                "spool %s: record at byte %d is unusable (%s); reading stops there", path, at, message
+                "spool %s: record at byte %d is unusable (%s); reading stops there", path, base + at, message
             )
-            contents.damaged.append((at, -1))
+            contents.damaged.append((base + at, -1))
             return at, True
         valid = end
     return valid, False
@@ -674,7 +679,7 @@ class SpoolTail:
         if self.stopped:
             delta.torn = True
             return delta
-        valid, self.stopped = _apply_records(data, start, delta, self._seal, self.path)
+        valid, self.stopped = _apply_records(data, start, delta, self._seal, self.path, self.offset)
         self.offset += valid
         delta.valid_bytes = self.offset
         delta.torn = self.stopped
