@@ -1,7 +1,7 @@
 """Disk full mid-call, end to end: RTP over real sockets, the journal's disk fills and frees, the call is sealed.
 
 The disk is faked only at the system call that writes journal bytes
-(:mod:`tests.media_runtime.full_disk`); sockets, capture, roll-back, retry,
+(:mod:`tests.support.full_disk`); sockets, capture, roll-back, retry,
 rendering and sealing are the real ones, on SQLite and PostgreSQL.
 """
 
@@ -16,10 +16,10 @@ import numpy.typing as npt
 import pytest
 from scipy.signal import correlate as xcorr
 from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
-from tests.media_runtime.full_disk import FullDisk, full_disk
 from tests.media_runtime.journals import create_journal
 from tests.media_runtime.rtp_send import rtp_packets, send_paced
 from tests.support.audio import correlation, voice
+from tests.support.full_disk import FullDisk, full_disk
 from tests.support.people import ADMIN
 
 from callvault.media.codec_spec import CodecSpec

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.media_runtime.full_disk import full_disk
 from tests.media_runtime.journals import create_journal, read_journal
+from tests.support.full_disk import full_disk
 
 from callvault.errors import StorageError, StorageFull
 from callvault.media.codec_spec import CodecSpec

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
@@ -15,8 +16,9 @@ from sqlalchemy import func, select
 from callvault.api.app import create_app
 from callvault.db.models import Recording
 from callvault.runtime.media.disk_reserve import MB, DiskReserve, watched_volumes
-from tests.siprec.conftest import as_peer, start_recorder
+from tests.siprec.conftest import Recorder, as_peer, start_recorder
 from tests.siprec.test_calls import AGENT, CUSTOMER
+from tests.support.full_disk import full_disk
 from tests.support.processes import free_port, running_server
 from tests.support.test_src import Response, Stream, TestSrc, metadata_xml, multipart, sdp_offer
 
@@ -102,3 +104,26 @@ def test_serve_with_low_disk_reports_degraded_and_refuses_calls(tmp_path: Path, 
         refused, _ = _call(int(env["CALLVAULT_SIP_PORT"]))
         assert refused.status == 503, log.read_text()[-3000:]
     assert "refusing new calls" in log.read_text()
+
+
+async def test_invite_on_a_full_disk_gets_503_and_an_interrupted_recording(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No reserve: the disk is full when the call's journal is created.
+    async with start_recorder(tmp_path / "data", database_url, min_free_disk_mb="0") as recorder:
+        with full_disk(monkeypatch) as disk:
+            disk.fill(0)
+            refused, _ = await as_peer(lambda: _call(recorder.port))
+            assert refused.status == 503 and int(refused.header("retry-after") or 0) > 0
+            recording_id = await recorder.recording_for(refused_call_id(recorder))
+            recording = await recorder.finished(recording_id)
+            assert recording.status == "interrupted" and recording.object_key is None
+            assert not list(recorder.settings.spool_dir.glob("*.spool"))  # no half-made journal left
+            disk.free()
+            answered, bye = await as_peer(lambda: _call(recorder.port))
+            assert (answered.status, bye) == (200, 200)
+
+
+def refused_call_id(recorder: Recorder) -> str:
+    (call_id,) = recorder.server.recording_ids
+    return call_id
