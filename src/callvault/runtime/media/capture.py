@@ -32,7 +32,8 @@ session's journal. A write that fails (full disk) keeps the packets in the
 session's :class:`~.journal_backlog.JournalBacklog` to retry at the next
 flush, bounded and counted (see there). At the same point it notices
 sessions that received nothing for ``rtp_timeout`` seconds. Memory per call
-is therefore bounded by one second of packets.
+is therefore bounded by one second of packets (by the backlog's 10 s while the
+disk refuses writes).
 
 Commands (add a stream, close a session) come from the event loop thread
 through a queue and a wake-up pipe so the buffers are only ever touched by
