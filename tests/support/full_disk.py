@@ -22,6 +22,7 @@ class FullDisk:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._room: int | None = None  # bytes the disk still takes; None: plenty
+        self._refusals_left: int | None = None  # writes refused before room returns; None: until free()
         self.refused = 0  # writes that failed with ENOSPC
         self.short = 0  # writes cut short
 
@@ -33,12 +34,24 @@ class FullDisk:
     def free(self) -> None:
         with self._lock:
             self._room = None
+            self._refusals_left = None
+
+    def outage(self, after: int, refusals: int) -> None:
+        """Take ``after`` more bytes, then refuse the next ``refusals`` writes, then have room again."""
+        with self._lock:
+            self._room = after
+            self._refusals_left = refusals
 
     def write(self, fd: int, data: bytes | memoryview) -> int:
         with self._lock:
             if self._room is None:
                 return os.write(fd, data)
             if self._room <= 0:
+                if self._refusals_left is not None:
+                    if self._refusals_left <= 0:
+                        self._room = self._refusals_left = None
+                        return os.write(fd, data)
+                    self._refusals_left -= 1
                 self.refused += 1
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             count = os.write(fd, data[: self._room])

@@ -1,4 +1,5 @@
-"""Below the free-space reserve the recorder refuses new calls (503) and /healthz says degraded."""
+"""SIPREC calls and a full disk: short outages cost nothing, a full disk refuses calls (503), and below
+the free-space reserve the recorder refuses new calls before the disk fills and /healthz says degraded."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from callvault.api.app import create_app
 from callvault.db.models import Recording
 from callvault.runtime.media.disk_reserve import MB, DiskReserve, watched_volumes
 from tests.siprec.conftest import Recorder, as_peer, start_recorder
-from tests.siprec.test_calls import AGENT, CUSTOMER
+from tests.siprec.test_calls import AGENT, CUSTOMER, CallSpec, _check_stereo, _two_party_call
 from tests.support.full_disk import full_disk
 from tests.support.processes import free_port, running_server
 from tests.support.test_src import Response, Stream, TestSrc, metadata_xml, multipart, sdp_offer
@@ -127,3 +128,21 @@ async def test_invite_on_a_full_disk_gets_503_and_an_interrupted_recording(
 def refused_call_id(recorder: Recorder) -> str:
     (call_id,) = recorder.server.recording_ids
     return call_id
+
+
+async def test_a_short_disk_outage_mid_call_loses_nothing_and_says_so(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with full_disk(monkeypatch) as disk:
+        # ~1 s of the call reaches the journal, then 5 flushes (~1 s) fail, then space is back.
+        disk.outage(after=20_000, refusals=5)
+        sent = await _two_party_call(recorder, CallSpec(seconds=3.0))
+        assert disk.refused == 5
+    # Everything waited in memory and was written late: a complete recording, audio where it belongs.
+    recording = await _check_stereo(recorder, sent, status="complete")
+    detail = await asyncio.to_thread(recorder.detail, recording.id)
+    (event,) = [e for e in detail["events"] if e["kind"] == "spool_write_failed"]
+    assert event["data"]["lost_packets"] == 0 and event["data"]["failed_for"] > 0
+    for stream in detail["streams"]:
+        assert stream["stats"]["spool_lost"] == 0 and stream["stats"]["lost"] == 0, stream
+    assert "spool_lost_packets" not in detail["completeness"]
