@@ -8,6 +8,8 @@ rendering and sealing are the real ones, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import time
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.media.finaliser import RenderOptions, render_recording
 from callvault.runtime.media.journal_backlog import LOSS_EVENT, JournalBacklog
 from callvault.services.context import ServiceContext
+from callvault.storage import local
 from callvault.storage.spool import SpoolStream
 
 PCMU = CodecSpec(0, "PCMU", 8000)
@@ -191,3 +194,35 @@ def test_damage_in_the_middle_of_a_journal_is_reported_on_the_recording(tmp_path
     (event,) = [e for e in rendered.events if e.kind == "spool_damaged"]
     assert event.data["byte"] == damaged_at and event.data["skipped_bytes"] > 0
     assert rendered.storage_incomplete
+
+
+async def test_a_recording_the_full_vault_refused_is_sealed_once_there_is_room(
+    services: ServiceContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_write = local._write_all
+    refusals = [1]
+
+    def vault_write(fd: int, data: bytes) -> None:
+        if refusals[0]:  # the vault's disk is full for the first seal
+            refusals[0] -= 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(fd, data)
+
+    monkeypatch.setattr(local, "_write_all", vault_write)
+    engine = MediaEngine(
+        services.settings, services.recordings, services.directory, flush_interval=0.2, seal_retry=0.2
+    )
+    await engine.start()
+    recording_id = begin_call(services)
+    session = engine.open_session(recording_id, time.time())
+    port = session.add_stream("agent", [PCMU], 0, None, None)
+    packets = rtp_packets(voice(0.5, RATE, 140.0, seed=1), ssrc=9)
+    await asyncio.to_thread(send_paced, [(n * 0.02, p, ("127.0.0.1", port)) for n, p in enumerate(packets)])
+    await session.close("complete")
+    recording = await wait_final(services, recording_id)
+    await engine.stop()
+    assert refusals == [0]
+    assert recording.status == "complete" and recording.object_key is not None
+    assert {s.label: s.stats["received"] for s in recording.streams} == {"agent": 25}
+    assert "No space left on device" in caplog.text and "sealing is retried" in caplog.text
+    assert not list(services.settings.spool_dir.glob("*.spool"))  # deleted once sealed

@@ -76,6 +76,7 @@ from callvault.runtime.media.incremental import advance_recording, finish_record
 from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS, LOSS_EVENT
 from callvault.runtime.media.ports import PortAllocator
 from callvault.runtime.media.render_pool import RenderPool
+from callvault.runtime.media.seal_retry import SEAL_RETRY_SECONDS, SealRetry
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.spool_key import SpoolKey
 from callvault.services.call_record import ArchiveAudio, FinalStatus
@@ -115,6 +116,7 @@ class MediaEngine:
         flush_interval: float = 1.0,
         render_step: float = RENDER_STEP,
         spool_backlog: float = BACKLOG_SECONDS,
+        seal_retry: float = SEAL_RETRY_SECONDS,
     ) -> None:
         self.settings = settings
         self.recordings = recordings
@@ -139,6 +141,7 @@ class MediaEngine:
         self.tail_seconds: dict[str, float] = {}  # audio rendered after hang-up, per recording
         self.unreadable_spools: list[Path] = []  # journals whose key could not be unwrapped
         self.disk = DiskReserve(watched_volumes(settings), settings.min_free_disk_mb)
+        self.unsealed = SealRetry(seal_retry)  # rendered, sealing failed: tried again (see .seal_retry)
 
     # -- life cycle --------------------------------------------------------
 
@@ -262,6 +265,8 @@ class MediaEngine:
             self.disk.check()
             for session in list(self._sessions.values()):
                 session.retry_spool()
+            for path, rendered, status in self.unsealed.due(time.monotonic()):
+                self.spawn(self._seal(path, rendered, status))
 
     def _start_due_renders(self) -> list[asyncio.Future[None]]:
         now = self._clock()
@@ -413,7 +418,10 @@ class MediaEngine:
             await asyncio.to_thread(delete_spool, path)
             return False
         except Exception:
-            log.exception("sealing recording %s failed; its spool stays", rendered.recording_id)
+            log.exception(
+                "sealing recording %s failed; its spool stays and sealing is retried", rendered.recording_id
+            )
+            self.unsealed.add(path, rendered, status, time.monotonic())
             return False
         await asyncio.to_thread(delete_spool, path)
         self.finalised.append(rendered.recording_id)
