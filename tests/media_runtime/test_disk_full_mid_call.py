@@ -69,7 +69,8 @@ async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
     )
     await engine.start()
     recording_id = begin_call(services)
-    session = engine.open_session(recording_id, time.time())
+    opened = time.time()
+    session = engine.open_session(recording_id, opened)
     ports = {
         "agent": session.add_stream("agent", [PCMU], 0, "sip:1001@pbx", None),
         "customer": session.add_stream("customer", [PCMU], 1, None, None),
@@ -80,7 +81,10 @@ async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
     }
     packets = {label: rtp_packets(pcm, ssrc=0x1000 + i) for i, (label, pcm) in enumerate(sent.items())}
 
+    sent_at: dict[int, float] = {}
+
     def send(first: int, last: int) -> None:
+        sent_at[first] = time.time()  # the wall time the phase's first packets leave
         schedule = [
             ((n - first) * 0.02 + 0.0005 * i, packets[label][n], ("127.0.0.1", ports[label]))
             for i, label in enumerate(packets)
@@ -126,11 +130,14 @@ async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
     assert {s["label"]: s["stats"]["spool_lost"] for s in detail["streams"]} == lost
     assert [e["kind"] for e in detail["events"]].count(LOSS_EVENT) == 1
 
-    # Audio before and after the outage is there, where it belongs; the gap is silence of its length.
+    # Audio before and after the outage is there, where it belongs (by RTP time: the pauses
+    # between the test's sending phases do not move it); the gap is silence of its length.
     pcm, rate = archive_pcm(services, recording)
     assert rate == RATE
     lead = _lead(pcm[0], sent["agent"])
-    assert abs(event.offset_seconds - (lead / RATE + FULL_FROM * 0.02)) <= 0.06
+    # Gap events are in arrival time: where the first packet sent into the full disk arrived.
+    full_from = sent_at[FULL_FROM] - opened
+    assert abs(event.offset_seconds - full_from) <= 0.1
     for channel, label in enumerate(("agent", "customer")):
         recorded, reference = pcm[channel, lead:], sent[label]
         resumed = FULL_FROM + lost[label]  # capture drops the oldest: the hole is 50 .. resumed - 1
@@ -143,8 +150,8 @@ async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
         hole = recorded[(FULL_FROM + 2) * FRAME : (resumed - 2) * FRAME].astype(np.float64)
         speech = reference[(FULL_FROM + 2) * FRAME : (resumed - 2) * FRAME].astype(np.float64)
         assert hole.size and np.sqrt(np.mean(hole**2)) < 0.03 * np.sqrt(np.mean(speech**2)), label
-        ((gap_start, gap_seconds),) = stats[label]["spool_gaps"]
-        assert abs(gap_start - (lead / RATE + FULL_FROM * 0.02)) <= 0.06, label
+        ((gap_start, _),) = stats[label]["spool_gaps"]
+        assert abs(gap_start - full_from) <= 0.1, label
 
 
 def test_a_recovered_journal_keeps_the_outage_account(
