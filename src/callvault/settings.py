@@ -45,6 +45,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return number
+
+
 def _fraction(value: str) -> float:
     number = float(value)
     if not 0.0 <= number <= 1.0:
@@ -223,6 +230,13 @@ SETTINGS: tuple[Setting, ...] = (
         "PEM certificate: the HTTP API speaks HTTPS when this and the key are set.",
     ),
     Setting("http_tls_key", _text, "", "PEM private key for HTTPS on the HTTP API."),
+    Setting(
+        "min_free_disk_mb",
+        _non_negative_int,
+        "1024",
+        "Free space (MB) the spool and local vault keep; below it new INVITEs get 503 and /healthz "
+        "says degraded. 0 disables the check.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -264,6 +278,7 @@ class Settings:
     docs_require_token: bool
     http_tls_cert: str
     http_tls_key: str
+    min_free_disk_mb: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
