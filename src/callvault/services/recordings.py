@@ -364,6 +364,12 @@ def _completeness(streams: list[StreamRecord]) -> dict[str, object]:
         "packets_lost": lost,
         "loss_fraction": round(lost / expected, 6) if expected else 0.0,
     }
+    spool_lost = sum(_stat(s.stats, "spool_lost") for s in streams)
+    if spool_lost:
+        # Received by the recorder but never stored (full disk): the call time missing, at most.
+        seconds = [s.stats.get("spool_lost_seconds", 0.0) for s in streams]
+        completeness["spool_lost_packets"] = spool_lost
+        completeness["spool_lost_seconds"] = max(float(x) for x in seconds if isinstance(x, int | float))
     # Imports: packets the decoder rejected are loss too (every stream carries the file's count).
     decode_errors = [s.stats["decode_errors"] for s in streams if "decode_errors" in s.stats]
     if decode_errors:
