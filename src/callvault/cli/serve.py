@@ -80,7 +80,7 @@ async def _serve(settings: Settings) -> None:
         await sip.start()
 
     def health() -> dict[str, Any]:
-        return {"sip": "listening" if sip else "disabled", "active_calls": media.open_sessions}
+        return {"sip": "listening" if sip else "disabled", **media.health()}
 
     app = create_app(ctx, health_extra=health)
     config = uvicorn.Config(
