@@ -209,6 +209,36 @@ def test_flipped_tag_byte_is_detected(blob: bytes, key: bytes) -> None:
     both_paths_fail(bytes(damaged), key, "chunk 1 of 6")
 
 
+@pytest.mark.parametrize("where", ["first byte", "last ciphertext byte", "tag"])
+def test_flipped_byte_in_the_last_chunk_is_detected(where: str, blob: bytes, key: bytes) -> None:
+    # The last chunk is the short one, sealed by finish() with its own flag: it is checked too.
+    last = chunk_span(5, CHUNK).start
+    position = {"first byte": last, "last ciphertext byte": last + 3, "tag": len(blob) - 1}[where]
+    damaged = bytearray(blob)
+    damaged[position] ^= 0x01
+    both_paths_fail(bytes(damaged), key, "chunk 5 of 6 failed authentication")
+    reader = EncryptedObjectReader(reader_over(bytes(damaged)), key, OBJECT_ID)
+    assert reader.read(0, 5 * CHUNK) == PLAINTEXT[: 5 * CHUNK]  # the chunks before it are intact
+    with pytest.raises(IntegrityError, match="chunk 5 of 6"):
+        reader.read(len(PLAINTEXT) - 1, len(PLAINTEXT))
+    with pytest.raises(IntegrityError, match="chunk 5 of 6"):
+        list(reader.iter_chunks(5 * CHUNK - 1))
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK])
+def test_flipped_byte_in_a_single_chunk_object_is_detected(size: int, key: bytes) -> None:
+    # One chunk is first and last at once; an empty object still carries a tag.
+    single = encrypt_object(PLAINTEXT[:size], key, OBJECT_ID, CHUNK)
+    for position in range(HEADER_SIZE, len(single)):
+        damaged = bytearray(single)
+        damaged[position] ^= 0x01
+        if size:
+            both_paths_fail(bytes(damaged), key, "chunk 0 of 1 failed authentication")
+        else:  # the reader has no byte to read, so only the whole-object path opens the chunk
+            with pytest.raises(IntegrityError, match="chunk 0 of 1 failed authentication"):
+                decrypt_object(bytes(damaged), key, OBJECT_ID)
+
+
 def test_truncated_last_chunk_is_detected(blob: bytes, key: bytes) -> None:
     both_paths_fail(blob[:-1], key, "truncated")
 
