@@ -114,6 +114,7 @@ def test_policy_covers_every_action() -> None:
 REACHES_ALICES = {
     "alice": {"view", "play"},
     "bob": set(),
+    "dana": set(),  # same team as alice, but "own" scope is the agent's own calls only
     "sam": {"view", "play", "download"},
     "quinn": set(),
     "carol": {"view", "play", "download"},
@@ -122,6 +123,7 @@ REACHES_ALICES = {
 DENIED_OUTRIGHT = {  # role may never do it: PermissionDenied, which reveals nothing about the recording
     "alice": {"download"},
     "bob": {"download"},
+    "dana": {"download"},
     "quinn": {"download"},
     "audrey": {"play", "download"},
 }
