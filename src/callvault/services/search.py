@@ -141,11 +141,7 @@ class RecordingCatalog:
         with self._catalog.read() as session:
             total = session.scalar(select(func.count()).select_from(Recording).where(*conditions)) or 0
             rows = session.scalars(
-                select(Recording)
-                .where(*conditions)
-                .order_by(*order)
-                .limit(query.limit)
-                .offset(query.offset)
+                select(Recording).where(*conditions).order_by(*order).limit(query.limit).offset(query.offset)
             ).all()
             items = [self._summary(session, r) for r in rows]
         self._log.record(principal, "search", detail=query.describe())
