@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from callvault.services.context import ServiceContext
@@ -72,10 +71,6 @@ def test_searches_views_plays_and_downloads_are_recorded(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refused (403) playback and download are not yet written to the access trail on main",
-)
 def test_refused_playback_and_download_are_recorded(
     client: TestClient, staff: Staff, ctx: ServiceContext
 ) -> None:
@@ -85,9 +80,10 @@ def test_refused_playback_and_download_are_recorded(
         response = client.get(audio, params=params, headers=auth(staff.tokens[user]))
         assert response.status_code == 403, (user, response.text)
     events = trail(client, staff, {"audrey", "alice", "quinn"})
-    refused = [(e["user"], e["action"], e["recording_id"]) for e in events if e["outcome"] != "ok"]
-    assert refused == [
-        ("audrey", "play", alices),
-        ("alice", "download", alices),
-        ("quinn", "download", alices),
+    assert [(e["user"], e["action"], e["recording_id"], e["outcome"]) for e in events] == [
+        ("audrey", "refused", alices, "forbidden"),
+        ("alice", "refused", alices, "forbidden"),
+        ("quinn", "refused", alices, "forbidden"),
     ]
+    assert all(e["detail"] == f"GET {audio}: permission_denied" for e in events), events
+    assert all(e["remote_addr"] == "testclient" for e in events)
