@@ -211,3 +211,13 @@ def test_no_team_or_no_user_id_means_no_recordings(ctx: ServiceContext) -> None:
         with pytest.raises(NotFound):
             ctx.search.get(principal, unassigned)
     assert [i["id"] for i in ctx.search.search(importer, RecordingQuery()).items] == [unassigned]
+
+
+def test_the_system_principal_is_an_unscoped_admin() -> None:
+    system = Principal.system()
+    assert (system.user_id, system.username, system.role, system.team_id) == (
+        None,
+        "system",
+        Role.ADMIN,
+        None,
+    )
