@@ -237,6 +237,24 @@ SETTINGS: tuple[Setting, ...] = (
         "Free space (MB) the spool and local vault keep; below it new INVITEs get 503 and /healthz "
         "says degraded. 0 disables the check.",
     ),
+    Setting(
+        "max_upload_seconds",
+        _positive_int,
+        str(6 * 3600),
+        "Longest decoded audio accepted from an upload or import (stops decompression bombs).",
+    ),
+    Setting(
+        "decoder_memory_mb",
+        _positive_int,
+        "2048",
+        "Address-space limit in MiB of the worker process that decodes an uploaded or imported file.",
+    ),
+    Setting(
+        "decoder_timeout",
+        _positive_int,
+        "300",
+        "Seconds (wall clock and CPU) the decoder worker may spend on one uploaded or imported file.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -279,6 +297,9 @@ class Settings:
     http_tls_cert: str
     http_tls_key: str
     min_free_disk_mb: int
+    max_upload_seconds: int
+    decoder_memory_mb: int
+    decoder_timeout: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

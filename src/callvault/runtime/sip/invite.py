@@ -36,6 +36,7 @@ from callvault.runtime.sip.refusals import (
 )
 from callvault.runtime.sip.timers import arm_session_timer, session_expires, session_timer_headers
 from callvault.runtime.sip.transport import Peer
+from callvault.services.call_record import IngestSource
 from callvault.services.siprec_session import SiprecSession, parse_direction
 from callvault.sip.dialog import Dialog, new_tag
 from callvault.sip.message import NameAddr, SipRequest, make_response
@@ -119,7 +120,8 @@ class InviteHandler:
             bindings = await asyncio.to_thread(call.session.bind_streams, labels)
             if ended(call):
                 return
-            call.recording_id = await asyncio.to_thread(core.recordings.begin, call.session.call)
+            src = IngestSource.siprec(call.peer.transport, call.peer.host, call.peer.port)
+            call.recording_id = await asyncio.to_thread(core.recordings.begin, call.session.call, src)
             if ended(call):
                 # Cancelled while the catalogue was being written.
                 await asyncio.to_thread(core.recordings.mark_interrupted_without_audio, call.recording_id)
