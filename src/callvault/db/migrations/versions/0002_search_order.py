@@ -1,7 +1,7 @@
 """search indexes end in the id tie-breaker
 
 Revision ID: search_order_0002
-Revises: accounts_0002
+Revises: uploads_0002
 
 Search orders by ``started_at`` (or ``duration_seconds``) and then by ``id``, so
 that pages never repeat or skip recordings that share a start time. The
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "search_order_0002"
-down_revision = "accounts_0002"
+down_revision = "uploads_0002"
 branch_labels = None
 depends_on = None
 
