@@ -65,6 +65,7 @@ def test_searches_views_plays_and_downloads_are_recorded(
         "/api/v1/audit/access-events", params={"recording_id": bobs}, headers=auth(staff.tokens["carol"])
     ).json()["items"]
     assert {(e["user"], e["action"]) for e in per_recording} == {
+        ("carol", "upload"),  # the import itself
         ("alice", "view"),
         ("alice", "play"),
         ("sam", "download"),
