@@ -139,6 +139,7 @@ def test_scope_agent_supervisor_auditor(client: TestClient, staff: Staff) -> Non
 
     assert ids(staff.tokens["alice"]) == {alices}
     assert ids(staff.tokens["bob"]) == {bobs}
+    assert ids(staff.tokens["dana"]) == set()  # red team like alice: own is not team
     assert ids(staff.tokens["sam"]) == {alices}  # red team supervisor
     assert ids(staff.tokens["quinn"]) == {bobs}  # blue team QA
     assert ids(staff.tokens["carol"]) == {alices, bobs}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sqlite3
 from pathlib import Path
@@ -9,7 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from callvault.services.context import open_context
+from callvault.settings import load_settings
 from tests.support.audio import mono_wav, stereo_wav, voice
+from tests.support.people import ADMIN
 from tests.support.processes import free_port, run_cli, running_server
 
 
@@ -127,6 +131,7 @@ def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, dat
     destroyed = run_cli(["recordings", "destroy-audio", shredded, "--reason", "erasure request 7"], env)
     assert destroyed.returncode == 0 and "audio destroyed" in destroyed.stdout, destroyed.stderr
     assert run_cli(["verify", shredded], env).returncode == 0
+    assert_cli_trail(env, recording_id, shredded)
 
     if not env["CALLVAULT_DATABASE_URL"]:
         with sqlite3.connect(data_dir / "catalog.sqlite3") as db:
@@ -134,6 +139,28 @@ def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, dat
         failed = run_cli(["verify", "--all"], env)
         assert failed.returncode == 5
         assert f"FAIL {recording_id}" in failed.stdout
+
+
+def assert_cli_trail(env: dict[str, str], shown: str, shredded: str) -> None:
+    """Every CLI command above is in the access trail under the OS user who ran it."""
+    ctx = open_context(load_settings(env=env))
+    try:
+        events = list(reversed(ctx.access_log.list(ADMIN, limit=1000)))
+    finally:
+        ctx.close()
+    actor = f"cli:{getpass.getuser()}"
+    assert [(e.username, e.action, e.recording_id, e.outcome) for e in events] == [
+        (actor, "search", None, "ok"),  # recordings list
+        (actor, "view", shown, "ok"),  # recordings show
+        (actor, "verify", None, "ok"),
+        (actor, "keys_rotate", None, "ok"),
+        (actor, "verify", None, "ok"),
+        (actor, "destroy_audio", shredded, "ok"),
+        (actor, "verify", None, "ok"),
+    ]
+    assert events[2].detail == "4 checked, 0 failed"
+    assert events[5].detail == "erasure request 7"
+    assert all(e.remote_addr is None for e in events)  # local, not over the network
 
 
 def test_bad_input_gives_clear_errors(env: dict[str, str], tmp_path: Path) -> None:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 import random
+import re
+import struct
 from collections import Counter
 from collections.abc import Callable
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from callvault.crypto.envelope import (
     HEADER_SIZE,
+    MAX_CHUNK_SIZE,
+    MAX_CHUNKS,
     TAG_SIZE,
     EncryptedObjectReader,
     ObjectEncryptor,
@@ -209,6 +214,36 @@ def test_flipped_tag_byte_is_detected(blob: bytes, key: bytes) -> None:
     both_paths_fail(bytes(damaged), key, "chunk 1 of 6")
 
 
+@pytest.mark.parametrize("where", ["first byte", "last ciphertext byte", "tag"])
+def test_flipped_byte_in_the_last_chunk_is_detected(where: str, blob: bytes, key: bytes) -> None:
+    # The last chunk is the short one, sealed by finish() with its own flag: it is checked too.
+    last = chunk_span(5, CHUNK).start
+    position = {"first byte": last, "last ciphertext byte": last + 3, "tag": len(blob) - 1}[where]
+    damaged = bytearray(blob)
+    damaged[position] ^= 0x01
+    both_paths_fail(bytes(damaged), key, "chunk 5 of 6 failed authentication")
+    reader = EncryptedObjectReader(reader_over(bytes(damaged)), key, OBJECT_ID)
+    assert reader.read(0, 5 * CHUNK) == PLAINTEXT[: 5 * CHUNK]  # the chunks before it are intact
+    with pytest.raises(IntegrityError, match="chunk 5 of 6"):
+        reader.read(len(PLAINTEXT) - 1, len(PLAINTEXT))
+    with pytest.raises(IntegrityError, match="chunk 5 of 6"):
+        list(reader.iter_chunks(5 * CHUNK - 1))
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK])
+def test_flipped_byte_in_a_single_chunk_object_is_detected(size: int, key: bytes) -> None:
+    # One chunk is first and last at once; an empty object still carries a tag.
+    single = encrypt_object(PLAINTEXT[:size], key, OBJECT_ID, CHUNK)
+    for position in range(HEADER_SIZE, len(single)):
+        damaged = bytearray(single)
+        damaged[position] ^= 0x01
+        if size:
+            both_paths_fail(bytes(damaged), key, "chunk 0 of 1 failed authentication")
+        else:  # the reader has no byte to read, so only the whole-object path opens the chunk
+            with pytest.raises(IntegrityError, match="chunk 0 of 1 failed authentication"):
+                decrypt_object(bytes(damaged), key, OBJECT_ID)
+
+
 def test_truncated_last_chunk_is_detected(blob: bytes, key: bytes) -> None:
     both_paths_fail(blob[:-1], key, "truncated")
 
@@ -278,3 +313,144 @@ def test_ciphertext_hides_container_signatures_and_is_high_entropy(key: bytes) -
     for marker in (b"OggS", b"RIFF", b"WAVE", b"\x00" * 16):
         assert marker not in body
     assert entropy_bits_per_byte(body) > 7.9
+
+
+# -- the stored format, rebuilt independently from the module docstring ----------
+# Archived recordings must stay readable: a change to the nonce, the AAD or the last-chunk
+# flag would round-trip in tests yet make every stored object undecryptable.
+
+FIELDS = struct.Struct(">4sB3xIQ8s")
+
+
+def hand_sealed(plaintext: bytes, key: bytes, object_id: str, chunk_size: int, prefix: bytes) -> bytes:
+    aead, oid = AESGCM(key), object_id.encode()
+    fields = FIELDS.pack(b"CVE1", 1, chunk_size, len(plaintext), prefix)
+    out = [fields, aead.encrypt(prefix + b"\xff\xff\xff\xff", b"", fields + oid)]
+    count = max(1, -(-len(plaintext) // chunk_size))
+    for i in range(count):
+        aad = fields + struct.pack(">IB", i, int(i == count - 1)) + oid
+        piece = plaintext[i * chunk_size : (i + 1) * chunk_size]
+        out.append(aead.encrypt(prefix + i.to_bytes(4, "big"), piece, aad))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("size", [0, 99, 100, 350])
+def test_objects_follow_the_documented_layout(size: int, key: bytes) -> None:
+    plaintext = random.Random(size).randbytes(size)
+    blob = encrypt_object(plaintext, key, OBJECT_ID, 100)
+    prefix = FIELDS.unpack(blob[: FIELDS.size])[4]
+    assert blob == hand_sealed(plaintext, key, OBJECT_ID, 100, prefix)
+    handmade = hand_sealed(plaintext, key, OBJECT_ID, 100, bytes(range(8)))
+    assert decrypt_object(handmade, key, OBJECT_ID) == plaintext
+    assert EncryptedObjectReader(reader_over(handmade), key, OBJECT_ID).read(0, size) == plaintext
+
+
+def test_a_chunk_flagged_last_too_early_is_refused(key: bytes) -> None:
+    # Chunk 1 of 3 sealed as if it were the last: the flag is part of what is authenticated.
+    plaintext = bytes(250)
+    good = hand_sealed(plaintext, key, OBJECT_ID, 100, bytes(8))
+    fields = good[: FIELDS.size]
+    forged = AESGCM(key).encrypt(
+        bytes(8) + (1).to_bytes(4, "big"),
+        plaintext[100:200],
+        fields + struct.pack(">IB", 1, 1) + OBJECT_ID.encode(),
+    )
+    start = HEADER_SIZE + 116
+    spliced = good[:start] + forged + good[start + 116 :]
+    both_paths_fail(spliced, key, "chunk 1 of 3 failed authentication")
+
+
+# -- streaming encryptor edge cases ----------------------------------------------
+
+
+def test_finish_alone_seals_an_empty_object(key: bytes) -> None:
+    blob = ObjectEncryptor(key, OBJECT_ID, 0).finish()
+    assert len(blob) == ciphertext_size(0) and decrypt_object(blob, key, OBJECT_ID) == b""
+
+
+def test_exact_multiple_of_the_chunk_size_fed_in_odd_pieces(key: bytes) -> None:
+    plaintext = random.Random(3).randbytes(300)
+    encryptor = ObjectEncryptor(key, OBJECT_ID, 300, chunk_size=100)
+    pieces = [encryptor.update(plaintext[a:b]) for a, b in ((0, 50), (50, 100), (100, 250), (250, 300))]
+    blob = b"".join([*pieces, encryptor.finish()])
+    assert len(blob) == ciphertext_size(300, 100)
+    assert decrypt_object(blob, key, OBJECT_ID) == plaintext
+
+
+def test_overfeeding_and_reuse_messages(key: bytes) -> None:
+    encryptor = ObjectEncryptor(key, OBJECT_ID, 10, chunk_size=4)
+    encryptor.update(b"123456")
+    with pytest.raises(InvalidInput, match=re.escape("fed 11 bytes, more than the declared 10")):
+        encryptor.update(b"abcde")
+    encryptor.update(b"7890")
+    encryptor.finish()
+    with pytest.raises(InvalidInput, match="^encryptor already finished$"):
+        encryptor.finish()
+
+
+# -- layout limits and precise messages ------------------------------------------
+
+
+def test_layout_limits(key: bytes) -> None:
+    ObjectEncryptor(key, OBJECT_ID, 10, chunk_size=MAX_CHUNK_SIZE)  # the largest chunk is allowed
+    ObjectEncryptor(key, OBJECT_ID, MAX_CHUNKS, chunk_size=1)  # so is the last chunk index
+    cases = [
+        (10, MAX_CHUNK_SIZE + 1, f"chunk size must be 1 to {MAX_CHUNK_SIZE} bytes, got {MAX_CHUNK_SIZE + 1}"),
+        (10, 0, "chunk size must be 1 to"),
+        (-1, 100, "plaintext length must not be negative, got -1"),
+        (MAX_CHUNKS + 1, 1, f"{MAX_CHUNKS + 1} bytes need more than {MAX_CHUNKS} chunks of 1"),
+    ]
+    for length, chunk_size, message in cases:
+        with pytest.raises(InvalidInput, match=re.escape(message)):
+            ObjectEncryptor(key, OBJECT_ID, length, chunk_size=chunk_size)
+    with pytest.raises(InvalidInput, match="prefetch_chunks must be at least 1"):
+        EncryptedObjectReader(
+            reader_over(encrypt_object(b"x", key, OBJECT_ID)), key, OBJECT_ID, prefetch_chunks=0
+        )
+
+
+def test_failure_messages_name_sizes_and_chunks(key: bytes) -> None:
+    small = encrypt_object(bytes(100), key, OBJECT_ID, 16)  # 7 chunks of 16 + 16-byte tags
+    cut = small[: HEADER_SIZE + 2 * 32 + 5]
+    with pytest.raises(
+        IntegrityError,
+        match=re.escape(f"truncated at {len(cut)} of {len(small)} bytes (chunk 2 of 7 incomplete)"),
+    ):
+        decrypt_object(cut, key, OBJECT_ID)
+    with pytest.raises(IntegrityError, match=re.escape("truncated: chunk 2 of 7 incomplete")):
+        EncryptedObjectReader(reader_over(cut), key, OBJECT_ID).read(0, 100)
+    with pytest.raises(IntegrityError, match=re.escape("3 unexpected bytes after the last chunk (chunk 6)")):
+        decrypt_object(small + b"abc", key, OBJECT_ID)
+    with pytest.raises(IntegrityError, match=re.escape("unexpected bytes after the last chunk (chunk 6)")):
+        EncryptedObjectReader(reader_over(small + b"abc"), key, OBJECT_ID).read(99, 100)
+    with pytest.raises(IntegrityError, match=re.escape(f"header truncated (10 of {HEADER_SIZE} bytes)")):
+        decrypt_object(small[:10], key, OBJECT_ID)
+    damaged = bytearray(small)
+    damaged[HEADER_SIZE] ^= 1
+    with pytest.raises(
+        IntegrityError,
+        match=re.escape("chunk 0 of 7 failed authentication (tampered, truncated, reordered or swapped)"),
+    ):
+        decrypt_object(bytes(damaged), key, OBJECT_ID)
+    with pytest.raises(RangeNotSatisfiable, match=re.escape("range 101-200 is outside the 100-byte object")):
+        EncryptedObjectReader(reader_over(small), key, OBJECT_ID).read(101, 200)
+
+
+def test_ciphertext_ranges_cover_exactly_the_needed_chunks(key: bytes) -> None:
+    blob = encrypt_object(bytes(250), key, OBJECT_ID, 100)  # chunks of 100, 100, 50
+    reader = EncryptedObjectReader(reader_over(blob), key, OBJECT_ID)
+    span = 100 + TAG_SIZE
+    assert reader.ciphertext_range_for(10, 10) == (HEADER_SIZE, 0)
+    assert reader.ciphertext_range_for(0, 100) == (HEADER_SIZE, span)  # ends on a boundary
+    assert reader.ciphertext_range_for(0, 101) == (HEADER_SIZE, 2 * span)
+    assert reader.ciphertext_range_for(199, 250) == (HEADER_SIZE + span, len(blob) - HEADER_SIZE - span)
+    assert reader.ciphertext_range_for(200, 10**6) == (HEADER_SIZE + 2 * span, 50 + TAG_SIZE)
+
+
+def test_default_prefetch_grows_to_sixteen_chunks(key: bytes) -> None:
+    blob = encrypt_object(bytes(4000), key, OBJECT_ID, 100)  # 40 chunks
+    calls: list[tuple[int, int]] = []
+    reader = EncryptedObjectReader(reader_over(blob, calls), key, OBJECT_ID)
+    calls.clear()
+    assert b"".join(reader.iter_chunks()) == bytes(4000)
+    assert [round(length / (100 + TAG_SIZE)) for _, length in calls] == [1, 2, 4, 8, 16, 9]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from callvault.errors import NotFound, PermissionDenied
-from callvault.services.access import POLICY, Action, Principal, Role, allowed
+from callvault.errors import InvalidInput, NotFound, PermissionDenied
+from callvault.services.access import POLICY, Action, Principal, Role, allowed, require
 from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
 from callvault.services.search import RecordingQuery
 from tests.support.audio import stereo_wav, voice
-from tests.support.people import create_staff
+from tests.support.people import ADMIN, create_staff
 
 # The matrix as documented in callvault.services.access and the README, written out again
 # independently: a change to the policy must change this table too.
@@ -114,6 +116,7 @@ def test_policy_covers_every_action() -> None:
 REACHES_ALICES = {
     "alice": {"view", "play"},
     "bob": set(),
+    "dana": set(),  # same team as alice, but "own" scope is the agent's own calls only
     "sam": {"view", "play", "download"},
     "quinn": set(),
     "carol": {"view", "play", "download"},
@@ -122,6 +125,7 @@ REACHES_ALICES = {
 DENIED_OUTRIGHT = {  # role may never do it: PermissionDenied, which reveals nothing about the recording
     "alice": {"download"},
     "bob": {"download"},
+    "dana": {"download"},
     "quinn": {"download"},
     "audrey": {"play", "download"},
 }
@@ -157,3 +161,63 @@ def test_recording_actions_enforced_in_the_service_layer(ctx: ServiceContext) ->
         ctx.key_rotation.rotate(staff.principals["carol"])
     with pytest.raises(PermissionDenied):
         ctx.users.create_user(staff.principals["sam"], "mallory", "admin")
+
+
+@pytest.mark.parametrize(
+    ("text", "role"),
+    [
+        ("admin", Role.ADMIN),
+        (" Compliance-Officer ", Role.COMPLIANCE_OFFICER),
+        ("qa evaluator", Role.QA_EVALUATOR),
+        ("QA_EVALUATOR", Role.QA_EVALUATOR),
+    ],
+)
+def test_role_names_are_parsed_leniently(text: str, role: Role) -> None:
+    assert Role.parse(text) is role
+
+
+def test_unknown_role_lists_the_choices() -> None:
+    choices = "admin, compliance_officer, supervisor, qa_evaluator, agent, auditor"
+    with pytest.raises(InvalidInput, match=re.escape(f"unknown role 'overlord'; choose one of {choices}")):
+        Role.parse("overlord")
+
+
+def test_refusals_say_why_and_reveal_nothing(ctx: ServiceContext) -> None:
+    staff = create_staff(ctx)
+    wav = stereo_wav(voice(1, 8000, 120, 1), voice(1, 8000, 200, 2), 8000)
+    bobs = ctx.importer.import_bytes(staff.principals["carol"], wav, ImportRequest(agent="bob"))
+    with pytest.raises(PermissionDenied, match="^role agent may not recording.download$"):
+        require(staff.principals["alice"], Action.RECORDING_DOWNLOAD)
+    # Out of scope and non-existent read the same: no id, no owner, no hint.
+    for recording_id in (bobs, "00000000-0000-0000-0000-000000000000"):
+        with pytest.raises(NotFound, match="^recording not found$"):
+            ctx.search.get(staff.principals["alice"], recording_id)
+
+
+def test_no_team_or_no_user_id_means_no_recordings(ctx: ServiceContext) -> None:
+    # A supervisor without a team must not match recordings whose team is also unset
+    # (SQL NULL = NULL would be a scope leak), nor an agent principal without a user id
+    # the recordings whose agent is unknown.
+    wav = stereo_wav(voice(1, 8000, 120, 1), voice(1, 8000, 200, 2), 8000)
+    ctx.users.create_user(ADMIN, "carol", "compliance_officer")
+    importer = ctx.users.authenticate_token(ctx.users.create_token(ADMIN, "carol", "t"))
+    unassigned = ctx.importer.import_bytes(importer, wav, ImportRequest())  # no agent, no team
+    ctx.users.create_user(ADMIN, "lonely", "supervisor")
+    lonely = ctx.users.authenticate_token(ctx.users.create_token(ADMIN, "lonely", "t"))
+    assert lonely.team_id is None
+    nobody = Principal(user_id=None, username="ghost", role=Role.AGENT)
+    for principal in (lonely, nobody):
+        assert ctx.search.search(principal, RecordingQuery()).items == [], principal.username
+        with pytest.raises(NotFound):
+            ctx.search.get(principal, unassigned)
+    assert [i["id"] for i in ctx.search.search(importer, RecordingQuery()).items] == [unassigned]
+
+
+def test_the_system_principal_is_an_unscoped_admin() -> None:
+    system = Principal.system()
+    assert (system.user_id, system.username, system.role, system.team_id) == (
+        None,
+        "system",
+        Role.ADMIN,
+        None,
+    )

@@ -8,7 +8,8 @@ import stat
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,86 @@ def test_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(StorageError):
         LocalBlobStore(path)
+
+
+# -- durability: what is fsync-ed, and when ------------------------------------
+
+
+@dataclass(frozen=True)
+class Fsync:
+    """One os.fsync as the OS saw it: the descriptor's inode, and the inode the watched
+    path named at that moment (None: no such file yet), which tells before and after the rename."""
+
+    is_dir: bool
+    inode: int
+    watched_inode: int | None
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], list[Fsync]]:
+    """Wrap os.fsync (the OS boundary; the real call still runs); ``watch(path)`` starts
+    recording and returns the list that fills as the store syncs."""
+    calls: list[Fsync] = []
+    watched: list[Path] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        try:
+            watched_inode: int | None = os.stat(watched[0]).st_ino if watched else None
+        except FileNotFoundError:
+            watched_inode = None
+        calls.append(Fsync(stat.S_ISDIR(info.st_mode), info.st_ino, watched_inode))
+        real_fsync(fd)
+
+    def watch(path: Path) -> list[Fsync]:
+        watched[:] = [path]
+        calls.clear()
+        return calls
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    return watch
+
+
+def test_put_fsyncs_the_file_before_the_rename_and_the_directory_after(
+    store: LocalBlobStore, fsyncs: Callable[[Path], list[Fsync]]
+) -> None:
+    path = store.root / "calls" / "2026" / "one"
+    for content in (b"first version", b"second version"):  # a new key, then a replacement
+        calls = fsyncs(path)
+        store.put("calls/2026/one", content)
+        file_inode, dir_inode = os.stat(path).st_ino, os.stat(path.parent).st_ino
+        file_syncs = [i for i, c in enumerate(calls) if not c.is_dir and c.inode == file_inode]
+        assert len(file_syncs) == 1, calls  # the data is on disk...
+        assert calls[file_syncs[0]].watched_inode != file_inode, calls  # ...before the rename shows it
+        dir_syncs = [
+            i
+            for i, c in enumerate(calls)
+            if c.is_dir and c.inode == dir_inode and c.watched_inode == file_inode
+        ]
+        assert dir_syncs and dir_syncs[-1] > file_syncs[0], calls  # and the rename itself is durable
+
+
+def test_new_directories_are_fsynced_in_their_parents(
+    store: LocalBlobStore, fsyncs: Callable[[Path], list[Fsync]]
+) -> None:
+    calls = fsyncs(store.root / "a" / "b" / "object")
+    store.put("a/b/object", b"x")
+    synced_dirs = {c.inode for c in calls if c.is_dir}
+    # "a" is a new entry in root, "b" in "a", "object" in "b": each parent is synced.
+    for directory in (store.root, store.root / "a", store.root / "a" / "b"):
+        assert os.stat(directory).st_ino in synced_dirs, directory
+    calls = fsyncs(store.root / "a" / "b" / "other")
+    store.put("a/b/other", b"y")  # existing directories need no sync of their parents
+    assert {c.inode for c in calls if c.is_dir} == {os.stat(store.root / "a" / "b").st_ino}
+
+
+def test_delete_fsyncs_the_directory(store: LocalBlobStore, fsyncs: Callable[[Path], list[Fsync]]) -> None:
+    store.put("calls/gone", b"x")
+    calls = fsyncs(store.root / "calls" / "gone")
+    store.delete("calls/gone")
+    # After the unlink (the name is gone when the directory is synced).
+    assert [(c.is_dir, c.inode, c.watched_inode) for c in calls] == [
+        (True, os.stat(store.root / "calls").st_ino, None)
+    ]
+    assert not (store.root / "calls" / "gone").exists()

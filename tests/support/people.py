@@ -1,4 +1,8 @@
-"""Users for access tests: two teams, agents linked to SIP identities."""
+"""Users for access tests: two teams, agents linked to SIP identities.
+
+Red has two agents (alice, dana) so that "own" and "team" scopes select different
+recordings: a policy that confused them would show dana alice's calls.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ def create_staff(ctx: ServiceContext) -> Staff:
     specs = [
         ("alice", "agent", "red", ["sip:1001@pbx.example", "+14155550101"]),
         ("bob", "agent", "blue", ["sip:1002@pbx.example"]),
+        ("dana", "agent", "red", ["sip:1003@pbx.example"]),
         ("sam", "supervisor", "red", []),
         ("quinn", "qa_evaluator", "blue", []),
         ("carol", "compliance_officer", None, []),

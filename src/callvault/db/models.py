@@ -171,14 +171,16 @@ class Recording(Base):
     )
 
     __table_args__ = (
-        Index("ix_recordings_started", "started_at"),
-        Index("ix_recordings_agent_started", "agent_user_id", "started_at"),
-        Index("ix_recordings_team_started", "team_id", "started_at"),
-        Index("ix_recordings_customer_started", "customer_number", "started_at"),
-        Index("ix_recordings_queue_started", "queue", "started_at"),
-        Index("ix_recordings_direction_started", "direction", "started_at"),
-        Index("ix_recordings_status_started", "status", "started_at"),
-        Index("ix_recordings_duration", "duration_seconds"),
+        # Each search index ends in the id tie-breaker of the search's ORDER BY, so the
+        # index order is the page order (migration 0002_search_order).
+        Index("ix_recordings_started", "started_at", "id"),
+        Index("ix_recordings_agent_started", "agent_user_id", "started_at", "id"),
+        Index("ix_recordings_team_started", "team_id", "started_at", "id"),
+        Index("ix_recordings_customer_started", "customer_number", "started_at", "id"),
+        Index("ix_recordings_queue_started", "queue", "started_at", "id"),
+        Index("ix_recordings_direction_started", "direction", "started_at", "id"),
+        Index("ix_recordings_status_started", "status", "started_at", "id"),
+        Index("ix_recordings_duration", "duration_seconds", "id"),
     )
 
 

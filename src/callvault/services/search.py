@@ -138,15 +138,14 @@ class RecordingCatalog:
                 )
             )
         column = SORTS[query.sort.lstrip("-")]
-        order = column.desc() if query.sort.startswith("-") else column.asc()
+        # The id breaks ties in the same direction as the sort column: every search index
+        # ends in (column, id), so the database reads pages in index order, never sorts them.
+        descending = query.sort.startswith("-")
+        order = (column.desc(), Recording.id.desc()) if descending else (column.asc(), Recording.id.asc())
         with self._catalog.read() as session:
             total = session.scalar(select(func.count()).select_from(Recording).where(*conditions)) or 0
             rows = session.scalars(
-                select(Recording)
-                .where(*conditions)
-                .order_by(order, Recording.id)
-                .limit(query.limit)
-                .offset(query.offset)
+                select(Recording).where(*conditions).order_by(*order).limit(query.limit).offset(query.offset)
             ).all()
             items = [self._summary(session, r) for r in rows]
         self._log.record(principal, "search", detail=query.describe())

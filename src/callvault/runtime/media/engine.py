@@ -394,11 +394,16 @@ class MediaEngine:
         log.error("spool %s cannot be decrypted and stays in place, untouched: %s", path, why)
         self.unreadable_spools.append(path)
 
+    def final_status(self, requested: FinalStatus, loss_fraction: float) -> FinalStatus:
+        """The status a recording is sealed with: a call that ended normally but lost more
+        than ``CALLVAULT_LOSS_THRESHOLD`` of its packets is flagged ``incomplete``."""
+        if requested == "complete" and loss_fraction > self.settings.loss_threshold:
+            return "incomplete"
+        return requested
+
     async def _seal(self, path: Path, rendered: RenderedRecording, status: FinalStatus) -> bool:
         """Seal a rendered recording and delete its journal; False when it stays for the next start."""
-        final = status
-        if status == "complete" and rendered.loss_fraction > self.settings.loss_threshold:
-            final = "incomplete"
+        final = self.final_status(status, rendered.loss_fraction)
         if status == "complete" and rendered.storage_incomplete:
             # Audio the recorder received is missing (full disk, damaged journal): never "complete".
             final = "incomplete"
