@@ -188,8 +188,6 @@ class IntegrityService:
             return []  # crypto-shredded: the object is gone by design, the re-signed row is the evidence
         try:
             blob = self._blobs.get(recording.object_key)
-        except NotFound:
-            return ["stored object missing"]
         except CallvaultError as exc:
             return [f"stored object unreadable: {exc.message}"]
         problems = []

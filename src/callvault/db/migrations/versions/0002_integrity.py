@@ -1,7 +1,7 @@
 """seal log: hash chain of signed manifests and signed checkpoints
 
 Revision ID: integrity_0002
-Revises: uploads_0002
+Revises: search_order_0002
 
 Recordings sealed before this migration are back-filled into the chain in
 seal order (``finalized_at``, then ``created_at``, then id), one entry per
@@ -20,7 +20,7 @@ from alembic import op
 from callvault.db.seal_chain import GENESIS, entry_hash, manifest_sha256
 
 revision = "integrity_0002"
-down_revision = "uploads_0002"
+down_revision = "search_order_0002"
 branch_labels = None
 depends_on = None
 
