@@ -176,6 +176,18 @@ SETTINGS: tuple[Setting, ...] = (
         "media_workers", _positive_int, "1", "RTP worker processes (each owns a slice of the RTP port range)."
     ),
     Setting("log_level", _text, "INFO", "Logging level."),
+    Setting(
+        "stop_timeout",
+        _positive_int,
+        "30",
+        "Seconds a stop (SIGTERM, Ctrl-C) may take to BYE and seal open calls; what is left stays spooled.",
+    ),
+    Setting(
+        "sip_tcp_idle_timeout",
+        _positive_int,
+        "300",
+        "Seconds a SIP TCP/TLS connection may stay silent while it carries no call before it is closed.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -207,6 +219,8 @@ class Settings:
     archive_silence_gate: float | None
     media_workers: int
     log_level: str
+    stop_timeout: int
+    sip_tcp_idle_timeout: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
