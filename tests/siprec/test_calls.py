@@ -198,7 +198,7 @@ async def _check_stereo(
     left, right = (_at_rate(channel, rate, sent.rate)[skip:] for channel in audio)
     agent_ref = sent.agent.astype(np.float64)
     customer_ref = sent.customer.astype(np.float64)
-    lag = int(sent.rate * 0.06)
+    lag = int(sent.rate * 0.03)
     assert correlation(left, agent_ref, max_lag=lag) >= 0.9, what
     assert correlation(right, customer_ref, max_lag=lag) >= 0.9, what
     assert correlation(left, customer_ref, max_lag=lag) < 0.5, what

@@ -130,7 +130,7 @@ def _check_audio(ctx: ServiceContext, recording: Recording, placed: Placed, seco
     assert audio.shape[0] == 2 and audio.shape[1] / rate >= seconds - 0.025, audio.shape
     skip = round(placed.lead_in * 8000)
     left, right = (_at_rate(channel, rate, 8000)[skip:] for channel in audio)
-    lag = int(8000 * 0.06)
+    lag = int(8000 * 0.03)
     assert correlation(left, placed.agent.astype(np.float64), max_lag=lag) >= 0.9
     assert correlation(right, placed.customer.astype(np.float64), max_lag=lag) >= 0.9
 

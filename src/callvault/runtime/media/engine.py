@@ -157,6 +157,7 @@ class MediaEngine:
         self._capture.start()
         # -- end capture --
         self._pool = RenderPool(_default_render_workers(), self._render_executor)
+        await self._pool.warm()
         self._ticker = asyncio.ensure_future(self._render_ticker())
         await self._recover()
 

@@ -86,6 +86,12 @@ class RenderPool:
                 self._executors[index] = _process_executor()
             raise
 
+    async def warm(self) -> None:
+        """Start every worker process now, so the first hang-up after a start does not wait
+        for a fork server and a worker to come up and import the renderer (seconds on a busy host)."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(executor, os.getpid) for executor in self._executors))
+
     def shutdown(self, *, wait: bool = True) -> None:
         """Stop the workers; ``wait=False`` drops queued jobs and returns at once (bounded stop)."""
         if self._own:

@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_MAX = 64 * 1024
 STOP_TIMEOUT = 10.0
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 120.0  # a loaded host can take tens of seconds to start Python and import numpy, av
 
 
 def port_owner(port: int, port_range: tuple[int, int], workers: int) -> int:
