@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from tests.support.audio import mono_wav, stereo_wav, voice
-from tests.support.processes import free_port, run_cli, running_server
+from tests.support.ports import free_port, rtp_range
+from tests.support.processes import run_cli, running_server
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def env(data_dir: Path, database_url: str) -> dict[str, str]:
         "CALLVAULT_DATABASE_URL": database_url,
         "CALLVAULT_HTTP_PORT": str(free_port()),
         "CALLVAULT_SIP_PORT": str(free_port()),
-        "CALLVAULT_RTP_PORTS": "41000-41999",
+        "CALLVAULT_RTP_PORTS": rtp_range(100),
     }
 
 

@@ -29,7 +29,7 @@ from tests.siprec.test_calls import AGENT, CUSTOMER, _at_rate, _self_signed
 from tests.support.audio import correlation, read_wav, voice
 from tests.support.people import ADMIN
 from tests.support.ports import free_port, rtp_range
-from tests.support.processes import running_server, wait_for
+from tests.support.processes import alive, descendants, running_server, wait_for
 from tests.support.test_src import (
     RtpSender,
     Stream,
@@ -189,39 +189,6 @@ def test_sigterm_byes_and_seals_open_calls_then_exits(tmp_path: Path, database_u
         assert not list((tmp_path / "data" / "spool").glob("*.spool"))
 
 
-def _descendants(root: int) -> dict[int, bytes]:
-    """pid → /proc/<pid>/stat start time of every living descendant of ``root``."""
-    parents: dict[int, int] = {}
-    started: dict[int, bytes] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat.rsplit(b")", 1)[1].split()
-        parents[int(entry.name)], started[int(entry.name)] = int(fields[1]), fields[19]
-    found: dict[int, bytes] = {}
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in found:
-                found[pid] = started[pid]
-                frontier.append(pid)
-    return found
-
-
-def _alive(pid: int, started: bytes) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    fields = stat.rsplit(b")", 1)[1].split()
-    return fields[19] == started and fields[0] != b"Z"
-
-
 def test_no_process_of_the_server_survives_kill_9(tmp_path: Path, database_url: str) -> None:
     env = _serve_env(tmp_path, database_url)
     with running_server(env, tmp_path / "serve.log") as process:
@@ -234,18 +201,18 @@ def test_no_process_of_the_server_survives_kill_9(tmp_path: Path, database_url: 
             placed.src.close()
         with _catalog(env) as ctx:
             _sealed(ctx, placed.call_id, 30)
-        children = _descendants(process.pid)
+        children = descendants(process.pid)
         assert len(children) >= 4, children  # capture workers, fork server, render worker(s)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
         def all_gone() -> bool:
-            return not [pid for pid, started in children.items() if _alive(pid, started)]
+            return not [pid for pid, started in children.items() if alive(pid, started)]
 
         try:
             wait_for(all_gone, GONE_WITHIN, "every process the killed server started to exit")
         finally:
             for pid, started in children.items():
-                if _alive(pid, started):
+                if alive(pid, started):
                     os.kill(pid, signal.SIGKILL)  # leave no orphan behind even when failing
     assert process.returncode == -signal.SIGKILL

@@ -15,7 +15,16 @@ import httpx
 
 from tests.support.ports import free_port
 
-__all__ = ["callvault_command", "free_port", "print_log", "run_cli", "running_server", "wait_for"]
+__all__ = [
+    "alive",
+    "callvault_command",
+    "descendants",
+    "free_port",
+    "print_log",
+    "run_cli",
+    "running_server",
+    "wait_for",
+]
 
 
 def callvault_command() -> list[str]:
@@ -95,3 +104,36 @@ def running_server(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def descendants(root: int) -> dict[int, bytes]:
+    """pid → /proc/<pid>/stat start time of every living descendant of ``root``."""
+    parents: dict[int, int] = {}
+    started: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(b")", 1)[1].split()
+        parents[int(entry.name)], started[int(entry.name)] = int(fields[1]), fields[19]
+    found: dict[int, bytes] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = started[pid]
+                frontier.append(pid)
+    return found
+
+
+def alive(pid: int, started: bytes) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    fields = stat.rsplit(b")", 1)[1].split()
+    return fields[19] == started and fields[0] != b"Z"
