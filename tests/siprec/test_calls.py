@@ -26,7 +26,7 @@ from callvault.db.models import Participant, Recording, RecordingEvent
 from callvault.db.models import Stream as StreamRow
 from callvault.runtime.demo_src import run_demo
 from tests.siprec.conftest import Recorder, as_peer, start_recorder
-from tests.support.audio import correlation, voice
+from tests.support.audio import aligned, correlation, voice
 from tests.support.test_src import (
     Response,
     RtpSender,
@@ -193,11 +193,13 @@ async def _check_stereo(
     assert check(seconds, sent.call_seconds), (what, seconds, sent)
     assert recording.duration_seconds is not None, what
     assert check(recording.duration_seconds, sent.call_seconds), (what, recording.duration_seconds)
-    # The audio starts where the first RTP did; ±30 ms around that is searched.
+    # The audio starts where the first RTP did: searched from lead_in up to a delivery delay later.
     skip = round(sent.lead_in * sent.rate)
-    left, right = (_at_rate(channel, rate, sent.rate)[skip:] for channel in audio)
+    left, right = (_at_rate(channel, rate, sent.rate) for channel in audio)
     agent_ref = sent.agent.astype(np.float64)
     customer_ref = sent.customer.astype(np.float64)
+    start = left.size - aligned(left, agent_ref, skip, skip + round(DELIVERY_SLACK * sent.rate)).size
+    left, right = left[start:], right[start:]
     lag = int(sent.rate * 0.03)
     assert correlation(left, agent_ref, max_lag=lag) >= 0.9, what
     assert correlation(right, customer_ref, max_lag=lag) >= 0.9, what

@@ -25,8 +25,8 @@ from sqlalchemy import select
 from callvault.db.models import CallIdentifier, Recording
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import load_settings
-from tests.siprec.test_calls import AGENT, CUSTOMER, _at_rate, _self_signed
-from tests.support.audio import correlation, read_wav, voice
+from tests.siprec.test_calls import AGENT, CUSTOMER, DELIVERY_SLACK, _at_rate, _self_signed
+from tests.support.audio import aligned, correlation, read_wav, voice
 from tests.support.people import ADMIN
 from tests.support.ports import free_port, rtp_range
 from tests.support.processes import alive, descendants, running_server, wait_for
@@ -129,7 +129,10 @@ def _check_audio(ctx: ServiceContext, recording: Recording, placed: Placed, seco
     audio, rate = read_wav(ctx.playback.open_audio(ADMIN, recording.id, fmt="wav").read())
     assert audio.shape[0] == 2 and audio.shape[1] / rate >= seconds - 0.025, audio.shape
     skip = round(placed.lead_in * 8000)
-    left, right = (_at_rate(channel, rate, 8000)[skip:] for channel in audio)
+    left, right = (_at_rate(channel, rate, 8000) for channel in audio)
+    agent = placed.agent.astype(np.float64)
+    start = left.size - aligned(left, agent, skip, skip + round(DELIVERY_SLACK * 8000)).size
+    left, right = left[start:], right[start:]
     lag = int(8000 * 0.03)
     assert correlation(left, placed.agent.astype(np.float64), max_lag=lag) >= 0.9
     assert correlation(right, placed.customer.astype(np.float64), max_lag=lag) >= 0.9
