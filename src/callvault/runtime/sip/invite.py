@@ -19,11 +19,15 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from callvault.errors import Overloaded, StorageError
 from callvault.runtime.sip.answer import answer_sdp, contact, delayed_offer_sdp
 from callvault.runtime.sip.core import RecordingCall, ServerCore, ended
 from callvault.runtime.sip.metrics import SIP_CALLS_ACTIVE
 from callvault.runtime.sip.offer import DELAYED_OFFER_CODECS, StreamPlan, plan_streams
 from callvault.runtime.sip.refusals import (
+    RETRY_AFTER_SECONDS,
     Refusal,
     capabilities,
     check_new_session,
@@ -40,6 +44,9 @@ from callvault.sip.metadata import RecordingMetadata
 from callvault.sip.transaction import InviteServerTransaction, OkRetransmitter
 
 log = logging.getLogger(__name__)
+
+BEGIN_ATTEMPTS = 2
+BEGIN_RETRY_SECONDS = 0.5
 
 
 class InviteHandler:
@@ -115,7 +122,7 @@ class InviteHandler:
             bindings = await asyncio.to_thread(call.session.bind_streams, labels)
             if ended(call):
                 return
-            call.recording_id = await asyncio.to_thread(core.recordings.begin, call.session.call)
+            call.recording_id = await _begin(core, call)
             if ended(call):
                 # Cancelled while the catalogue was being written.
                 await asyncio.to_thread(core.recordings.mark_interrupted_without_audio, call.recording_id)
@@ -153,6 +160,13 @@ class InviteHandler:
                 call.ports.update(ports)
                 body = answer_sdp(call, call.offer, plans, ports, address).encode()
             self._accept(call, transaction, body)
+        except (SQLAlchemyError, StorageError, Overloaded) as exc:
+            # The catalogue or the RTP ports are unavailable for now: 503 lets the SRC retry or
+            # fail over to another recorder, where a 500 would lose the call for good.
+            log.error("call %s: cannot take the call now: %s", call.call_id, exc.__class__.__name__)
+            if transaction.state == "proceeding":
+                core.final(transaction, 503, headers=[("Retry-After", str(RETRY_AFTER_SECONDS))])
+            await core.end_call(call, "interrupted", send_bye=False)
         except Exception:
             log.exception("call %s: answering the INVITE failed", call.call_id)
             if transaction.state == "proceeding":
@@ -185,6 +199,22 @@ class InviteHandler:
         if identity not in self._agent_cache:
             self._agent_cache[identity] = self._core.directory.agent_for(identity)
         return self._agent_cache[identity]
+
+
+async def _begin(core: ServerCore, call: RecordingCall) -> str:
+    """Catalogue the recording; a database that refuses a connection for a moment (PostgreSQL at
+    max_connections, a restart, a network blip) gets one more try before the INVITE is refused."""
+    for attempt in range(BEGIN_ATTEMPTS):
+        try:
+            return await asyncio.to_thread(core.recordings.begin, call.session.call)
+        except OperationalError as exc:
+            if attempt + 1 == BEGIN_ATTEMPTS or ended(call):
+                raise
+            log.warning(
+                "call %s: catalogue unavailable (%s); trying again", call.call_id, exc.__class__.__name__
+            )
+            await asyncio.sleep(BEGIN_RETRY_SECONDS)
+    raise AssertionError("unreachable")
 
 
 def _aor(address: NameAddr) -> str | None:

@@ -105,7 +105,9 @@ class SiprecServer:
         for _attempt in range(20):
             self._udp, udp_port = await open_udp(self, self.host, self.settings.sip_port, max_size)
             try:
-                self._tcp, tcp_port = await open_stream(self, self.host, udp_port, max_size, **self._stream_options())
+                self._tcp, tcp_port = await open_stream(
+                    self, self.host, udp_port, max_size, **self._stream_options()
+                )
             except OSError:
                 self._udp.close()
                 if self.settings.sip_port:
