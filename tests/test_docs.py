@@ -36,6 +36,10 @@ def test_documented_commands_exist() -> None:
         ["keys", "rotate"],
         ["admin", "create-user"],
         ["admin", "create-token"],
+        ["admin", "list-tokens"],
+        ["admin", "revoke-token"],
+        ["admin", "disable-user"],
+        ["admin", "set-password"],
         ["demo"],
         ["settings"],
     ):

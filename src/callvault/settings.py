@@ -177,6 +177,53 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("log_level", _text, "INFO", "Logging level."),
     Setting(
+        "password_min_length",
+        _positive_int,
+        "12",
+        "Shortest password accepted (common ones are refused too).",
+    ),
+    Setting(
+        "login_max_failures",
+        _positive_int,
+        "5",
+        "Failed logins for one username within the window before it is locked out.",
+    ),
+    Setting(
+        "login_max_address_failures",
+        _positive_int,
+        "20",
+        "Failed logins from one client address within the window before it is locked out.",
+    ),
+    Setting(
+        "login_failure_window", _positive_int, "900", "Seconds a failed login counts towards a lock-out."
+    ),
+    Setting(
+        "login_lockout_seconds",
+        _positive_int,
+        "900",
+        "First lock-out in seconds; each further one doubles it, up to a day.",
+    ),
+    Setting(
+        "token_max_lifetime_hours",
+        _positive_int,
+        "2160",
+        "Longest lifetime of any API token, including admin create-token (hours).",
+    ),
+    Setting("metrics_require_token", _bool, "false", "Serve /metrics only to a valid bearer token."),
+    Setting(
+        "docs_require_token",
+        _bool,
+        "false",
+        "Serve /api/v1/docs and the OpenAPI document only to a valid bearer token.",
+    ),
+    Setting(
+        "http_tls_cert",
+        _text,
+        "",
+        "PEM certificate: the HTTP API speaks HTTPS when this and the key are set.",
+    ),
+    Setting("http_tls_key", _text, "", "PEM private key for HTTPS on the HTTP API."),
+    Setting(
         "stop_timeout",
         _positive_int,
         "30",
@@ -219,6 +266,16 @@ class Settings:
     archive_silence_gate: float | None
     media_workers: int
     log_level: str
+    password_min_length: int
+    login_max_failures: int
+    login_max_address_failures: int
+    login_failure_window: int
+    login_lockout_seconds: int
+    token_max_lifetime_hours: int
+    metrics_require_token: bool
+    docs_require_token: bool
+    http_tls_cert: str
+    http_tls_key: str
     stop_timeout: int
     sip_tcp_idle_timeout: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)

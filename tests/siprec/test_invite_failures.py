@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
+from callvault.errors import CatalogUnavailable
 from tests.siprec.conftest import Recorder, as_peer
 from tests.siprec.test_calls import AGENT, CUSTOMER
 from tests.support.test_src import Response, Stream, TestSrc, metadata_xml, multipart, sdp_offer
@@ -42,7 +42,8 @@ def _refusing(recorder: Recorder, monkeypatch: pytest.MonkeyPatch, times: int) -
     def flaky(*args: Any, **kwargs: Any) -> str:
         calls.append(1)
         if len(calls) <= times:
-            raise OperationalError("INSERT", {}, Exception("sorry, too many clients already"))
+            # What the catalog makes of psycopg's "sorry, too many clients already".
+            raise CatalogUnavailable("the catalog database is unreachable; retry shortly")
         return begin(*args, **kwargs)
 
     monkeypatch.setattr(recorder.ctx.recordings, "begin", flaky)

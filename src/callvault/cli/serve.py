@@ -35,6 +35,8 @@ from typing import Any
 import uvicorn
 
 from callvault.api.app import create_app
+from callvault.errors import ConfigError
+from callvault.log_format import configure_logging
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
@@ -47,11 +49,16 @@ HTTP_GRACE_SECONDS = 5
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Control characters in peer-supplied values are escaped: no forged log lines.
+    configure_logging(level)
+
+
+def http_tls_options(settings: Settings) -> dict[str, str]:
+    """uvicorn's certificate options: HTTPS when both CALLVAULT_HTTP_TLS_CERT and _KEY are set."""
+    cert, key = settings.http_tls_cert, settings.http_tls_key
+    if bool(cert) != bool(key):
+        raise ConfigError("set both CALLVAULT_HTTP_TLS_CERT and CALLVAULT_HTTP_TLS_KEY for HTTPS, or neither")
+    return {"ssl_certfile": cert, "ssl_keyfile": key} if cert else {}
 
 
 class _HttpServer(uvicorn.Server):
@@ -77,6 +84,8 @@ def _http_server(settings: Settings, app: Any) -> uvicorn.Server:
         lifespan="off",
         access_log=False,
         timeout_graceful_shutdown=HTTP_GRACE_SECONDS,
+        log_config=None,  # uvicorn's records go through our escaping formatter
+        **http_tls_options(settings),  # type: ignore[arg-type]
     )
     return _HttpServer(config)
 
@@ -135,6 +144,7 @@ async def running_server(
     means no SIP). ``settings.http_port`` 0 binds any free port (see
     :attr:`RunningServer.http_port`).
     """
+    http_tls_options(settings)  # a half-configured HTTPS is refused before anything starts
     own_ctx = ctx is None
     context = await asyncio.to_thread(open_context, settings) if ctx is None else ctx
     sip: SiprecServer | None = None
@@ -175,7 +185,7 @@ async def running_server(
                 raise RuntimeError("the HTTP server did not start")
             await asyncio.sleep(0.01)
         if password:
-            _announce_admin(password, settings.http_host, http_port)
+            _announce_admin(password, _scheme(settings), settings.http_host, http_port)
         yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await _stop(settings, sip, media, http, http_task)
@@ -214,13 +224,18 @@ async def _stop(
     log.info("stopped in %.1f s", time.monotonic() - started)
 
 
-def _announce_admin(password: str, host: str, port: int) -> None:
+def _scheme(settings: Settings) -> str:
+    return "https" if http_tls_options(settings) else "http"
+
+
+def _announce_admin(password: str, scheme: str, host: str, port: int) -> None:
     # Printed once, on the first start only; never logged.
     sys.stdout.write(
         "\n  First start: created user 'admin' with one-time password:\n\n"
         f"      {password}\n\n"
-        "  Get an API token:  curl -s -d username=admin -d password=... "
-        f"http://{host}:{port}/api/v1/auth/token\n\n"
+        "  It only allows choosing a new password: log in (POST /api/v1/auth/token), then\n"
+        "  POST /api/v1/auth/password, or run: callvault admin set-password admin --password-stdin\n"
+        f"  API: {scheme}://{host}:{port}/api/v1/docs\n\n"
     )
     sys.stdout.flush()
 
@@ -248,7 +263,8 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, on_signal, signum)
     async with running_server(settings) as server:
         log.info(
-            "callvault serving HTTP on %s:%d, SIP on %s:%s, data in %s",
+            "callvault serving %s on %s:%d, SIP on %s:%s, data in %s",
+            _scheme(settings).upper(),
             settings.http_host,
             server.http_port,
             settings.sip_host,

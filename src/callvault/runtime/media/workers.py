@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from callvault.log_format import configure_logging
 from callvault.runtime.media.capture import CaptureLoop
 from callvault.runtime.media.lifeline import watch
 from callvault.runtime.media.spool_key import journal_seal
@@ -465,7 +466,7 @@ class _WorkerServer:
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.WARNING, format="media worker %(process)d: %(levelname)s %(message)s")
+    configure_logging("WARNING", "media worker %(process)d: %(levelname)s %(message)s")
     # Ctrl-C reaches the whole process group; the engine stops its workers itself (after
     # closing every session), and a vanished engine shows up as end of file here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

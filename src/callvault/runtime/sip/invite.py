@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from callvault.errors import Overloaded, StorageError
+from callvault.errors import CatalogUnavailable, Overloaded, StorageError
 from callvault.runtime.sip.answer import answer_sdp, contact, delayed_offer_sdp
 from callvault.runtime.sip.core import RecordingCall, ServerCore, ended
 from callvault.runtime.sip.metrics import SIP_CALLS_ACTIVE
@@ -160,7 +160,7 @@ class InviteHandler:
                 call.ports.update(ports)
                 body = answer_sdp(call, call.offer, plans, ports, address).encode()
             self._accept(call, transaction, body)
-        except (SQLAlchemyError, StorageError, Overloaded) as exc:
+        except (SQLAlchemyError, StorageError, CatalogUnavailable, Overloaded) as exc:
             # The catalogue or the RTP ports are unavailable for now: 503 lets the SRC retry or
             # fail over to another recorder, where a 500 would lose the call for good.
             log.error("call %s: cannot take the call now: %s", call.call_id, exc.__class__.__name__)
@@ -207,7 +207,7 @@ async def _begin(core: ServerCore, call: RecordingCall) -> str:
     for attempt in range(BEGIN_ATTEMPTS):
         try:
             return await asyncio.to_thread(core.recordings.begin, call.session.call)
-        except OperationalError as exc:
+        except (OperationalError, CatalogUnavailable) as exc:
             if attempt + 1 == BEGIN_ATTEMPTS or ended(call):
                 raise
             log.warning(
