@@ -19,8 +19,8 @@ def _bindable(port: int, kind: int) -> bool:
     return True
 
 
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 right now."""
+def free_port(kind: int | None = None) -> int:
+    """A port free for both TCP and UDP on 127.0.0.1 right now (``kind`` is ignored: both are checked)."""
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
