@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import shutil
 import subprocess
 import tempfile
@@ -31,7 +30,7 @@ from callvault.services.context import ServiceContext
 from callvault.settings import Settings, load_settings
 from tests.support.audio import read_wav
 from tests.support.people import ADMIN
-from tests.support.ports import rtp_range
+from tests.support.ports import free_port, rtp_range
 from tests.support.reports import test_failed
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -220,7 +219,7 @@ def run_sipp(
         "-i",
         "127.0.0.1",
         "-p",
-        str(random.randrange(15000, 25000)),
+        str(free_port()),
         "-timeout",
         f"{int(timeout)}s",
         "-timeout_error",
