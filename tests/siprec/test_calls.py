@@ -198,7 +198,9 @@ async def _check_stereo(
     left, right = (_at_rate(channel, rate, sent.rate) for channel in audio)
     agent_ref = sent.agent.astype(np.float64)
     customer_ref = sent.customer.astype(np.float64)
-    start = left.size - aligned(left, agent_ref, skip, skip + round(DELIVERY_SLACK * sent.rate)).size
+    start = (
+        left.size - aligned(left, agent_ref, skip, skip + round(DELIVERY_SLACK * sent.rate), sent.rate).size
+    )
     left, right = left[start:], right[start:]
     lag = int(sent.rate * 0.03)
     assert correlation(left, agent_ref, max_lag=lag) >= 0.9, what

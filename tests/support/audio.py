@@ -78,7 +78,11 @@ def correlation(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16], max_lag: int
 
 
 def aligned(
-    recorded: npt.NDArray[np.float64], reference: npt.NDArray[np.float64], earliest: int, latest: int
+    recorded: npt.NDArray[np.float64],
+    reference: npt.NDArray[np.float64],
+    earliest: int,
+    latest: int,
+    rate: int = 8000,
 ) -> npt.NDArray[np.float64]:
     """``recorded`` from where ``reference`` starts in it, searched from sample ``earliest`` to ``latest``.
 
@@ -88,7 +92,7 @@ def aligned(
     """
     from scipy.signal import correlate as cross
 
-    head = reference[: min(reference.size, 8000)]
+    head = reference[: min(reference.size, rate)]  # its first second
     window = recorded[earliest : latest + head.size]
     if window.size < head.size:
         return recorded[earliest:]
