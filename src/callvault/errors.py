@@ -141,6 +141,17 @@ class CatalogUnavailable(CallvaultError):
 
 
 class StorageFull(StorageError):
-    """No space left on a device callvault writes to (ENOSPC, SQLite 'disk is full')."""
+    """No space left on a device callvault writes to (ENOSPC, EDQUOT, SQLite 'disk is full').
+
+    Retrying later can succeed once space is freed, hence 503 like every storage error;
+    its own code lets the API, the logs and monitoring tell a full disk from a broken one.
+    """
 
     code = "storage_full"
+
+
+class UnprocessableMedia(InvalidInput):
+    """An audio file the decoder could not get through safely (crashed, ran out of time)."""
+
+    status_code = 422
+    code = "unprocessable_media"

@@ -45,6 +45,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return number
+
+
 def _fraction(value: str) -> float:
     number = float(value)
     if not 0.0 <= number <= 1.0:
@@ -224,6 +231,31 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("http_tls_key", _text, "", "PEM private key for HTTPS on the HTTP API."),
     Setting(
+        "min_free_disk_mb",
+        _non_negative_int,
+        "1024",
+        "Free space (MB) the spool and local vault keep; below it new INVITEs get 503 and /healthz "
+        "says degraded. 0 disables the check.",
+    ),
+    Setting(
+        "max_upload_seconds",
+        _positive_int,
+        str(6 * 3600),
+        "Longest decoded audio accepted from an upload or import (stops decompression bombs).",
+    ),
+    Setting(
+        "decoder_memory_mb",
+        _positive_int,
+        "2048",
+        "Address-space limit in MiB of the worker process that decodes an uploaded or imported file.",
+    ),
+    Setting(
+        "decoder_timeout",
+        _positive_int,
+        "300",
+        "Seconds (wall clock and CPU) the decoder worker may spend on one uploaded or imported file.",
+    ),
+    Setting(
         "stop_timeout",
         _positive_int,
         "30",
@@ -276,6 +308,10 @@ class Settings:
     docs_require_token: bool
     http_tls_cert: str
     http_tls_key: str
+    min_free_disk_mb: int
+    max_upload_seconds: int
+    decoder_memory_mb: int
+    decoder_timeout: int
     stop_timeout: int
     sip_tcp_idle_timeout: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)

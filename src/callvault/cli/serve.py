@@ -173,7 +173,7 @@ async def running_server(
         engine = media
 
         def health() -> dict[str, Any]:
-            return {"sip": "listening" if sip else "disabled", "active_calls": engine.open_sessions}
+            return {"sip": "listening" if sip else "disabled", **engine.health()}
 
         sock = _bind_http(settings)
         http_port = int(sock.getsockname()[1])

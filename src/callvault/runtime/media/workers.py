@@ -89,6 +89,7 @@ class _PoolSession:
     closing: set[int] | None = None
     packets: int = 0
     done: Callable[[int], None] | None = None
+    losses: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -128,6 +129,7 @@ class CapturePool:
         self._syncs: dict[int, tuple[set[int], Callable[[], None]]] = {}
         self._next_sync = 0
         self._next_home = 0
+        self._losses: dict[str, list[dict[str, Any]]] = {}
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -246,6 +248,10 @@ class CapturePool:
         for worker in self._workers:
             self._send(worker, {"op": "flush"})
 
+    def take_losses(self, key: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._losses.pop(key, [])
+
     def call(self, command: Callable[[], None]) -> None:
         """Run ``command`` once every worker has carried out all commands sent before it."""
         with self._lock:
@@ -301,7 +307,8 @@ class CapturePool:
         worker.packets_total = int(reply.get("total", worker.packets_total))
         op = reply["op"]
         if op == "closed":
-            self._part_closed(str(reply["key"]), worker.number, int(reply["packets"]))
+            losses = list(reply.get("losses", []))
+            self._part_closed(str(reply["key"]), worker.number, int(reply["packets"]), losses)
         elif op == "timeout":
             key = str(reply["key"])
             with self._lock:
@@ -318,16 +325,21 @@ class CapturePool:
         elif op == "ready":
             worker.ready.set()
 
-    def _part_closed(self, key: str, number: int, packets: int) -> None:
+    def _part_closed(
+        self, key: str, number: int, packets: int, losses: list[dict[str, Any]] | None = None
+    ) -> None:
         with self._lock:
             session = self._sessions.get(key)
             if session is None or session.closing is None:
                 return
             session.closing.discard(number)
             session.packets += packets
+            session.losses.extend(losses or [])
             if session.closing:
                 return
             del self._sessions[key]
+            if session.losses:
+                self._losses[key] = session.losses
             done = session.done
         if done is not None:
             done(session.packets)
@@ -453,7 +465,8 @@ class _WorkerServer:
                 # closed before the engine hears of it and reuses the port.
                 if closing is not None:
                     closing.close()
-                self._reply({"op": "closed", "key": key, "packets": packets})
+                losses = capture.take_losses(key)
+                self._reply({"op": "closed", "key": key, "packets": packets, "losses": losses})
 
             capture.close_session(key, done)
         elif op == "flush":

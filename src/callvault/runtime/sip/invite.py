@@ -30,6 +30,7 @@ from callvault.runtime.sip.refusals import (
     RETRY_AFTER_SECONDS,
     Refusal,
     capabilities,
+    check_disk_reserve,
     check_new_session,
     check_recording_request,
     parse_body,
@@ -37,6 +38,7 @@ from callvault.runtime.sip.refusals import (
 )
 from callvault.runtime.sip.timers import arm_session_timer, session_expires, session_timer_headers
 from callvault.runtime.sip.transport import Peer
+from callvault.services.call_record import IngestSource
 from callvault.services.siprec_session import SiprecSession, parse_direction
 from callvault.sip.dialog import Dialog, new_tag
 from callvault.sip.message import NameAddr, SipRequest, make_response
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 BEGIN_ATTEMPTS = 2
 BEGIN_RETRY_SECONDS = 0.5
+UNAVAILABLE = (StorageError, CatalogUnavailable, Overloaded, SQLAlchemyError)
 
 
 class InviteHandler:
@@ -57,6 +60,7 @@ class InviteHandler:
     def on_invite(self, request: SipRequest, transaction: InviteServerTransaction, peer: Peer) -> None:
         core = self._core
         check_new_session(request, core.calls, core.settings.max_calls)
+        check_disk_reserve(core.media.disk_low)
         offer_body = parse_body(request)
         check_recording_request(request)
         sdp = parse_sdp(offer_body)
@@ -160,18 +164,23 @@ class InviteHandler:
                 call.ports.update(ports)
                 body = answer_sdp(call, call.offer, plans, ports, address).encode()
             self._accept(call, transaction, body)
-        except (SQLAlchemyError, StorageError, CatalogUnavailable, Overloaded) as exc:
-            # The catalogue or the RTP ports are unavailable for now: 503 lets the SRC retry or
-            # fail over to another recorder, where a 500 would lose the call for good.
-            log.error("call %s: cannot take the call now: %s", call.call_id, exc.__class__.__name__)
-            if transaction.state == "proceeding":
-                core.final(transaction, 503, headers=[("Retry-After", str(RETRY_AFTER_SECONDS))])
-            await core.end_call(call, "interrupted", send_bye=False)
-        except Exception:
+        except Exception as exc:
             log.exception("call %s: answering the INVITE failed", call.call_id)
             if transaction.state == "proceeding":
-                core.final(transaction, 500)
+                # Storage (a full disk), the catalogue (a refused connection) or the RTP ports may
+                # work again soon: 503 lets the SRC retry or fail over, where 500 loses the call.
+                status = 503 if isinstance(exc, UNAVAILABLE) else 500
+                retry = [("Retry-After", str(RETRY_AFTER_SECONDS))] if status == 503 else None
+                core.final(transaction, status, headers=retry)
             await core.end_call(call, "interrupted", send_bye=False)
+            if call.recording_id is not None and call.media is None:
+                # Begun in the catalogue, never captured (no journal): say so now, not at the next start.
+                try:
+                    await asyncio.to_thread(core.recordings.mark_interrupted_without_audio, call.recording_id)
+                except Exception:
+                    log.exception(
+                        "call %s: marking recording %s interrupted failed", call.call_id, call.recording_id
+                    )
 
     def _accept(self, call: RecordingCall, transaction: InviteServerTransaction, body: bytes) -> None:
         core = self._core
@@ -206,7 +215,8 @@ async def _begin(core: ServerCore, call: RecordingCall) -> str:
     max_connections, a restart, a network blip) gets one more try before the INVITE is refused."""
     for attempt in range(BEGIN_ATTEMPTS):
         try:
-            return await asyncio.to_thread(core.recordings.begin, call.session.call)
+            src = IngestSource.siprec(call.peer.transport, call.peer.host, call.peer.port)
+            return await asyncio.to_thread(core.recordings.begin, call.session.call, src)
         except (OperationalError, CatalogUnavailable) as exc:
             if attempt + 1 == BEGIN_ATTEMPTS or ended(call):
                 raise
