@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvloop
 from sqlalchemy import create_engine, text
 
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
 from tests.support.reference import REFERENCE_DIR, absence_reason, corpus_required
+from tests.support.reports import REPORTS
 from tests.support.s3server import s3_endpoint_fixture
 
 POSTGRES_URL = os.environ.get(
@@ -33,6 +35,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("CALLVAULT_TEST_DB", "sqlite,postgresql"),
         help="comma-separated catalog backends to run database tests on: sqlite, postgresql",
     )
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    """Every async test runs on uvloop, the loop `callvault serve` runs on: a server tested
+    on asyncio's own loop once passed while every SIP/TCP connection failed under uvloop."""
+    return {"uvloop": uvloop.new_event_loop}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    # Kept on the item so server fixtures can print the server's log when the test failed.
+    report = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -255,6 +255,18 @@ SETTINGS: tuple[Setting, ...] = (
         "300",
         "Seconds (wall clock and CPU) the decoder worker may spend on one uploaded or imported file.",
     ),
+    Setting(
+        "stop_timeout",
+        _positive_int,
+        "30",
+        "Seconds a stop (SIGTERM, Ctrl-C) may take to BYE and seal open calls; what is left stays spooled.",
+    ),
+    Setting(
+        "sip_tcp_idle_timeout",
+        _positive_int,
+        "300",
+        "Seconds a SIP TCP/TLS connection may stay silent while it carries no call before it is closed.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -300,6 +312,8 @@ class Settings:
     max_upload_seconds: int
     decoder_memory_mb: int
     decoder_timeout: int
+    stop_timeout: int
+    sip_tcp_idle_timeout: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

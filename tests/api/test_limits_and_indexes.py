@@ -7,25 +7,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
+import httpx
 from sqlalchemy import event, insert, select
 
-from callvault.api.app import create_app
 from callvault.db.models import Call, Recording
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext, open_context
 from callvault.services.search import RecordingQuery
-from tests.api.conftest import auth
+from tests.api.conftest import auth, serving
 from tests.conftest import make_settings
 from tests.support.audio import stereo_wav, voice
 from tests.support.people import Staff, create_staff
 
 
 def test_oversized_upload_is_refused_and_nothing_stored(data_dir: Path, database_url: str) -> None:
-    ctx = open_context(make_settings(data_dir, database_url, max_upload_bytes="50000"))
+    ctx = open_context(
+        make_settings(data_dir, database_url, max_upload_bytes="50000", sip_port="0", http_port="0")
+    )
     try:
         staff = create_staff(ctx)
-        with TestClient(create_app(ctx)) as client:
+        with serving(ctx) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             big = stereo_wav(voice(5, 8000, 120, 1), voice(5, 8000, 200, 2), 8000)
             assert len(big) > 50000
             response = client.post(

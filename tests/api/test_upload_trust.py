@@ -83,7 +83,7 @@ def test_manifest_signs_uploader_source_and_receipt_time_and_verify_catches_chan
     assert source["kind"] == "upload"
     assert source["user"] == "sam"
     assert source["user_id"] == staff.principals["sam"].user_id
-    assert source["address"] == "testclient"
+    assert source["address"] == "127.0.0.1"  # the client fixture talks to a real server over HTTP
     assert source["received_at"] > "2025"
     assert ctx.integrity.verify(ADMIN)[0].ok
 

@@ -14,7 +14,8 @@ from callvault.services.context import open_context
 from callvault.settings import load_settings
 from tests.support.audio import mono_wav, stereo_wav, voice
 from tests.support.people import ADMIN
-from tests.support.processes import free_port, run_cli, running_server
+from tests.support.ports import free_port, rtp_range
+from tests.support.processes import run_cli, running_server
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def env(data_dir: Path, database_url: str) -> dict[str, str]:
         "CALLVAULT_DATABASE_URL": database_url,
         "CALLVAULT_HTTP_PORT": str(free_port()),
         "CALLVAULT_SIP_PORT": str(free_port()),
-        "CALLVAULT_RTP_PORTS": "41000-41999",
+        "CALLVAULT_RTP_PORTS": rtp_range(100),
     }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from tests.support.ports import rtp_range
 
 from callvault.db.models import Recording
 from callvault.media.archive import decode_audio
@@ -32,7 +33,7 @@ def make_settings(data_dir: Path, ports: str, database_url: str = "") -> Setting
 
 @pytest.fixture
 def services(tmp_path: Path, database_url: str) -> Iterator[ServiceContext]:
-    ctx = open_context(make_settings(tmp_path / "data", "41000-41999", database_url))
+    ctx = open_context(make_settings(tmp_path / "data", rtp_range(200), database_url))
     yield ctx
     ctx.close()
 

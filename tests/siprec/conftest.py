@@ -1,9 +1,11 @@
-"""A running recorder (SIPREC server + media engine + real services on SQLite) for SIPREC tests."""
+"""A running recorder for SIPREC tests: `callvault serve`'s own composition root
+(:func:`callvault.cli.serve.running_server`) on uvloop, with real services on SQLite
+or PostgreSQL. When a test fails, the recorder's log is printed."""
 
 from __future__ import annotations
 
 import asyncio
-import random
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -11,23 +13,25 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
-from fastapi.testclient import TestClient
 
-from callvault.api.app import create_app
+from callvault.cli.serve import RunningServer, running_server
 from callvault.db.models import Recording
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.sip.server import SiprecServer
-from callvault.services.context import ServiceContext, open_context
+from callvault.services.context import ServiceContext
 from callvault.settings import Settings, load_settings
 from tests.support.audio import read_wav
 from tests.support.people import ADMIN
+from tests.support.ports import free_port, rtp_range
+from tests.support.reports import test_failed
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 T = TypeVar("T")
@@ -53,6 +57,16 @@ class Recorder:
     media: MediaEngine
     clock: ShiftedClock
     token: str  # API bearer token of a compliance officer
+    running: RunningServer | None = None
+    log_lines: list[str] = field(default_factory=list)
+
+    def print_log(self) -> None:
+        print("----- recorder log -----", *self.log_lines[-400:], "----- end of recorder log -----", sep="\n")
+
+    @property
+    def http_port(self) -> int:
+        assert self.running is not None
+        return self.running.http_port
 
     @property
     def port(self) -> int:
@@ -81,11 +95,12 @@ class Recorder:
             await asyncio.sleep(0.05)
 
     def detail(self, recording_id: str) -> dict[str, Any]:
-        """``GET /api/v1/recordings/{id}`` as a user sees it (blocking: call it from a thread)."""
-        with TestClient(create_app(self.ctx)) as client:
-            response = client.get(
-                f"/api/v1/recordings/{recording_id}", headers={"Authorization": f"Bearer {self.token}"}
-            )
+        """``GET /api/v1/recordings/{id}`` over HTTP from the running server (blocking: call it from a thread)."""
+        response = httpx.get(
+            f"http://127.0.0.1:{self.http_port}/api/v1/recordings/{recording_id}",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -120,15 +135,29 @@ def create_recorder_staff(ctx: ServiceContext) -> str:
     return ctx.users.create_token(ADMIN, "carol", "test")
 
 
+class _LogCapture(logging.Handler):
+    """The recorder's log records, printed when the test using it fails."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
 @asynccontextmanager
 async def start_recorder(data_dir: Path, database_url: str = "", **env: str) -> AsyncIterator[Recorder]:
     """A recorder on ``data_dir`` and catalog ``database_url`` (empty: SQLite);
     ``env`` overrides settings by name (``rtp_timeout="1"``)."""
-    low = random.randrange(30000, 50000, 2)
     values = {
         "CALLVAULT_DATA_DIR": str(data_dir),
+        "CALLVAULT_SIP_HOST": "127.0.0.1",
         "CALLVAULT_SIP_PORT": "0",
-        "CALLVAULT_RTP_PORTS": f"{low}-{low + 200}",
+        "CALLVAULT_HTTP_HOST": "127.0.0.1",
+        "CALLVAULT_HTTP_PORT": "0",
+        "CALLVAULT_RTP_PORTS": rtp_range(200),
         "CALLVAULT_RTP_TIMEOUT": "5",
         "CALLVAULT_DATABASE_URL": database_url,
         # Test machines may have less than the default 1 GB reserve free; the reserve has its own tests.
@@ -136,41 +165,45 @@ async def start_recorder(data_dir: Path, database_url: str = "", **env: str) -> 
     }
     values.update({f"CALLVAULT_{name.upper()}": value for name, value in env.items()})
     settings = load_settings(env=values)
-    ctx = open_context(settings)
-    token = create_recorder_staff(ctx)
+    capture = _LogCapture()
+    logger = logging.getLogger("callvault")
+    logger.addHandler(capture)
+    previous_level = logger.level
+    logger.setLevel(logging.INFO)
     executor = ThreadPoolExecutor(2)
-    server: SiprecServer | None = None
-
-    async def rtp_timeout(recording_id: str) -> None:
-        # Wired as `callvault serve` does: the SIP side ends the session (BYE) and closes the media.
-        if server is not None:
-            await server.on_rtp_timeout(recording_id)
-
-    media = MediaEngine(
-        settings,
-        ctx.recordings,
-        ctx.directory,
-        on_timeout=rtp_timeout,
-        render_executor=executor,
-        flush_interval=0.2,
-    )
     clock = ShiftedClock()
-    server = SiprecServer(settings, ctx.recordings, ctx.directory, media, clock=clock)
-    await media.start()
-    await server.start()
     try:
-        yield Recorder(ctx, settings, server, media, clock, token)
+        async with running_server(
+            settings,
+            first_admin=False,
+            render_executor=executor,
+            flush_interval=0.2,
+            sip_clock=clock,
+            sip_any_port=True,
+        ) as running:
+            assert running.sip is not None
+            token = await asyncio.to_thread(create_recorder_staff, running.ctx)
+            recorder = Recorder(
+                running.ctx, settings, running.sip, running.media, clock, token, running, capture.lines
+            )
+            yield recorder
+    except BaseException:
+        print("----- recorder log -----", *capture.lines[-400:], "----- end of recorder log -----", sep="\n")
+        raise
     finally:
-        await server.stop()
-        await media.stop()
         executor.shutdown(wait=True)
-        ctx.close()
+        logger.removeHandler(capture)
+        logger.setLevel(previous_level)
 
 
 @pytest.fixture
-async def recorder(tmp_path: Path, database_url: str) -> AsyncIterator[Recorder]:
+async def recorder(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> AsyncIterator[Recorder]:
     async with start_recorder(tmp_path / "data", database_url) as running:
         yield running
+        if test_failed(request):
+            running.print_log()
 
 
 def run_sipp(
@@ -188,7 +221,7 @@ def run_sipp(
         "-i",
         "127.0.0.1",
         "-p",
-        str(random.randrange(15000, 25000)),
+        str(free_port()),
         "-timeout",
         f"{int(timeout)}s",
         "-timeout_error",

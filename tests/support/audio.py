@@ -75,3 +75,26 @@ def correlation(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16], max_lag: int
         if denom:
             best = max(best, float(np.dot(xa, ya) / denom))
     return best
+
+
+def aligned(
+    recorded: npt.NDArray[np.float64],
+    reference: npt.NDArray[np.float64],
+    earliest: int,
+    latest: int,
+    rate: int = 8000,
+) -> npt.NDArray[np.float64]:
+    """``recorded`` from where ``reference`` starts in it, searched from sample ``earliest`` to ``latest``.
+
+    Where the audio starts in a recording depends on delivery delays between the SRC and the
+    recorder, which a loaded machine stretches to hundreds of milliseconds: searching for it
+    keeps the comparison about the audio, not about the machine's load.
+    """
+    from scipy.signal import correlate as cross
+
+    head = reference[: min(reference.size, rate)]  # its first second
+    window = recorded[earliest : latest + head.size]
+    if window.size < head.size:
+        return recorded[earliest:]
+    scores = cross(window - window.mean(), head - head.mean(), mode="valid", method="fft")
+    return recorded[earliest + int(np.argmax(scores)) :]

@@ -170,6 +170,7 @@ class MediaEngine:
         self._capture.start()
         # -- end capture --
         self._pool = RenderPool(_default_render_workers(), self._render_executor)
+        await self._pool.warm()
         self._ticker = asyncio.ensure_future(self._render_ticker())
         await self._recover()
 
@@ -188,6 +189,27 @@ class MediaEngine:
             self._capture = None
         if self._pool is not None:
             self._pool.shutdown()
+            self._pool = None
+
+    def abort(self) -> None:
+        """A stop that ran out of time: drop pending work and end the workers now.
+
+        Journals of sessions not yet sealed stay in the spool; the next start
+        seals them as interrupted, as after a crash.
+        """
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        for task in list(self._tasks):
+            task.cancel()
+        capture, self._capture = self._capture, None
+        kill = getattr(capture, "kill", None)
+        if callable(kill):
+            kill()
+        elif capture is not None:
+            capture.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
             self._pool = None
 
     @property

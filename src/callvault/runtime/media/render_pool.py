@@ -24,10 +24,13 @@ import asyncio
 import itertools
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+from callvault.runtime.media.lifeline import watch
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,8 @@ def _process_executor() -> Executor:
     # held lock into the child; the fork server is single-threaded.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["callvault.runtime.media.incremental"])
-    return ProcessPoolExecutor(max_workers=1, mp_context=context)
+    # Each worker dies with this process even after a kill -9 (see .lifeline).
+    return ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=watch, initargs=(os.getpid(),))
 
 
 class RenderPool:
@@ -82,8 +86,15 @@ class RenderPool:
                 self._executors[index] = _process_executor()
             raise
 
-    def shutdown(self) -> None:
+    async def warm(self) -> None:
+        """Start every worker process now, so the first hang-up after a start does not wait
+        for a fork server and a worker to come up and import the renderer (seconds on a busy host)."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(executor, os.getpid) for executor in self._executors))
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop the workers; ``wait=False`` drops queued jobs and returns at once (bounded stop)."""
         if self._own:
             for executor in self._executors:
-                executor.shutdown(wait=True)
+                executor.shutdown(wait=wait, cancel_futures=not wait)
         self._executors = []

@@ -51,6 +51,7 @@ from typing import Any
 
 from callvault.log_format import configure_logging
 from callvault.runtime.media.capture import CaptureLoop
+from callvault.runtime.media.lifeline import watch
 from callvault.runtime.media.spool_key import journal_seal
 from callvault.storage.spool import SpoolWriter
 
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_MAX = 64 * 1024
 STOP_TIMEOUT = 10.0
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 120.0  # a loaded host can take tens of seconds to start Python and import numpy, av
 
 
 def port_owner(port: int, port_range: tuple[int, int], workers: int) -> int:
@@ -142,6 +143,7 @@ class CapturePool:
                     "callvault.runtime.media.workers",
                     str(theirs.fileno()),
                     repr(self._flush_interval),
+                    str(os.getpid()),
                 ],
                 pass_fds=(theirs.fileno(),),
                 close_fds=True,
@@ -172,6 +174,16 @@ class CapturePool:
                 worker.process.wait()
             if worker.reader is not None:
                 worker.reader.join()
+            worker.control.close()
+        self._workers = []
+
+    def kill(self) -> None:
+        """Kill every worker now (a stop that ran out of time); their journals stay for recovery."""
+        for worker in self._workers:
+            if worker.process.poll() is None:
+                worker.process.kill()
+        for worker in self._workers:
+            worker.process.wait()
             worker.control.close()
         self._workers = []
 
@@ -471,6 +483,8 @@ def main(argv: list[str]) -> int:
     # Ctrl-C reaches the whole process group; the engine stops its workers itself (after
     # closing every session), and a vanished engine shows up as end of file here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if len(argv) > 2:
+        watch(int(argv[2]))  # die with the server even after its kill -9
     control = socket.socket(fileno=int(argv[0]))
     _WorkerServer(control, float(argv[1])).serve()
     return 0

@@ -118,8 +118,21 @@ class ServerCore:
     async def end_call(
         self, call: RecordingCall, status: Literal["complete", "interrupted"], *, send_bye: bool
     ) -> None:
+        if self._detach(call, send_bye=send_bye):
+            await self._close_media(call, status)
+
+    def end_call_soon(
+        self, call: RecordingCall, status: Literal["complete", "interrupted"], *, send_bye: bool
+    ) -> None:
+        """End the call at once, so the very next request no longer finds it; close its media
+        in the background. (uvloop hands over several datagrams before a spawned task runs:
+        a new BYE right behind the first one was answered 200 instead of 481.)"""
+        if self._detach(call, send_bye=send_bye):
+            self.spawn(self._close_media(call, status))
+
+    def _detach(self, call: RecordingCall, *, send_bye: bool) -> bool:
         if call.state == "ended":
-            return
+            return False
         was_answered = call.state in ("answered", "confirmed")
         call.state = "ended"
         if self.calls.pop((call.call_id, call.remote_tag), None) is not None:
@@ -128,6 +141,10 @@ class ServerCore:
             self.by_recording.pop(call.recording_id, None)
         if send_bye and was_answered and call.dialog is not None:
             self.send_bye(call)
+        return True
+
+    @staticmethod
+    async def _close_media(call: RecordingCall, status: Literal["complete", "interrupted"]) -> None:
         if call.media is not None:
             await call.media.close(status)
         log.info("call %s: recording %s ended (%s)", call.call_id, call.recording_id, status)

@@ -81,7 +81,7 @@ class DialogHandler:
     def on_bye(self, request: SipRequest, transaction: ServerTransaction) -> None:
         call = self._dialog_call(request)
         self._core.final(transaction, 200)
-        self._core.spawn(self._core.end_call(call, "complete", send_bye=False))
+        self._core.end_call_soon(call, "complete", send_bye=False)
 
     def on_cancel(self, request: SipRequest, peer: Peer) -> None:
         core = self._core
@@ -98,7 +98,7 @@ class DialogHandler:
             invite = invite_transaction.request
             call = core.calls.get((invite.call_id, invite.from_addr.tag or ""))
             if call is not None:
-                core.spawn(core.end_call(call, "interrupted", send_bye=False))
+                core.end_call_soon(call, "interrupted", send_bye=False)
 
     def _dialog_call(self, request: SipRequest) -> RecordingCall:
         call = self._core.calls.get((request.call_id, request.from_addr.tag or ""))

@@ -19,7 +19,9 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from callvault.errors import StorageError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from callvault.errors import CatalogUnavailable, Overloaded, StorageError
 from callvault.runtime.sip.answer import answer_sdp, contact, delayed_offer_sdp
 from callvault.runtime.sip.core import RecordingCall, ServerCore, ended
 from callvault.runtime.sip.metrics import SIP_CALLS_ACTIVE
@@ -44,6 +46,10 @@ from callvault.sip.metadata import RecordingMetadata
 from callvault.sip.transaction import InviteServerTransaction, OkRetransmitter
 
 log = logging.getLogger(__name__)
+
+BEGIN_ATTEMPTS = 2
+BEGIN_RETRY_SECONDS = 0.5
+UNAVAILABLE = (StorageError, CatalogUnavailable, Overloaded, SQLAlchemyError)
 
 
 class InviteHandler:
@@ -120,8 +126,7 @@ class InviteHandler:
             bindings = await asyncio.to_thread(call.session.bind_streams, labels)
             if ended(call):
                 return
-            src = IngestSource.siprec(call.peer.transport, call.peer.host, call.peer.port)
-            call.recording_id = await asyncio.to_thread(core.recordings.begin, call.session.call, src)
+            call.recording_id = await _begin(core, call)
             if ended(call):
                 # Cancelled while the catalogue was being written.
                 await asyncio.to_thread(core.recordings.mark_interrupted_without_audio, call.recording_id)
@@ -162,8 +167,9 @@ class InviteHandler:
         except Exception as exc:
             log.exception("call %s: answering the INVITE failed", call.call_id)
             if transaction.state == "proceeding":
-                # Storage (a full disk) may work again soon: 503 tells the SRC to retry later.
-                status = 503 if isinstance(exc, StorageError) else 500
+                # Storage (a full disk), the catalogue (a refused connection) or the RTP ports may
+                # work again soon: 503 lets the SRC retry or fail over, where 500 loses the call.
+                status = 503 if isinstance(exc, UNAVAILABLE) else 500
                 retry = [("Retry-After", str(RETRY_AFTER_SECONDS))] if status == 503 else None
                 core.final(transaction, status, headers=retry)
             await core.end_call(call, "interrupted", send_bye=False)
@@ -202,6 +208,23 @@ class InviteHandler:
         if identity not in self._agent_cache:
             self._agent_cache[identity] = self._core.directory.agent_for(identity)
         return self._agent_cache[identity]
+
+
+async def _begin(core: ServerCore, call: RecordingCall) -> str:
+    """Catalogue the recording; a database that refuses a connection for a moment (PostgreSQL at
+    max_connections, a restart, a network blip) gets one more try before the INVITE is refused."""
+    for attempt in range(BEGIN_ATTEMPTS):
+        try:
+            src = IngestSource.siprec(call.peer.transport, call.peer.host, call.peer.port)
+            return await asyncio.to_thread(core.recordings.begin, call.session.call, src)
+        except (OperationalError, CatalogUnavailable) as exc:
+            if attempt + 1 == BEGIN_ATTEMPTS or ended(call):
+                raise
+            log.warning(
+                "call %s: catalogue unavailable (%s); trying again", call.call_id, exc.__class__.__name__
+            )
+            await asyncio.sleep(BEGIN_RETRY_SECONDS)
+    raise AssertionError("unreachable")
 
 
 def _aor(address: NameAddr) -> str | None:

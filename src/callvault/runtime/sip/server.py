@@ -34,16 +34,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.sip.core import ServerCore
 from callvault.runtime.sip.in_dialog import DialogHandler
 from callvault.runtime.sip.invite import InviteHandler
 from callvault.runtime.sip.metrics import count_request
-from callvault.runtime.sip.refusals import Refusal, capabilities, method_refusal, refuse
+from callvault.runtime.sip.refusals import (
+    RETRY_AFTER_SECONDS,
+    Refusal,
+    capabilities,
+    method_refusal,
+    refuse,
+)
 from callvault.runtime.sip.timers import run_timers
 from callvault.runtime.sip.transport import (
     Peer,
+    StreamProtocol,
     install_uvloop,
     open_stream,
     open_udp,
@@ -83,6 +91,8 @@ class SiprecServer:
         self.udp_port: int | None = None
         self.tcp_port: int | None = None
         self.tls_port: int | None = None
+        self._connections: set[StreamProtocol] = set()
+        self._stopping = False
         self.host = settings.sip_host
         # Call-ID -> recording id of recent sessions (demo output, tests, logs); bounded.
         self.recording_ids: dict[str, str] = self._core.recording_ids
@@ -95,7 +105,9 @@ class SiprecServer:
         for _attempt in range(20):
             self._udp, udp_port = await open_udp(self, self.host, self.settings.sip_port, max_size)
             try:
-                self._tcp, tcp_port = await open_stream(self, self.host, udp_port, max_size)
+                self._tcp, tcp_port = await open_stream(
+                    self, self.host, udp_port, max_size, **self._stream_options()
+                )
             except OSError:
                 self._udp.close()
                 if self.settings.sip_port:
@@ -108,25 +120,50 @@ class SiprecServer:
         if self.settings.sip_tls_cert and self.settings.sip_tls_key:
             context = tls_context(self.settings.sip_tls_cert, self.settings.sip_tls_key)
             self._tls, self.tls_port = await open_stream(
-                self, self.host, self.settings.sip_tls_port, max_size, context
+                self, self.host, self.settings.sip_tls_port, max_size, context, **self._stream_options()
             )
         self._ticker = asyncio.create_task(run_timers(self._core))
         log.info("SIPREC server on %s udp/tcp %s tls %s", self.host, self.udp_port, self.tls_port)
 
+    def _stream_options(self) -> dict[str, Any]:
+        return {
+            "idle_timeout": float(self.settings.sip_tcp_idle_timeout),
+            "keep_open": self._carries_call,
+            "connections": self._connections,
+        }
+
+    def _carries_call(self, peer: Peer) -> bool:
+        return any(call.peer is peer for call in self._core.calls.values())
+
     async def stop(self) -> None:
-        """Stop listening, end open sessions (BYE, media closed as interrupted)."""
-        for call in list(self._core.calls.values()):
-            await self._core.end_call(call, "interrupted", send_bye=True)
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.gather(self._ticker, return_exceptions=True)
-        if self._core.tasks:
-            await asyncio.gather(*list(self._core.tasks), return_exceptions=True)
-        if self._udp is not None:
-            self._udp.close()
+        """Stop taking calls, BYE and close every open session as interrupted, then stop listening.
+
+        New TCP/TLS connections are refused at once and new INVITEs answered
+        503, but the sockets stay open until every BYE is sent: the BYE of a
+        call travels where its INVITE came from.
+        """
+        self._stopping = True
         for server in (self._tcp, self._tls):
             if server is not None:
                 server.close()
+        calls = list(self._core.calls.values())
+        if calls:
+            log.info("stopping: ending %d open call(s) with BYE", len(calls))
+        await asyncio.gather(
+            *(self._core.end_call(call, "interrupted", send_bye=True) for call in calls),
+            return_exceptions=True,
+        )
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        while self._core.tasks:
+            await asyncio.gather(*list(self._core.tasks), return_exceptions=True)
+        if self._udp is not None:
+            self._udp.close()
+        for connection in list(self._connections):
+            connection.close()
+        for server in (self._tcp, self._tls):
+            if server is not None:
                 await server.wait_closed()
 
     @staticmethod
@@ -169,6 +206,8 @@ class SiprecServer:
         method = request.method
         if method == "OPTIONS":
             self._core.final(transaction, 200, headers=capabilities())
+        elif method == "INVITE" and self._stopping and not request.to_addr.tag:
+            raise Refusal(503, "recorder shutting down", [("Retry-After", str(RETRY_AFTER_SECONDS))])
         elif method == "INVITE":
             assert isinstance(transaction, InviteServerTransaction)
             self._core.send(peer, transaction.respond(make_response(request, 100)))

@@ -84,12 +84,12 @@ def tick(core: ServerCore) -> None:
             core.send(call.peer, call.ok.poll())
             if call.ok.gave_up:
                 log.warning("call %s: no ACK for our 200; ending the session", call.call_id)
-                core.spawn(core.end_call(call, "interrupted", send_bye=True))
+                core.end_call_soon(call, "interrupted", send_bye=True)
                 continue
         if call.expires_at is not None and now >= call.expires_at:
             log.warning("call %s: session timer expired", call.call_id)
-            core.spawn(core.end_call(call, "complete", send_bye=True))
+            core.end_call_soon(call, "complete", send_bye=True)
             continue
         if call.media is not None and call.media.closing and call.state != "ended":
             # The media engine closed the session on its own (RTP timeout).
-            core.spawn(core.end_call(call, "complete", send_bye=True))
+            core.end_call_soon(call, "complete", send_bye=True)

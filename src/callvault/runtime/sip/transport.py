@@ -120,30 +120,98 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
 
 class StreamProtocol(asyncio.Protocol):
-    """One TCP or TLS connection; Content-Length frames the messages."""
+    """One TCP or TLS connection; Content-Length frames the messages.
 
-    def __init__(self, handler: MessageHandler, max_size: int, transport_name: str) -> None:
+    A connection that stays silent for ``idle_timeout`` seconds while
+    ``keep_open(peer)`` says it carries no call is closed: otherwise every
+    client that connects and goes quiet (or vanishes without a FIN) would hold
+    a descriptor and a buffer for ever. A connection carrying a call stays open
+    however quiet it is, because the BYE for that call has to travel on it.
+    """
+
+    def __init__(
+        self,
+        handler: MessageHandler,
+        max_size: int,
+        transport_name: str,
+        *,
+        idle_timeout: float | None = None,
+        keep_open: Callable[[Peer], bool] | None = None,
+        connections: set[StreamProtocol] | None = None,
+    ) -> None:
         self._handler = handler
         self._max_size = max_size
         self._name = transport_name
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._peer: Peer | None = None
+        self._idle_timeout = idle_timeout
+        self._keep_open = keep_open
+        self._connections = connections
+        self._last_heard = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCP and SSL transports do not subclass asyncio.Transport (an
+        # isinstance assertion here reset every connection under `callvault serve`).
+        stream = cast(asyncio.Transport, transport)
+        self._transport = stream
         remote = transport.get_extra_info("peername") or ("", 0)
         local = transport.get_extra_info("sockname") or ("", 0)
 
         def send(payload: bytes) -> None:
-            if not transport.is_closing():
-                transport.write(payload)
+            if not stream.is_closing():
+                stream.write(payload)
 
         self._peer = Peer(self._name, str(remote[0]), int(remote[1]), send, str(local[0]), int(local[1]))
+        if self._connections is not None:
+            self._connections.add(self)
+        self._heard()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._connections is not None:
+            self._connections.discard(self)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _heard(self) -> None:
+        if self._idle_timeout is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_at(self._last_heard + self._idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._idle_timer = None
+        if self._transport is None or self._transport.is_closing() or self._idle_timeout is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._last_heard + self._idle_timeout
+        busy = self._peer is not None and self._keep_open is not None and self._keep_open(self._peer)
+        if busy or loop.time() < due:
+            # A call ends without a word on this connection (RTP timeout): look again now and then.
+            when = max(due, loop.time() + self._idle_timeout / 4) if busy else due
+            self._idle_timer = loop.call_at(when, self._check_idle)
+            return
+        assert self._peer is not None
+        log.info(
+            "closing %s connection from %s:%s: idle for %.0f s",
+            self._name,
+            self._peer.host,
+            self._peer.port,
+            self._idle_timeout,
+        )
+        self._transport.close()
 
     def data_received(self, data: bytes) -> None:
         assert self._peer is not None and self._transport is not None
+        self._heard()
         self._buffer.extend(data)
         while True:
             try:
@@ -170,12 +238,28 @@ async def open_udp(
 
 
 async def open_stream(
-    handler: MessageHandler, host: str, port: int, max_size: int, ssl_context: ssl.SSLContext | None = None
+    handler: MessageHandler,
+    host: str,
+    port: int,
+    max_size: int,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    idle_timeout: float | None = None,
+    keep_open: Callable[[Peer], bool] | None = None,
+    connections: set[StreamProtocol] | None = None,
 ) -> tuple[asyncio.Server, int]:
+    """Listen for SIP over TCP (or TLS with ``ssl_context``); ``connections`` tracks the open ones."""
     loop = asyncio.get_running_loop()
     name = "TLS" if ssl_context is not None else "TCP"
     server = await loop.create_server(
-        lambda: StreamProtocol(handler, max_size, name),
+        lambda: StreamProtocol(
+            handler,
+            max_size,
+            name,
+            idle_timeout=idle_timeout,
+            keep_open=keep_open,
+            connections=connections,
+        ),
         host=host,
         port=port,
         ssl=ssl_context,
