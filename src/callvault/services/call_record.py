@@ -62,6 +62,9 @@ class CallRecord:
     tags: list[str] = field(default_factory=list)
     vendor_metadata: str | None = None  # opaque extension XML, kept as received
     participants: list[ParticipantRecord] = field(default_factory=list)
+    # Who delivered the recording (SIPREC): the SRC's "address", "port", "transport" and,
+    # over mutual TLS, its certificate's "tls_subject"; for the signed manifest.
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from datetime import UTC, datetime
 
@@ -28,8 +29,11 @@ from callvault.runtime.sip.refusals import (
     capabilities,
     check_new_session,
     check_recording_request,
+    check_stream_count,
     parse_body,
     parse_sdp,
+    release_ports,
+    reserve_ports,
 )
 from callvault.runtime.sip.timers import arm_session_timer, session_expires, session_timer_headers
 from callvault.runtime.sip.transport import Peer
@@ -40,6 +44,9 @@ from callvault.sip.metadata import RecordingMetadata
 from callvault.sip.transaction import InviteServerTransaction, OkRetransmitter
 
 log = logging.getLogger(__name__)
+
+# The streams the recorder offers itself when the INVITE has no SDP (delayed offer).
+DELAYED_OFFER_LABELS = ("1", "2")
 
 
 class InviteHandler:
@@ -59,6 +66,7 @@ class InviteHandler:
             if not any(p.accepted for p in plans):
                 reasons = "; ".join(f"{p.label}: {p.reason}" for p in plans) or "no m= lines"
                 raise Refusal(488, f"no recordable stream ({reasons})")
+            check_stream_count(sum(p.accepted for p in plans), core.settings.max_streams_per_invite)
         expires = session_expires(request)
         direction = parse_direction(
             request.headers.get("X-Call-Direction") or request.headers.get("X-Direction")
@@ -83,6 +91,11 @@ class InviteHandler:
         if offer_body.metadata_error:
             log.warning("call %s: recording without metadata: %s", request.call_id, offer_body.metadata_error)
             session.metadata_errors.append(offer_body.metadata_error)
+        session.call.origin = _origin(peer)
+        # Last check, so that nothing else can refuse the call while it holds ports.
+        sockets = reserve_ports(
+            core, len(DELAYED_OFFER_LABELS) if sdp is None else len(plans_accepted(plans))
+        )
         call = RecordingCall(
             call_id=request.call_id,
             remote_tag=request.from_addr.tag or "",
@@ -96,7 +109,7 @@ class InviteHandler:
         )
         core.calls[(request.call_id, request.from_addr.tag or "")] = call
         SIP_CALLS_ACTIVE.inc()
-        core.spawn(self._answer_invite(call, transaction, offer_body.metadata, plans))
+        core.spawn(self._answer_invite(call, transaction, offer_body.metadata, plans, sockets))
 
     async def _answer_invite(
         self,
@@ -104,6 +117,7 @@ class InviteHandler:
         transaction: InviteServerTransaction,
         metadata: RecordingMetadata | None,
         plans: list[StreamPlan],
+        sockets: list[socket.socket],
     ) -> None:
         core = self._core
         try:
@@ -111,7 +125,7 @@ class InviteHandler:
             if metadata is not None:
                 await asyncio.to_thread(call.session.apply_metadata, metadata, now)
             delayed = call.offer is None
-            labels = ["1", "2"] if delayed else [p.label for p in plans if p.accepted]
+            labels = list(DELAYED_OFFER_LABELS) if delayed else [p.label for p in plans_accepted(plans)]
             bindings = await asyncio.to_thread(call.session.bind_streams, labels)
             if ended(call):
                 return
@@ -133,7 +147,12 @@ class InviteHandler:
                 for label in labels:
                     binding = by_label[label]
                     ports[label] = media.add_stream(
-                        label, list(DELAYED_OFFER_CODECS), binding.channel, binding.participant_aor, None
+                        label,
+                        list(DELAYED_OFFER_CODECS),
+                        binding.channel,
+                        binding.participant_aor,
+                        None,
+                        sockets.pop(),
                     )
                 body = delayed_offer_sdp(call, labels, ports, address).encode()
                 call.awaiting_answer = True
@@ -145,7 +164,12 @@ class InviteHandler:
                         continue
                     binding = by_label[plan.label]
                     ports[plan.label] = media.add_stream(
-                        plan.label, list(plan.codecs), binding.channel, binding.participant_aor, plan.srtp
+                        plan.label,
+                        list(plan.codecs),
+                        binding.channel,
+                        binding.participant_aor,
+                        plan.srtp,
+                        sockets.pop(),
                     )
                     if plan.on_hold:
                         media.update_stream(plan.label, on_hold=True)
@@ -158,6 +182,9 @@ class InviteHandler:
             if transaction.state == "proceeding":
                 core.final(transaction, 500)
             await core.end_call(call, "interrupted", send_bye=False)
+        finally:
+            # Ports not handed to the media session (the call ended, or failed, first).
+            release_ports(core, sockets)
 
     def _accept(self, call: RecordingCall, transaction: InviteServerTransaction, body: bytes) -> None:
         core = self._core
@@ -185,6 +212,18 @@ class InviteHandler:
         if identity not in self._agent_cache:
             self._agent_cache[identity] = self._core.directory.agent_for(identity)
         return self._agent_cache[identity]
+
+
+def plans_accepted(plans: list[StreamPlan]) -> list[StreamPlan]:
+    return [p for p in plans if p.accepted]
+
+
+def _origin(peer: Peer) -> dict[str, str]:
+    """Who sent the INVITE, for the recording's manifest (the address is the socket's, not a header's)."""
+    origin = {"address": peer.host, "port": str(peer.port), "transport": peer.transport}
+    if peer.tls_subject:
+        origin["tls_subject"] = peer.tls_subject
+    return origin
 
 
 def _aor(address: NameAddr) -> str | None:

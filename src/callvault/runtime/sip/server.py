@@ -40,7 +40,8 @@ from callvault.runtime.sip.core import ServerCore
 from callvault.runtime.sip.in_dialog import DialogHandler
 from callvault.runtime.sip.invite import InviteHandler
 from callvault.runtime.sip.metrics import count_request
-from callvault.runtime.sip.refusals import Refusal, capabilities, method_refusal, refuse
+from callvault.runtime.sip.refusals import Refusal, capabilities, method_refusal, refuse, refuse_source
+from callvault.runtime.sip.sources import SourcePolicy
 from callvault.runtime.sip.timers import run_timers
 from callvault.runtime.sip.transport import (
     Peer,
@@ -75,6 +76,7 @@ class SiprecServer:
         self._core = ServerCore(settings, recordings, directory, media, clock)
         self._invites = InviteHandler(self._core)
         self._dialogs = DialogHandler(self._core)
+        self._sources = SourcePolicy(settings.sip_allowed_sources)
         self.transactions = self._core.transactions
         self._ticker: asyncio.Task[None] | None = None
         self._udp: asyncio.DatagramTransport | None = None
@@ -106,11 +108,17 @@ class SiprecServer:
         else:
             raise OSError("could not bind UDP and TCP on one free port")
         if self.settings.sip_tls_cert and self.settings.sip_tls_key:
-            context = tls_context(self.settings.sip_tls_cert, self.settings.sip_tls_key)
+            context = tls_context(
+                self.settings.sip_tls_cert, self.settings.sip_tls_key, self.settings.sip_tls_ca or None
+            )
             self._tls, self.tls_port = await open_stream(
                 self, self.host, self.settings.sip_tls_port, max_size, context
             )
         self._ticker = asyncio.create_task(run_timers(self._core))
+        if self._sources.allows_any:
+            log.warning(
+                "CALLVAULT_SIP_ALLOWED_SOURCES allows any address: anyone reaching the SIP port can record"
+            )
         log.info("SIPREC server on %s udp/tcp %s tls %s", self.host, self.udp_port, self.tls_port)
 
     async def stop(self) -> None:
@@ -144,6 +152,9 @@ class SiprecServer:
             return  # responses to our BYEs: nothing depends on them
         core = self._core
         request = message
+        if not self._sources.allows(peer.host):
+            refuse_source(self._sources, request, peer)
+            return
         request.validate()
         count_request(request.method)
         stamp_received(request, peer.host, peer.port)
