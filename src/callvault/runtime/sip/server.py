@@ -119,6 +119,12 @@ class SiprecServer:
             log.warning(
                 "CALLVAULT_SIP_ALLOWED_SOURCES allows any address: anyone reaching the SIP port can record"
             )
+        elif not self._sources.allows_non_loopback and self.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning(
+                "SIP listens on %s but CALLVAULT_SIP_ALLOWED_SOURCES allows loopback only: "
+                "list the SBCs that may record, or every request will be refused with 403",
+                self.host,
+            )
         log.info("SIPREC server on %s udp/tcp %s tls %s", self.host, self.udp_port, self.tls_port)
 
     async def stop(self) -> None:

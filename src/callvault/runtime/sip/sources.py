@@ -40,6 +40,10 @@ class SourcePolicy:
     def allows_any(self) -> bool:
         return any(network.prefixlen == 0 for network in self._allowed)
 
+    @property
+    def allows_non_loopback(self) -> bool:
+        return any(not network.is_loopback for network in self._allowed)
+
     def allows(self, host: str) -> bool:
         known = self._cache.get(host)
         if known is not None:
