@@ -332,8 +332,8 @@ class CaptureLoop:
         while True:
             try:
                 data, source = sock.recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
+            except OSError:
+                return  # empty (or an ICMP error report): nothing more queued to sort
             if source == stream.source:
                 stream.buffer.append(now)
                 stream.buffer.append(data)
@@ -344,7 +344,7 @@ class CaptureLoop:
         while True:
             try:
                 _, source = stray.recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
+            except OSError:
                 return
             self._count_stray(stream, source)
 

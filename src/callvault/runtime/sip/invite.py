@@ -1,10 +1,12 @@
 """New recording sessions: an initial INVITE from an SRC, up to our 200.
 
-The INVITE is checked and its call registered at once (so a CANCEL finds
-it and a second INVITE for the same dialog is refused); the rest runs as a background task because it
-writes to the catalogue: metadata applied, participants bound to channels,
-the recording begun, a media session opened with one RTP port per accepted
-stream, then the 200 with our SDP answer. A call can end (CANCEL, stop)
+The INVITE is checked, its RTP ports bound (all of them, or 503: nothing
+is catalogued for a call we cannot take) and its call registered at once
+(so a CANCEL finds it and a second INVITE for the same dialog is refused);
+the rest runs as a background task because it writes to the catalogue:
+metadata applied, participants bound to channels, the recording begun, a
+media session opened on the bound ports, one per accepted stream, then the
+200 with our SDP answer. A call can end (CANCEL, stop)
 while that task runs; it checks after every wait and cleans up.
 
 Metadata that does not parse does not cost the recording: the call is
