@@ -71,7 +71,7 @@ from callvault.runtime.media import metrics
 from callvault.runtime.media.capture import Capture, CaptureLoop
 from callvault.runtime.media.finaliser import RenderedRecording, RenderOptions, render_recording
 from callvault.runtime.media.incremental import advance_recording, finish_recording
-from callvault.runtime.media.ports import PortAllocator
+from callvault.runtime.media.ports import PortAllocator, raise_descriptor_limit
 from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.spool_key import SpoolKey
@@ -140,6 +140,7 @@ class MediaEngine:
         self._loop = asyncio.get_running_loop()
         self.settings.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._ports = PortAllocator(self.settings.advertised_media_host, self.settings.rtp_ports)
+        raise_descriptor_limit()
         # -- capture: in-process thread, or worker processes (see .workers) --
         if self.settings.media_workers > 1:
             from callvault.runtime.media.workers import CapturePool

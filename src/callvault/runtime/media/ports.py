@@ -14,14 +14,34 @@ packets of the old call do not land in the next one.
 
 from __future__ import annotations
 
+import logging
 import random
+import resource
 import socket
 from collections import deque
 
 from callvault.errors import Overloaded
 
+log = logging.getLogger(__name__)
+
 RECEIVE_BUFFER = 256 * 1024
 QUARANTINE = 256
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft open-file limit to the hard one; returns the limit now in force.
+
+    Each stream holds two sockets once it has latched (see :mod:`.capture`), so
+    the common soft default of 1,024 would cap a recorder at ~250 calls.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, hard, exc)
+    return soft
 
 
 class PortAllocator:
