@@ -23,6 +23,7 @@ from callvault.runtime.sip.core import RecordingCall, ServerCore
 from callvault.runtime.sip.metrics import count_response
 from callvault.runtime.sip.sources import SourcePolicy
 from callvault.runtime.sip.transport import Peer
+from callvault.sip.dialog import new_tag
 from callvault.sip.message import SipRequest, make_response
 from callvault.sip.sdp import SessionDescription
 from callvault.sip.siprec_body import SiprecOffer, is_recording_session, parse_siprec_body
@@ -172,7 +173,10 @@ def refuse_source(policy: SourcePolicy, request: SipRequest, peer: Peer) -> None
     try:
         request.validate()
         response = make_response(
-            request, 403, headers=[("Warning", '399 callvault "source address not allowed"')]
+            request,
+            403,
+            to_tag=new_tag(),
+            headers=[("Warning", '399 callvault "source address not allowed"')],
         )
     except ValueError:
         return  # not even answerable; nothing more is owed to a stranger
