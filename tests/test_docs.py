@@ -19,7 +19,7 @@ def test_every_setting_is_documented_with_its_default() -> None:
 
 def test_the_two_setup_commands_come_first() -> None:
     blocks = README.split("```sh\n")
-    assert blocks[1].strip().startswith("python3 -m pip install -e . && callvault serve")
+    assert blocks[1].strip().startswith("./scripts/serve")
     assert blocks[2].strip().startswith("./scripts/test")
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert "./scripts/test" in ci
@@ -36,6 +36,10 @@ def test_documented_commands_exist() -> None:
         ["keys", "rotate"],
         ["admin", "create-user"],
         ["admin", "create-token"],
+        ["admin", "list-tokens"],
+        ["admin", "revoke-token"],
+        ["admin", "disable-user"],
+        ["admin", "set-password"],
         ["demo"],
         ["settings"],
     ):

@@ -113,3 +113,38 @@ class KeyUnavailable(CallvaultError):
 class Overloaded(CallvaultError):
     status_code = 503
     code = "overloaded"
+
+
+class PasswordChangeRequired(PermissionDenied):
+    """The account still has its one-time password: only changing it is allowed."""
+
+    code = "password_change_required"
+
+
+class TooManyAttempts(CallvaultError):
+    """Login throttled: too many failures for this username or client address."""
+
+    status_code = 429
+    code = "too_many_attempts"
+    exit_code = 3
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CatalogUnavailable(CallvaultError):
+    """The catalog database is locked, full or unreachable; the request may be retried."""
+
+    status_code = 503
+    code = "catalog_unavailable"
+
+
+class StorageFull(StorageError):
+    """No space left on a device callvault writes to (ENOSPC, EDQUOT, SQLite 'disk is full').
+
+    Retrying later can succeed once space is freed, hence 503 like every storage error;
+    its own code lets the API, the logs and monitoring tell a full disk from a broken one.
+    """
+
+    code = "storage_full"

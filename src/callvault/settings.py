@@ -46,6 +46,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return number
+
+
 def _fraction(value: str) -> float:
     number = float(value)
     if not 0.0 <= number <= 1.0:
@@ -194,6 +201,60 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("log_level", _text, "INFO", "Logging level."),
     Setting(
+        "password_min_length",
+        _positive_int,
+        "12",
+        "Shortest password accepted (common ones are refused too).",
+    ),
+    Setting(
+        "login_max_failures",
+        _positive_int,
+        "5",
+        "Failed logins for one username within the window before it is locked out.",
+    ),
+    Setting(
+        "login_max_address_failures",
+        _positive_int,
+        "20",
+        "Failed logins from one client address within the window before it is locked out.",
+    ),
+    Setting(
+        "login_failure_window", _positive_int, "900", "Seconds a failed login counts towards a lock-out."
+    ),
+    Setting(
+        "login_lockout_seconds",
+        _positive_int,
+        "900",
+        "First lock-out in seconds; each further one doubles it, up to a day.",
+    ),
+    Setting(
+        "token_max_lifetime_hours",
+        _positive_int,
+        "2160",
+        "Longest lifetime of any API token, including admin create-token (hours).",
+    ),
+    Setting("metrics_require_token", _bool, "false", "Serve /metrics only to a valid bearer token."),
+    Setting(
+        "docs_require_token",
+        _bool,
+        "false",
+        "Serve /api/v1/docs and the OpenAPI document only to a valid bearer token.",
+    ),
+    Setting(
+        "http_tls_cert",
+        _text,
+        "",
+        "PEM certificate: the HTTP API speaks HTTPS when this and the key are set.",
+    ),
+    Setting("http_tls_key", _text, "", "PEM private key for HTTPS on the HTTP API."),
+    Setting(
+        "min_free_disk_mb",
+        _non_negative_int,
+        "1024",
+        "Free space (MB) the spool and local vault keep; below it new INVITEs get 503 and /healthz "
+        "says degraded. 0 disables the check.",
+    ),
+    Setting(
         "sip_allowed_sources",
         _networks,
         "127.0.0.0/8,::1",
@@ -242,6 +303,17 @@ class Settings:
     archive_silence_gate: float | None
     media_workers: int
     log_level: str
+    password_min_length: int
+    login_max_failures: int
+    login_max_address_failures: int
+    login_failure_window: int
+    login_lockout_seconds: int
+    token_max_lifetime_hours: int
+    metrics_require_token: bool
+    docs_require_token: bool
+    http_tls_cert: str
+    http_tls_key: str
+    min_free_disk_mb: int
     sip_allowed_sources: tuple[Network, ...]
     sip_tls_ca: str
     max_streams_per_invite: int

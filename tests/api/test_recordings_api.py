@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from callvault.services.context import ServiceContext
 from tests.api.conftest import auth
 from tests.support.audio import correlation, read_wav, stereo_wav, voice
-from tests.support.people import Staff
+from tests.support.people import Staff, password_of
 
 RATE = 8000
 
@@ -153,7 +153,7 @@ def test_scope_agent_supervisor_auditor(client: TestClient, staff: Staff) -> Non
 
 
 def test_login_and_bad_credentials(client: TestClient, staff: Staff) -> None:
-    ok = client.post("/api/v1/auth/token", data={"username": "alice", "password": "alice-password"})
+    ok = client.post("/api/v1/auth/token", data={"username": "alice", "password": password_of("alice")})
     assert ok.status_code == 200
     token = ok.json()["access_token"]
     assert client.get("/api/v1/me", headers=auth(token)).json()["role"] == "agent"

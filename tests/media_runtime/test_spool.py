@@ -97,18 +97,56 @@ def test_torn_last_record_is_dropped(tmp_path: Path, cut: int) -> None:
     assert contents.last_arrival == 2.0
 
 
-def test_corrupt_record_stops_reading(tmp_path: Path) -> None:
+def test_damaged_record_in_the_middle_is_skipped_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     writer = _write_session(tmp_path)
     intact = writer.path.stat().st_size
     writer.write_packets(1, [5.0], [b"A" * 172])
+    damaged_end = writer.path.stat().st_size
     writer.write_packets(1, [6.0], [b"C" * 172])
     writer.close()
     data = bytearray(writer.path.read_bytes())
     data[intact + 40] ^= 0xFF  # flips a byte inside the first new record: CRC mismatch
     writer.path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="callvault.storage.spool"):
+        contents = read_journal(writer.path)
+    # Reading does not stop silently at the bad record: it goes on after it and says what it skipped.
+    assert contents.damaged == [(intact, damaged_end - intact)]
+    assert contents.packets_of(1) == ([1.01, 6.0], [b"x" * 172, b"C" * 172])
+    assert not contents.torn and contents.valid_bytes == len(data)
+    assert f"{damaged_end - intact} damaged bytes at byte {intact}" in caplog.text
+
+
+def test_tail_reads_past_damage_in_the_middle_once(tmp_path: Path) -> None:
+    writer = _write_session(tmp_path)
+    tail = SpoolTail(writer.path, journal_reader(TEST_KEY))
+    assert tail.read() is not None
+    damaged_at = writer.path.stat().st_size
+    writer.write_packets(1, [5.0], [b"A" * 172])
+    with writer.path.open("r+b") as fh:  # damage the record just written
+        fh.seek(damaged_at + 30)
+        fh.write(b"\xff\xff")
+    second = tail.read()
+    # Damage at the end looks like a record still being written: nothing is skipped yet.
+    assert second is not None and second.damaged == [] and second.batches == []
+    writer.write_packets(1, [6.0], [b"C" * 172])
+    writer.close()
+    third = tail.read()
+    assert third is not None and [b.arrivals.tolist() for b in third.batches] == [[6.0]]
+    assert len(third.damaged) == 1 and third.damaged[0][0] == damaged_at
+    fourth = tail.read()
+    assert fourth is not None and fourth.damaged == [] and not fourth.torn
+
+
+def test_torn_tail_is_not_damage(tmp_path: Path) -> None:
+    writer = _write_session(tmp_path)
+    intact = writer.path.stat().st_size
+    writer.write_packets(1, [5.0, 5.02], [b"A" * 172, b"B" * 172])
+    writer.close()
+    writer.path.write_bytes(writer.path.read_bytes()[:-3])
     contents = read_journal(writer.path)
-    assert contents.torn
-    assert contents.packets_of(1) == ([1.01], [b"x" * 172])
+    assert contents.torn and contents.damaged == [] and contents.valid_bytes == intact
 
 
 def test_files_are_private(tmp_path: Path) -> None:

@@ -1,19 +1,14 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from rtp_streams import read_pcap_udp
+from tests.support.pcap import DTMF_DIR, DTMF_EVENTS, dtmf_pcaps
 
 from callvault.rtp.telephone_event import EventPayload, EventTracker, event_name
 from callvault.rtp.timeline import StreamTimeline
-
-SIPP_DIR = Path("/usr/share/sip-tester")
-REFERENCE = Path(
-    os.environ.get("CALLVAULT_REFERENCE_DIR", Path(__file__).parents[2].parent / "shared" / "reference")
-)
 
 
 def block(event: int, end: bool, duration: int, volume: int = 10) -> bytes:
@@ -51,21 +46,8 @@ def test_retransmitted_end_packets_report_once() -> None:
     ]
 
 
-def sipp_pcaps() -> list[tuple[str, Path]]:
-    names = {str(d): f"dtmf_2833_{d}.pcap" for d in range(10)}
-    names.update({"*": "dtmf_2833_star.pcap", "#": "dtmf_2833_pound.pcap"})
-    folders = [SIPP_DIR, REFERENCE / "pcaps" / "sipp-rtp"]
-    found = []
-    for digit, name in names.items():
-        path = next((f / name for f in folders if (f / name).exists()), None)
-        if path is not None:
-            found.append((digit, path))
-    return found
-
-
-def test_sipp_reference_captures_give_one_digit_each() -> None:
-    assert len(sipp_pcaps()) == 12, f"SIPp DTMF captures missing under {REFERENCE} and {SIPP_DIR}"
-    for digit, path in sipp_pcaps():
+def _one_digit_each(captures: list[tuple[str, Path]]) -> None:
+    for digit, path in captures:
         datagrams = read_pcap_udp(path)
         timeline = StreamTimeline(8000, {0, 8}, {101})
         timeline.add_batch(np.array([t for t, _ in datagrams]), [d for _, d in datagrams])
@@ -73,3 +55,30 @@ def test_sipp_reference_captures_give_one_digit_each() -> None:
         assert [e.event.digit for e in events] == [digit], path
         assert events[0].event.duration_ticks > 0
         assert timeline.stats.duplicated == 2  # the end packet is sent three times
+
+
+def test_own_dtmf_captures_give_one_digit_each() -> None:
+    captures = [(digit, DTMF_DIR / f"rfc4733_{name}.pcap") for digit, (_, name) in DTMF_EVENTS.items()]
+    assert len(captures) == 12
+    _one_digit_each(captures)
+    # The last end packet says how long the key was held: 9 updates of 20 ms.
+    datagrams = read_pcap_udp(DTMF_DIR / "rfc4733_pound.pcap")
+    tracker = EventTracker()
+    ends = [tracker.feed(80_000 + 16_000 * 11, d[12:]) for _, d in datagrams]  # RTP header is 12 bytes
+    assert [(e.digit, e.duration_ticks) for e in ends if e is not None] == [("#", 1440)]
+
+
+def test_own_dtmf_captures_are_what_the_generator_writes() -> None:
+    written = dtmf_pcaps()
+    assert sorted(written) == sorted(p.name for p in DTMF_DIR.glob("*.pcap"))
+    for name, data in written.items():
+        assert (DTMF_DIR / name).read_bytes() == data, (
+            f"regenerate with: python -m tests.support.pcap ({name})"
+        )
+
+
+def test_sipp_captures_from_the_corpus_give_one_digit_each(reference_dir: Path) -> None:
+    folder = reference_dir / "pcaps" / "sipp-rtp"
+    captures = [(digit, folder / f"dtmf_2833_{name}.pcap") for digit, (_, name) in DTMF_EVENTS.items()]
+    assert all(path.exists() for _, path in captures), f"SIPp DTMF captures missing under {folder}"
+    _one_digit_each(captures)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+from tests.support.siprec_samples import METADATA
 
 from callvault.sip.metadata import (
     RecordingMetadata,
@@ -16,20 +15,12 @@ from callvault.sip.metadata import (
     parse_recording_metadata,
 )
 
-
-def _reference_dir() -> Path:
-    default = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
-    return Path(os.environ.get("CALLVAULT_REFERENCE_DIR", default)).resolve()
-
-
-RFC_EXAMPLES = _reference_dir() / "siprec" / "metadata" / "rfc7865-examples"
-ALICE = "srfBElmCRp2QB23b7Mpk0w=="
-BOB = "zSfPoSvdSDCmU3A3TRDxAw=="
+# Stream ids of tests/fixtures/siprec/metadata/complete-4streams.xml, labels 96 to 99.
 S96, S97, S98, S99 = (
-    "UAAMm5GRQKSCMVvLyl4rFw==",
-    "i1Pz3to5hGk8fuXl+PbwCw==",
-    "8zc6e0lYTlWIINA6GR+3ag==",
-    "EiXGlc+4TruqqoDaNE76ag==",
+    "St1aA1aA1aA1aA1aA1aA1w==",
+    "St2bB2bB2bB2bB2bB2bB2w==",
+    "St3cC3cC3cC3cC3cC3cC3w==",
+    "St4dD4dD4dD4dD4dD4dD4w==",
 )
 
 
@@ -176,33 +167,33 @@ def test_avaya_hex_session_id_is_taken_as_ucid_but_base64_is_not() -> None:
     assert other.external_ids == {}
 
 
-def test_rfc7865_example_with_extensions() -> None:
-    meta = parse_recording_metadata((RFC_EXAMPLES / "02_complete_4streams_typo_fixed.xml").read_bytes())
-    assert meta.group_ids == ["7+OTCyoxTmqmqyA/1weDAg=="]
+def test_rfc7865_style_snapshot_with_extensions() -> None:
+    meta = parse_recording_metadata((METADATA / "complete-4streams.xml").read_bytes())
+    assert meta.group_ids == ["Gq8rN2vLT0e4hY6cJ1mZpA=="]
     (session,) = meta.sessions
-    assert session.group_ref == "7+OTCyoxTmqmqyA/1weDAg=="
+    assert session.group_ref == "Gq8rN2vLT0e4hY6cJ1mZpA=="
     assert session.sip_session_ids == [
-        "ab30317f1a784dc48ff824d0d3715d86; remote=47755a9de7794ba387653f2099600ef2"
+        "c0ffee11c0ffee22c0ffee33c0ffee44; remote=deadbeef11deadbeef22deadbeef3344"
     ]
-    assert [p.aor for p in meta.participants] == ["alice@atlanta.com", "bob@biloxy.com"]
+    assert [p.aor for p in meta.participants] == ["nora@contact.example.com", "omar@customer.example.net"]
     assert [s.label for s in meta.streams] == ["96", "97", "98", "99"]
     assert meta.participants[0].send_stream_ids == [S97, S96]
-    # call-center and two mydata in <group>, one mydata each in session and participants.
-    assert len(meta.extensions) == 5
+    # call-center and two private elements in <group>, one each in the session and participants.
+    assert len(meta.extensions) == 6
     assert "urn:ietf:params:xml:ns:callcenter" in meta.extensions[0]
+    # A well-formed RFC 7989 Session-ID is not a Call-ID.
+    assert session.sip_call_ids == []
 
 
-def test_rfc7865_as_published_is_malformed() -> None:
+def test_misspelt_closing_tag_is_malformed() -> None:
     with pytest.raises(ValueError, match="not well-formed XML: mismatched tag"):
-        parse_recording_metadata(
-            (RFC_EXAMPLES / "01_complete_4streams_AS_PUBLISHED_malformed.xml").read_bytes()
-        )
+        parse_recording_metadata((METADATA / "complete-4streams-malformed.xml").read_bytes())
 
 
-def test_rfc7865_partial_hold_and_resume_apply_on_the_snapshot() -> None:
-    base = parse_recording_metadata((RFC_EXAMPLES / "02_complete_4streams_typo_fixed.xml").read_bytes())
-    hold = parse_recording_metadata((RFC_EXAMPLES / "03_partial_hold.xml").read_bytes())
-    resume = parse_recording_metadata((RFC_EXAMPLES / "04_partial_resume.xml").read_bytes())
+def test_partial_hold_and_resume_apply_on_the_snapshot() -> None:
+    base = parse_recording_metadata((METADATA / "complete-4streams.xml").read_bytes())
+    hold = parse_recording_metadata((METADATA / "partial-hold.xml").read_bytes())
+    resume = parse_recording_metadata((METADATA / "partial-resume.xml").read_bytes())
     assert hold.data_mode == resume.data_mode == "partial"
 
     held = apply_update(base, hold)
@@ -212,7 +203,7 @@ def test_rfc7865_partial_hold_and_resume_apply_on_the_snapshot() -> None:
     assert alice.send_stream_ids == [] and alice.recv_stream_ids == [S98, S99]
     assert bob.send_stream_ids == [S98, S99] and bob.recv_stream_ids == []
     # What the partial update did not mention is kept.
-    assert alice.aor == "alice@atlanta.com" and alice.display_name == "Alice"
+    assert alice.aor == "nora@contact.example.com" and alice.display_name == "Nora"
     assert [s.label for s in held.streams] == ["96", "97", "98", "99"]
     assert held.participant_sending(S96) is None
     assert diff_participants(base, held) == diff_participants(base, base)
@@ -220,9 +211,9 @@ def test_rfc7865_partial_hold_and_resume_apply_on_the_snapshot() -> None:
     resumed = apply_update(held, resume)
     alice, bob = resumed.participants
     assert alice.send_stream_ids == [S97, S96] and alice.recv_stream_ids == [S98, S99]
-    assert bob.send_stream_ids == [S98, S99] and bob.recv_stream_ids == [S97, S96]
+    assert bob.send_stream_ids == [S98, S99] and bob.recv_stream_ids == [S96, S97]
     sender = resumed.participant_sending(S96)
-    assert sender is not None and sender.aor == "alice@atlanta.com"
+    assert sender is not None and sender.aor == "nora@contact.example.com"
 
 
 def test_complete_update_replaces_and_partial_without_base_stands_alone() -> None:

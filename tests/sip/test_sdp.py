@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from callvault.media.codec_spec import CodecSpec
@@ -116,22 +114,22 @@ def test_delayed_offer() -> None:
     )
 
 
-def test_vendor_sdps_parse(reference_dir: Path) -> None:
+def test_vendor_sdps_parse() -> None:
+    """Every SIPREC offer fixture's SDP, and the plain ones, parse into media with codecs."""
+    from tests.support.siprec_samples import OFFERS, PLAIN_SDPS, first_boundary
+
     from callvault.sip.siprec_body import parse_siprec_body
 
-    folder = reference_dir / "siprec" / "drachtio-vendor-offers"
-    boundaries = {"acme": "unique-boundary-1"}
-    parsed = 0
-    for path in sorted(folder.glob("*offer*.txt")):
-        text = path.read_bytes()
-        boundary = text.lstrip().split(b"\n", 1)[0].strip()[2:].decode()
-        boundary = boundaries.get(path.stem.split("-")[0], boundary)
-        try:
-            offer = parse_siprec_body(f"multipart/mixed;boundary={boundary}", text)
-        except ValueError:
-            continue
-        if offer.sdp:
-            sdp = SessionDescription.parse(offer.sdp)
-            assert sdp.media and all(m.codecs() for m in sdp.media)
-            parsed += 1
-    assert parsed >= 6
+    parsed = []
+    for path in sorted(OFFERS.glob("*.txt")):
+        body = path.read_bytes()
+        offer = parse_siprec_body(f"multipart/mixed;boundary={first_boundary(body)}", body)
+        assert offer.sdp is not None, path.name
+        parsed.append(SessionDescription.parse(offer.sdp))
+    parsed += [SessionDescription.parse(p.read_text()) for p in sorted(PLAIN_SDPS.glob("*.sdp"))]
+    assert len(parsed) == 14
+    for sdp in parsed:
+        assert sdp.media and all(m.codecs() for m in sdp.media)
+    # The trailing space FreeSWITCH leaves after a=ptime does not hide the direction before it.
+    freeswitch = SessionDescription.parse((PLAIN_SDPS / "freeswitch-answer.sdp").read_text())
+    assert freeswitch.media[0].direction == "recvonly"

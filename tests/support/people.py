@@ -10,6 +10,11 @@ from callvault.services.context import ServiceContext
 ADMIN = Principal(user_id=None, username="test-admin", role=Role.ADMIN)
 
 
+def password_of(name: str) -> str:
+    """The test password of ``name`` (long and uncommon enough for the password policy)."""
+    return f"{name}-vault-passphrase"
+
+
 @dataclass
 class Staff:
     tokens: dict[str, str]
@@ -29,7 +34,7 @@ def create_staff(ctx: ServiceContext) -> Staff:
     principals: dict[str, Principal] = {}
     for name, role, team, identities in specs:
         ctx.users.create_user(
-            ADMIN, name, role, team=team, sip_identities=identities, password=f"{name}-password"
+            ADMIN, name, role, team=team, sip_identities=identities, password=password_of(name)
         )
         tokens[name] = ctx.users.create_token(ADMIN, name, "test")
         principals[name] = ctx.users.authenticate_token(tokens[name])

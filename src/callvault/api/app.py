@@ -1,46 +1,153 @@
-"""The FastAPI application: routes under ``/api/v1``, errors as JSON, health and metrics."""
+"""The FastAPI application: routes under ``/api/v1``, errors as JSON, health and metrics.
+
+Errors leave through one place: every :class:`CallvaultError` becomes its JSON
+body and status; a driver's OperationalError (locked, full or unreachable
+catalog) and a full disk (ENOSPC) become JSON 503; anything unexpected becomes
+a JSON 500 without internals. A 403 or out-of-scope 404 met by an
+authenticated caller is written to the access trail unless the service wrote it.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callvault import __version__
-from callvault.api import routes_auth, routes_recordings
+from callvault.api import routes_auth, routes_recordings, routes_users
+from callvault.api.deps import optional_principal, principal
 from callvault.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from callvault.errors import AuthenticationFailed, CallvaultError
+from callvault.api.security import SecurityHeaders, docs_router, security_headers
+from callvault.db.catalog import translate_operational_error
+from callvault.errors import (
+    AuthenticationFailed,
+    CallvaultError,
+    CatalogUnavailable,
+    StorageFull,
+    TooManyAttempts,
+)
+from callvault.services.access import Role
+from callvault.services.audit import current_refusals
 from callvault.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
+# Returns details for the admin view of /healthz; a list under "degraded"
+# names reasons that make the whole service degraded (e.g. disk nearly full).
 HealthCheck = Callable[[], dict[str, Any]]
+RETRY_AFTER_SECONDS = "5"
 
 
 def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> FastAPI:
     app = FastAPI(
         title="callvault",
         version=__version__,
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.ctx = ctx
     app.include_router(routes_recordings.router, prefix="/api/v1")
     app.include_router(routes_auth.router, prefix="/api/v1")
+    app.include_router(routes_users.router, prefix="/api/v1")
+    app.include_router(docs_router(app, ctx.settings.docs_require_token))
+    _install_error_handlers(app, ctx)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    app.add_middleware(SecurityHeaders)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(request: Request) -> JSONResponse:
+        """``{"status": "ok"|"degraded"}``; with an admin's token also the details."""
+        catalog_ok = ctx.catalog.ping()
+        reasons = [] if catalog_ok else ["catalog unreachable"]
+        details: dict[str, Any] = {
+            "version": __version__,
+            "catalog": "ok" if catalog_ok else "unreachable",
+            "storage": ctx.blobs.describe(),
+        }
+        if health_extra:
+            extra = dict(health_extra())
+            reasons.extend(str(r) for r in extra.pop("degraded", []) or [])
+            details.update(extra)
+        body: dict[str, Any] = {"status": "degraded" if reasons else "ok"}
+        caller = optional_principal(request) if catalog_ok else None
+        if caller is not None and caller.role is Role.ADMIN:
+            body.update(details, degraded=reasons)
+        return JSONResponse(body, status_code=503 if reasons else 200)
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics(request: Request) -> PlainTextResponse:
+        if ctx.settings.metrics_require_token:
+            principal(request)
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI, ctx: ServiceContext) -> None:
+    async def audit_refusal(request: Request, exc: CallvaultError) -> None:
+        caller = getattr(request.state, "principal", None)
+        refusals = current_refusals()
+        if caller is None or exc.status_code not in (403, 404) or (refusals and refusals.recorded):
+            return
+        recording_id = request.path_params.get("recording_id")
+        try:
+            await run_in_threadpool(
+                ctx.access_log.record,
+                caller,
+                "refused",
+                recording_id if isinstance(recording_id, str) else None,
+                f"{request.method} {request.url.path}: {exc.code}",
+                "forbidden" if exc.status_code == 403 else "not_found",
+            )
+        except CallvaultError as failure:
+            log.error("could not write a refusal to the access trail: %s", failure.message)
 
     @app.exception_handler(CallvaultError)
-    async def _callvault_error(_request: Request, exc: CallvaultError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
+    async def _callvault_error(request: Request, exc: CallvaultError) -> JSONResponse:
+        headers: dict[str, str] = {}
+        if isinstance(exc, AuthenticationFailed):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, CatalogUnavailable):
+            headers["Retry-After"] = RETRY_AFTER_SECONDS
         if exc.status_code >= 500:
             log.error("request failed: %s: %s", exc.code, exc.message)
+        await audit_refusal(request, exc)
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(OperationalError)
+    async def _database_error(request: Request, exc: OperationalError) -> JSONResponse:
+        # Normally translated inside Catalog; this catches one that escaped a session.
+        return await _callvault_error(request, translate_operational_error(exc))
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        if exc.errno == errno.ENOSPC:
+            return await _callvault_error(
+                request, StorageFull("no space left on the server's disk; retry later")
+            )
+        return _internal_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -57,31 +164,17 @@ def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> 
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse({"error": code, "detail": str(exc.detail)}, status_code=exc.status_code)
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(path).observe(time.perf_counter() - started)
-        return response
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _internal_error(request, exc)
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> JSONResponse:
-        catalog_ok = ctx.catalog.ping()
-        body: dict[str, Any] = {
-            "status": "ok" if catalog_ok else "degraded",
-            "version": __version__,
-            "catalog": "ok" if catalog_ok else "unreachable",
-            "storage": ctx.blobs.describe(),
-        }
-        if health_extra:
-            body.update(health_extra())
-        return JSONResponse(body, status_code=200 if catalog_ok else 503)
 
-    @app.get("/metrics", tags=["ops"])
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
+def _internal_error(request: Request, exc: BaseException) -> JSONResponse:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    # Answered outside the middleware stack, so the security headers are added here.
+    headers = security_headers(request.url.path, request.url.scheme == "https")
+    return JSONResponse(
+        {"error": "internal_error", "detail": "internal error; see the server log"},
+        status_code=500,
+        headers=headers,
+    )

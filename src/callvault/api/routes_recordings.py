@@ -16,7 +16,7 @@ from callvault.errors import InvalidInput, PayloadTooLarge
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
-from callvault.services.search import RecordingQuery
+from callvault.services.search import MAX_DURATION, MAX_OFFSET, RecordingQuery
 
 router = APIRouter(prefix="/recordings", tags=["recordings"])
 
@@ -35,12 +35,12 @@ def list_recordings(
     direction: Literal["inbound", "outbound"] | None = None,
     queue: str | None = None,
     tag: str | None = None,
-    min_duration: Annotated[float | None, Query(ge=0)] = None,
-    max_duration: Annotated[float | None, Query(ge=0)] = None,
+    min_duration: Annotated[float | None, Query(ge=0, le=MAX_DURATION)] = None,
+    max_duration: Annotated[float | None, Query(ge=0, le=MAX_DURATION)] = None,
     call_id: str | None = None,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     sort: str = "-started_at",
 ) -> dict[str, Any]:
     query = RecordingQuery(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -249,20 +249,90 @@ def create_user(
 def create_token(
     name: Annotated[str, typer.Argument(help="The user the token acts as.")],
     label: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    ttl_hours: Annotated[
+        float | None,
+        typer.Option(help="Lifetime in hours; at most (and by default) CALLVAULT_TOKEN_MAX_LIFETIME_HOURS."),
+    ] = None,
 ) -> None:
     """Create an API token for a user; prints the token alone (it is shown only once)."""
+    if ttl_hours is not None and not 0 < ttl_hours <= 24 * 366:
+        raise InvalidInput("--ttl-hours must be above 0 and at most a year")
+    ttl = timedelta(hours=ttl_hours) if ttl_hours else None
     with service_context() as ctx:
-        token = ctx.users.create_token(cli_principal(), name, label)
-    sys.stdout.write(token + "\n")
+        issued = ctx.users.issue_token(cli_principal(), name, label, ttl)
+    sys.stdout.write(issued.token + "\n")
+    err.print(f"expires {issued.expires_at.isoformat(timespec='seconds')}", highlight=False)
 
 
 @admin_app.command("revoke-token")
 @handle_errors
-def revoke_token(token: Annotated[str, typer.Option(prompt=True, hide_input=True)]) -> None:
-    """Revoke an API token."""
+def revoke_token(
+    user: Annotated[str | None, typer.Option(help="With --id: the user whose token to revoke.")] = None,
+    token_id: Annotated[int | None, typer.Option("--id", help="Token id from `admin list-tokens`.")] = None,
+) -> None:
+    """Revoke an API token: by --user and --id, or by the token itself (asked for, hidden)."""
     with service_context() as ctx:
-        ctx.users.revoke_token(cli_principal(), token)
+        if user is not None and token_id is not None:
+            ctx.users.revoke_user_token(cli_principal(), user, token_id)
+        elif user is None and token_id is None:
+            token = typer.prompt("Token", hide_input=True)
+            ctx.users.revoke_token(cli_principal(), token)
+        else:
+            raise InvalidInput("give both --user and --id, or neither (to paste the token)")
     sys.stdout.write("revoked\n")
+
+
+@admin_app.command("list-tokens")
+@handle_errors
+def list_tokens(name: Annotated[str, typer.Argument(help="The user.")]) -> None:
+    """A user's tokens: id, name, created, expires, state (never the token itself)."""
+    with service_context() as ctx:
+        tokens = ctx.users.list_tokens(cli_principal(), name)
+    for t in tokens:
+        state = "revoked" if t.revoked_at else ("active" if t.active else "expired")
+        sys.stdout.write(
+            f"{t.id}\t{t.name}\t{t.created_at.isoformat(timespec='seconds')}\t"
+            f"{t.expires_at.isoformat(timespec='seconds')}\t{state}\n"
+        )
+
+
+@admin_app.command("disable-user")
+@handle_errors
+def disable_user(name: str) -> None:
+    """Disable an account: its password and every token stop working at once."""
+    with service_context() as ctx:
+        ctx.users.set_disabled(cli_principal(), name, True)
+    sys.stdout.write(f"disabled {name}\n")
+
+
+@admin_app.command("enable-user")
+@handle_errors
+def enable_user(name: str) -> None:
+    """Enable a disabled account again (its unexpired, unrevoked tokens work again)."""
+    with service_context() as ctx:
+        ctx.users.set_disabled(cli_principal(), name, False)
+    sys.stdout.write(f"enabled {name}\n")
+
+
+@admin_app.command("set-password")
+@handle_errors
+def set_password(
+    name: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    temporary: Annotated[
+        bool, typer.Option(help="One-time password: the user must choose a new one at first login.")
+    ] = False,
+) -> None:
+    """Set a user's password (e.g. the first-start admin's); it must pass the password policy."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with service_context() as ctx:
+        ctx.users.set_password(cli_principal(), name, password, must_change=temporary)
+    sys.stdout.write(f"password set for {name}\n")
 
 
 @admin_app.command("list-users")
@@ -272,7 +342,9 @@ def list_users() -> None:
         users = ctx.users.list_users(cli_principal())
     for user in users:
         sys.stdout.write(
-            f"{user.username}\t{user.role}\t{user.team or '-'}\t{','.join(user.sip_identities)}\n"
+            f"{user.username}\t{user.role}\t{user.team or '-'}\t{','.join(user.sip_identities)}"
+            + ("\tdisabled" if user.disabled else "")
+            + "\n"
         )
 
 

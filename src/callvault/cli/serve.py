@@ -17,6 +17,8 @@ from typing import Any
 import uvicorn
 
 from callvault.api.app import create_app
+from callvault.errors import ConfigError
+from callvault.log_format import configure_logging
 from callvault.services.context import open_context
 from callvault.settings import Settings
 
@@ -24,11 +26,16 @@ log = logging.getLogger("callvault")
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Control characters in peer-supplied values are escaped: no forged log lines.
+    configure_logging(level)
+
+
+def http_tls_options(settings: Settings) -> dict[str, str]:
+    """uvicorn's certificate options: HTTPS when both CALLVAULT_HTTP_TLS_CERT and _KEY are set."""
+    cert, key = settings.http_tls_cert, settings.http_tls_key
+    if bool(cert) != bool(key):
+        raise ConfigError("set both CALLVAULT_HTTP_TLS_CERT and CALLVAULT_HTTP_TLS_KEY for HTTPS, or neither")
+    return {"ssl_certfile": cert, "ssl_keyfile": key} if cert else {}
 
 
 def run_server(settings: Settings) -> None:
@@ -46,6 +53,8 @@ async def _serve(settings: Settings) -> None:
     from callvault.runtime.media.engine import MediaEngine
     from callvault.runtime.sip.server import SiprecServer
 
+    tls = http_tls_options(settings)
+    scheme = "https" if tls else "http"
     ctx = await asyncio.to_thread(open_context, settings)
     password = await asyncio.to_thread(ctx.users.ensure_initial_admin)
     if password:
@@ -53,8 +62,9 @@ async def _serve(settings: Settings) -> None:
         sys.stdout.write(
             "\n  First start: created user 'admin' with one-time password:\n\n"
             f"      {password}\n\n"
-            "  Get an API token:  curl -s -d username=admin -d password=... "
-            f"http://{settings.http_host}:{settings.http_port}/api/v1/auth/token\n\n"
+            "  It only allows choosing a new password: log in (POST /api/v1/auth/token), then\n"
+            "  POST /api/v1/auth/password, or run: callvault admin set-password admin --password-stdin\n"
+            f"  API: {scheme}://{settings.http_host}:{settings.http_port}/api/v1/docs\n\n"
         )
         sys.stdout.flush()
     sip: SiprecServer | None = None
@@ -70,7 +80,7 @@ async def _serve(settings: Settings) -> None:
         await sip.start()
 
     def health() -> dict[str, Any]:
-        return {"sip": "listening" if sip else "disabled", "active_calls": media.open_sessions}
+        return {"sip": "listening" if sip else "disabled", **media.health()}
 
     app = create_app(ctx, health_extra=health)
     config = uvicorn.Config(
@@ -80,10 +90,13 @@ async def _serve(settings: Settings) -> None:
         log_level="warning",
         lifespan="off",
         access_log=False,
+        log_config=None,  # uvicorn's records go through our escaping formatter
+        **tls,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     log.info(
-        "callvault serving HTTP on %s:%d, SIP on %s:%s, data in %s",
+        "callvault serving %s on %s:%d, SIP on %s:%s, data in %s",
+        scheme.upper(),
         settings.http_host,
         settings.http_port,
         settings.sip_host,

@@ -7,10 +7,19 @@ used when ``CALLVAULT_DATABASE_URL`` says so. Writers go through
 (SQLite allows one writer; queuing in Python avoids busy-loop retries) and
 starts the transaction with ``BEGIN IMMEDIATE`` so a read never has to be
 upgraded to a write mid-transaction.
+
+The SQLite file is created mode 0600 before SQLite opens it (SQLite gives its
+``-wal`` and ``-shm`` files the same mode), since the catalog holds password
+hashes and who-called-whom. A locked, full or unreachable database is
+translated here into :class:`CatalogUnavailable` or :class:`StorageFull`
+(both answer 503), never a bare driver error.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +33,35 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from callvault.errors import ConfigError, StorageError
+from callvault.errors import CatalogUnavailable, ConfigError, StorageError, StorageFull
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# How long a writer waits for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 15000
+log = logging.getLogger(__name__)
+
+
+def translate_operational_error(exc: OperationalError) -> StorageError | CatalogUnavailable:
+    """The callvault error for a driver's OperationalError (locked, full, unreachable)."""
+    text = str(exc.orig).lower()
+    if "disk is full" in text or "no space left" in text:
+        return StorageFull("the catalog database's disk is full; free space and retry")
+    if "locked" in text or "busy" in text or "deadlock" in text or "lock timeout" in text:
+        return CatalogUnavailable("the catalog database is busy (locked by another writer); retry shortly")
+    return CatalogUnavailable("the catalog database is unreachable; retry shortly")
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` mode 0600 (or tighten it) before SQLite opens it."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            os.chmod(extra, 0o600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -36,7 +71,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -50,13 +85,18 @@ class Catalog:
                 path = url.removeprefix("sqlite:///")
                 if path and path != ":memory:":
                     Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    _private_file(Path(path))
                 self.engine: Engine = create_engine(
-                    url, connect_args={"check_same_thread": False, "timeout": 15}
+                    url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
                 )
                 event.listen(self.engine, "connect", _sqlite_pragmas)
                 event.listen(self.engine, "begin", self._sqlite_begin)
             else:
                 self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise StorageFull("no space left to create the catalog database") from exc
+            raise ConfigError(f"catalog database file cannot be created: {exc.strerror}") from exc
         except (SQLAlchemyError, ImportError) as exc:
             raise ConfigError(f"CALLVAULT_DATABASE_URL cannot be used: {exc.__class__.__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -80,22 +120,35 @@ class Catalog:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._sessions() as session:
-            yield session
+        try:
+            with self._sessions() as session:
+                yield session
+        except OperationalError as exc:
+            raise self._unavailable(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error."""
-        with self._write_lock if self.is_sqlite else _nullcontext():
-            with self._sessions() as session, session.begin():
-                # Only this session's connection starts with BEGIN IMMEDIATE; reads
-                # nested inside the write (directory lookups) stay plain readers.
-                self._local.writing = True
-                try:
-                    session.connection()
-                finally:
-                    self._local.writing = False
-                yield session
+        try:
+            with self._write_lock if self.is_sqlite else _nullcontext():
+                with self._sessions() as session, session.begin():
+                    # Only this session's connection starts with BEGIN IMMEDIATE; reads
+                    # nested inside the write (directory lookups) stay plain readers.
+                    self._local.writing = True
+                    try:
+                        session.connection()
+                    finally:
+                        self._local.writing = False
+                    yield session
+        except OperationalError as exc:
+            raise self._unavailable(exc) from exc
+
+    @staticmethod
+    def _unavailable(exc: OperationalError) -> StorageError | CatalogUnavailable:
+        error = translate_operational_error(exc)
+        # The driver's words go to the operator's log (repr: one line), not to the client.
+        log.error("catalog: %s (%r)", error.message, str(exc.orig)[:300])
+        return error
 
     def ping(self) -> bool:
         try:

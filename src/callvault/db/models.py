@@ -27,6 +27,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -51,6 +52,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The first-start admin's one-time password may only be used to choose a new one.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     team: Mapped[Team | None] = relationship()
     sip_identities: Mapped[list[SipIdentity]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
@@ -226,6 +229,23 @@ class AccessEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))
 
 
+class LoginThrottle(Base):
+    """Recent failed logins of one username or client address, and its lock-out.
+
+    Kept in the catalog so that every API worker process, and a restart, sees
+    the same counts. ``failures`` holds the times (epoch seconds) of at most the
+    last N failures: a sliding window of bounded size.
+    """
+
+    __tablename__ = "login_throttle"
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    failures: Mapped[list[float]] = mapped_column(JSON)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class ServerState(Base):
     """Small key/value facts about this installation (e.g. first-start done)."""
 
@@ -240,6 +260,7 @@ __all__ = [
     "Base",
     "Call",
     "CallIdentifier",
+    "LoginThrottle",
     "Participant",
     "Recording",
     "RecordingEvent",

@@ -113,6 +113,8 @@ class Principal:
     role: Role
     team_id: int | None = None
     remote_addr: str | None = None
+    # Set while the account still has its one-time password (first-start admin).
+    must_change_password: bool = False
 
     @classmethod
     def system(cls) -> Principal:

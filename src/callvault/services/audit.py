@@ -2,10 +2,17 @@
 
 The table refuses UPDATE and DELETE at the database level (triggers in the
 initial migration); a later release chains the rows into a tamper-evident log.
+Refused attempts land here too: failed logins and lock-outs (with the username
+tried, never the password), and every 403 and out-of-scope 404 of the API.
+
+An interface that wants to record refusals the services did not record
+themselves opens a :func:`refusal_scope` per request: :meth:`AccessLog.record`
+marks it whenever it writes a non-``ok`` outcome, so a refusal is written once.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,6 +35,29 @@ class AccessEventView:
     outcome: str
 
 
+@dataclass
+class RefusalScope:
+    """Whether a refusal was already written to the trail during one request."""
+
+    recorded: bool = False
+
+
+# A mutable marker rather than a flag in the variable itself: worker threads
+# get a copy of the context, and must be able to tell the request's handler.
+_refusals: ContextVar[RefusalScope | None] = ContextVar("callvault_refusals", default=None)
+
+
+def refusal_scope() -> RefusalScope:
+    """Start tracking refusals for the current request (call once per request)."""
+    scope = RefusalScope()
+    _refusals.set(scope)
+    return scope
+
+
+def current_refusals() -> RefusalScope | None:
+    return _refusals.get()
+
+
 class AccessLog:
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
@@ -40,19 +70,45 @@ class AccessLog:
         detail: str | None = None,
         outcome: str = "ok",
     ) -> None:
+        self.record_event(
+            action,
+            outcome,
+            username=principal.username,
+            user_id=principal.user_id,
+            remote_addr=principal.remote_addr,
+            recording_id=recording_id,
+            detail=detail,
+        )
+
+    def record_event(
+        self,
+        action: str,
+        outcome: str,
+        *,
+        username: str | None,
+        user_id: int | None = None,
+        remote_addr: str | None = None,
+        recording_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Write one event; also for callers that are not (yet) authenticated, e.g. failed logins."""
         with self._catalog.write() as session:
             session.add(
                 AccessEvent(
                     at=datetime.now(UTC),
-                    user_id=principal.user_id,
-                    username=principal.username,
-                    action=action,
-                    recording_id=recording_id,
+                    user_id=user_id,
+                    username=username[:120] if username is not None else None,
+                    action=action[:32],
+                    recording_id=recording_id[:36] if recording_id else None,
                     detail=(detail or "")[:2000] or None,
-                    remote_addr=principal.remote_addr,
-                    outcome=outcome,
+                    remote_addr=remote_addr[:64] if remote_addr else None,
+                    outcome=outcome[:16],
                 )
             )
+        if outcome != "ok":
+            scope = _refusals.get()
+            if scope is not None:
+                scope.recorded = True
 
     def list(
         self, principal: Principal, recording_id: str | None = None, limit: int = 100

@@ -23,7 +23,7 @@ from callvault.services.key_rotation import KeyRotationService
 from callvault.services.playback import PlaybackService
 from callvault.services.recordings import RecordingService
 from callvault.services.search import RecordingCatalog
-from callvault.services.users import UserService
+from callvault.services.users import UserService, account_policy
 from callvault.settings import Settings
 from callvault.storage.blobstore import BlobStore
 from callvault.storage.factory import open_blob_store
@@ -73,7 +73,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         signer=signer,
         directory=directory,
         access_log=access_log,
-        users=UserService(catalog, region),
+        users=UserService(catalog, region, access_log, account_policy(settings)),
         recordings=recordings,
         search=RecordingCatalog(catalog, directory, access_log, region),
         playback=playback,

@@ -351,8 +351,15 @@ def _stat(stats: dict[str, object], name: str) -> int:
 def _completeness(streams: list[StreamRecord]) -> dict[str, object]:
     expected = sum(_stat(s.stats, "expected") for s in streams)
     lost = sum(_stat(s.stats, "lost") for s in streams)
-    return {
+    completeness: dict[str, object] = {
         "packets_expected": expected,
         "packets_lost": lost,
         "loss_fraction": round(lost / expected, 6) if expected else 0.0,
     }
+    spool_lost = sum(_stat(s.stats, "spool_lost") for s in streams)
+    if spool_lost:
+        # Received by the recorder but never stored (full disk): the call time missing, at most.
+        seconds = [s.stats.get("spool_lost_seconds", 0.0) for s in streams]
+        completeness["spool_lost_packets"] = spool_lost
+        completeness["spool_lost_seconds"] = max(float(x) for x in seconds if isinstance(x, int | float))
+    return completeness

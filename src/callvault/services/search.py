@@ -30,6 +30,10 @@ SORTS = {
     "duration": Recording.duration_seconds,
 }
 MAX_PAGE = 500
+# Larger numbers overflow the databases' 64-bit integers (a 500, not an answer);
+# no catalog holds this many rows or calls this long.
+MAX_OFFSET = 10**12
+MAX_DURATION = 10.0**7
 
 
 @dataclass
@@ -52,8 +56,8 @@ class RecordingQuery:
     def validate(self) -> None:
         if not 1 <= self.limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-        if self.offset < 0:
-            raise InvalidInput("offset must not be negative")
+        if not 0 <= self.offset <= MAX_OFFSET:
+            raise InvalidInput(f"offset must be between 0 and {MAX_OFFSET}")
         if self.sort.lstrip("-") not in SORTS:
             raise InvalidInput(f"sort must be one of {', '.join(SORTS)} (prefix '-' for descending)")
         if self.direction not in (None, "inbound", "outbound"):
@@ -62,8 +66,8 @@ class RecordingQuery:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
         for name in ("min_duration", "max_duration"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise InvalidInput(f"{name} must not be negative")
+            if value is not None and not 0 <= value <= MAX_DURATION:
+                raise InvalidInput(f"{name} must be between 0 and {MAX_DURATION} seconds")
         if self.started_from and self.started_to and self.started_from > self.started_to:
             raise InvalidInput("'from' is after 'to'")
 

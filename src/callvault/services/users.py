@@ -1,15 +1,21 @@
 """Users, teams, SIP identities, passwords and API tokens.
 
-Passwords are argon2id-hashed. API tokens are 256-bit random strings shown
-once; only their SHA-256 is stored, so a stolen catalog grants nothing.
+Passwords are argon2id-hashed and must pass :mod:`callvault.services.passwords`.
+API tokens are 256-bit random strings shown once; only their SHA-256 is
+stored, so a stolen catalog grants nothing. Every token expires: its lifetime
+is clamped to ``token_max_lifetime_hours``, and lowering that setting later
+shortens tokens already issued. Logins are throttled per username and client
+address (:mod:`callvault.services.login_throttle`) and every failure is written
+to the access trail, without the password.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -19,10 +25,15 @@ from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
 from callvault.db.models import ApiToken, ServerState, SipIdentity, Team, User
-from callvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from callvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, TooManyAttempts
 from callvault.services.access import Action, Principal, Role, require
+from callvault.services.audit import AccessLog
+from callvault.services.login_throttle import LoginThrottle, ThrottlePolicy
+from callvault.services.passwords import MAX_PASSWORD_LENGTH, check_password
 from callvault.services.phone import identity_keys
+from callvault.settings import Settings
 
+log = logging.getLogger(__name__)
 TOKEN_PREFIX = "cv_"
 _USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,120}$")
 _hasher = PasswordHasher()
@@ -36,18 +47,72 @@ def _hash_token(token: str) -> str:
 
 
 @dataclass(frozen=True)
+class AccountPolicy:
+    password_min_length: int = 12
+    token_max_lifetime: timedelta = timedelta(days=90)
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+
+
+def account_policy(settings: Settings) -> AccountPolicy:
+    return AccountPolicy(
+        password_min_length=settings.password_min_length,
+        token_max_lifetime=timedelta(hours=settings.token_max_lifetime_hours),
+        throttle=ThrottlePolicy(
+            max_failures=settings.login_max_failures,
+            max_address_failures=settings.login_max_address_failures,
+            window=timedelta(seconds=settings.login_failure_window),
+            lockout=timedelta(seconds=settings.login_lockout_seconds),
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class UserInfo:
     id: int
     username: str
     role: str
     team: str | None
     sip_identities: list[str]
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as admins see it: never the token itself."""
+
+    id: int
+    name: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > datetime.now(UTC)
 
 
 class UserService:
-    def __init__(self, catalog: Catalog, region: str) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        region: str,
+        access_log: AccessLog | None = None,
+        policy: AccountPolicy | None = None,
+    ) -> None:
         self._catalog = catalog
         self._region = region
+        self._log = access_log or AccessLog(catalog)
+        self.policy = policy or AccountPolicy()
+        self.throttle = LoginThrottle(catalog, self.policy.throttle)
+
+    def check_password(self, password: str, username: str) -> None:
+        check_password(password, username, self.policy.password_min_length)
 
     def create_user(
         self,
@@ -63,8 +128,8 @@ class UserService:
         if not _USERNAME.match(username):
             raise InvalidInput("username must be 1-120 characters of letters, digits, '.', '_', '@', '-'")
         parsed_role = Role.parse(role)
-        if password is not None and len(password) < 8:
-            raise InvalidInput("password must be at least 8 characters")
+        if password is not None:
+            self.check_password(password, username)
         with self._catalog.write() as session:
             if session.scalar(select(User.id).where(User.username == username)) is not None:
                 raise Conflict(f"user {username!r} already exists")
@@ -99,40 +164,105 @@ class UserService:
             session.flush()
         return team
 
-    def set_password(self, actor: Principal, username: str, password: str) -> None:
+    def set_password(self, actor: Principal, username: str, password: str, must_change: bool = False) -> None:
+        """An administrator sets ``username``'s password (``must_change``: a one-time password)."""
         require(actor, Action.USER_MANAGE)
-        if len(password) < 8:
-            raise InvalidInput("password must be at least 8 characters")
+        self.check_password(password, username)
         with self._catalog.write() as session:
-            user = session.scalar(select(User).where(User.username == username))
-            if user is None:
-                raise NotFound(f"user {username!r} not found")
+            user = self._user(session, username)
             user.password_hash = _hasher.hash(password)
+            user.must_change_password = must_change
+        self._log.record(actor, "password_set", detail=f"user={username}")
+
+    def change_own_password(self, principal: Principal, current: str, new: str) -> None:
+        """The caller replaces their own password; the current one is checked (and throttled)."""
+        if principal.user_id is None:
+            raise InvalidInput("only user accounts have a password")
+        self.authenticate_password(principal.username, current, principal.remote_addr)
+        if new == current:
+            raise InvalidInput("the new password must differ from the current one")
+        self.check_password(new, principal.username)
+        with self._catalog.write() as session:
+            user = session.get(User, principal.user_id)
+            if user is None:
+                raise NotFound("user not found")
+            user.password_hash = _hasher.hash(new)
+            user.must_change_password = False
+        self._log.record(principal, "password_change")
 
     def authenticate_password(
         self, username: str, password: str, remote_addr: str | None = None
     ) -> Principal:
+        """Check a password; throttled per username and address, failures audited."""
+        try:
+            self.throttle.check(username, remote_addr)
+        except TooManyAttempts:
+            self._log.record_event(
+                "login", "locked", username=username, remote_addr=remote_addr, detail="refused while locked"
+            )
+            raise
         with self._catalog.read() as session:
             user = session.scalar(select(User).where(User.username == username))
             stored = user.password_hash if user is not None and not user.disabled else None
             try:
-                _hasher.verify(stored or _DUMMY_HASH, password)
+                ok = len(password) <= MAX_PASSWORD_LENGTH and _hasher.verify(stored or _DUMMY_HASH, password)
             except (VerificationError, InvalidHashError):
-                raise AuthenticationFailed("wrong username or password") from None
-            if user is None or stored is None:
-                raise AuthenticationFailed("wrong username or password")
-            return self._principal(user, remote_addr)
+                ok = False
+            principal = self._principal(user, remote_addr) if ok and user is not None and stored else None
+        if principal is None:
+            self._failed_login(username, user.id if user is not None else None, remote_addr)
+            raise AuthenticationFailed("wrong username or password")
+        self.throttle.succeeded(username)
+        return principal
+
+    def _failed_login(self, username: str, user_id: int | None, remote_addr: str | None) -> None:
+        lockouts = self.throttle.failed(username, remote_addr)
+        self._log.record_event("login", "failed", username=username, user_id=user_id, remote_addr=remote_addr)
+        # %r: the username is whatever the client sent; repr keeps it on one line.
+        log.info("failed login for %r from %s", username[:120], remote_addr)
+        for lockout in lockouts:
+            what = "username" if lockout.scope == "user" else "client address"
+            self._log.record_event(
+                "login_lockout",
+                "locked",
+                username=username,
+                user_id=user_id,
+                remote_addr=remote_addr,
+                detail=f"{what} locked for {lockout.seconds} s after {lockout.failures} failed logins",
+            )
+            log.warning("%s %r locked for %d s after failed logins", what, lockout.key, lockout.seconds)
 
     @staticmethod
     def _principal(user: User, remote_addr: str | None) -> Principal:
-        return Principal(user.id, user.username, Role(user.role), user.team_id, remote_addr)
+        return Principal(
+            user.id,
+            user.username,
+            Role(user.role),
+            user.team_id,
+            remote_addr,
+            must_change_password=bool(user.must_change_password),
+        )
+
+    @staticmethod
+    def _user(session: Session, username: str) -> User:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise NotFound(f"user {username!r} not found")
+        return user
 
     def create_token(
         self, actor: Principal, username: str, name: str = "api", ttl: timedelta | None = None
     ) -> str:
         """Issue a token for ``username`` (admins for anyone, users for themselves)."""
+        return self.issue_token(actor, username, name, ttl).token
+
+    def issue_token(
+        self, actor: Principal, username: str, name: str = "api", ttl: timedelta | None = None
+    ) -> IssuedToken:
+        """Like :meth:`create_token`, also returning the expiry (``ttl`` clamped to the maximum)."""
         if actor.username != username:
             require(actor, Action.USER_MANAGE)
+        lifetime = min(ttl, self.policy.token_max_lifetime) if ttl else self.policy.token_max_lifetime
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         with self._catalog.write() as session:
@@ -145,10 +275,10 @@ class UserService:
                     name=name[:120],
                     token_hash=_hash_token(token),
                     created_at=now,
-                    expires_at=now + ttl if ttl else None,
+                    expires_at=now + lifetime,
                 )
             )
-        return token
+        return IssuedToken(token, now + lifetime)
 
     def revoke_token(self, actor: Principal, token: str) -> None:
         with self._catalog.write() as session:
@@ -159,20 +289,69 @@ class UserService:
                 require(actor, Action.USER_MANAGE)
             row.revoked_at = datetime.now(UTC)
 
+    def _expiry(self, row: ApiToken) -> datetime:
+        # Tokens issued before the maximum existed (or before it was lowered)
+        # expire at created_at + maximum.
+        limit = _aware(row.created_at) + self.policy.token_max_lifetime
+        return min(_aware(row.expires_at), limit) if row.expires_at is not None else limit
+
     def authenticate_token(self, token: str, remote_addr: str | None = None) -> Principal:
-        if not token.startswith(TOKEN_PREFIX):
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             raise AuthenticationFailed("invalid or expired token")
         with self._catalog.read() as session:
             row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
-            now = datetime.now(UTC)
             if (
                 row is None
                 or row.revoked_at is not None
-                or (row.expires_at is not None and _aware(row.expires_at) < now)
+                or self._expiry(row) <= datetime.now(UTC)
                 or row.user.disabled
             ):
                 raise AuthenticationFailed("invalid or expired token")
             return self._principal(row.user, remote_addr)
+
+    def _check_self_or_admin(self, actor: Principal, username: str) -> None:
+        if actor.username != username or actor.user_id is None:
+            require(actor, Action.USER_MANAGE)
+
+    def list_tokens(self, actor: Principal, username: str) -> list[TokenInfo]:
+        """A user's tokens, newest first (the user themselves, or an admin)."""
+        self._check_self_or_admin(actor, username)
+        with self._catalog.read() as session:
+            user = self._user(session, username)
+            rows = session.scalars(
+                select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())
+            ).all()
+            return [
+                TokenInfo(
+                    r.id,
+                    r.name,
+                    _aware(r.created_at),
+                    self._expiry(r),
+                    _aware(r.revoked_at) if r.revoked_at else None,
+                )
+                for r in rows
+            ]
+
+    def revoke_user_token(self, actor: Principal, username: str, token_id: int) -> None:
+        """Revoke one of ``username``'s tokens by its id (from :meth:`list_tokens`)."""
+        self._check_self_or_admin(actor, username)
+        with self._catalog.write() as session:
+            user = self._user(session, username)
+            row = session.get(ApiToken, token_id)
+            if row is None or row.user_id != user.id:
+                raise NotFound(f"user {username!r} has no token {token_id}")
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+        self._log.record(actor, "token_revoke", detail=f"user={username} token={token_id}")
+
+    def set_disabled(self, actor: Principal, username: str, disabled: bool) -> None:
+        """Disable (or enable again) an account: its password and every token stop working."""
+        require(actor, Action.USER_MANAGE)
+        if disabled and actor.username == username and actor.user_id is not None:
+            raise Conflict("you cannot disable your own account")
+        with self._catalog.write() as session:
+            self._user(session, username).disabled = disabled
+        self._log.record(actor, "user_disable" if disabled else "user_enable", detail=f"user={username}")
 
     def list_users(self, actor: Principal) -> list[UserInfo]:
         require(actor, Action.USER_MANAGE)
@@ -185,12 +364,17 @@ class UserService:
                     u.role,
                     u.team.name if u.team else None,
                     [s.identity for s in u.sip_identities],
+                    bool(u.disabled),
                 )
                 for u in users
             ]
 
     def ensure_initial_admin(self) -> str | None:
-        """On first start create ``admin`` with a random password and return it (once, ever)."""
+        """On first start create ``admin`` with a random one-time password and return it (once, ever).
+
+        The password only allows choosing a new one (``POST /api/v1/auth/password``):
+        it is printed on the console, where it may be kept by scroll-back or a log.
+        """
         with self._catalog.write() as session:
             if session.get(ServerState, "initial_admin_created") is not None:
                 return None
@@ -201,6 +385,7 @@ class UserService:
                         username="admin",
                         role=Role.ADMIN.value,
                         password_hash=_hasher.hash(password),
+                        must_change_password=True,
                         created_at=datetime.now(UTC),
                     )
                 )

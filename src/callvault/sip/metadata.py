@@ -92,12 +92,18 @@ _EXTERNAL_ID_NAMES = {
     "ext-tracking-id": "broadworks_tracking_id",
     "trackingid": "broadworks_tracking_id",
     "gcid": "sonus_gcid",
+    # AudioCodes copies the UCID of an Avaya leg and the Genesys call UUID into its own elements.
+    "avayaucid": "ucid",
+    "genesysuuid": "genesys_uuid",
     "callid": "vendor_call_id",
     "call-id": "vendor_call_id",
 }
 # Avaya SBCE uses the UCID, in hex, as the communication session id; other
 # vendors use base64, which is never pure upper-case hex at these lengths.
 _UCID_SESSION_RE = re.compile(r"^[0-9A-F]{16,32}$")
+# <sipSessionID> should hold an RFC 7989 Session-ID (32 hex digits, maybe ";remote=" another
+# 32); FreeSWITCH and OpenSIPS put the recorded leg's SIP Call-ID there instead.
+_RFC7989_SESSION_ID_RE = re.compile(r"^[0-9a-f]{32}(?:\s*;\s*remote=[0-9a-f]{32})?$", re.IGNORECASE)
 
 
 def _local(tag: object) -> str:
@@ -289,12 +295,11 @@ class _Builder:
 
     def add_session(self, elem: ET.Element) -> None:
         session = self.session(_own_id(elem, "session"))
-        session.sip_session_ids = union(
-            session.sip_session_ids, [_text(c) for c in _children(elem, "sipsessionid") if _text(c)]
-        )
-        session.call_ids = union(
-            session.call_ids, [_text(c) for c in _children(elem, *_CALL_ID_NAMES) if _text(c)]
-        )
+        session_ids = [_text(c) for c in _children(elem, "sipsessionid") if _text(c)]
+        session.sip_session_ids = union(session.sip_session_ids, session_ids)
+        call_ids = [_text(c) for c in _children(elem, *_CALL_ID_NAMES) if _text(c)]
+        call_ids += [s for s in session_ids if not _RFC7989_SESSION_ID_RE.match(s)]
+        session.call_ids = union(session.call_ids, call_ids)
         session.group_ref = _first_text(elem, "group-ref") or session.group_ref
         # Pre-RFC SRCs (Oracle) only give the association time of the session.
         session.start_time = (

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from callvault.errors import InvalidInput, NotFound, StorageError
 from callvault.storage.blobstore import validate_key
+from callvault.storage.oserrors import storage_error
 
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
@@ -111,7 +112,8 @@ class LocalBlobStore:
             _fsync_dir(path.parent)
         except OSError as exc:
             _discard(temp)
-            raise StorageError(f"cannot write object {key!r} to the local vault: {_reason(exc)}") from exc
+            # StorageFull for ENOSPC/EDQUOT, so the API and monitoring can tell a full disk apart.
+            raise storage_error(f"cannot write object {key!r} to the local vault", exc) from exc
         except BaseException:
             _discard(temp)
             raise

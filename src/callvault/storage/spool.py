@@ -33,12 +33,26 @@ binds recording id and record kind, and nonces never repeat across writers
 payloads are therefore never on disk in the clear.
 
 Every record is written with a single ``os.write`` on an ``O_APPEND`` file,
-so a crash can only leave a torn *last* record; the reader stops at the first
-record whose length or CRC does not check out and keeps everything before. A
-record whose CRC is right but which fails authentication (tampering, or a
-foreign record) is handled the same way: reading stops there with a warning
-and ``torn`` set, never an exception; the recording is rendered from what
-precedes it. The writer does not ``fsync`` each flush: page-cache data
+so a crash can only leave a torn *last* record. A write that fails (a full
+disk: ENOSPC or a short write; an I/O error) is rolled back: the writer
+truncates the file to the record boundary where the write began, so the
+journal never holds a torn record in the middle, and raises
+:class:`~callvault.errors.StorageFull` (or :class:`StorageError`) so the
+caller can keep the data and retry. Stream and event records that fail are
+kept by the writer and go out before the next record it writes. Writers of
+one journal (the engine and capture worker processes) take an exclusive
+``flock`` around each write, so a roll-back never cuts another writer's record
+(measured: under 10 us per flush with the machine loaded, about 4 % of a
+two-stream flush; one flush per session per second).
+
+The reader never stops silently. A torn last record (a crash mid-write) is
+normal and only sets ``torn``. Anything else that does not check out (a bad
+length or CRC followed by intact records: a roll-back that failed, a damaged
+disk block) is skipped by searching for the next intact record; the skipped
+byte range is listed in ``damaged`` and logged. A record whose CRC is right
+but which fails authentication (tampering, or a foreign record) ends reading
+with a warning, ``torn`` set and an entry in ``damaged``, never an exception;
+the recording is rendered from what precedes it. The writer does not ``fsync`` each flush: page-cache data
 survives a process crash, which is what the journal is for; power loss may
 cost the unsynced tail. The file is also created 0600 from the first byte
 inside a 0700 directory and deleted as soon as the recording is finalised.
@@ -53,6 +67,8 @@ the part is discarded and the recording re-rendered from the journal.
 from __future__ import annotations
 
 import base64
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -66,8 +82,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from callvault.errors import IntegrityError, StorageError
 from callvault.media.codec_spec import CodecSpec
+from callvault.storage.oserrors import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +101,14 @@ KIND_STREAM = 2
 KIND_PACKETS = 3
 KIND_EVENT = 4
 KIND_ARCHIVE_PAGES = 5  # chunks of the side file
+
+SEALED_KINDS = (KIND_STREAM, KIND_PACKETS, KIND_EVENT)
+# How far the reader looks at once for the next intact record after a damaged one.
+RESYNC_WINDOW = 1 << 20
+
+# The one call that puts journal bytes on disk. Tests replace it to make the disk "full"
+# at an exact byte: the rest of the writer (roll-back, retry) then runs for real.
+write_fd = os.write
 
 _FRAME = struct.Struct("<II")
 _BATCH = struct.Struct("<BI")  # stream index, packet count
@@ -183,6 +210,8 @@ class SpoolContents:
     events: list[dict[str, Any]] = field(default_factory=list)
     valid_bytes: int = 0
     torn: bool = False  # a damaged or partial record followed the valid ones
+    # (byte offset, bytes skipped) of damage before intact records; bytes -1: reading ended there.
+    damaged: list[tuple[int, int]] = field(default_factory=list)
 
     def packets_of(self, stream: int) -> tuple[list[float], list[bytes]]:
         arrivals: list[float] = []
@@ -241,6 +270,11 @@ class SpoolWriter:
 
     Each writer of one journal (the engine, each capture worker process) needs
     its own ``seal`` with its own writer number; see :mod:`callvault.crypto.record_seal`.
+
+    A failed write leaves the journal as it was (see the module docstring).
+    :meth:`write_batches` then raises, and the caller keeps the packets;
+    :meth:`write_stream` and :meth:`write_event` keep their record instead
+    (``deferred``) and write it before the next record, or at :meth:`retry`.
     """
 
     def __init__(self, path: Path, fd: int, seal: RecordSeal) -> None:
@@ -249,6 +283,8 @@ class SpoolWriter:
         self._seal = seal
         self._lock = threading.Lock()
         self.bytes_written = 0
+        self._deferred: list[bytes] = []
+        self.failed_writes = 0
 
     @classmethod
     def create(cls, spool_dir: Path, header: SpoolHeader, seal: RecordSeal) -> SpoolWriter:
@@ -261,9 +297,14 @@ class SpoolWriter:
         except FileExistsError as exc:
             raise StorageError(f"spool for recording {header.recording_id} already exists") from exc
         except OSError as exc:
-            raise StorageError(f"cannot create spool in {spool_dir}: {exc.strerror}") from exc
+            raise storage_error(f"cannot create spool in {spool_dir}", exc) from exc
         writer = cls(path, fd, seal)
-        writer._write(MAGIC + _frame(bytes([KIND_SESSION]) + _json(header.to_json())))
+        try:
+            writer._write(MAGIC + _frame(bytes([KIND_SESSION]) + _json(header.to_json())))
+        except StorageError:
+            writer.close()
+            path.unlink(missing_ok=True)
+            raise
         return writer
 
     @classmethod
@@ -275,67 +316,202 @@ class SpoolWriter:
             raise StorageError(f"cannot open spool {path}: {exc.strerror}") from exc
         return cls(path, fd, seal)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, record: bytes) -> None:
         with self._lock:
             if self._fd is None:
                 raise StorageError(f"spool {self.path} is closed")
+            data = b"".join((*self._deferred, record))
+            self._append(self._fd, data)
+            self._deferred.clear()
+
+    def _append(self, fd: int, data: bytes) -> None:
+        """Append ``data`` whole, or nothing: a failed write is truncated back to where it began."""
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            written = 0
+            began = -1
+            view = memoryview(data)
             try:
-                written = os.write(self._fd, data)
-                # A regular file only writes short on a full disk; finish the record
-                # so the next one is framed correctly.
                 while written < len(data):
-                    written += os.write(self._fd, data[written:])
+                    count = write_fd(fd, view[written:])
+                    if count <= 0:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    if began < 0:
+                        # O_APPEND: the write went to the end, which the offset now follows.
+                        began = os.lseek(fd, 0, os.SEEK_CUR) - count
+                    written += count
             except OSError as exc:
-                raise StorageError(f"cannot write spool {self.path}: {exc.strerror}") from exc
-            self.bytes_written += len(data)
+                self.failed_writes += 1
+                if written:
+                    self._roll_back(fd, began, written)
+                raise storage_error(f"cannot write spool {self.path}", exc) from exc
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self.bytes_written += len(data)
+
+    def _roll_back(self, fd: int, began: int, written: int) -> None:
+        try:
+            os.ftruncate(fd, began)
+        except OSError as exc:
+            # The reader skips the torn bytes to the next intact record and reports them.
+            log.error(
+                "spool %s: a failed write left %d bytes at byte %d that cannot be truncated (%s)",
+                self.path,
+                written,
+                began,
+                exc.strerror,
+            )
 
     def _sealed(self, kind: int, plaintext: bytes) -> bytes:
         return _frame(bytes([kind]) + self._seal.seal(kind, plaintext))
 
+    def _write_or_defer(self, record: bytes) -> None:
+        try:
+            self._write(record)
+        except StorageError as exc:
+            with self._lock:
+                if self._fd is None:
+                    raise
+                self._deferred.append(record)
+            log.warning("spool %s: record kept in memory to retry (%s)", self.path, exc.message)
+
     def write_stream(self, stream: SpoolStream) -> None:
-        self._write(self._sealed(KIND_STREAM, _json(stream.to_json())))
+        self._write_or_defer(self._sealed(KIND_STREAM, _json(stream.to_json())))
 
     def write_event(self, kind: str, offset_seconds: float, data: dict[str, Any]) -> None:
-        self._write(self._sealed(KIND_EVENT, _json({"kind": kind, "offset": offset_seconds, "data": data})))
+        record = _json({"kind": kind, "offset": offset_seconds, "data": data})
+        self._write_or_defer(self._sealed(KIND_EVENT, record))
 
     def write_packets(self, stream: int, arrivals: Sequence[float], packets: Sequence[bytes]) -> None:
         if packets:
             self.write_batches([encode_batch(stream, arrivals, packets)])
 
     def write_batches(self, batches: Sequence[bytes]) -> None:
-        """Append batches from :func:`encode_batch` (several streams') as one sealed record."""
+        """Append batches from :func:`encode_batch` (several streams') as one sealed record.
+
+        Raises :class:`StorageError` (:class:`StorageFull` for a full disk) when the
+        write failed; the journal is then unchanged and the caller still has the packets.
+        """
         if batches:
             self._write(self._sealed(KIND_PACKETS, b"".join(batches)))
+
+    @property
+    def deferred(self) -> int:
+        """Stream and event records waiting in memory for the disk."""
+        with self._lock:
+            return len(self._deferred)
+
+    def retry(self) -> bool:
+        """Write the deferred records now; True when none is left waiting."""
+        with self._lock:
+            if self._fd is None or not self._deferred:
+                return not self._deferred
+            try:
+                self._append(self._fd, b"".join(self._deferred))
+            except StorageError:
+                return False
+            self._deferred.clear()
+            return True
 
     def sync(self) -> None:
         with self._lock:
             if self._fd is not None:
                 os.fdatasync(self._fd)
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Close the journal after a last try to write deferred records; returns how many were lost."""
+        self.retry()
         with self._lock:
+            lost = len(self._deferred)
+            if lost:
+                log.error(
+                    "spool %s: %d stream/event records could not be written and are lost", self.path, lost
+                )
+            self._deferred.clear()
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            return lost
 
     @property
     def closed(self) -> bool:
         return self._fd is None
 
 
-def _records(data: memoryview, start: int) -> Iterator[tuple[int, memoryview]]:
-    """Yield (end offset, body) for each intact record; stop at the first bad one."""
+def _frame_ok(data: memoryview, offset: int) -> int | None:
+    """The end of the intact record at ``offset``, or None."""
+    length, crc = _FRAME.unpack_from(data, offset)
+    end: int = offset + _FRAME.size + length
+    if length == 0 or length > MAX_RECORD or end > len(data):
+        return None
+    if zlib.crc32(data[offset + _FRAME.size : end]) != crc:
+        return None
+    return end
+
+
+def _resync(data: memoryview, offset: int) -> int | None:
+    """The offset of the next intact sealed record after a bad one at ``offset``; None: a torn tail.
+
+    Vectorised over windows: a random u32 is a plausible length (fits the rest of
+    the file) and is followed by a sealed kind only rarely, so the CRC is computed
+    for a handful of candidates, not at every byte.
+    """
+    size = len(data)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    position = offset + 1
+    last = size - _FRAME.size - 1  # a record has a header and at least its kind byte
+    while position <= last:
+        stop = min(last + 1, position + RESYNC_WINDOW)
+        at = np.arange(position, stop, dtype=np.int64)
+        lengths = (
+            raw[at].astype(np.int64)
+            | raw[at + 1].astype(np.int64) << 8
+            | raw[at + 2].astype(np.int64) << 16
+            | raw[at + 3].astype(np.int64) << 24
+        )
+        plausible = (lengths > 0) & (lengths <= MAX_RECORD) & (at + _FRAME.size + lengths <= size)
+        kinds = raw[at + _FRAME.size]
+        plausible &= np.isin(kinds, SEALED_KINDS)
+        for candidate in np.flatnonzero(plausible).tolist():
+            if _frame_ok(data, position + candidate) is not None:
+                return position + candidate
+        position = stop
+    return None
+
+
+def _records(
+    data: memoryview,
+    start: int,
+    damaged: list[tuple[int, int]] | None = None,
+    path: Path | None = None,
+    base: int = 0,
+) -> Iterator[tuple[int, memoryview]]:
+    """Yield (end offset, body) for each intact record.
+
+    Without ``damaged``, stop at the first bad one. With it, skip a bad stretch
+    that intact records follow (listing it there, as file offsets: ``data``
+    starts at byte ``base`` of the file) and stop only at a torn tail.
+    """
     offset = start
     size = len(data)
     while offset + _FRAME.size <= size:
-        length, crc = _FRAME.unpack_from(data, offset)
-        end = offset + _FRAME.size + length
-        if length == 0 or length > MAX_RECORD or end > size:
-            return
-        body = data[offset + _FRAME.size : end]
-        if zlib.crc32(body) != crc:
-            return
-        yield end, body
+        end = _frame_ok(data, offset)
+        if end is None:
+            if damaged is None:
+                return
+            following = _resync(data, offset)
+            if following is None:
+                return
+            log.warning(
+                "spool %s: %d damaged bytes at byte %d are skipped; reading goes on after them",
+                path,
+                following - offset,
+                base + offset,
+            )
+            damaged.append((base + offset, following - offset))
+            offset = following
+            continue
+        yield end, data[offset + _FRAME.size : end]
         offset = end
 
 
@@ -384,7 +560,7 @@ def _read_header(data: memoryview, path: Path) -> tuple[SpoolHeader, int] | None
 
 
 def _apply_records(
-    data: memoryview, start: int, contents: SpoolContents, seal: RecordSeal, path: Path
+    data: memoryview, start: int, contents: SpoolContents, seal: RecordSeal, path: Path, base: int = 0
 ) -> tuple[int, bool]:
     """Add the intact records of ``data`` from ``start`` to ``contents``.
 
@@ -392,10 +568,10 @@ def _apply_records(
     a record that is whole but unusable (failed authentication, bad content).
     """
     valid = start
-    for end, body in _records(data, start):
+    for end, body in _records(data, start, contents.damaged, path, base):
         kind = body[0]
         try:
-            if kind not in (KIND_STREAM, KIND_PACKETS, KIND_EVENT):
+            if kind not in SEALED_KINDS:
                 raise ValueError(f"record kind {kind} is not expected here")
             plain = seal.open(kind, bytes(body[1:]))
             if kind == KIND_PACKETS:
@@ -406,10 +582,13 @@ def _apply_records(
                 contents.events.append(json.loads(plain))
         except (IntegrityError, ValueError, KeyError, TypeError) as exc:
             message = exc.message if isinstance(exc, IntegrityError) else str(exc)
+            # ``valid`` is where this record starts, unless skipped damage came just before it.
+            at = end - len(body) - _FRAME.size
             log.warning(
-                "spool %s: record at byte %d is unusable (%s); reading stops there", path, valid, message
+                "spool %s: record at byte %d is unusable (%s); reading stops there", path, base + at, message
             )
-            return valid, True
+            contents.damaged.append((base + at, -1))
+            return at, True
         valid = end
     return valid, False
 
@@ -502,7 +681,7 @@ class SpoolTail:
         if self.stopped:
             delta.torn = True
             return delta
-        valid, self.stopped = _apply_records(data, start, delta, self._seal, self.path)
+        valid, self.stopped = _apply_records(data, start, delta, self._seal, self.path, self.offset)
         self.offset += valid
         delta.valid_bytes = self.offset
         delta.torn = self.stopped

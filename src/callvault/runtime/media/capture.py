@@ -28,9 +28,12 @@ times late by 20 ms each, until the stream ends. Beyond one core, see
 Once a second per session (staggered) the loop swaps each stream's list for a
 new one and writes the batches of all the session's streams as one sealed
 record (one AES-GCM seal and one system call per session per flush), to the
-session's journal. At the same point it notices
+session's journal. A write that fails (full disk) keeps the packets in the
+session's :class:`~.journal_backlog.JournalBacklog` to retry at the next
+flush, bounded and counted (see there). At the same point it notices
 sessions that received nothing for ``rtp_timeout`` seconds. Memory per call
-is therefore bounded by one second of packets.
+is therefore bounded by one second of packets (by the backlog's 10 s while the
+disk refuses writes).
 
 Source latching: a stream takes packets only from the address (host and
 port) its first packet came from; SSRC changes from that address are taken
@@ -70,7 +73,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from callvault.rtp.stats import DROPPED_EVENT, SOURCE_EVENT
-from callvault.storage.spool import SpoolWriter, encode_batch
+from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS, Batch, JournalBacklog
+from callvault.storage.spool import SpoolWriter
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,10 @@ class Capture(Protocol):
 
     def flush_all(self) -> None: ...
 
+    def take_losses(self, key: str) -> list[dict[str, Any]]:
+        """Storage failures of a closed session not written to its journal (see :mod:`.journal_backlog`)."""
+        ...
+
 
 @dataclass(eq=False)
 class CaptureStream:
@@ -125,6 +133,11 @@ class CaptureSession:
     closed: bool = False
     timed_out: bool = False
     packets: int = 0
+    backlog_seconds: float = BACKLOG_SECONDS
+    backlog: JournalBacklog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.backlog = JournalBacklog(self.writer, self.backlog_seconds)
 
 
 class CaptureLoop:
@@ -137,6 +150,7 @@ class CaptureLoop:
         flush_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         poll_interval: float = POLL_INTERVAL,
+        backlog_seconds: float = BACKLOG_SECONDS,
     ) -> None:
         if not 0 < flush_interval <= 1.0:
             raise ValueError("flush_interval must be in (0, 1] seconds: the journal must lag at most 1 s")
@@ -144,6 +158,8 @@ class CaptureLoop:
         self._flush_interval = flush_interval
         self._clock = clock
         self._poll_interval = poll_interval
+        self._backlog_seconds = backlog_seconds
+        self._losses: dict[str, list[dict[str, Any]]] = {}
         self._epoll = select.epoll()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -193,7 +209,13 @@ class CaptureLoop:
         def command() -> None:
             now = self._clock()
             session = CaptureSession(
-                key, writer, self._flush_interval, rtp_timeout, now, due=now + self._flush_interval
+                key,
+                writer,
+                self._flush_interval,
+                rtp_timeout,
+                now,
+                due=now + self._flush_interval,
+                backlog_seconds=self._backlog_seconds,
             )
             self._sessions[key] = session
             self._schedule.append(session)
@@ -231,6 +253,9 @@ class CaptureLoop:
                 self._flush(session, now)
 
         self.call(command)
+
+    def take_losses(self, key: str) -> list[dict[str, Any]]:
+        return self._losses.pop(key, [])
 
     def _wake(self) -> None:
         try:
@@ -395,7 +420,7 @@ class CaptureLoop:
 
     def _flush(self, session: CaptureSession, now: float) -> None:
         self._report_guards(session)
-        records: list[bytes] = []
+        records: list[Batch] = []
         received = 0
         for stream in session.streams:
             buffer = stream.buffer
@@ -404,18 +429,19 @@ class CaptureLoop:
             stream.buffer = []
             if stream.fd in self._appenders:
                 self._appenders[stream.fd] = stream.buffer.append
-            records.append(encode_batch(stream.index, buffer[0::2], buffer[1::2]))
+            records.append((stream.index, buffer[0::2], buffer[1::2]))
             received += len(buffer) >> 1
-        if not records:
+        if not records and not session.backlog.waiting:
             return
-        session.last_activity = now
-        session.packets += received
-        self.packets_total += received
+        if records:
+            session.last_activity = now
+            session.packets += received
+            self.packets_total += received
         try:
-            session.writer.write_batches(records)
+            # On a failed write the backlog keeps the packets to retry (see .journal_backlog).
+            session.backlog.write(records, now)
         except Exception:
-            # A full disk must not stop capture of the other calls; this session's
-            # journal now has a hole that the finaliser reports as loss.
+            # Whatever else goes wrong must not stop capture of the other calls.
             log.exception("spool write failed for %s", session.key)
 
     def _report_guards(self, session: CaptureSession) -> None:
@@ -423,15 +449,20 @@ class CaptureLoop:
         for stream in session.streams:
             try:
                 if stream.source is not None and not stream.reported_source:
-                    stream.reported_source = True
                     data = {"stream": stream.index, "address": _address(stream.source)}
                     session.writer.write_event(SOURCE_EVENT, 0.0, data)
-                if stream.dropped != stream.reported_dropped:
-                    stream.reported_dropped = stream.dropped
-                    data = {"stream": stream.index, "source": stream.dropped}
-                    session.writer.write_event(DROPPED_EVENT, 0.0, data)
-            except Exception:
-                log.exception("spool write failed for %s", session.key)
+                    stream.reported_source = True
+                dropped = stream.dropped
+                if dropped != stream.reported_dropped:
+                    # A running total: one that fails to be written (a full disk) is
+                    # simply superseded by the next one that is.
+                    session.writer.write_event(
+                        DROPPED_EVENT, 0.0, {"stream": stream.index, "source": dropped}
+                    )
+                    stream.reported_dropped = dropped
+            except Exception as exc:
+                # The packet backlog reports the disk trouble itself; retried at the next flush.
+                log.debug("source report of %s not written: %s", session.key, exc)
 
     def _close_now(self, session: CaptureSession) -> int:
         if session.closed:
@@ -447,7 +478,11 @@ class CaptureLoop:
         for stream in session.streams:
             self._drain_socket(stream)
             self._close_stray(stream)
-        self._flush(session, self._clock())
+        now = self._clock()
+        self._flush(session, now)
+        losses = session.backlog.close(now)
+        if losses:
+            self._losses[session.key] = losses
         session.closed = True
         self._sessions.pop(session.key, None)
         return session.packets

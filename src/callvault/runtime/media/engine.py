@@ -56,6 +56,7 @@ default of 1 the loop is a thread of the engine's process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -69,10 +70,13 @@ from callvault.crypto.keyprovider import KeyProvider
 from callvault.errors import IntegrityError, KeyUnavailable, NotFound, StorageError
 from callvault.runtime.media import metrics
 from callvault.runtime.media.capture import Capture, CaptureLoop
+from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
 from callvault.runtime.media.finaliser import RenderedRecording, RenderOptions, render_recording
 from callvault.runtime.media.incremental import advance_recording, finish_recording
+from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS, LOSS_EVENT
 from callvault.runtime.media.ports import PortAllocator, raise_descriptor_limit
 from callvault.runtime.media.render_pool import RenderPool
+from callvault.runtime.media.seal_retry import SEAL_RETRY_SECONDS, SealRetry
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.spool_key import SpoolKey
 from callvault.services.call_record import ArchiveAudio, FinalStatus
@@ -111,6 +115,8 @@ class MediaEngine:
         clock: Callable[[], float] = time.time,
         flush_interval: float = 1.0,
         render_step: float = RENDER_STEP,
+        spool_backlog: float = BACKLOG_SECONDS,
+        seal_retry: float = SEAL_RETRY_SECONDS,
     ) -> None:
         self.settings = settings
         self.recordings = recordings
@@ -122,6 +128,7 @@ class MediaEngine:
         self._flush_interval = flush_interval
         self._render_executor = render_executor
         self._render_step = render_step
+        self._spool_backlog = spool_backlog  # seconds of packets kept in memory while the disk fails
         self._pool: RenderPool | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._render_failures = 0
@@ -133,12 +140,15 @@ class MediaEngine:
         self.finalised: list[str] = []
         self.tail_seconds: dict[str, float] = {}  # audio rendered after hang-up, per recording
         self.unreadable_spools: list[Path] = []  # journals whose key could not be unwrapped
+        self.disk = DiskReserve(watched_volumes(settings), settings.min_free_disk_mb)
+        self.unsealed = SealRetry(seal_retry)  # rendered, sealing failed: tried again (see .seal_retry)
 
     # -- life cycle --------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.settings.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.disk.check()
         self._ports = PortAllocator(self.settings.advertised_media_host, self.settings.rtp_ports)
         raise_descriptor_limit()
         # -- capture: in-process thread, or worker processes (see .workers) --
@@ -153,7 +163,10 @@ class MediaEngine:
             )
         else:
             self._capture = CaptureLoop(
-                self._timeout_in_capture, flush_interval=self._flush_interval, clock=self._clock
+                self._timeout_in_capture,
+                flush_interval=self._flush_interval,
+                clock=self._clock,
+                backlog_seconds=self._spool_backlog,
             )
         self._capture.start()
         # -- end capture --
@@ -193,6 +206,18 @@ class MediaEngine:
     @property
     def open_sessions(self) -> int:
         return len(self._sessions)
+
+    @property
+    def disk_low(self) -> str | None:
+        """Why new calls are refused (free space below the reserve), or None; see :mod:`.disk_reserve`."""
+        return self.disk.low
+
+    def health(self) -> dict[str, Any]:
+        """The recorder's part of ``/healthz``: ``degraded`` lists what is wrong."""
+        body: dict[str, Any] = {"active_calls": self.open_sessions}
+        if self.disk.low:
+            body["degraded"] = [f"new calls refused: {self.disk.low}"]
+        return body
 
     def open_session(self, recording_id: str, started_at: float) -> MediaSession:
         if recording_id in self._sessions:
@@ -236,6 +261,13 @@ class MediaEngine:
         while True:
             await asyncio.sleep(min(1.0, self._render_step))
             self._start_due_renders()
+            # Once a second, never per packet: a statvfs per volume, and a retry of
+            # stream/event records a full disk refused.
+            self.disk.check()
+            for session in list(self._sessions.values()):
+                session.retry_spool()
+            for path, rendered, status in self.unsealed.due(time.monotonic()):
+                self.spawn(self._seal(path, rendered, status))
 
     def _start_due_renders(self) -> list[asyncio.Future[None]]:
         now = self._clock()
@@ -292,14 +324,18 @@ class MediaEngine:
         try:
             if session.render_job is not None:
                 await asyncio.gather(session.render_job, return_exceptions=True)
-            options = RenderOptions.from_settings(self.settings, ended_at)
+            options = dataclasses.replace(
+                RenderOptions.from_settings(self.settings, ended_at), spool_losses=tuple(session.spool_losses)
+            )
             try:
                 rendered = await self.pool.run(
                     recording_id, finish_recording, str(session.journal), session.spool_key, options
                 )
             except Exception:
                 log.exception("rendering %s at hang-up failed; rendering its journal in one go", recording_id)
-                await self.finalise_spool(session.journal, status, ended_at, session.spool_key)
+                await self.finalise_spool(
+                    session.journal, status, ended_at, session.spool_key, session.spool_losses
+                )
                 return
             # Known once rendered; set before sealing so whoever sees the sealed row can read it.
             self.tail_seconds[recording_id] = rendered.tail_seconds
@@ -312,17 +348,25 @@ class MediaEngine:
     # -- sealing --------------------------------------------------------------
 
     async def finalise_spool(
-        self, path: Path, status: FinalStatus, ended_at: float | None, key: bytes | None = None
+        self,
+        path: Path,
+        status: FinalStatus,
+        ended_at: float | None,
+        key: bytes | None = None,
+        spool_losses: list[dict[str, Any]] | None = None,
     ) -> None:
         """Render in one go, seal and delete one journal; on failure the journal stays for the next start.
 
         ``key`` is the journal's spool key; without it (recovery) it is unwrapped from the journal.
+        ``spool_losses``: storage failures capture could not journal (see :mod:`.journal_backlog`).
         """
         if key is None:
             key = await asyncio.to_thread(self._unwrap_spool_key, path)
             if key is None:
                 return
-        options = RenderOptions.from_settings(self.settings, ended_at)
+        options = dataclasses.replace(
+            RenderOptions.from_settings(self.settings, ended_at), spool_losses=tuple(spool_losses or ())
+        )
         try:
             rendered: RenderedRecording = await self.pool.run(None, render_recording, str(path), key, options)
         except Exception:
@@ -356,6 +400,9 @@ class MediaEngine:
         final = status
         if status == "complete" and rendered.loss_fraction > self.settings.loss_threshold:
             final = "incomplete"
+        if status == "complete" and rendered.storage_incomplete:
+            # Audio the recorder received is missing (full disk, damaged journal): never "complete".
+            final = "incomplete"
         ended = datetime.fromtimestamp(rendered.ended_at, UTC)
         try:
             await asyncio.to_thread(
@@ -372,12 +419,17 @@ class MediaEngine:
             await asyncio.to_thread(delete_spool, path)
             return False
         except Exception:
-            log.exception("sealing recording %s failed; its spool stays", rendered.recording_id)
+            log.exception(
+                "sealing recording %s failed; its spool stays and sealing is retried", rendered.recording_id
+            )
+            self.unsealed.add(path, rendered, status, time.monotonic())
             return False
         await asyncio.to_thread(delete_spool, path)
         self.finalised.append(rendered.recording_id)
         metrics.RECORDINGS_FINALISED.labels(final).inc()
         metrics.count_packets(rendered.streams)
+        metrics.SPOOL_LOST_PACKETS.inc(rendered.spool_lost)
+        metrics.SPOOL_WRITE_FAILURES.inc(sum(1 for e in rendered.events if e.kind == LOSS_EVENT))
         return True
 
     # -- timeouts ------------------------------------------------------------

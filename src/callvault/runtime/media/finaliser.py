@@ -46,7 +46,9 @@ from callvault.media.mixing import mix_down
 from callvault.rtp.render import render_placements
 from callvault.rtp.stats import StreamGuard, guards_from_events
 from callvault.rtp.timeline import Placement, StreamTimeline
+from callvault.runtime.media.journal_backlog import LOSS_EVENT
 from callvault.runtime.media.spool_key import journal_reader
+from callvault.runtime.media.spool_losses import StorageAccount, account, split_loss_events
 from callvault.services.call_record import (
     AGENT_CHANNEL,
     CUSTOMER_CHANNEL,
@@ -74,6 +76,8 @@ class RenderOptions:
     bitrate_per_channel: int = DEFAULT_BITRATE_PER_CHANNEL
     silence_gate_dbfs: float | None = DEFAULT_SILENCE_GATE_DBFS
     ended_at: float | None = None  # when the call ended (BYE); None: the last audio (crash)
+    # Storage failures capture could not write to the journal (see .journal_backlog), JSON dicts.
+    spool_losses: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings, ended_at: float | None = None) -> RenderOptions:
@@ -105,6 +109,9 @@ class RenderedRecording:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
     # Seconds of audio rendered by the last job (after hang-up, for the call-time renderer).
     tail_seconds: float = 0.0
+    # Audio is missing because of storage (disk full, damaged journal): see .spool_losses.
+    storage_incomplete: bool = False
+    spool_lost: int = 0
 
 
 @dataclass
@@ -276,6 +283,8 @@ def _journal_events(contents: SpoolContents, start: float, dtmf_mode: str) -> li
     _, own = guards_from_events(contents.events)
     for raw in own:
         kind = str(raw.get("kind", ""))
+        if kind == LOSS_EVENT:
+            continue  # becomes a gap event with the stream stats (spool_losses.account)
         data = dict(raw.get("data") or {})
         if kind == "dtmf" and dtmf_mode != "digits":
             data.pop("digit", None)
@@ -355,10 +364,14 @@ def render_contents(contents: SpoolContents, options: RenderOptions) -> Rendered
     events = _journal_events(contents, start, options.dtmf_mode)
     for track in tracks:
         events.extend(_dtmf_events(track, start, options.dtmf_mode))
+    storage = account_storage(contents.events, contents.damaged, options, streams, tracks, start)
+    events.extend(storage.events)
     events.sort(key=lambda e: e.offset_seconds)
     expected = sum(int(s.stats["expected"]) for s in streams)  # type: ignore[call-overload]
     lost = sum(int(s.stats["lost"]) for s in streams)  # type: ignore[call-overload]
     return RenderedRecording(
+        storage_incomplete=storage.incomplete,
+        spool_lost=storage.lost_packets,
         recording_id=contents.recording_id,
         audio=audio,
         streams=streams,
@@ -371,6 +384,20 @@ def render_contents(contents: SpoolContents, options: RenderOptions) -> Rendered
             "encode": timed_encode - timed_render,
         },
     )
+
+
+def account_storage(
+    raw_events: list[dict[str, Any]],
+    damaged: list[tuple[int, int]],
+    options: RenderOptions,
+    streams: list[StreamRecord],
+    tracks: list[_Track],
+    start: float,
+) -> StorageAccount:
+    """Storage losses from the journal's events, the close report and the reader's damage list."""
+    _, journal_losses = split_loss_events(raw_events)
+    labels = {t.stream.index: t.stream.label for t in tracks}
+    return account([*journal_losses, *options.spool_losses], damaged, streams, labels, start)
 
 
 def _fit(pcm: Pcm, length: int) -> Pcm:

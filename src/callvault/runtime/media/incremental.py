@@ -37,6 +37,7 @@ simply starts again from the journal's first byte.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -65,6 +66,7 @@ from callvault.runtime.media.finaliser import (
     _journal_events,
     _srtp_receiver,
     _Track,
+    account_storage,
     stream_records,
     unprotect_all,
 )
@@ -124,6 +126,7 @@ class IncrementalRender:
         self._streams: dict[int, _Live] = {}
         self._events: list[dict[str, Any]] = []
         self._guards: dict[int, StreamGuard] = {}
+        self._damaged: list[tuple[int, int]] = []
         self.recording_id: str | None = None
         self.started_at: float | None = None
         self._latest: float | None = None
@@ -155,6 +158,7 @@ class IncrementalRender:
                 live.spool = stream
         _, own = guards_from_events(delta.events, self._guards)
         self._events.extend(own)
+        self._damaged.extend(delta.damaged)
         grouped: dict[int, tuple[list[float], list[bytes]]] = {}
         for batch in delta.batches:
             arrivals, packets = grouped.setdefault(batch.stream, ([], []))
@@ -373,6 +377,8 @@ class IncrementalRender:
         events = _journal_events(journal, self.started_at, self.options.dtmf_mode)
         for track in tracks:
             events.extend(_dtmf_events(track, self.started_at, self.options.dtmf_mode))
+        storage = account_storage(self._events, self._damaged, self.options, streams, tracks, self.started_at)
+        events.extend(storage.events)
         events.sort(key=lambda e: e.offset_seconds)
         expected = sum(int(s.stats["expected"]) for s in streams)  # type: ignore[call-overload]
         lost = sum(int(s.stats["lost"]) for s in streams)  # type: ignore[call-overload]
@@ -390,6 +396,8 @@ class IncrementalRender:
             events=events,
             ended_at=ended_at,
             loss_fraction=lost / expected if expected else 0.0,
+            storage_incomplete=storage.incomplete,
+            spool_lost=storage.lost_packets,
         )
 
     def close(self) -> None:
@@ -425,6 +433,8 @@ def finish_recording(path: str, key: bytes, options: RenderOptions) -> RenderedR
         render = _RENDERS.pop(path, None)
     if render is None:
         render = IncrementalRender(Path(path), key, options)
+    # Only known at hang-up: the storage losses capture could not journal.
+    render.options = dataclasses.replace(render.options, spool_losses=options.spool_losses)
     try:
         return render.finish(options.ended_at)
     finally:

@@ -59,3 +59,23 @@ def count_packets(streams: Iterable[StreamRecord]) -> None:
         PACKETS_DUPLICATED.inc(_count(stream.stats, "duplicated"))
         PACKETS_DROPPED.labels(reason="source").inc(_count(stream.stats, "dropped_source"))
         PACKETS_DROPPED.labels(reason="srtp_auth").inc(_count(stream.stats, "srtp_auth_failed"))
+
+
+# -- storage trouble (see .journal_backlog, .disk_reserve) ------------------------------------------
+SPOOL_LOST_PACKETS = Counter(
+    "callvault_spool_lost_packets",
+    "RTP packets received but lost because the spool journal could not be written (full disk).",
+)
+SPOOL_WRITE_FAILURES = Counter(
+    "callvault_spool_write_failures",
+    "Spool write outages (a full disk until the next successful write) in finalised recordings.",
+)
+DISK_FREE_BYTES = Gauge(
+    "callvault_disk_free_bytes",
+    "Free bytes on the file system of the spool and of a local vault.",
+    ["volume"],
+)
+DISK_RESERVE_LOW = Gauge(
+    "callvault_disk_reserve_low",
+    "1 while free space is below CALLVAULT_MIN_FREE_DISK_MB: new calls are refused with 503.",
+)

@@ -103,6 +103,8 @@ class MediaSession:
         self.render_job: asyncio.Future[None] | None = None
         self.last_render = started_at
         self.rendered_seconds = 0.0
+        # Storage failures the journal could not take (the disk stayed full), known at close.
+        self.spool_losses: list[dict[str, Any]] = []
 
     @property
     def journal(self) -> Path:
@@ -116,6 +118,11 @@ class MediaSession:
     @property
     def streams(self) -> list[SpoolStream]:
         return list(self._streams.values())
+
+    def retry_spool(self) -> None:
+        """Write stream/event records a full disk made the journal refuse (the engine calls it each second)."""
+        if not self.closing and self._writer.deferred:
+            self._writer.retry()
 
     def add_stream(
         self,
@@ -229,6 +236,9 @@ class MediaSession:
             for sock in self._sockets:
                 self._engine.ports.release(sock)
             self._sockets.clear()
-            self._writer.close()
+            self.spool_losses = self._engine.capture.take_losses(self.recording_id)
+            lost_records = self._writer.close()
+            if lost_records:
+                self.spool_losses.append({"lost_records": lost_records})
             self._engine.forget(self.recording_id)
         await self._engine.finalise_session(self, status, ended_at, closed)

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from callvault.log_format import configure_logging
 from callvault.runtime.media.capture import CaptureLoop
 from callvault.runtime.media.spool_key import journal_seal
 from callvault.storage.spool import SpoolWriter
@@ -87,6 +88,7 @@ class _PoolSession:
     closing: set[int] | None = None
     packets: int = 0
     done: Callable[[int], None] | None = None
+    losses: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -126,6 +128,7 @@ class CapturePool:
         self._syncs: dict[int, tuple[set[int], Callable[[], None]]] = {}
         self._next_sync = 0
         self._next_home = 0
+        self._losses: dict[str, list[dict[str, Any]]] = {}
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -233,6 +236,10 @@ class CapturePool:
         for worker in self._workers:
             self._send(worker, {"op": "flush"})
 
+    def take_losses(self, key: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._losses.pop(key, [])
+
     def call(self, command: Callable[[], None]) -> None:
         """Run ``command`` once every worker has carried out all commands sent before it."""
         with self._lock:
@@ -288,7 +295,8 @@ class CapturePool:
         worker.packets_total = int(reply.get("total", worker.packets_total))
         op = reply["op"]
         if op == "closed":
-            self._part_closed(str(reply["key"]), worker.number, int(reply["packets"]))
+            losses = list(reply.get("losses", []))
+            self._part_closed(str(reply["key"]), worker.number, int(reply["packets"]), losses)
         elif op == "timeout":
             key = str(reply["key"])
             with self._lock:
@@ -305,16 +313,21 @@ class CapturePool:
         elif op == "ready":
             worker.ready.set()
 
-    def _part_closed(self, key: str, number: int, packets: int) -> None:
+    def _part_closed(
+        self, key: str, number: int, packets: int, losses: list[dict[str, Any]] | None = None
+    ) -> None:
         with self._lock:
             session = self._sessions.get(key)
             if session is None or session.closing is None:
                 return
             session.closing.discard(number)
             session.packets += packets
+            session.losses.extend(losses or [])
             if session.closing:
                 return
             del self._sessions[key]
+            if session.losses:
+                self._losses[key] = session.losses
             done = session.done
         if done is not None:
             done(session.packets)
@@ -440,7 +453,8 @@ class _WorkerServer:
                 # closed before the engine hears of it and reuses the port.
                 if closing is not None:
                     closing.close()
-                self._reply({"op": "closed", "key": key, "packets": packets})
+                losses = capture.take_losses(key)
+                self._reply({"op": "closed", "key": key, "packets": packets, "losses": losses})
 
             capture.close_session(key, done)
         elif op == "flush":
@@ -453,7 +467,7 @@ class _WorkerServer:
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.WARNING, format="media worker %(process)d: %(levelname)s %(message)s")
+    configure_logging("WARNING", "media worker %(process)d: %(levelname)s %(message)s")
     # Ctrl-C reaches the whole process group; the engine stops its workers itself (after
     # closing every session), and a vanished engine shows up as end of file here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -22,13 +22,16 @@ import socket
 import time
 from datetime import UTC, datetime
 
+from callvault.errors import StorageError
 from callvault.runtime.sip.answer import answer_sdp, contact, delayed_offer_sdp
 from callvault.runtime.sip.core import RecordingCall, ServerCore, ended
 from callvault.runtime.sip.metrics import SIP_CALLS_ACTIVE
 from callvault.runtime.sip.offer import DELAYED_OFFER_CODECS, StreamPlan, plan_streams
 from callvault.runtime.sip.refusals import (
+    RETRY_AFTER_SECONDS,
     Refusal,
     capabilities,
+    check_disk_reserve,
     check_new_session,
     check_recording_request,
     check_stream_count,
@@ -59,6 +62,7 @@ class InviteHandler:
     def on_invite(self, request: SipRequest, transaction: InviteServerTransaction, peer: Peer) -> None:
         core = self._core
         check_new_session(request, core.calls, core.settings.max_calls)
+        check_disk_reserve(core.media.disk_low)
         offer_body = parse_body(request)
         check_recording_request(request)
         sdp = parse_sdp(offer_body)
@@ -179,11 +183,22 @@ class InviteHandler:
                 call.ports.update(ports)
                 body = answer_sdp(call, call.offer, plans, ports, address).encode()
             self._accept(call, transaction, body)
-        except Exception:
+        except Exception as exc:
             log.exception("call %s: answering the INVITE failed", call.call_id)
             if transaction.state == "proceeding":
-                core.final(transaction, 500)
+                # Storage (a full disk) may work again soon: 503 tells the SRC to retry later.
+                status = 503 if isinstance(exc, StorageError) else 500
+                retry = [("Retry-After", str(RETRY_AFTER_SECONDS))] if status == 503 else None
+                core.final(transaction, status, headers=retry)
             await core.end_call(call, "interrupted", send_bye=False)
+            if call.recording_id is not None and call.media is None:
+                # Begun in the catalogue, never captured (no journal): say so now, not at the next start.
+                try:
+                    await asyncio.to_thread(core.recordings.mark_interrupted_without_audio, call.recording_id)
+                except Exception:
+                    log.exception(
+                        "call %s: marking recording %s interrupted failed", call.call_id, call.recording_id
+                    )
         finally:
             # Ports not handed to the media session (the call ended, or failed, first).
             release_ports(core, sockets)

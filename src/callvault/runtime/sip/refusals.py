@@ -6,7 +6,7 @@ the router; the router answers it with the status, the refusal's headers and
 a ``Warning`` carrying the reason, so an SRC's logs show why.
 
 The checks here are the ones a new or changed recording session can fail:
-unsupported ``Require`` (420), capacity (503, Retry-After), a duplicate
+unsupported ``Require`` (420), capacity or low disk (503, Retry-After), a duplicate
 dialog (482), a body we cannot read (415/400), a plain call sent to the
 recorder or an SDP we cannot parse (488), an offer with more streams than
 ``max_streams_per_invite`` (488), no free RTP port (503, Retry-After).
@@ -76,6 +76,13 @@ def check_new_session(
         raise Refusal(503, "recorder at capacity", [("Retry-After", str(RETRY_AFTER_SECONDS))])
     if (request.call_id, request.from_addr.tag or "") in calls:
         raise Refusal(482, "a recording session with this Call-ID and From tag exists")
+
+
+def check_disk_reserve(low: str | None) -> None:
+    """Refuse a new session while free disk space is below the reserve (503): it could not be recorded whole."""
+    if low:
+        # The SRC learns only that much; the figures are in the log and /healthz.
+        raise Refusal(503, "recorder low on disk space", [("Retry-After", str(RETRY_AFTER_SECONDS))])
 
 
 def check_recording_request(request: SipRequest) -> None:

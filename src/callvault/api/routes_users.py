@@ -1,0 +1,69 @@
+"""``/api/v1/users``: accounts and their tokens (admins; a user may see and revoke their own tokens)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+
+from callvault.api.deps import context, principal
+from callvault.services.access import Principal
+from callvault.services.context import ServiceContext
+from callvault.services.manifest import iso
+
+router = APIRouter(prefix="/users", tags=["users"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+Caller = Annotated[Principal, Depends(principal)]
+Username = Annotated[str, Path(min_length=1, max_length=120)]
+# Larger ids cannot exist (64-bit keys); refusing them early answers 400, not a driver overflow.
+TokenId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.get("")
+def list_users(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    return {
+        "items": [
+            {
+                "username": u.username,
+                "role": u.role,
+                "team": u.team,
+                "sip_identities": u.sip_identities,
+                "disabled": u.disabled,
+            }
+            for u in ctx.users.list_users(caller)
+        ]
+    }
+
+
+@router.post("/{username}/disable", status_code=204)
+def disable_user(username: Username, ctx: Ctx, caller: Caller) -> None:
+    """Disable an account: its password and all its tokens stop working at once."""
+    ctx.users.set_disabled(caller, username, True)
+
+
+@router.post("/{username}/enable", status_code=204)
+def enable_user(username: Username, ctx: Ctx, caller: Caller) -> None:
+    ctx.users.set_disabled(caller, username, False)
+
+
+@router.get("/{username}/tokens")
+def list_tokens(username: Username, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """The user's tokens, newest first: id, name, created, expiry, revoked (never the token)."""
+    return {
+        "items": [
+            {
+                "id": t.id,
+                "name": t.name,
+                "created_at": iso(t.created_at),
+                "expires_at": iso(t.expires_at),
+                "revoked_at": iso(t.revoked_at),
+                "active": t.active,
+            }
+            for t in ctx.users.list_tokens(caller, username)
+        ]
+    }
+
+
+@router.delete("/{username}/tokens/{token_id}", status_code=204)
+def revoke_token(username: Username, token_id: TokenId, ctx: Ctx, caller: Caller) -> None:
+    ctx.users.revoke_user_token(caller, username, token_id)
