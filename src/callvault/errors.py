@@ -148,3 +148,10 @@ class StorageFull(StorageError):
     """
 
     code = "storage_full"
+
+
+class UnprocessableMedia(InvalidInput):
+    """An audio file the decoder could not get through safely (crashed, ran out of time)."""
+
+    status_code = 422
+    code = "unprocessable_media"

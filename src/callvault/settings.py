@@ -255,6 +255,24 @@ SETTINGS: tuple[Setting, ...] = (
         "says degraded. 0 disables the check.",
     ),
     Setting(
+        "max_upload_seconds",
+        _positive_int,
+        str(6 * 3600),
+        "Longest decoded audio accepted from an upload or import (stops decompression bombs).",
+    ),
+    Setting(
+        "decoder_memory_mb",
+        _positive_int,
+        "2048",
+        "Address-space limit in MiB of the worker process that decodes an uploaded or imported file.",
+    ),
+    Setting(
+        "decoder_timeout",
+        _positive_int,
+        "300",
+        "Seconds (wall clock and CPU) the decoder worker may spend on one uploaded or imported file.",
+    ),
+    Setting(
         "sip_allowed_sources",
         _networks,
         "127.0.0.0/8,::1",
@@ -314,6 +332,9 @@ class Settings:
     http_tls_cert: str
     http_tls_key: str
     min_free_disk_mb: int
+    max_upload_seconds: int
+    decoder_memory_mb: int
+    decoder_timeout: int
     sip_allowed_sources: tuple[Network, ...]
     sip_tls_ca: str
     max_streams_per_invite: int

@@ -114,6 +114,18 @@ def test_range_requests_return_the_right_bytes(client: TestClient, staff: Staff)
     beyond = client.get(url, headers={**auth(staff.tokens["carol"]), "Range": f"bytes={size + 10}-"})
     assert beyond.status_code == 416
     assert beyond.json()["error"] == "range_not_satisfiable"
+    assert beyond.headers["content-range"] == f"bytes */{size}"
+    malformed = client.get(url, headers={**auth(staff.tokens["carol"]), "Range": "bytes=500-100"})
+    assert malformed.status_code == 416
+    assert malformed.headers["content-range"] == f"bytes */{size}"
+    # The WAV rendition answers ranges too, streamed, with the same bytes as the whole file.
+    wav_url = url + "?format=wav"
+    wav = client.get(wav_url, headers=auth(staff.tokens["carol"])).content
+    assert wav.startswith(b"RIFF") and len(wav) == 44 + 20 * RATE * 2 * 2
+    part = client.get(wav_url, headers={**auth(staff.tokens["carol"]), "Range": "bytes=300000-300999"})
+    assert part.status_code == 206
+    assert part.content == wav[300000:301000]
+    assert part.headers["content-range"] == f"bytes 300000-300999/{len(wav)}"
 
 
 def test_scope_agent_supervisor_auditor(client: TestClient, staff: Staff) -> None:

@@ -235,7 +235,7 @@ def test_a_full_disk_answers_json_503(client: TestClient, staff: Staff, ctx: Ser
     def no_space(*_args: object, **_kwargs: object) -> str:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    ctx.importer.import_bytes = no_space  # type: ignore[method-assign]
+    ctx.importer.import_file = no_space  # type: ignore[method-assign]
     wav = stereo_wav(voice(1, 8000, 120, 1), voice(1, 8000, 220, 2), 8000)
     response = client.post(
         "/api/v1/recordings", headers=auth(staff.tokens["carol"]), files={"file": ("a.wav", wav)}

@@ -101,6 +101,12 @@ def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, dat
     assert listing["items"][0]["agent"] == "alice"
     shown = json.loads(run_cli(["recordings", "show", recording_id, "--json"], env).stdout)
     assert shown["queue"] == "billing" and shown["direction"] == "inbound"
+    # A CLI import is signed as such, with the operating-system account that ran it.
+    assert shown["provenance"]["kind"] == "import"
+    assert (
+        shown["provenance"]["os_user"]
+        and shown["provenance"]["user"] == "cli:" + shown["provenance"]["os_user"]
+    )
 
     folder = tmp_path / "batch"
     folder.mkdir()

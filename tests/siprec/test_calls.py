@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import json
 import ssl
 import threading
 import time
@@ -182,6 +183,12 @@ async def _check_stereo(
 async def test_two_stream_pcmu_call_agent_left_customer_right(recorder: Recorder) -> None:
     sent = await _two_party_call(recorder, CallSpec(seconds=2.0))
     await _check_stereo(recorder, sent)
+    # The signed manifest names the SRC the recording came from.
+    with recorder.ctx.catalog.read() as session:
+        manifests = [json.loads(r.manifest or "{}") for r in session.scalars(select(Recording))]
+    assert [m["source"]["kind"] for m in manifests] == ["siprec"]
+    assert manifests[0]["source"]["address"].startswith("udp:127.0.0.1:")
+    assert manifests[0]["source"]["received_at"]
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:

@@ -31,7 +31,6 @@ from prometheus_client import REGISTRY
 from callvault.errors import ConfigError
 from callvault.runtime.media.ports import PortAllocator
 from callvault.runtime.sip.sources import SourcePolicy
-from callvault.services.call_record import CallRecord
 from callvault.settings import load_settings
 from tests.siprec.conftest import Recorder, as_peer, start_recorder
 from tests.siprec.test_calls import AGENT, CUSTOMER, CallSpec, SentCall, _check_stereo, _two_party_call
@@ -249,7 +248,7 @@ def _sip_answer_over_tls(port: int, context: ssl.SSLContext) -> bytes | None:
 
 
 async def test_mutual_tls_refuses_clients_without_a_certificate_from_the_ca(
-    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str
 ) -> None:
     pki = _pki(tmp_path)
     async with start_recorder(
@@ -262,15 +261,6 @@ async def test_mutual_tls_refuses_clients_without_a_certificate_from_the_ca(
     ) as recorder:
         port = recorder.server.tls_port
         assert port
-        begun: list[CallRecord] = []
-        real_begin = recorder.ctx.recordings.begin
-
-        def spy(call: CallRecord) -> str:
-            begun.append(call)
-            return real_begin(call)
-
-        monkeypatch.setattr(recorder.ctx.recordings, "begin", spy)
-
         without = await as_peer(lambda: _sip_answer_over_tls(port, _client_context(pki, None)))
         foreign = await as_peer(lambda: _sip_answer_over_tls(port, _client_context(pki, "bad")))
         trusted = await as_peer(lambda: _sip_answer_over_tls(port, _client_context(pki, "good")))
@@ -279,30 +269,21 @@ async def test_mutual_tls_refuses_clients_without_a_certificate_from_the_ca(
         assert trusted is not None and trusted.startswith(b"SIP/2.0 200"), trusted
 
         sent = await _two_party_call(recorder, CallSpec(transport="TLS"), _client_context(pki, "good"))
-        await _check_stereo(recorder, sent)
-        assert len(begun) == 1
-        origin = begun[0].origin
-        assert origin["transport"] == "TLS" and origin["address"] == "127.0.0.1"
-        assert origin["tls_subject"] == "CN=sbc1.example,O=Example SBC"
+        recording = await _check_stereo(recorder, sent)
+        # The signed manifest's source names the SBC by its certificate.
+        source = recording.ingest_source
+        assert source is not None and source["kind"] == "siprec"
+        assert str(source["address"]).startswith("tls:127.0.0.1:")
+        assert source["tls_subject"] == "CN=sbc1.example,O=Example SBC"
 
 
-async def test_plain_tls_records_no_client_identity(
-    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without a client CA, TLS stays one-way and UDP calls carry their address only."""
-    async with start_recorder(tmp_path / "data", database_url) as recorder:
-        begun: list[CallRecord] = []
-        real_begin = recorder.ctx.recordings.begin
-
-        def spy(call: CallRecord) -> str:
-            begun.append(call)
-            return real_begin(call)
-
-        monkeypatch.setattr(recorder.ctx.recordings, "begin", spy)
-        sent = await _two_party_call(recorder, CallSpec())
-        await recorder.finished(await recorder.recording_for(sent.call_id))
-        assert begun[0].origin["transport"] == "UDP" and "tls_subject" not in begun[0].origin
-        assert begun[0].origin["address"] == "127.0.0.1" and int(begun[0].origin["port"]) > 0
+async def test_plain_sip_records_no_client_identity(recorder: Recorder) -> None:
+    """Without mutual TLS a recording's source is the SRC's address only."""
+    sent = await _two_party_call(recorder, CallSpec())
+    recording = await recorder.finished(await recorder.recording_for(sent.call_id))
+    source = recording.ingest_source
+    assert source is not None and str(source["address"]).startswith("udp:127.0.0.1:")
+    assert "tls_subject" not in source
 
 
 # -- RTP source latching ------------------------------------------------------------------------

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from callvault.api.deps import context, principal
 from callvault.api.metrics import AUDIO_BYTES_SERVED, RECORDINGS_IMPORTED
-from callvault.api.ranges import parse_range
-from callvault.errors import InvalidInput, PayloadTooLarge
+from callvault.api.ranges import parse_range, unsatisfiable_headers
+from callvault.api.upload_form import UploadForm, read_upload_form
+from callvault.errors import CallvaultError, InvalidInput, RangeNotSatisfiable
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
@@ -78,7 +79,12 @@ def get_audio(
     download: bool = False,
 ) -> Response:
     audio = ctx.playback.open_audio(caller, recording_id, format, download=download)
-    byte_range = parse_range(request.headers.get("range"), audio.size)
+    try:
+        byte_range = parse_range(request.headers.get("range"), audio.size)
+    except RangeNotSatisfiable as exc:
+        return JSONResponse(
+            exc.to_dict(), status_code=exc.status_code, headers=unsatisfiable_headers(audio.size)
+        )
     disposition = "attachment" if download else "inline"
     headers = {
         "Accept-Ranges": "bytes",
@@ -96,36 +102,84 @@ def get_audio(
     )
 
 
-@router.post("", status_code=201)
-async def upload_recording(
-    request: Request,
-    file: Annotated[
-        UploadFile, File(description="WAV, FLAC, MP3 or Ogg; stereo = agent left, customer right")
-    ],
-    agent: Annotated[str | None, Form()] = None,
-    customer: Annotated[str | None, Form()] = None,
-    direction: Annotated[Literal["inbound", "outbound"] | None, Form()] = None,
-    started_at: Annotated[datetime | None, Form()] = None,
-    queue: Annotated[str | None, Form()] = None,
-    tag: Annotated[list[str] | None, Form()] = None,
-) -> dict[str, Any]:
+UPLOAD_FIELDS = ("agent", "customer", "direction", "started_at", "queue", "tag")
+_UPLOAD_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "WAV, FLAC, MP3 or Ogg; stereo = agent left, customer right",
+                        },
+                        "agent": {"type": "string", "description": "username or SIP identity"},
+                        "customer": {"type": "string"},
+                        "direction": {"type": "string", "enum": ["inbound", "outbound"]},
+                        "started_at": {"type": "string", "format": "date-time"},
+                        "queue": {"type": "string"},
+                        "tag": {"type": "array", "items": {"type": "string"}},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("", status_code=201, openapi_extra=_UPLOAD_SCHEMA)
+async def upload_recording(request: Request) -> dict[str, Any]:
+    """Upload a recording made elsewhere.
+
+    The caller is authenticated and their role checked before a byte of the
+    body is read; the body is then read with a running size cap (413 as soon
+    as it passes CALLVAULT_MAX_UPLOAD_BYTES) and never written to disk.
+    """
     ctx: ServiceContext = request.app.state.ctx
     caller = await run_in_threadpool(principal, request)
-    limit = ctx.settings.max_upload_bytes
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"upload is larger than the {limit}-byte limit (CALLVAULT_MAX_UPLOAD_BYTES)")
-    if started_at is not None and started_at.tzinfo is None:
-        raise InvalidInput("started_at must include a time zone, e.g. 2026-01-31T09:00:00Z")
-    req = ImportRequest(
-        agent=agent,
-        customer=customer,
-        direction=direction,
-        started_at=started_at,
-        queue=queue,
-        tags=tag or [],
-        filename=file.filename,
-    )
-    recording_id = await run_in_threadpool(ctx.importer.import_bytes, caller, data, req)
+    await run_in_threadpool(ctx.importer.may_upload, caller)
+    try:
+        form = await read_upload_form(request, ctx.settings.max_upload_bytes)
+        req = _import_request(form)
+    except CallvaultError as exc:
+        await run_in_threadpool(ctx.importer.log_refusal, caller, None, exc)
+        raise
+    assert form.file is not None
+    data, form.file = form.file, None
+    result = await run_in_threadpool(ctx.importer.import_file, caller, data, req)
     RECORDINGS_IMPORTED.inc()
-    return {"id": recording_id, "status": "complete"}
+    body: dict[str, Any] = {"id": result.recording_id, "status": result.status}
+    if result.damage:
+        body["damage"] = list(result.damage)
+    return body
+
+
+def _import_request(form: UploadForm) -> ImportRequest:
+    unknown = sorted(set(form.fields) - set(UPLOAD_FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown form fields: {', '.join(unknown)}; known: {', '.join(UPLOAD_FIELDS)}")
+    direction = form.one("direction") or None
+    if direction not in (None, "inbound", "outbound"):
+        raise InvalidInput("direction: must be inbound or outbound")
+    started_at: datetime | None = None
+    raw_start = form.one("started_at")
+    if raw_start:
+        try:
+            started_at = datetime.fromisoformat(raw_start.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"started_at: {raw_start[:40]!r} is not an ISO 8601 time") from None
+        if started_at.tzinfo is None:
+            raise InvalidInput("started_at must include a time zone, e.g. 2026-01-31T09:00:00Z")
+    return ImportRequest(
+        agent=form.one("agent") or None,
+        customer=form.one("customer") or None,
+        direction=direction,  # type: ignore[arg-type]
+        started_at=started_at,
+        queue=form.one("queue") or None,
+        tags=form.fields.get("tag", []),
+        filename=form.filename,
+    )

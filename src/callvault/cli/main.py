@@ -14,6 +14,7 @@ from rich.table import Table
 
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
 from callvault.errors import InvalidInput
+from callvault.services.call_record import IngestSource
 from callvault.services.importer import ImportRequest
 from callvault.services.search import RecordingQuery
 from callvault.settings import load_settings, settings_table
@@ -70,6 +71,7 @@ def import_audio(
     else:
         raise InvalidInput(f"{path} does not exist")
     actor = cli_principal()
+    source = IngestSource("import", user=actor.username, os_user=actor.username.removeprefix("cli:"))
     failures = 0
     with service_context() as ctx:
         progress = Progress(
@@ -83,7 +85,16 @@ def import_audio(
         with progress:
             task = progress.add_task("importing", total=len(files))
             for file in files:
-                request = ImportRequest(agent, customer, direction, start, queue, list(tag or []), file.name)  # type: ignore[arg-type]
+                request = ImportRequest(
+                    agent,
+                    customer,
+                    direction,  # type: ignore[arg-type]
+                    start,
+                    queue,
+                    list(tag or []),
+                    file.name,
+                    source,
+                )
                 try:
                     recording_id = ctx.importer.import_bytes(actor, file.read_bytes(), request)
                 except InvalidInput as exc:

@@ -161,6 +161,8 @@ class Recording(Base):
     completeness: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who handed the recording in, from where, when received (IngestSource.to_dict() + received_at).
+    ingest_source: Mapped[dict[str, object] | None] = mapped_column(JSON)
     call: Mapped[Call] = relationship()
     streams: Mapped[list[Stream]] = relationship(back_populates="recording", cascade="all, delete-orphan")
     tags: Mapped[list[RecordingTag]] = relationship(back_populates="recording", cascade="all, delete-orphan")

@@ -62,9 +62,6 @@ class CallRecord:
     tags: list[str] = field(default_factory=list)
     vendor_metadata: str | None = None  # opaque extension XML, kept as received
     participants: list[ParticipantRecord] = field(default_factory=list)
-    # Who delivered the recording (SIPREC): the SRC's "address", "port", "transport" and,
-    # over mutual TLS, its certificate's "tls_subject"; for the signed manifest.
-    origin: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,3 +74,37 @@ class ArchiveAudio:
     duration_seconds: float
     mixed: bool = False
     format: str = "ogg-opus"
+
+
+@dataclass(frozen=True)
+class IngestSource:
+    """Who or what handed a recording to callvault; signed into its manifest.
+
+    ``siprec``: the SRC's transport address and, over TLS, its certificate
+    subject. ``upload``: the API user and their address. ``import``: the
+    callvault user the CLI ran as and the operating-system account.
+    """
+
+    kind: Literal["siprec", "upload", "import"]
+    user: str | None = None
+    user_id: int | None = None
+    address: str | None = None
+    tls_subject: str | None = None
+    os_user: str | None = None
+
+    @classmethod
+    def siprec(cls, transport: str, host: str, port: int, tls_subject: str | None = None) -> IngestSource:
+        """The SRC as the SIP transport saw it, e.g. ``tls:[2001:db8::7]:5061``."""
+        shown = f"[{host}]" if ":" in host else host
+        return cls("siprec", address=f"{transport.lower()}:{shown}:{port}", tls_subject=tls_subject)
+
+    def to_dict(self) -> dict[str, object]:
+        fields = {
+            "kind": self.kind,
+            "user": self.user,
+            "user_id": self.user_id,
+            "address": self.address,
+            "tls_subject": self.tls_subject,
+            "os_user": self.os_user,
+        }
+        return {k: v for k, v in fields.items() if v is not None}

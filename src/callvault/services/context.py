@@ -16,6 +16,7 @@ from callvault.crypto.keyring import LocalKeyring
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.services.audit import AccessLog
+from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.directory import AgentDirectory
 from callvault.services.importer import AudioImporter
 from callvault.services.integrity import IntegrityService
@@ -82,8 +83,11 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         importer=AudioImporter(
             recordings,
             directory,
+            access_log,
+            DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout),
             settings.opus_bitrate,
             settings.max_upload_bytes,
+            settings.max_upload_seconds,
             settings.archive_silence_gate,
         ),
     )

@@ -47,7 +47,7 @@ def build_manifest(session: Session, recording: Recording) -> dict[str, Any]:
     streams = session.scalars(select(Stream).where(Stream.recording_id == recording.id)).all()
     tags = session.scalars(select(RecordingTag.tag).where(RecordingTag.recording_id == recording.id)).all()
     events = session.scalars(select(RecordingEvent).where(RecordingEvent.recording_id == recording.id)).all()
-    return {
+    manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         "recording": {
             "id": recording.id,
@@ -103,3 +103,7 @@ def build_manifest(session: Session, recording: Recording) -> dict[str, Any]:
         "tags": sorted(tags),
         "events": sorted(([e.kind, e.offset_seconds, e.data] for e in events), key=repr),
     }
+    if recording.ingest_source is not None:
+        # Only present when known, so manifests signed before it existed still verify.
+        manifest["source"] = recording.ingest_source
+    return manifest

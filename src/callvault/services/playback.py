@@ -2,12 +2,16 @@
 
 Ogg Opus is served straight from the encrypted object: only the chunks a
 range touches are fetched and decrypted, so the first byte comes back after
-one small read whatever the length of the call. WAV is produced by decoding
-the archive in memory (archives are small: ~1 MB per stereo hour per kbit).
+one small read whatever the length of the call. WAV is decoded while it is
+sent (:mod:`callvault.media.wav_render`): its size comes from the archive's
+last Ogg page, and a range is produced by decoding up to its end and keeping
+only its bytes, so memory stays bounded whatever the length of the call (the
+whole rendition of a 30-minute call used to be built per request, +168 MB).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -24,8 +28,7 @@ from callvault.errors import (
     NotFound,
     UnsupportedMedia,
 )
-from callvault.media.archive import decode_audio
-from callvault.media.wav import to_wav
+from callvault.media.wav_render import WavLayout, iter_wav, wav_layout
 from callvault.services.access import Action, Principal, check_recording
 from callvault.services.audit import AccessLog
 from callvault.services.recordings import RecordingService
@@ -33,6 +36,9 @@ from callvault.storage.blobstore import BlobStore
 
 AudioFormat = Literal["ogg", "wav"]
 CONTENT_TYPES = {"ogg": "audio/ogg", "wav": "audio/wav"}
+_CHUNK = 65536
+# The last Ogg page (at most 65,307 bytes) holds the archive's length.
+_TAIL = 65536 + 512
 
 
 class _RangeSource(Protocol):
@@ -41,17 +47,69 @@ class _RangeSource(Protocol):
     def iter_chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
 
 
-class _MemorySource:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
+class _ReaderFile:
+    """A seekable, read-only file over the decrypting reader, for the demuxer.
+
+    It decrypts one window at a time (a few envelope chunks), so decoding a
+    long archive never holds more than that window of it.
+    """
+
+    _WINDOW = 4 * _CHUNK
+
+    def __init__(self, reader: EncryptedObjectReader) -> None:
+        self._reader = reader
+        self._size = reader.plaintext_size
+        self._pos = 0
+        self._window_start = 0
+        self._window = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._pos >= self._size:
+            return b""
+        want = self._size - self._pos if size is None or size < 0 else min(size, self._size - self._pos)
+        offset = self._pos - self._window_start
+        if not 0 <= offset < len(self._window):
+            self._window_start = self._pos
+            self._window = self._reader.read(self._pos, min(self._size, self._pos + self._WINDOW))
+            offset = 0
+        data = self._window[offset : offset + want]
+        self._pos += len(data)
+        return data
+
+
+class _WavSource:
+    def __init__(self, reader: EncryptedObjectReader, layout: WavLayout) -> None:
+        self._reader = reader
+        self.layout = layout
 
     def read(self, start: int, end_exclusive: int) -> bytes:
-        return self._data[start:end_exclusive]
+        return b"".join(self.iter_chunks(start, end_exclusive))
 
     def iter_chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        stop = len(self._data) if end is None else end
-        for offset in range(start, stop, 65536):
-            yield self._data[offset : min(offset + 65536, stop)]
+        stop = self.layout.size if end is None else end
+        pending = bytearray()
+        # Decoded blocks are small (one 60 ms frame); send them in 64 KiB pieces.
+        for piece in iter_wav(_ReaderFile(self._reader), self.layout, start, stop):
+            pending += piece
+            if len(pending) >= _CHUNK:
+                yield bytes(pending)
+                pending.clear()
+        if pending:
+            yield bytes(pending)
 
 
 @dataclass
@@ -109,13 +167,13 @@ class PlaybackService:
             return PlaybackAudio(
                 recording_id, CONTENT_TYPES[fmt], reader.plaintext_size, f"{recording_id}.ogg", reader
             )
+        size = reader.plaintext_size
         try:
-            decoded = decode_audio(reader.read(0, reader.plaintext_size))
+            layout = wav_layout(reader.read(0, min(size, 8192)), reader.read(max(0, size - _TAIL), size))
         except ValueError as exc:
             raise IntegrityError(f"recording {recording_id} archive cannot be decoded: {exc}") from None
-        wav = to_wav(decoded.pcm, decoded.sample_rate)
         return PlaybackAudio(
-            recording_id, CONTENT_TYPES[fmt], len(wav), f"{recording_id}.wav", _MemorySource(wav)
+            recording_id, CONTENT_TYPES[fmt], layout.size, f"{recording_id}.wav", _WavSource(reader, layout)
         )
 
     def destroy_audio(self, principal: Principal, recording_id: str, reason: str) -> bool:

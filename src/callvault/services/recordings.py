@@ -38,10 +38,11 @@ from callvault.services.call_record import (
     CallEvent,
     CallRecord,
     FinalStatus,
+    IngestSource,
     StreamRecord,
 )
 from callvault.services.directory import AgentDirectory
-from callvault.services.manifest import build_manifest
+from callvault.services.manifest import build_manifest, iso
 from callvault.services.phone import mask_number, normalise_number
 from callvault.storage.blobstore import BlobStore
 
@@ -93,8 +94,12 @@ class RecordingService:
 
     # -- cataloguing -------------------------------------------------------
 
-    def begin(self, call: CallRecord) -> str:
-        """Catalogue a new recording in status 'recording' and return its id."""
+    def begin(self, call: CallRecord, source: IngestSource | None = None) -> str:
+        """Catalogue a new recording in status 'recording' and return its id.
+
+        ``source`` (who handed the recording in, from where) is kept with the
+        server's time of receipt and signed into the manifest.
+        """
         if call.started_at.tzinfo is None:
             raise InvalidInput("started_at must be timezone-aware")
         tags = _clean_tags(call.tags)
@@ -111,6 +116,8 @@ class RecordingService:
                 mixed=False,
                 created_at=datetime.now(UTC),
             )
+            if source is not None:
+                recording.ingest_source = {**source.to_dict(), "received_at": iso(recording.created_at)}
             session.add(recording)
             self._apply_call(session_call=call_row, recording=recording, call=call)
             recording.tags = [RecordingTag(tag=t) for t in tags]
@@ -264,9 +271,10 @@ class RecordingService:
         streams: list[StreamRecord],
         status: FinalStatus = "complete",
         events: list[CallEvent] | None = None,
+        source: IngestSource | None = None,
     ) -> str:
         """Catalogue and seal a recording made elsewhere (uploads, imports)."""
-        recording_id = self.begin(call)
+        recording_id = self.begin(call, source)
         try:
             ended = call.started_at.timestamp() + audio.duration_seconds
             self.finalise(
@@ -362,4 +370,8 @@ def _completeness(streams: list[StreamRecord]) -> dict[str, object]:
         seconds = [s.stats.get("spool_lost_seconds", 0.0) for s in streams]
         completeness["spool_lost_packets"] = spool_lost
         completeness["spool_lost_seconds"] = max(float(x) for x in seconds if isinstance(x, int | float))
+    # Imports: packets the decoder rejected are loss too (every stream carries the file's count).
+    decode_errors = [s.stats["decode_errors"] for s in streams if "decode_errors" in s.stats]
+    if decode_errors:
+        completeness["decode_errors"] = max(int(str(e)) for e in decode_errors)
     return completeness

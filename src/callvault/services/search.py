@@ -223,6 +223,7 @@ class RecordingCatalog:
                 "audio_sha256": r.audio_sha256,
                 "object_sha256": r.object_sha256,
                 "completeness": r.completeness,
+                "provenance": r.ingest_source,  # who handed it in, from where, when received (signed)
                 "signing_key_id": r.signing_key_id,
                 "events": [
                     {"kind": e.kind, "offset_seconds": e.offset_seconds, "data": e.data}

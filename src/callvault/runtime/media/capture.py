@@ -303,7 +303,7 @@ class CaptureLoop:
             return
         stream = self._strays.get(fd)
         if stream is not None and stream.stray is not None:
-            self._drop_strays(stream, stream.stray)
+            self._drop_strays(stream, stream.stray, now)
 
     def _latch(self, stream: CaptureStream, now: float) -> None:
         """Take the first packet, connect the socket to its source and open the stray socket."""
@@ -316,6 +316,10 @@ class CaptureLoop:
             stream.source = source
             stream.buffer.append(now)
             stream.buffer.append(data)
+            # The stray socket first, then the connect: the port is never without an open
+            # socket (a datagram in between would vanish uncounted); what the stray one
+            # takes from the latched source meanwhile is kept (see _drop_strays).
+            stream.stray = self._open_stray(sock)
             try:
                 sock.connect(source)
             except OSError as exc:
@@ -324,7 +328,6 @@ class CaptureLoop:
                     "recording %s stream %d: cannot latch to %s: %s", stream.key, stream.index, source, exc
                 )
             else:
-                stream.stray = self._open_stray(sock)
                 # Queued before the connect: sorted by source once.
                 self._sort_queue(stream, sock, now)
         finally:
@@ -365,13 +368,18 @@ class CaptureLoop:
             else:
                 self._count_stray(stream, source)
 
-    def _drop_strays(self, stream: CaptureStream, stray: socket.socket) -> None:
+    def _drop_strays(self, stream: CaptureStream, stray: socket.socket, now: float) -> None:
         while True:
             try:
-                _, source = stray.recvfrom(MAX_DATAGRAM)
+                data, source = stray.recvfrom(MAX_DATAGRAM)
             except OSError:
                 return
-            self._count_stray(stream, source)
+            if source == stream.source:
+                # Landed here in the moment before the stream's socket was connected.
+                stream.buffer.append(now)
+                stream.buffer.append(data)
+            else:
+                self._count_stray(stream, source)
 
     @staticmethod
     def _count_stray(stream: CaptureStream, source: Any) -> None:
@@ -519,7 +527,7 @@ class CaptureLoop:
             self._epoll.unregister(stray.fileno())
         except (OSError, ValueError):
             pass
-        self._drop_strays(stream, stray)
+        self._drop_strays(stream, stray, self._clock())
         stray.close()
         stream.stray = None
 

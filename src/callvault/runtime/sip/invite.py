@@ -42,6 +42,7 @@ from callvault.runtime.sip.refusals import (
 )
 from callvault.runtime.sip.timers import arm_session_timer, session_expires, session_timer_headers
 from callvault.runtime.sip.transport import Peer
+from callvault.services.call_record import IngestSource
 from callvault.services.siprec_session import SiprecSession, parse_direction
 from callvault.sip.dialog import Dialog, new_tag
 from callvault.sip.message import NameAddr, SipRequest, make_response
@@ -97,7 +98,6 @@ class InviteHandler:
         if offer_body.metadata_error:
             log.warning("call %s: recording without metadata: %s", request.call_id, offer_body.metadata_error)
             session.metadata_errors.append(offer_body.metadata_error)
-        session.call.origin = _origin(peer)
         # Last check, so that nothing else can refuse the call while it holds ports.
         sockets = reserve_ports(
             core, len(DELAYED_OFFER_LABELS) if sdp is None else len(plans_accepted(plans))
@@ -135,7 +135,9 @@ class InviteHandler:
             bindings = await asyncio.to_thread(call.session.bind_streams, labels)
             if ended(call):
                 return
-            call.recording_id = await asyncio.to_thread(core.recordings.begin, call.session.call)
+            peer = call.peer  # the socket's address and, over mutual TLS, the certificate's subject
+            src = IngestSource.siprec(peer.transport, peer.host, peer.port, peer.tls_subject)
+            call.recording_id = await asyncio.to_thread(core.recordings.begin, call.session.call, src)
             if ended(call):
                 # Cancelled while the catalogue was being written.
                 await asyncio.to_thread(core.recordings.mark_interrupted_without_audio, call.recording_id)
@@ -233,14 +235,6 @@ class InviteHandler:
 
 def plans_accepted(plans: list[StreamPlan]) -> list[StreamPlan]:
     return [p for p in plans if p.accepted]
-
-
-def _origin(peer: Peer) -> dict[str, str]:
-    """Who sent the INVITE, for the recording's manifest (the address is the socket's, not a header's)."""
-    origin = {"address": peer.host, "port": str(peer.port), "transport": peer.transport}
-    if peer.tls_subject:
-        origin["tls_subject"] = peer.tls_subject
-    return origin
 
 
 def _aor(address: NameAddr) -> str | None:

@@ -1,0 +1,108 @@
+"""The decoder worker: turn one untrusted audio file into the archive format, in its own process.
+
+Run as ``python -m callvault.services.decode_worker OPTIONS_JSON`` by
+:mod:`callvault.services.decoder_sandbox`. It limits itself (address space,
+CPU seconds, no file writes, no core dump) before it reads a byte of the
+file, reads the file from stdin, and writes one JSON header line then the
+encoded archive to stdout. A decoder that crashes or runs away takes only
+this process with it.
+
+Everything after decoding happens here too (channel selection, resampling,
+Opus encoding), so the server never holds the decoded samples: what comes
+back is the archive, about 1/20 of the PCM.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from callvault.media.archive import decode_audio, encode_archive
+from callvault.media.mixing import resample
+
+# Archives keep two channels at most: agent left, customer right.
+MAX_ARCHIVE_CHANNELS = 2
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    max_seconds: float
+    bitrate_per_channel: int
+    silence_gate_dbfs: float | None
+    memory_bytes: int
+    cpu_seconds: int
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerOptions:
+        return cls(**json.loads(text))
+
+
+def archive_rate(rate: int) -> int:
+    """Narrowband stays 8 kHz; anything above is speech at music rates, kept at 16 kHz."""
+    return 8000 if rate <= 8000 else 16000
+
+
+def transcode(data: bytes, options: WorkerOptions) -> tuple[dict[str, Any], bytes]:
+    """Decode ``data`` (keeping damage, see ``decode_audio(salvage=True)``) and encode the archive."""
+    decoded = decode_audio(
+        data, max_seconds=options.max_seconds, salvage=True, max_channels=MAX_ARCHIVE_CHANNELS
+    )
+    del data
+    rate = archive_rate(decoded.sample_rate)
+    pcm = decoded.pcm
+    if rate != decoded.sample_rate:
+        pcm = np.stack([resample(channel, decoded.sample_rate, rate) for channel in pcm])
+    archive = encode_archive(
+        np.ascontiguousarray(pcm),
+        rate,
+        options.bitrate_per_channel,
+        silence_gate_dbfs=options.silence_gate_dbfs,
+    )
+    header = {
+        "ok": True,
+        "sample_rate": rate,
+        "channels": int(pcm.shape[0]),
+        "samples": int(pcm.shape[1]),
+        "damage": list(decoded.damage),
+        "decode_errors": decoded.decode_errors,
+    }
+    return header, archive
+
+
+def _limit_self(options: WorkerOptions) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (options.memory_bytes, options.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (options.cpu_seconds, options.cpu_seconds + 1))
+    # The worker needs no files: stdout is a pipe, which this limit does not cover.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def main(argv: list[str]) -> int:
+    options = WorkerOptions.from_json(argv[1])
+    _limit_self(options)
+    out = sys.stdout.buffer
+    try:
+        # No name here keeps the file alive: transcode drops it once decoded.
+        header, archive = transcode(sys.stdin.buffer.read(), options)
+    except ValueError as exc:
+        kind = "too_long" if "longer than the limit" in str(exc) else "invalid"
+        header, archive = {"ok": False, "kind": kind, "detail": str(exc)}, b""
+    except MemoryError:
+        detail = f"decoding needs more than the decoder's {options.memory_bytes // 2**20} MiB of memory"
+        header, archive = {"ok": False, "kind": "memory", "detail": detail}, b""
+    out.write(json.dumps(header).encode() + b"\n")
+    out.write(archive)
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
