@@ -9,6 +9,7 @@ naming the setting and the value.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -103,6 +104,22 @@ def _gate(value: str) -> float | None:
 
 def _text(value: str) -> str:
     return value
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(value: str) -> tuple[Network, ...]:
+    """Comma-separated addresses and CIDR networks; ``any`` allows every address."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise ValueError("list at least one address or network, or 'any'")
+    if any(item.lower() == "any" for item in items):
+        return (ipaddress.IPv4Network("0.0.0.0/0"), ipaddress.IPv6Network("::/0"))
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+    except ValueError as exc:
+        raise ValueError(f"not an address or network: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -267,6 +284,24 @@ SETTINGS: tuple[Setting, ...] = (
         "300",
         "Seconds a SIP TCP/TLS connection may stay silent while it carries no call before it is closed.",
     ),
+    Setting(
+        "sip_allowed_sources",
+        _networks,
+        "127.0.0.0/8,::1",
+        "Addresses/CIDR networks allowed to send SIP (others get 403); 'any' allows all. List your SBCs.",
+    ),
+    Setting(
+        "sip_tls_ca",
+        _text,
+        "",
+        "PEM CA bundle; when set, SIP over TLS requires a client certificate issued by it (mutual TLS).",
+    ),
+    Setting(
+        "max_streams_per_invite",
+        _positive_int,
+        "8",
+        "Most RTP streams one recording session may hold; an offer with more is refused (488).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -314,6 +349,9 @@ class Settings:
     decoder_timeout: int
     stop_timeout: int
     sip_tcp_idle_timeout: int
+    sip_allowed_sources: tuple[Network, ...]
+    sip_tls_ca: str
+    max_streams_per_invite: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

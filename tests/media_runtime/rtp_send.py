@@ -35,16 +35,23 @@ def rtp_packets(pcm: npt.NDArray[np.int16], ssrc: int, payload_type: int = 0) ->
     return packets
 
 
-def send_paced(schedule: list[tuple[float, bytes, tuple[str, int]]]) -> None:
-    """Send each (offset seconds, packet, address) at its absolute deadline from now."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def send_paced(
+    schedule: list[tuple[float, bytes, tuple[str, int]]], source: socket.socket | None = None
+) -> None:
+    """Send each (offset seconds, packet, address) at its absolute deadline from now.
+
+    ``source``: the socket to send from, for a sender that goes on after a pause (the
+    recorder latches each stream to the address of its first packet); the caller closes it.
+    """
+    sock = source if source is not None else socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     start = time.monotonic()
     for offset, packet, address in sorted(schedule, key=lambda item: item[0]):
         delay = start + offset - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         sock.sendto(packet, address)
-    sock.close()
+    if source is None:
+        sock.close()
 
 
 def tone_match(

@@ -151,3 +151,46 @@ def test_rtp_timeout(tmp_path: Path, loop: CaptureLoop, clock: FakeClock, timeou
     rx.close()
     sender.close()
     writer.close()
+
+
+def test_a_stream_latches_to_its_first_source(tmp_path: Path, loop: CaptureLoop, clock: FakeClock) -> None:
+    writer = create_journal(tmp_path, "rec", clock())
+    rx = _receiver()
+    port = rx.getsockname()
+    loop.open_session("rec", writer, rtp_timeout=60)
+    loop.add_stream("rec", rx.fileno(), 0)
+    barrier(loop)
+    src, other_host, other_port = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3))
+    src.bind(("127.0.0.1", 0))
+    other_host.bind(("127.0.0.2", 0))
+    other_port.bind(("127.0.0.1", 0))
+    # A burst before the loop can have latched (what it sorts from the queue), then more after.
+    src.sendto(b"src-0", port)
+    other_host.sendto(b"x", port)
+    other_port.sendto(b"y", port)
+    src.sendto(b"src-1", port)
+    wait_for(lambda: buffered(loop, "rec") == 2, "the first packets")
+    for i in range(2, 5):
+        other_host.sendto(b"x", port)
+        src.sendto(f"src-{i}".encode(), port)
+        other_port.sendto(b"y", port)
+    stream = loop._sessions["rec"].streams[0]
+    wait_for(lambda: buffered(loop, "rec") == 5 and stream.dropped == 8, "every packet sorted")
+    clock.advance(1.0)
+    wait_for(lambda: len(_packets(read_journal(writer.path), 0)) == 5, "the flush")
+    contents = read_journal(writer.path)
+    assert _packets(contents, 0) == [f"src-{i}".encode() for i in range(5)]
+    events = {e["kind"]: e["data"] for e in contents.events}
+    assert events["rtp_source"] == {"stream": 0, "address": f"127.0.0.1:{src.getsockname()[1]}"}
+    assert events["rtp_dropped"] == {"stream": 0, "source": 8}
+
+    done = threading.Event()
+    loop.close_session("rec", lambda n: done.set())
+    assert done.wait(5)
+    rx.close()
+    # Nothing of the stream is left on the port (the stray socket is closed): it can be bound again.
+    again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    again.bind(port)
+    for sock in (again, src, other_host, other_port):
+        sock.close()
+    writer.close()

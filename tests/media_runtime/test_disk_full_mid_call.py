@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -82,6 +83,8 @@ async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
     packets = {label: rtp_packets(pcm, ssrc=0x1000 + i) for i, (label, pcm) in enumerate(sent.items())}
 
     sent_at: dict[int, float] = {}
+    # One SRC socket for the whole call: a stream takes packets from its first source only.
+    source = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def send(first: int, last: int) -> None:
         sent_at[first] = time.time()  # the wall time the phase's first packets leave
@@ -90,7 +93,7 @@ async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
             for i, label in enumerate(packets)
             for n in range(first, last)
         ]
-        send_paced(schedule)
+        send_paced(schedule, source)
 
     with full_disk(monkeypatch) as disk:
         await asyncio.to_thread(send, 0, FULL_FROM)
@@ -101,6 +104,7 @@ async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
         disk.free()
         await asyncio.to_thread(send, FREE_FROM, PACKETS)
         await _captured(engine, 2 * PACKETS)
+    source.close()
     await session.close("complete")
     recording = await wait_final(services, recording_id)
     await engine.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,14 +59,33 @@ async def _synced(engine: MediaEngine) -> None:
     await asyncio.wait_for(done.wait(), 10)
 
 
+def _spread_sockets(engine: MediaEngine, count: int) -> list[socket.socket]:
+    """``count`` RTP sockets owned by different workers (ports are chosen at random, so a
+    call's streams share a worker by chance; these tests are about the case they do not)."""
+    chosen: list[socket.socket] = []
+    spare: list[socket.socket] = []
+    pool = engine.capture if isinstance(engine.capture, CapturePool) else None
+    while len(chosen) < count:
+        sock = engine.ports.bind()
+        owners = {pool.owner(s.getsockname()[1]) for s in chosen} if pool else set()
+        if pool is not None and pool.owner(sock.getsockname()[1]) in owners:
+            spare.append(sock)
+        else:
+            chosen.append(sock)
+    for sock in spare:
+        engine.ports.release(sock)
+    return chosen
+
+
 async def _record(ctx: ServiceContext) -> tuple[Recording, npt.NDArray[np.int16], dict[str, Any]]:
     engine = MediaEngine(ctx.settings, ctx.recordings, ctx.directory)
     await engine.start()
     recording_id = begin_call(ctx)
     opened = time.time()
     session = engine.open_session(recording_id, opened)
-    agent_port = session.add_stream("agent", [PCMU], 0, "sip:1001@pbx", None)
-    customer_port = session.add_stream("customer", [PCMU], 1, None, None)
+    agent_sock, customer_sock = _spread_sockets(engine, 2)
+    agent_port = session.add_stream("agent", [PCMU], 0, "sip:1001@pbx", None, agent_sock)
+    customer_port = session.add_stream("customer", [PCMU], 1, None, None, customer_sock)
     facts: dict[str, Any] = {}
     pool = engine.capture if isinstance(engine.capture, CapturePool) else None
     if pool is not None:
@@ -176,7 +196,11 @@ async def test_rtp_timeout_fires_once_every_worker_part_is_silent(tmp_path: Path
     try:
         recording_id = begin_call(ctx)
         session = engine.open_session(recording_id, time.time())
-        ports = [session.add_stream(label, [PCMU], i, None, None) for i, label in enumerate(("a", "b"))]
+        sockets = _spread_sockets(engine, 2)
+        ports = [
+            session.add_stream(label, [PCMU], i, None, None, sock)
+            for i, (label, sock) in enumerate(zip(("a", "b"), sockets, strict=True))
+        ]
         assert isinstance(engine.capture, CapturePool)
         assert len({engine.capture.owner(port) for port in ports}) == 2
         packets = rtp_packets(tone(440, 0.4), 7)

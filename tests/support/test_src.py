@@ -130,6 +130,7 @@ class RtpSender:
     # RFC 4733 digits (event code, first frame, frames): they replace the audio of those frames.
     digits: tuple[tuple[int, int, int], ...] = ()
     event_payload_type: int = 101
+    source: str = "127.0.0.1"  # the address the packets are sent from
 
     def packets(self) -> list[bytes | None]:
         """One entry per 20 ms slot; ``None`` where a packet is lost."""
@@ -176,6 +177,8 @@ def send_rtp(senders: list[RtpSender], ptime: float = 0.02) -> float:
     """Send every stream's packets interleaved, paced at ``ptime``, from one socket per stream;
     returns when (``time.monotonic``) the first packets went out."""
     sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in senders]
+    for sock, sender in zip(sockets, senders, strict=True):
+        sock.bind((sender.source, 0))
     streams = [s.packets() for s in senders]
     start = time.monotonic()
     try:
@@ -343,18 +346,25 @@ class TestSrc:
     __test__ = False  # not a pytest class
 
     def __init__(
-        self, host: str, port: int, transport: str = "UDP", tls: ssl.SSLContext | None = None
+        self,
+        host: str,
+        port: int,
+        transport: str = "UDP",
+        tls: ssl.SSLContext | None = None,
+        source: str = "127.0.0.1",
     ) -> None:
+        """``source``: the local address to send from (127.0.0.2 is another host on loopback)."""
         self.host, self.port, self.transport = host, port, transport.upper()
         self.sock: socket.socket
         if self.transport == "UDP":
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
+            self.sock.bind((source, 0))
         elif self.transport == "TLS":
             assert tls is not None, "TLS needs an ssl.SSLContext that trusts the recorder"
-            self.sock = tls.wrap_socket(socket.create_connection((host, port)), server_hostname=host)
+            connection = socket.create_connection((host, port), source_address=(source, 0))
+            self.sock = tls.wrap_socket(connection, server_hostname=host)
         else:
-            self.sock = socket.create_connection((host, port))
+            self.sock = socket.create_connection((host, port), source_address=(source, 0))
         self.sock.settimeout(5.0)
         self.local_port = self.sock.getsockname()[1]
         self._buffer = b""
@@ -406,7 +416,7 @@ class TestSrc:
 
     def _read_stream_message(self, timeout: float) -> bytes:
         while b"\r\n\r\n" not in self._buffer:
-            self._buffer += self.sock.recv(65535)
+            self._buffer += self._recv_some()
         head, _, rest = self._buffer.partition(b"\r\n\r\n")
         length = 0
         for line in head.decode().split("\r\n"):
@@ -414,9 +424,15 @@ class TestSrc:
             if name.strip().lower() in ("content-length", "l"):
                 length = int(value.strip())
         while len(rest) < length:
-            rest += self.sock.recv(65535)
+            rest += self._recv_some()
         self._buffer = rest[length:]
         return head + b"\r\n\r\n" + rest[:length]
+
+    def _recv_some(self) -> bytes:
+        data = self.sock.recv(65535)
+        if not data:
+            raise ConnectionError("the recorder closed the connection")
+        return data
 
     def final_response(self, timeout: float = 5.0) -> Response:
         while True:

@@ -131,10 +131,15 @@ def _session(crypto: SdesCrypto, ssrc_type: int) -> pylibsrtp.Session:
     return pylibsrtp.Session(policy=policy)
 
 
+class SrtpReplay(ValueError):
+    """An SRTP packet already received (replay check): a duplicate, not an authentication failure."""
+
+
 class SrtpReceiver:
     """Verifies and decrypts the SRTP/SRTCP packets a sender protected with ``crypto``.
 
-    Packets that fail authentication or replay checks raise ``ValueError``.
+    Packets that fail authentication (or cannot even be checked: too short,
+    malformed) raise ``ValueError``; replays raise its subclass :class:`SrtpReplay`.
     """
 
     __slots__ = ("_session",)
@@ -146,6 +151,8 @@ class SrtpReceiver:
         try:
             return bytes(self._session.unprotect(packet))
         except pylibsrtp.Error as exc:
+            if "replay" in str(exc):
+                raise SrtpReplay(f"SRTP packet replayed: {exc}") from None
             raise ValueError(f"SRTP packet rejected: {exc}") from None
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:

@@ -18,7 +18,9 @@ Definitions, all per SSRC and then summed over the SSRCs of the stream:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -90,3 +92,73 @@ def loss_gaps(
         (float(s) / clock_rate, float(n) / clock_rate)
         for s, n in zip(hole_start[keep].tolist(), hole_len[keep].tolist(), strict=True)
     ]
+
+
+# Journal events the capture writes about a stream (``data["stream"]`` is its index); they
+# become the stream's stats, not call events.
+SOURCE_EVENT = "rtp_source"  # data: {"stream", "address"}: the source the stream latched to
+DROPPED_EVENT = "rtp_dropped"  # data: {"stream", "source"}: packets from other sources so far
+GUARD_EVENTS = frozenset({SOURCE_EVENT, DROPPED_EVENT})
+
+
+@dataclass(slots=True)
+class StreamGuard:
+    """What the recorder refused on one stream, next to its completeness figures.
+
+    * ``dropped_source``: packets from an address other than the one the
+      stream latched to (its first source); injected or stray, never audio,
+      and not loss either: the call's own packets are counted by the sequence
+      numbers.
+    * ``srtp_auth_failed``: SRTP packets that failed authentication (a wrong
+      key, tampering, garbage). Each counts as a lost packet: a stream whose
+      key is wrong is silent, and must not pass for complete.
+    * ``srtp_replayed``: SRTP replays (a network duplicate of a packet already
+      taken); like duplicates, not loss.
+    """
+
+    source: str | None = None
+    dropped_source: int = 0
+    srtp_auth_failed: int = 0
+    srtp_replayed: int = 0
+
+    def apply_event(self, kind: str, data: dict[str, object]) -> None:
+        if kind == SOURCE_EVENT:
+            self.source = str(data.get("address", "")) or None
+        elif kind == DROPPED_EVENT:
+            count = data.get("source", 0)
+            # A running total per writer, so the largest one seen is the count.
+            if isinstance(count, int):
+                self.dropped_source = max(self.dropped_source, count)
+
+    def add_to(self, stats: dict[str, object]) -> dict[str, object]:
+        """``stats`` with the guard's figures, SRTP authentication failures counted as loss."""
+        failed = self.srtp_auth_failed
+        for key in ("expected", "lost"):
+            value = stats.get(key, 0)
+            stats[key] = (value if isinstance(value, int) else 0) + failed
+        stats["source"] = self.source
+        stats["dropped_source"] = self.dropped_source
+        stats["srtp_auth_failed"] = failed
+        stats["srtp_replayed"] = self.srtp_replayed
+        return stats
+
+
+def guards_from_events(
+    events: Sequence[dict[str, Any]], guards: dict[int, StreamGuard] | None = None
+) -> tuple[dict[int, StreamGuard], list[dict[str, Any]]]:
+    """Split journal events into per-stream guards (by stream index; ``guards`` is added to)
+    and the call's own events."""
+    guards = {} if guards is None else guards
+    rest: list[dict[str, Any]] = []
+    for event in events:
+        kind = str(event.get("kind", ""))
+        if kind not in GUARD_EVENTS:
+            rest.append(event)
+            continue
+        data = event.get("data")
+        if not isinstance(data, dict):
+            continue
+        index = data.get("stream")
+        if isinstance(index, int):
+            guards.setdefault(index, StreamGuard()).apply_event(kind, data)
+    return guards, rest

@@ -35,6 +35,24 @@ sessions that received nothing for ``rtp_timeout`` seconds. Memory per call
 is therefore bounded by one second of packets (by the backlog's 10 s while the
 disk refuses writes).
 
+Source latching: a stream takes packets only from the address (host and
+port) its first packet came from; SSRC changes from that address are taken
+(an SBC re-anchoring a call). The check costs nothing per packet: the first
+packet of a stream is read with ``recvfrom`` (a slow path, once) and the
+socket is then ``connect``-ed to its source, so the kernel itself delivers no
+other source's datagrams to it (reading the address of every packet costs
+~1 us more per packet than ``os.read``, measured). Packets from anyone else
+would then vanish uncounted, so a second, unconnected "stray" socket is bound
+to the same port: the kernel prefers the connected socket for the latched
+source and hands everything else to the stray one, whose packets are read,
+counted per stream and dropped (``SO_REUSEADDR`` is set on the stream's socket
+only once it is connected, so until then the port stays exclusively ours and
+another process's exclusive bind of it still fails). What was queued before
+the ``connect`` is sorted by source once. The latched address and the running
+count of dropped packets go to the journal as ``rtp_source``/``rtp_dropped``
+events at the flush after they change; the renderer turns them into the
+stream's stats (see :class:`callvault.rtp.stats.StreamGuard`).
+
 Commands (add a stream, close a session) come from the event loop thread
 through a queue and a wake-up pipe so the buffers are only ever touched by
 this thread and no packet can land in a list that was already written out.
@@ -46,6 +64,7 @@ import logging
 import os
 import queue
 import select
+import socket
 import threading
 import time
 from collections import deque
@@ -53,6 +72,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from callvault.rtp.stats import DROPPED_EVENT, SOURCE_EVENT
 from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS, Batch, JournalBacklog
 from callvault.storage.spool import SpoolWriter
 
@@ -93,6 +113,12 @@ class CaptureStream:
     fd: int
     index: int
     buffer: list[Any] = field(default_factory=list)
+    source: Any = None  # the address the stream latched to (a recvfrom address)
+    stray: socket.socket | None = None  # takes the port's datagrams from other sources
+    dropped: int = 0  # datagrams from other sources
+    reported_source: bool = False
+    reported_dropped: int = 0
+    key: str = ""
 
 
 @dataclass(eq=False)
@@ -140,7 +166,10 @@ class CaptureLoop:
         os.set_blocking(self._wake_w, False)
         self._epoll.register(self._wake_r, select.EPOLLIN)
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        # Latched streams only: the hot path. Others are found on the slow path.
         self._appenders: dict[int, Callable[[Any], None]] = {}
+        self._unlatched: dict[int, CaptureStream] = {}
+        self._strays: dict[int, CaptureStream] = {}
         self._sessions: dict[str, CaptureSession] = {}
         self._schedule: deque[CaptureSession] = deque()
         self._thread: threading.Thread | None = None
@@ -198,9 +227,9 @@ class CaptureLoop:
             session = self._sessions.get(key)
             if session is None or session.closed:
                 return
-            stream = CaptureStream(fd, index)
+            stream = CaptureStream(fd, index, key=key)
             session.streams.append(stream)
-            self._appenders[fd] = stream.buffer.append
+            self._unlatched[fd] = stream
             self._epoll.register(fd, select.EPOLLIN)
 
         self.call(command)
@@ -251,8 +280,7 @@ class CaptureLoop:
                 for fd, _ in events:
                     append = appenders.get(fd)
                     if append is None:
-                        if fd == wake_fd:
-                            self._drain_commands()
+                        self._slow_path(fd, wake_fd, now)
                         continue
                     append(now)
                     append(read(fd, MAX_DATAGRAM))
@@ -263,6 +291,108 @@ class CaptureLoop:
             if now >= next_flush:
                 self._flush_due(now)
                 next_flush = now + 0.05
+
+    def _slow_path(self, fd: int, wake_fd: int, now: float) -> None:
+        """Everything but a latched stream's packet: commands, a stream's first packet, a stray."""
+        if fd == wake_fd:
+            self._drain_commands()
+            return
+        stream = self._unlatched.get(fd)
+        if stream is not None:
+            self._latch(stream, now)
+            return
+        stream = self._strays.get(fd)
+        if stream is not None and stream.stray is not None:
+            self._drop_strays(stream, stream.stray, now)
+
+    def _latch(self, stream: CaptureStream, now: float) -> None:
+        """Take the first packet, connect the socket to its source and open the stray socket."""
+        sock = socket.socket(fileno=stream.fd)  # borrowed: detached below, never closed here
+        try:
+            try:
+                data, source = sock.recvfrom(MAX_DATAGRAM)
+            except OSError:
+                return  # nothing there after all; level-triggered epoll reports it again
+            stream.source = source
+            stream.buffer.append(now)
+            stream.buffer.append(data)
+            # The stray socket first, then the connect: the port is never without an open
+            # socket (a datagram in between would vanish uncounted); what the stray one
+            # takes from the latched source meanwhile is kept (see _drop_strays).
+            stream.stray = self._open_stray(sock)
+            try:
+                sock.connect(source)
+            except OSError as exc:
+                # Not seen in practice; the stream then takes every source, as before latching existed.
+                log.warning(
+                    "recording %s stream %d: cannot latch to %s: %s", stream.key, stream.index, source, exc
+                )
+            else:
+                # Queued before the connect: sorted by source once.
+                self._sort_queue(stream, sock, now)
+        finally:
+            sock.detach()
+        del self._unlatched[stream.fd]
+        self._appenders[stream.fd] = stream.buffer.append
+        if stream.stray is not None:
+            self._strays[stream.stray.fileno()] = stream
+            self._epoll.register(stream.stray.fileno(), select.EPOLLIN)
+
+    @staticmethod
+    def _open_stray(sock: socket.socket) -> socket.socket | None:
+        local = sock.getsockname()
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            stray = socket.socket(sock.family, socket.SOCK_DGRAM)
+        except OSError:
+            return None
+        try:
+            stray.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            stray.bind(local)
+            stray.setblocking(False)
+        except OSError as exc:
+            stray.close()
+            log.warning("no stray socket on %s (other sources are refused but not counted): %s", local, exc)
+            return None
+        return stray
+
+    def _sort_queue(self, stream: CaptureStream, sock: socket.socket, now: float) -> None:
+        while True:
+            try:
+                data, source = sock.recvfrom(MAX_DATAGRAM)
+            except OSError:
+                return  # empty (or an ICMP error report): nothing more queued to sort
+            if source == stream.source:
+                stream.buffer.append(now)
+                stream.buffer.append(data)
+            else:
+                self._count_stray(stream, source)
+
+    def _drop_strays(self, stream: CaptureStream, stray: socket.socket, now: float) -> None:
+        while True:
+            try:
+                data, source = stray.recvfrom(MAX_DATAGRAM)
+            except OSError:
+                return
+            if source == stream.source:
+                # Landed here in the moment before the stream's socket was connected.
+                stream.buffer.append(now)
+                stream.buffer.append(data)
+            else:
+                self._count_stray(stream, source)
+
+    @staticmethod
+    def _count_stray(stream: CaptureStream, source: Any) -> None:
+        stream.dropped += 1
+        if stream.dropped == 1:
+            # Addresses are not personal data here; one line per stream, whatever the flood.
+            log.warning(
+                "recording %s stream %d: dropping RTP from %s, the stream latched to %s",
+                stream.key,
+                stream.index,
+                _address(source),
+                _address(stream.source),
+            )
 
     def _drain_commands(self) -> None:
         try:
@@ -297,6 +427,7 @@ class CaptureLoop:
                     log.exception("RTP timeout callback failed for %s", session.key)
 
     def _flush(self, session: CaptureSession, now: float) -> None:
+        self._report_guards(session)
         records: list[Batch] = []
         received = 0
         for stream in session.streams:
@@ -321,11 +452,32 @@ class CaptureLoop:
             # Whatever else goes wrong must not stop capture of the other calls.
             log.exception("spool write failed for %s", session.key)
 
+    def _report_guards(self, session: CaptureSession) -> None:
+        """Journal what changed about the streams' sources since the last flush (rarely anything)."""
+        for stream in session.streams:
+            try:
+                if stream.source is not None and not stream.reported_source:
+                    data = {"stream": stream.index, "address": _address(stream.source)}
+                    session.writer.write_event(SOURCE_EVENT, 0.0, data)
+                    stream.reported_source = True
+                dropped = stream.dropped
+                if dropped != stream.reported_dropped:
+                    # A running total: one that fails to be written (a full disk) is
+                    # simply superseded by the next one that is.
+                    session.writer.write_event(
+                        DROPPED_EVENT, 0.0, {"stream": stream.index, "source": dropped}
+                    )
+                    stream.reported_dropped = dropped
+            except Exception as exc:
+                # The packet backlog reports the disk trouble itself; retried at the next flush.
+                log.debug("source report of %s not written: %s", session.key, exc)
+
     def _close_now(self, session: CaptureSession) -> int:
         if session.closed:
             return session.packets
         for stream in session.streams:
-            if self._appenders.pop(stream.fd, None) is not None:
+            latched = self._appenders.pop(stream.fd, None) is not None
+            if latched or self._unlatched.pop(stream.fd, None) is not None:
                 try:
                     self._epoll.unregister(stream.fd)
                 except (OSError, ValueError):
@@ -333,6 +485,7 @@ class CaptureLoop:
         # Whatever is still queued in the kernel belongs to the call too.
         for stream in session.streams:
             self._drain_socket(stream)
+            self._close_stray(stream)
         now = self._clock()
         self._flush(session, now)
         losses = session.backlog.close(now)
@@ -344,6 +497,19 @@ class CaptureLoop:
 
     def _drain_socket(self, stream: CaptureStream) -> None:
         now = self._clock()
+        if stream.source is None:
+            # Never latched: the first queued packet decides, as it would have.
+            sock = socket.socket(fileno=stream.fd)
+            try:
+                data, stream.source = sock.recvfrom(MAX_DATAGRAM)
+                stream.buffer.append(now)
+                stream.buffer.append(data)
+                self._sort_queue(stream, sock, now)
+            except OSError:
+                pass
+            finally:
+                sock.detach()
+            return
         while True:
             try:
                 data = os.read(stream.fd, MAX_DATAGRAM)
@@ -351,3 +517,24 @@ class CaptureLoop:
                 return
             stream.buffer.append(now)
             stream.buffer.append(data)
+
+    def _close_stray(self, stream: CaptureStream) -> None:
+        stray = stream.stray
+        if stray is None:
+            return
+        self._strays.pop(stray.fileno(), None)
+        try:
+            self._epoll.unregister(stray.fileno())
+        except (OSError, ValueError):
+            pass
+        self._drop_strays(stream, stray, self._clock())
+        stray.close()
+        stream.stray = None
+
+
+def _address(source: Any) -> str:
+    """``host:port`` (``[host]:port`` for IPv6) of a recvfrom address."""
+    if not isinstance(source, tuple) or len(source) < 2:
+        return str(source)
+    host, port = source[0], source[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

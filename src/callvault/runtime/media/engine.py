@@ -74,7 +74,7 @@ from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
 from callvault.runtime.media.finaliser import RenderedRecording, RenderOptions, render_recording
 from callvault.runtime.media.incremental import advance_recording, finish_recording
 from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS, LOSS_EVENT
-from callvault.runtime.media.ports import PortAllocator
+from callvault.runtime.media.ports import PortAllocator, raise_descriptor_limit
 from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.seal_retry import SEAL_RETRY_SECONDS, SealRetry
 from callvault.runtime.media.session import MediaSession
@@ -150,6 +150,7 @@ class MediaEngine:
         self.settings.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.disk.check()
         self._ports = PortAllocator(self.settings.advertised_media_host, self.settings.rtp_ports)
+        raise_descriptor_limit()
         # -- capture: in-process thread, or worker processes (see .workers) --
         if self.settings.media_workers > 1:
             from callvault.runtime.media.workers import CapturePool

@@ -44,6 +44,7 @@ from callvault.media.archive import (
 from callvault.media.codec_spec import CodecSpec
 from callvault.media.mixing import mix_down
 from callvault.rtp.render import render_placements
+from callvault.rtp.stats import StreamGuard, guards_from_events
 from callvault.rtp.timeline import Placement, StreamTimeline
 from callvault.runtime.media.journal_backlog import LOSS_EVENT
 from callvault.runtime.media.spool_key import journal_reader
@@ -119,6 +120,7 @@ class _Track:
     timeline: StreamTimeline | None
     codec: str | None
     placements: list[Placement] = field(default_factory=list)
+    guard: StreamGuard = field(default_factory=StreamGuard)
 
 
 def _srtp_receiver(params: dict[str, Any]) -> Any:
@@ -138,25 +140,36 @@ def _audio_codecs(stream: SpoolStream) -> list[CodecSpec]:
     return [c for c in stream.codecs if not c.is_telephone_event and not c.is_comfort_noise]
 
 
-def _build_track(contents: SpoolContents, stream: SpoolStream) -> _Track:
+def unprotect_all(
+    receiver: Any, arrivals: list[float], packets: list[bytes], guard: StreamGuard
+) -> tuple[list[float], list[bytes]]:
+    """SRTP-unprotected packets, arrival times kept paired; failures counted on ``guard``."""
+    from callvault.rtp.srtp import SrtpReplay
+
+    kept_arrivals: list[float] = []
+    kept: list[bytes] = []
+    for arrival, packet in zip(arrivals, packets, strict=True):
+        try:
+            kept.append(receiver.unprotect(packet))
+        except SrtpReplay:
+            guard.srtp_replayed += 1  # a duplicate: not audio twice, not loss
+            continue
+        except ValueError:
+            guard.srtp_auth_failed += 1  # a wrong key, tampered or not this call's: loss
+            continue
+        kept_arrivals.append(arrival)
+    return kept_arrivals, kept
+
+
+def _build_track(contents: SpoolContents, stream: SpoolStream, guard: StreamGuard | None = None) -> _Track:
+    guard = guard if guard is not None else StreamGuard()
     arrivals, packets = contents.packets_of(stream.index)
     if stream.srtp is not None and packets:
-        # Keep arrival times paired with the packets that survive authentication.
-        receiver = _srtp_receiver(stream.srtp)
-        pairs = list(zip(arrivals, packets, strict=True))
-        arrivals = []
-        kept: list[bytes] = []
-        for arrival, packet in pairs:
-            try:
-                kept.append(receiver.unprotect(packet))
-            except ValueError:
-                continue  # tampered, replayed or not this call's: not audio
-            arrivals.append(arrival)
-        packets = kept
+        arrivals, packets = unprotect_all(_srtp_receiver(stream.srtp), arrivals, packets, guard)
     audio = _audio_codecs(stream)
     clock_rate = audio[0].clock_rate if audio else NARROW_RATE
     if not packets:
-        return _Track(stream, None, audio[0].encoding if audio else None)
+        return _Track(stream, None, audio[0].encoding if audio else None, guard=guard)
     timeline = StreamTimeline(
         clock_rate,
         audio_payload_types=[c.payload_type for c in audio],
@@ -167,8 +180,8 @@ def _build_track(contents: SpoolContents, stream: SpoolStream) -> _Track:
         # Building the placement list is the costly part of a timeline: do it once.
         placements = timeline.placements()
     except ValueError:
-        return _Track(stream, None, audio[0].encoding if audio else None)
-    return _Track(stream, timeline, audio[0].encoding if audio else None, placements)
+        return _Track(stream, None, audio[0].encoding if audio else None, guard=guard)
+    return _Track(stream, timeline, audio[0].encoding if audio else None, placements, guard)
 
 
 def _used_codecs(track: _Track) -> list[CodecSpec]:
@@ -222,6 +235,10 @@ def _render(track: _Track, out_rate: int, start: float, seconds: float) -> Pcm |
 
 
 def _stats(track: _Track) -> dict[str, object]:
+    return track.guard.add_to(_timeline_stats(track))
+
+
+def _timeline_stats(track: _Track) -> dict[str, object]:
     if track.timeline is None:
         return {
             "expected": 0,
@@ -263,7 +280,8 @@ def _dtmf_events(track: _Track, start: float, dtmf_mode: str) -> list[CallEvent]
 def _journal_events(contents: SpoolContents, start: float, dtmf_mode: str) -> list[CallEvent]:
     shift = start - contents.started_at
     events: list[CallEvent] = []
-    for raw in contents.events:
+    _, own = guards_from_events(contents.events)
+    for raw in own:
         kind = str(raw.get("kind", ""))
         if kind == LOSS_EVENT:
             continue  # becomes a gap event with the stream stats (spool_losses.account)
@@ -304,8 +322,10 @@ def _encode(
 def render_contents(contents: SpoolContents, options: RenderOptions) -> RenderedRecording:
     clock = time.perf_counter
     began = clock()
+    guards, _ = guards_from_events(contents.events)
     tracks = [
-        _build_track(contents, stream) for stream in sorted(contents.streams.values(), key=lambda s: s.index)
+        _build_track(contents, stream, guards.get(stream.index))
+        for stream in sorted(contents.streams.values(), key=lambda s: s.index)
     ]
     wide = any(c.encoding in WIDEBAND for t in tracks for c in _used_codecs(t))
     rate = WIDE_RATE if wide else NARROW_RATE

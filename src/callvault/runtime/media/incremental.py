@@ -51,6 +51,7 @@ from callvault.media.archive import ArchiveEncoder
 from callvault.media.codec_spec import CodecSpec
 from callvault.media.mixing import mix_down
 from callvault.rtp.render import PayloadDecoderLike, render_placements
+from callvault.rtp.stats import StreamGuard, guards_from_events
 from callvault.rtp.timeline import PlacementArrays, StreamTimeline
 from callvault.runtime.media.finaliser import (
     NARROW_RATE,
@@ -67,6 +68,7 @@ from callvault.runtime.media.finaliser import (
     _Track,
     account_storage,
     stream_records,
+    unprotect_all,
 )
 from callvault.runtime.media.spool_key import journal_reader, side_file_seal
 from callvault.services.call_record import (
@@ -123,6 +125,7 @@ class IncrementalRender:
         self._part = ArchivePart(archive_part_path(journal), side_file_seal())
         self._streams: dict[int, _Live] = {}
         self._events: list[dict[str, Any]] = []
+        self._guards: dict[int, StreamGuard] = {}
         self._damaged: list[tuple[int, int]] = []
         self.recording_id: str | None = None
         self.started_at: float | None = None
@@ -153,7 +156,8 @@ class IncrementalRender:
                 self._streams[index] = _Live(stream)
             else:
                 live.spool = stream
-        self._events.extend(delta.events)
+        _, own = guards_from_events(delta.events, self._guards)
+        self._events.extend(own)
         self._damaged.extend(delta.damaged)
         grouped: dict[int, tuple[list[float], list[bytes]]] = {}
         for batch in delta.batches:
@@ -171,15 +175,8 @@ class IncrementalRender:
         if params is not None:
             if live.receiver is None or live.receiver_params != params:
                 live.receiver, live.receiver_params = _srtp_receiver(params), params
-            kept_arrivals: list[float] = []
-            kept: list[bytes] = []
-            for arrival, packet in zip(arrivals, packets, strict=True):
-                try:
-                    kept.append(live.receiver.unprotect(packet))
-                except ValueError:
-                    continue  # tampered, replayed or not this call's: not audio
-                kept_arrivals.append(arrival)
-            arrivals, packets = kept_arrivals, kept
+            guard = self._guards.setdefault(live.spool.index, StreamGuard())
+            arrivals, packets = unprotect_all(live.receiver, arrivals, packets, guard)
         if not packets:
             return
         if live.timeline is None:
@@ -373,7 +370,8 @@ class IncrementalRender:
         for _, live in sorted(self._streams.items()):
             audio = _audio_codecs(live.spool)
             timeline = live.timeline if self._view(live) is not None else None
-            tracks.append(_Track(live.spool, timeline, audio[0].encoding if audio else None))
+            guard = self._guards.get(live.spool.index, StreamGuard())
+            tracks.append(_Track(live.spool, timeline, audio[0].encoding if audio else None, guard=guard))
         streams = stream_records(tracks)
         journal = SpoolContents(self.recording_id, self.started_at, events=self._events)
         events = _journal_events(journal, self.started_at, self.options.dtmf_mode)

@@ -28,6 +28,12 @@ PACKETS_LATE = Counter(
 PACKETS_DUPLICATED = Counter(
     "callvault_rtp_packets_duplicated", "Duplicate RTP packets received in finalised recordings."
 )
+PACKETS_DROPPED = Counter(
+    "callvault_rtp_packets_dropped",
+    "RTP packets refused in finalised recordings: reason 'source' (not from the address the stream "
+    "latched to), 'srtp_auth' (failed SRTP authentication; also counted as lost).",
+    ["reason"],
+)
 RECORDINGS_FINALISED = Counter(
     "callvault_recordings_finalised", "Recordings sealed by the recorder, by final status.", ["status"]
 )
@@ -51,6 +57,8 @@ def count_packets(streams: Iterable[StreamRecord]) -> None:
         PACKETS_LOST.inc(max(0, _count(stream.stats, "lost")))
         PACKETS_LATE.inc(_count(stream.stats, "late"))
         PACKETS_DUPLICATED.inc(_count(stream.stats, "duplicated"))
+        PACKETS_DROPPED.labels(reason="source").inc(_count(stream.stats, "dropped_source"))
+        PACKETS_DROPPED.labels(reason="srtp_auth").inc(_count(stream.stats, "srtp_auth_failed"))
 
 
 # -- storage trouble (see .journal_backlog, .disk_reserve) ------------------------------------------

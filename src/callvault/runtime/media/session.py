@@ -131,15 +131,23 @@ class MediaSession:
         channel: int,
         participant_aor: str | None,
         srtp: object | None,
+        sock: socket.socket | None = None,
     ) -> int:
-        """Bind an RTP port for a new stream and start capturing it; returns the port."""
+        """Bind an RTP port for a new stream (or use ``sock``, bound by ``ports.bind``) and start
+        capturing it; returns the port. The session owns ``sock`` from here on."""
+        problem: str | None = None
         if self.closing:
-            raise InvalidInput(f"recording {self.recording_id} is closing")
-        if label in self._streams:
-            raise InvalidInput(f"stream {label!r} already exists in recording {self.recording_id}")
-        if len(self._streams) >= 255:
-            raise InvalidInput("a recording session holds at most 255 streams")
-        sock = self._engine.ports.bind()
+            problem = f"recording {self.recording_id} is closing"
+        elif label in self._streams:
+            problem = f"stream {label!r} already exists in recording {self.recording_id}"
+        elif len(self._streams) >= 255:
+            problem = "a recording session holds at most 255 streams"
+        if problem is not None:
+            if sock is not None:
+                self._engine.ports.release(sock)
+            raise InvalidInput(problem)
+        if sock is None:
+            sock = self._engine.ports.bind()
         stream = SpoolStream(
             index=len(self._streams),
             label=label,

@@ -13,9 +13,9 @@ the engine and its sessions do not know which one they drive:
   and descriptors travel together).
 * Each worker owns an interleaved slice of the RTP port range: even port
   number *i* (counted from the low end) belongs to worker ``i % workers``.
-  Contiguous slices would leave all but one worker idle, because the port
-  allocator hands ports out round-robin from a cursor; interleaving spreads
-  consecutive streams, including the two streams of one call, over workers.
+  The port allocator chooses ports at random, so streams spread evenly over
+  the workers whatever the slices; interleaving keeps them even as well when
+  only part of the range is in use.
 * A session's journal is a file opened ``O_APPEND`` by every worker that holds
   one of the session's streams; each ``os.write`` of a record is atomic on a
   local file system, so records of different workers interleave but never

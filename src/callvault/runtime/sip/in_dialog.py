@@ -11,12 +11,21 @@ ACK, as the delayed-offer INVITE is.
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import UTC, datetime
 
 from callvault.runtime.sip.answer import answer_sdp, contact, current_sdp, port_of
 from callvault.runtime.sip.core import RecordingCall, ServerCore
-from callvault.runtime.sip.offer import plan_streams
-from callvault.runtime.sip.refusals import Refusal, capabilities, parse_body, parse_sdp
+from callvault.runtime.sip.offer import StreamPlan, plan_streams
+from callvault.runtime.sip.refusals import (
+    Refusal,
+    capabilities,
+    check_stream_count,
+    parse_body,
+    parse_sdp,
+    release_ports,
+    reserve_ports,
+)
 from callvault.runtime.sip.timers import arm_session_timer, session_timer_headers
 from callvault.runtime.sip.transport import Peer
 from callvault.services.call_record import CallEvent
@@ -136,8 +145,27 @@ class DialogHandler:
             raise Refusal(488, "no recordable stream in the new offer")
         media = call.media
         assert media is not None
-        ports: dict[str, int] = {}
         new_labels = [p.label for p in plans if p.accepted and p.label not in call.streams]
+        held = set(call.ports) | set(call.streams)
+        check_stream_count(len(held | set(new_labels)), core.settings.max_streams_per_invite)
+        sockets = reserve_ports(core, len(new_labels))
+        try:
+            return self._apply_offer(call, sdp, plans, new_labels, sockets)
+        finally:
+            release_ports(core, sockets)
+
+    def _apply_offer(
+        self,
+        call: RecordingCall,
+        sdp: SessionDescription,
+        plans: list[StreamPlan],
+        new_labels: list[str],
+        sockets: list[socket.socket],
+    ) -> bytes:
+        media = call.media
+        assert media is not None
+        address = self._core.settings.advertised_media_host
+        ports: dict[str, int] = {}
         bindings = {b.label: b for b in call.session.bind_streams([*call.streams, *new_labels])}
         for plan in plans:
             if not plan.accepted:
@@ -156,7 +184,12 @@ class DialogHandler:
                 ports[plan.label] = port_of(call, plan.label)
             else:
                 ports[plan.label] = media.add_stream(
-                    plan.label, list(plan.codecs), binding.channel, binding.participant_aor, plan.srtp
+                    plan.label,
+                    list(plan.codecs),
+                    binding.channel,
+                    binding.participant_aor,
+                    plan.srtp,
+                    sockets.pop(),
                 )
                 if plan.on_hold:
                     media.update_stream(plan.label, on_hold=True)

@@ -1,10 +1,12 @@
 """New recording sessions: an initial INVITE from an SRC, up to our 200.
 
-The INVITE is checked and its call registered at once (so a CANCEL finds
-it and a second INVITE for the same dialog is refused); the rest runs as a background task because it
-writes to the catalogue: metadata applied, participants bound to channels,
-the recording begun, a media session opened with one RTP port per accepted
-stream, then the 200 with our SDP answer. A call can end (CANCEL, stop)
+The INVITE is checked, its RTP ports bound (all of them, or 503: nothing
+is catalogued for a call we cannot take) and its call registered at once
+(so a CANCEL finds it and a second INVITE for the same dialog is refused);
+the rest runs as a background task because it writes to the catalogue:
+metadata applied, participants bound to channels, the recording begun, a
+media session opened on the bound ports, one per accepted stream, then the
+200 with our SDP answer. A call can end (CANCEL, stop)
 while that task runs; it checks after every wait and cleans up.
 
 Metadata that does not parse does not cost the recording: the call is
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from datetime import UTC, datetime
 
@@ -33,8 +36,11 @@ from callvault.runtime.sip.refusals import (
     check_disk_reserve,
     check_new_session,
     check_recording_request,
+    check_stream_count,
     parse_body,
     parse_sdp,
+    release_ports,
+    reserve_ports,
 )
 from callvault.runtime.sip.timers import arm_session_timer, session_expires, session_timer_headers
 from callvault.runtime.sip.transport import Peer
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 BEGIN_ATTEMPTS = 2
 BEGIN_RETRY_SECONDS = 0.5
 UNAVAILABLE = (StorageError, CatalogUnavailable, Overloaded, SQLAlchemyError)
+# The streams the recorder offers itself when the INVITE has no SDP (delayed offer).
+DELAYED_OFFER_LABELS = ("1", "2")
 
 
 class InviteHandler:
@@ -70,6 +78,7 @@ class InviteHandler:
             if not any(p.accepted for p in plans):
                 reasons = "; ".join(f"{p.label}: {p.reason}" for p in plans) or "no m= lines"
                 raise Refusal(488, f"no recordable stream ({reasons})")
+            check_stream_count(sum(p.accepted for p in plans), core.settings.max_streams_per_invite)
         expires = session_expires(request)
         direction = parse_direction(
             request.headers.get("X-Call-Direction") or request.headers.get("X-Direction")
@@ -94,6 +103,10 @@ class InviteHandler:
         if offer_body.metadata_error:
             log.warning("call %s: recording without metadata: %s", request.call_id, offer_body.metadata_error)
             session.metadata_errors.append(offer_body.metadata_error)
+        # Last check, so that nothing else can refuse the call while it holds ports.
+        sockets = reserve_ports(
+            core, len(DELAYED_OFFER_LABELS) if sdp is None else len(plans_accepted(plans))
+        )
         call = RecordingCall(
             call_id=request.call_id,
             remote_tag=request.from_addr.tag or "",
@@ -107,7 +120,7 @@ class InviteHandler:
         )
         core.calls[(request.call_id, request.from_addr.tag or "")] = call
         SIP_CALLS_ACTIVE.inc()
-        core.spawn(self._answer_invite(call, transaction, offer_body.metadata, plans))
+        core.spawn(self._answer_invite(call, transaction, offer_body.metadata, plans, sockets))
 
     async def _answer_invite(
         self,
@@ -115,6 +128,7 @@ class InviteHandler:
         transaction: InviteServerTransaction,
         metadata: RecordingMetadata | None,
         plans: list[StreamPlan],
+        sockets: list[socket.socket],
     ) -> None:
         core = self._core
         try:
@@ -122,7 +136,7 @@ class InviteHandler:
             if metadata is not None:
                 await asyncio.to_thread(call.session.apply_metadata, metadata, now)
             delayed = call.offer is None
-            labels = ["1", "2"] if delayed else [p.label for p in plans if p.accepted]
+            labels = list(DELAYED_OFFER_LABELS) if delayed else [p.label for p in plans_accepted(plans)]
             bindings = await asyncio.to_thread(call.session.bind_streams, labels)
             if ended(call):
                 return
@@ -144,7 +158,12 @@ class InviteHandler:
                 for label in labels:
                     binding = by_label[label]
                     ports[label] = media.add_stream(
-                        label, list(DELAYED_OFFER_CODECS), binding.channel, binding.participant_aor, None
+                        label,
+                        list(DELAYED_OFFER_CODECS),
+                        binding.channel,
+                        binding.participant_aor,
+                        None,
+                        sockets.pop(),
                     )
                 body = delayed_offer_sdp(call, labels, ports, address).encode()
                 call.awaiting_answer = True
@@ -156,7 +175,12 @@ class InviteHandler:
                         continue
                     binding = by_label[plan.label]
                     ports[plan.label] = media.add_stream(
-                        plan.label, list(plan.codecs), binding.channel, binding.participant_aor, plan.srtp
+                        plan.label,
+                        list(plan.codecs),
+                        binding.channel,
+                        binding.participant_aor,
+                        plan.srtp,
+                        sockets.pop(),
                     )
                     if plan.on_hold:
                         media.update_stream(plan.label, on_hold=True)
@@ -181,6 +205,9 @@ class InviteHandler:
                     log.exception(
                         "call %s: marking recording %s interrupted failed", call.call_id, call.recording_id
                     )
+        finally:
+            # Ports not handed to the media session (the call ended, or failed, first).
+            release_ports(core, sockets)
 
     def _accept(self, call: RecordingCall, transaction: InviteServerTransaction, body: bytes) -> None:
         core = self._core
@@ -225,6 +252,10 @@ async def _begin(core: ServerCore, call: RecordingCall) -> str:
             )
             await asyncio.sleep(BEGIN_RETRY_SECONDS)
     raise AssertionError("unreachable")
+
+
+def plans_accepted(plans: list[StreamPlan]) -> list[StreamPlan]:
+    return [p for p in plans if p.accepted]
 
 
 def _aor(address: NameAddr) -> str | None:

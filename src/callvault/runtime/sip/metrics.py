@@ -46,3 +46,13 @@ def count_response(status: int) -> None:
 
 def count_malformed() -> None:
     SIP_MALFORMED.inc()
+
+
+SIP_REFUSED_SOURCE = Counter(
+    "callvault_sip_refused_source_total",
+    "SIP requests refused (403) because their source address is not in CALLVAULT_SIP_ALLOWED_SOURCES",
+)
+
+
+def count_refused_source() -> None:
+    SIP_REFUSED_SOURCE.inc()

@@ -8,15 +8,23 @@ a ``Warning`` carrying the reason, so an SRC's logs show why.
 The checks here are the ones a new or changed recording session can fail:
 unsupported ``Require`` (420), capacity or low disk (503, Retry-After), a duplicate
 dialog (482), a body we cannot read (415/400), a plain call sent to the
-recorder or an SDP we cannot parse (488).
+recorder or an SDP we cannot parse (488), an offer with more streams than
+``max_streams_per_invite`` (488), no free RTP port (503, Retry-After).
+A request from a source outside the allow-list gets 403 before any of these.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 
+from callvault.errors import Overloaded
 from callvault.runtime.sip.core import RecordingCall, ServerCore
-from callvault.sip.message import SipRequest
+from callvault.runtime.sip.metrics import count_response
+from callvault.runtime.sip.sources import SourcePolicy
+from callvault.runtime.sip.transport import Peer
+from callvault.sip.dialog import new_tag
+from callvault.sip.message import SipRequest, make_response
 from callvault.sip.sdp import SessionDescription
 from callvault.sip.siprec_body import SiprecOffer, is_recording_session, parse_siprec_body
 from callvault.sip.transaction import NonInviteServerTransaction, ServerTransaction
@@ -95,6 +103,38 @@ def is_recording_request(request: SipRequest) -> bool:
     return False
 
 
+def check_stream_count(streams: int, limit: int) -> None:
+    """An offer with more recordable streams than ``max_streams_per_invite`` is refused whole (488).
+
+    488, not 503: retrying the same offer will never fit, so Retry-After would
+    only invite the SRC to hammer us; and not a partial answer (the first
+    ``limit`` streams, the rest port 0), because the participants of the
+    rejected streams would silently go unrecorded. The Warning names the limit.
+    """
+    if streams > limit:
+        raise Refusal(
+            488,
+            f"offer has {streams} streams to record; this recorder takes at most {limit} per session",
+        )
+
+
+def reserve_ports(core: ServerCore, count: int) -> list[socket.socket]:
+    """Bind the RTP ports a session needs before anything is catalogued: all of them, or 503."""
+    try:
+        return core.media.ports.bind_many(count)
+    except Overloaded as exc:
+        log.warning("refusing a recording session: %s", exc.message)
+        raise Refusal(
+            503, "no free RTP port: recorder at capacity", [("Retry-After", str(RETRY_AFTER_SECONDS))]
+        ) from None
+
+
+def release_ports(core: ServerCore, sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        core.media.ports.release(sock)
+    sockets.clear()
+
+
 def parse_body(request: SipRequest) -> SiprecOffer:
     content_type = request.content_type or ("application/sdp" if request.body.strip() else "")
     try:
@@ -126,3 +166,26 @@ def refuse(core: ServerCore, transaction: ServerTransaction, refusal: Refusal) -
     # An INVITE already answered (2xx sent from another task) cannot take a final response any more.
     if isinstance(transaction, NonInviteServerTransaction) or transaction.state == "proceeding":
         core.final(transaction, refusal.status, headers=headers)
+
+
+def refuse_source(policy: SourcePolicy, request: SipRequest, peer: Peer) -> None:
+    """403 to a request from an address outside ``CALLVAULT_SIP_ALLOWED_SOURCES`` (no transaction, no state).
+
+    Answered statelessly: a retransmission gets another 403, and nothing about
+    the source is kept but the counter (and one log line per address).
+    """
+    policy.refused(peer.host, request.method)
+    if request.method == "ACK":
+        return
+    try:
+        request.validate()
+        response = make_response(
+            request,
+            403,
+            to_tag=new_tag(),
+            headers=[("Warning", '399 callvault "source address not allowed"')],
+        )
+    except ValueError:
+        return  # not even answerable; nothing more is owed to a stranger
+    count_response(403)
+    peer.send(response.serialise())

@@ -47,7 +47,9 @@ from callvault.runtime.sip.refusals import (
     capabilities,
     method_refusal,
     refuse,
+    refuse_source,
 )
+from callvault.runtime.sip.sources import SourcePolicy
 from callvault.runtime.sip.timers import run_timers
 from callvault.runtime.sip.transport import (
     Peer,
@@ -83,6 +85,7 @@ class SiprecServer:
         self._core = ServerCore(settings, recordings, directory, media, clock)
         self._invites = InviteHandler(self._core)
         self._dialogs = DialogHandler(self._core)
+        self._sources = SourcePolicy(settings.sip_allowed_sources)
         self.transactions = self._core.transactions
         self._ticker: asyncio.Task[None] | None = None
         self._udp: asyncio.DatagramTransport | None = None
@@ -118,11 +121,23 @@ class SiprecServer:
         else:
             raise OSError("could not bind UDP and TCP on one free port")
         if self.settings.sip_tls_cert and self.settings.sip_tls_key:
-            context = tls_context(self.settings.sip_tls_cert, self.settings.sip_tls_key)
+            context = tls_context(
+                self.settings.sip_tls_cert, self.settings.sip_tls_key, self.settings.sip_tls_ca or None
+            )
             self._tls, self.tls_port = await open_stream(
                 self, self.host, self.settings.sip_tls_port, max_size, context, **self._stream_options()
             )
         self._ticker = asyncio.create_task(run_timers(self._core))
+        if self._sources.allows_any:
+            log.warning(
+                "CALLVAULT_SIP_ALLOWED_SOURCES allows any address: anyone reaching the SIP port can record"
+            )
+        elif not self._sources.allows_non_loopback and self.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning(
+                "SIP listens on %s but CALLVAULT_SIP_ALLOWED_SOURCES allows loopback only: "
+                "list the SBCs that may record, or every request will be refused with 403",
+                self.host,
+            )
         log.info("SIPREC server on %s udp/tcp %s tls %s", self.host, self.udp_port, self.tls_port)
 
     def _stream_options(self) -> dict[str, Any]:
@@ -181,6 +196,9 @@ class SiprecServer:
             return  # responses to our BYEs: nothing depends on them
         core = self._core
         request = message
+        if not self._sources.allows(peer.host):
+            refuse_source(self._sources, request, peer)
+            return
         request.validate()
         count_request(request.method)
         stamp_received(request, peer.host, peer.port)

@@ -39,6 +39,8 @@ class Peer:
     send: Callable[[bytes], None]
     local_host: str
     local_port: int
+    # Subject (RFC 4514) of the client certificate a mutual-TLS peer presented.
+    tls_subject: str | None = None
 
     @property
     def reliable(self) -> bool:
@@ -163,7 +165,15 @@ class StreamProtocol(asyncio.Protocol):
             if not stream.is_closing():
                 stream.write(payload)
 
-        self._peer = Peer(self._name, str(remote[0]), int(remote[1]), send, str(local[0]), int(local[1]))
+        self._peer = Peer(
+            self._name,
+            str(remote[0]),
+            int(remote[1]),
+            send,
+            str(local[0]),
+            int(local[1]),
+            client_subject(transport.get_extra_info("ssl_object")),
+        )
         if self._connections is not None:
             self._connections.add(self)
         self._heard()
@@ -269,10 +279,34 @@ async def open_stream(
     return server, bound
 
 
-def tls_context(cert_path: str, key_path: str) -> ssl.SSLContext:
+def tls_context(cert_path: str, key_path: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """The server side of SIP over TLS; with ``client_ca``, mutual TLS.
+
+    With a client CA the handshake itself refuses a client that presents no
+    certificate or one not issued by that CA: such a peer never gets to send
+    a SIP message.
+    """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
+    if client_ca:
+        context.load_verify_locations(cafile=client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def client_subject(ssl_object: object) -> str | None:
+    """The verified client certificate's subject as an RFC 4514 string (None without one)."""
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    from cryptography import x509
+
+    try:
+        return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    except ValueError:
+        return None
 
 
 def install_uvloop() -> bool:
