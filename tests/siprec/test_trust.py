@@ -33,7 +33,7 @@ from callvault.runtime.media.ports import PortAllocator
 from callvault.runtime.sip.sources import SourcePolicy
 from callvault.settings import load_settings
 from tests.siprec.conftest import Recorder, as_peer, start_recorder
-from tests.siprec.test_calls import AGENT, CUSTOMER, CallSpec, SentCall, _check_stereo, _two_party_call
+from tests.siprec.test_calls import AGENT, CUSTOMER, CallSpec, _check_stereo, _two_party_call
 from tests.support.audio import correlation, voice
 from tests.support.test_src import (
     RtpSender,
@@ -335,11 +335,21 @@ async def test_rtp_from_other_sources_is_dropped_counted_and_not_heard(recorder:
             src.close()
 
     call_id, lead_in, call_seconds = await as_peer(call)
-    sent = SentCall(call_id, agent_pcm, customer_pcm, 8000, lead_in, call_seconds)
-    recording = await _check_stereo(recorder, sent)  # the customer's voice, undisturbed, on the right
+    recording = await recorder.finished(await recorder.recording_for(call_id))
+    assert recording.status == "complete" and recording.channels == 2
     audio, rate = await asyncio.to_thread(recorder.audio, recording.id)
-    right = audio[1][round(lead_in * rate) :]
-    assert correlation(right, intruder_pcm, max_lag=int(rate * 0.03)) < 0.3  # no trace of the intruder
+    assert rate == 8000 and audio.shape[1] / rate >= call_seconds - 0.1
+    left, right = (channel[round(lead_in * rate) :].astype(np.float64) for channel in audio)
+    lag = int(rate * 0.03)
+    assert correlation(left, agent_pcm.astype(np.float64), max_lag=lag) >= 0.9
+    # The customer's voice, undisturbed, on the right: each SSRC's half on its own, because a new
+    # SSRC is placed by its arrival time, which a loaded machine's delivery delay can shift by
+    # some milliseconds (the timeline's rule, not the latching's).
+    half = len(frames["customer"]) // 2 * 160
+    reference = customer_pcm.astype(np.float64)
+    assert correlation(right[:half], reference[:half], max_lag=lag) >= 0.9
+    assert correlation(right[half:], reference[half:], max_lag=2 * lag) >= 0.9
+    assert correlation(right, intruder_pcm, max_lag=lag) < 0.3  # no trace of the intruder
     detail = await asyncio.to_thread(recorder.detail, recording.id)
     stats = {s["label"]: s["stats"] for s in detail["streams"]}
     injected = 2 * len(frames["intruder"])

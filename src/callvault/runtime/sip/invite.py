@@ -242,7 +242,8 @@ async def _begin(core: ServerCore, call: RecordingCall) -> str:
     max_connections, a restart, a network blip) gets one more try before the INVITE is refused."""
     for attempt in range(BEGIN_ATTEMPTS):
         try:
-            src = IngestSource.siprec(call.peer.transport, call.peer.host, call.peer.port)
+            peer = call.peer  # the socket's address and, over mutual TLS, the certificate's subject
+            src = IngestSource.siprec(peer.transport, peer.host, peer.port, peer.tls_subject)
             return await asyncio.to_thread(core.recordings.begin, call.session.call, src)
         except (OperationalError, CatalogUnavailable) as exc:
             if attempt + 1 == BEGIN_ATTEMPTS or ended(call):
