@@ -21,6 +21,7 @@ from callvault.db.models import Recording, SealLogEntry
 from callvault.services.audit import AccessLog
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.directory import AgentDirectory
+from callvault.services.events import EventBus
 from callvault.services.importer import AudioImporter
 from callvault.services.integrity import IntegrityService, Liveness
 from callvault.services.key_rotation import KeyRotationService
@@ -51,6 +52,8 @@ class ServiceContext:
     key_rotation: KeyRotationService
     importer: AudioImporter
     seal_log: SealLog
+    # Domain events (webhooks and alerts subscribe); services publish after commit.
+    events: EventBus
 
     def close(self) -> None:
         self.seal_log.flush()
@@ -116,6 +119,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             settings.archive_silence_gate,
         ),
         seal_log=seal_log,
+        events=EventBus(),
     )
 
 
