@@ -1,10 +1,13 @@
-"""An INVITE that meets an unavailable catalogue is not a lost call.
+"""An INVITE the recorder fails to answer is a lost call: said so, counted, and never silent.
 
-Once seen in the crash test on PostgreSQL on a loaded machine: an INVITE answered 500.
-The likeliest cause there is the shared PostgreSQL refusing a connection for a moment
-(max_connections, shared by every concurrent test run); whatever the cause, a moment's
-failure is now tried again, and a lasting one answered 503 with Retry-After, so the SRC
-retries or fails over instead of giving the call up.
+The INVITE once "answered 500" in the crash test on a loaded machine was not the
+recorder's doing: the test SRC took a retransmitted refusal meant for an earlier SRC
+on the same local port as its answer (see test_stray_responses.py). What stays true is
+that an error while answering loses the call: it is logged with its traceback, answered
+500 and counted in ``callvault_sip_calls_lost_total``. A catalogue that refuses a
+connection for a moment (a PostgreSQL restart or failover, max_connections) is tried
+once more, and a lasting refusal answered 503 with Retry-After, so the SRC retries or
+fails over to another recorder instead of giving the call up.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from callvault.errors import CatalogUnavailable
 from tests.siprec.conftest import Recorder, as_peer
@@ -67,3 +71,48 @@ async def test_a_lasting_catalogue_failure_is_answered_503_with_retry_after(
     assert answer.status == 503, answer
     assert int(answer.header("retry-after") or 0) > 0
     assert recorder.server.active_calls == 0
+
+
+def _lost(status: int) -> float:
+    return REGISTRY.get_sample_value("callvault_sip_calls_lost_total", {"status": str(status)}) or 0.0
+
+
+async def test_an_error_while_answering_is_logged_answered_500_and_counted_as_a_lost_call(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lost_before = _lost(500)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("media session cannot open")
+
+    monkeypatch.setattr(recorder.media, "open_session", broken)
+    streams = [Stream("1", sender_aor=AGENT)]
+    content_type, body = multipart(sdp_offer(streams), metadata_xml([("YQ==", AGENT)], streams))
+    src = TestSrc("127.0.0.1", recorder.port)
+
+    def call() -> Response:
+        try:
+            return src.invite(content_type, body)
+        finally:
+            src.close()
+
+    answer = await as_peer(call)
+    assert answer.status == 500, answer
+    assert _lost(500) - lost_before == 1
+    log = "\n".join(recorder.log_lines)
+    assert f"call {src.call_id}: answering the INVITE failed" in log
+    assert "Traceback (most recent call last)" in log and "media session cannot open" in log
+    # Begun in the catalogue but never captured: marked interrupted at once, not left "recording".
+    recording = await recorder.finished(await recorder.recording_for(src.call_id))
+    assert recording.status == "interrupted"
+    assert recorder.server.active_calls == 0
+    assert recorder.media.ports.in_use == 0
+
+
+async def test_a_lasting_catalogue_failure_counts_a_lost_call_as_503(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lost_before = _lost(503)
+    _refusing(recorder, monkeypatch, times=10)
+    assert (await as_peer(lambda: _invite(recorder))).status == 503
+    assert _lost(503) - lost_before == 1

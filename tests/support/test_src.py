@@ -373,11 +373,21 @@ class TestSrc:
         self.to_tag: str | None = None
         self.cseq = 1
         self.requests: list[bytes] = []  # requests from the recorder not yet looked at
+        # Our requests by their Via branch: a response is ours only if it names one of them.
+        self._sent: dict[str, bytes] = {}
+        self.strays: list[Response] = []  # responses that were not ours, dropped
+        self.acks_sent = 0  # ACKs of refused INVITEs (RFC 3261 17.1.1.3), retransmissions included
 
     def close(self) -> None:
         self.sock.close()
 
     def send_raw(self, data: bytes) -> None:
+        branch = _top_branch(data)
+        if branch and not data.startswith(b"SIP/2.0 "):
+            self._sent.setdefault(branch, data)
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
         if self.transport == "UDP":
             self.sock.sendto(data, (self.host, self.port))
         else:
@@ -388,9 +398,56 @@ class TestSrc:
         while True:
             data = self._next_message(deadline)
             response = parse_response(data)
-            if response is not None:
+            if response is None:
+                self.requests.append(data)
+            elif self._is_ours(response):
+                self._ack_refusal(response)
                 return response
-            self.requests.append(data)
+            else:
+                self.strays.append(response)
+
+    def _is_ours(self, response: Response) -> bool:
+        """A response answers one of our requests: its top Via names a branch we sent, with our
+        Call-ID. Anything else (a late retransmission of a refusal meant for an earlier SRC that
+        had this local port, a forged response) is not an answer to us and must not be taken as one."""
+        request = self._sent.get(
+            _header_param(response.header("via") or response.header("v") or "", "branch")
+        )
+        if request is None:
+            return False
+        call_id = response.header("call-id") or response.header("i")
+        return call_id == _request_header(request, ("call-id", "i"))
+
+    def _ack_refusal(self, response: Response) -> None:
+        """ACK a non-2xx final response to an INVITE, and each retransmission of it (RFC 3261
+        17.1.1.3): without the ACK the recorder retransmits it for 32 s to this address, where
+        the next SRC that gets the port would read it."""
+        cseq = (response.header("cseq") or "").split()
+        if response.status < 300 or len(cseq) != 2 or cseq[1] != "INVITE" or not cseq[0].isdigit():
+            return
+        branch = _header_param(response.header("via") or response.header("v") or "", "branch")
+        invite = self._sent[branch]
+        request_line, *lines = invite.split(b"\r\n\r\n", 1)[0].decode().split(CRLF)
+        names = [line.split(":", 1)[0].strip().lower() for line in lines]
+        vias = [line for line, name in zip(lines, names, strict=True) if name in ("via", "v")]
+        # The INVITE's top Via (so the ACK matches the server transaction), From, Call-ID, Route;
+        # the To of the response, with the recorder's tag.
+        kept = [
+            line
+            for line, name in zip(lines, names, strict=True)
+            if name in ("from", "f", "call-id", "i", "route")
+        ]
+        ack = [
+            f"ACK {request_line.split(' ')[1]} SIP/2.0",
+            vias[0],
+            *kept,
+            "Max-Forwards: 70",
+            f"To: {response.header('to') or response.header('t') or ''}",
+            f"CSeq: {cseq[0]} ACK",
+            "Content-Length: 0",
+        ]
+        self._send((CRLF.join(ack) + CRLF + CRLF).encode())
+        self.acks_sent += 1
 
     def _next_message(self, deadline: float) -> bytes:
         remaining = deadline - time.monotonic()
@@ -408,11 +465,16 @@ class TestSrc:
             for data in self.requests:
                 if data.startswith(method.encode() + b" "):
                     self.requests.remove(data)
-                    self.send_raw(_answer(data, 200))
+                    self._send(_answer(data, 200))
                     return data
             data = self._next_message(deadline)
-            if parse_response(data) is None:
+            response = parse_response(data)
+            if response is None:
                 self.requests.append(data)
+            elif self._is_ours(response):
+                self._ack_refusal(response)  # a refusal's retransmission still wants its ACK
+            else:
+                self.strays.append(response)
 
     def _read_stream_message(self, timeout: float) -> bytes:
         while b"\r\n\r\n" not in self._buffer:
@@ -496,6 +558,7 @@ class TestSrc:
         head = data.split(b"\r\n\r\n", 1)[0].decode()
         cseq = next(line for line in head.split(CRLF) if line.lower().startswith("cseq:"))
         cseq = " ".join(cseq.split(":", 1)[1].split())
+        branch = _top_branch(data)
         deadline = time.monotonic() + timeout
         interval = 0.5
         provisional = False
@@ -507,10 +570,14 @@ class TestSrc:
                 if time.monotonic() >= deadline:
                     raise
                 if self.transport == "UDP" and not provisional:
-                    self.send_raw(data)
+                    self._send(data)
                     interval = min(interval * 2, 4.0)
                 continue
-            if " ".join((response.header("cseq") or "").split()) != cseq:
+            via = response.header("via") or response.header("v") or ""
+            if (
+                " ".join((response.header("cseq") or "").split()) != cseq
+                or _header_param(via, "branch") != branch
+            ):
                 continue  # a late retransmission answering an earlier request
             if response.status >= 200:
                 return response
@@ -541,6 +608,29 @@ class TestSrc:
     def options(self) -> Response:
         data, _ = self.request_text("OPTIONS", to_tag="")
         return self._transact(data)
+
+
+def _request_header(message: bytes, names: tuple[str, ...]) -> str | None:
+    """The first value of a header (by any of its ``names``) in a message's head."""
+    for line in message.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").split(CRLF)[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() in names:
+            return value.strip()
+    return None
+
+
+def _header_param(value: str, name: str) -> str:
+    """A ``;name=value`` parameter of a header value (the top one if comma-separated); '' if absent."""
+    for piece in value.split(",", 1)[0].split(";")[1:]:
+        key, _, param = piece.strip().partition("=")
+        if key.lower() == name:
+            return param.strip()
+    return ""
+
+
+def _top_branch(message: bytes) -> str | None:
+    via = _request_header(message, ("via", "v"))
+    return _header_param(via, "branch") if via is not None else None
 
 
 def _answer(request: bytes, status: int) -> bytes:

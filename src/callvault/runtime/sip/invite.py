@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from callvault.errors import CatalogUnavailable, Overloaded, StorageError
 from callvault.runtime.sip.answer import answer_sdp, contact, delayed_offer_sdp
 from callvault.runtime.sip.core import RecordingCall, ServerCore, ended
-from callvault.runtime.sip.metrics import SIP_CALLS_ACTIVE
+from callvault.runtime.sip.metrics import SIP_CALLS_ACTIVE, count_lost_call
 from callvault.runtime.sip.offer import DELAYED_OFFER_CODECS, StreamPlan, plan_streams
 from callvault.runtime.sip.refusals import (
     RETRY_AFTER_SECONDS,
@@ -196,6 +196,7 @@ class InviteHandler:
                 status = 503 if isinstance(exc, UNAVAILABLE) else 500
                 retry = [("Retry-After", str(RETRY_AFTER_SECONDS))] if status == 503 else None
                 core.final(transaction, status, headers=retry)
+                count_lost_call(status)
             await core.end_call(call, "interrupted", send_bye=False)
             if call.recording_id is not None and call.media is None:
                 # Begun in the catalogue, never captured (no journal): say so now, not at the next start.

@@ -31,6 +31,11 @@ _METHODS = frozenset(
 SIP_REQUESTS = Counter("callvault_sip_requests_total", "SIP requests received and parsed", ["method"])
 SIP_RESPONSES = Counter("callvault_sip_responses_total", "SIP responses sent by the recorder", ["status"])
 SIP_CALLS_ACTIVE = Gauge("callvault_sip_calls_active", "Recording sessions in progress")
+SIP_CALLS_LOST = Counter(
+    "callvault_sip_calls_lost_total",
+    "Recording sessions lost to an error while answering their INVITE (answered 500, or 503 when it may pass)",
+    ["status"],
+)
 SIP_MALFORMED = Counter(
     "callvault_sip_malformed_total", "SIP messages that could not be parsed or were semantically broken"
 )
@@ -42,6 +47,10 @@ def count_request(method: str) -> None:
 
 def count_response(status: int) -> None:
     SIP_RESPONSES.labels(status=str(status)).inc()
+
+
+def count_lost_call(status: int) -> None:
+    SIP_CALLS_LOST.labels(status=str(status)).inc()
 
 
 def count_malformed() -> None:

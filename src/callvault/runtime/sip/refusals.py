@@ -174,9 +174,11 @@ def refuse_source(policy: SourcePolicy, request: SipRequest, peer: Peer) -> None
     Answered statelessly: a retransmission gets another 403, and nothing about
     the source is kept but the counter (and one log line per address).
     """
-    policy.refused(peer.host, request.method)
     if request.method == "ACK":
+        # Takes no answer, and an SRC owes one for our 403 to its INVITE (RFC 3261 17.1.1.3):
+        # counting it would count every refused INVITE twice.
         return
+    policy.refused(peer.host, request.method)
     try:
         request.validate()
         response = make_response(

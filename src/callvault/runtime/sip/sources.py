@@ -3,8 +3,9 @@
 Anyone who can reach the SIP port could otherwise create recordings, so every
 request is checked against the configured addresses and networks before it
 touches any state (transactions, dialogs, the catalogue). A request from
-elsewhere is answered 403 with a Warning (an ACK, which takes no answer, is
-dropped) and counted in ``callvault_sip_refused_source_total``.
+elsewhere is answered 403 with a Warning and counted in
+``callvault_sip_refused_source_total`` (an ACK, which takes no answer and may be the ACK
+of that very 403, is dropped uncounted).
 
 The default is loopback only, which is what the default SIP host (loopback)
 can be reached from anyway: ``callvault demo`` and local tests work, and a
