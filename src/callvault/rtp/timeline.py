@@ -51,18 +51,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from callvault.rtp.anchoring import BLOCK
+from callvault.rtp.layout import COMFORT_NOISE_PT, Layout, LayoutRules, Packets, PlacedEvent, lay_out
 from callvault.rtp.packet import RtpPacket, parse_headers
-from callvault.rtp.stats import StreamStats, interarrival_jitter, loss_gaps
-from callvault.rtp.telephone_event import EventTracker, TelephoneEvent
+from callvault.rtp.stats import StreamStats
 
-COMFORT_NOISE_PT = 13
+__all__ = ["COMFORT_NOISE_PT", "PlacedEvent", "Placement", "PlacementArrays", "StreamTimeline"]
 
-_BLOCK = 50
-_SUSTAIN_BLOCKS = 5
-_JUMP_SECONDS = 0.5
-# How late the previous SSRC's last packets may still arrive after a new SSRC's
-# first one and count as "before" it (reordering across the switch).
-_SWITCH_REORDER_SECONDS = 0.25
+# Placements this close to the newest arrival may still move (a re-anchor): never drained.
 _DRAIN_HOLDBACK_SECONDS = 15.0
 
 I64 = npt.NDArray[np.int64]
@@ -94,38 +90,6 @@ class PlacementArrays:
         ]
 
 
-@dataclass(slots=True, frozen=True)
-class PlacedEvent:
-    offset: int
-    ssrc: int
-    event: TelephoneEvent
-
-
-@dataclass(slots=True)
-class _Layout:
-    anchor_wall: float
-    offset: I64
-    payload_type: npt.NDArray[np.int16]
-    index: I64
-    events: list[PlacedEvent]
-    stats: StreamStats
-    last_arrival: float
-
-
-def _unwrap(values: I64, bits: int) -> I64:
-    """Extend wrapping counters by assuming consecutive values differ by less than half the range."""
-    if len(values) == 0:
-        return values.astype(np.int64)
-    span = 1 << bits
-    half = span >> 1
-    steps = ((np.diff(values) + half) & (span - 1)) - half
-    out = np.empty(len(values), dtype=np.int64)
-    out[0] = values[0]
-    np.cumsum(steps, out=out[1:])
-    out[1:] += values[0]
-    return out
-
-
 class StreamTimeline:
     """Packets of one recorded stream (one SDP m-line / label) and their wall-clock placement."""
 
@@ -142,13 +106,18 @@ class StreamTimeline:
             raise ValueError(f"clock rate must be positive: {clock_rate}")
         if drift_threshold <= 0:
             raise ValueError(f"drift threshold must be positive: {drift_threshold}")
-        if not 1 <= anchor_packets <= _BLOCK:
-            raise ValueError(f"anchor_packets must be between 1 and {_BLOCK}: {anchor_packets}")
+        if not 1 <= anchor_packets <= BLOCK:
+            raise ValueError(f"anchor_packets must be between 1 and {BLOCK}: {anchor_packets}")
         self.clock_rate = clock_rate
-        self._audio_pts = None if audio_payload_types is None else np.array(sorted(audio_payload_types))
-        self._event_pts = np.array(sorted(event_payload_types), dtype=np.int64)
-        self._drift_threshold = drift_threshold
-        self._anchor_packets = anchor_packets
+        self._rules = LayoutRules(
+            clock_rate=clock_rate,
+            audio_payload_types=None
+            if audio_payload_types is None
+            else np.array(sorted(audio_payload_types), dtype=np.int64),
+            event_payload_types=np.array(sorted(event_payload_types), dtype=np.int64),
+            drift_threshold=drift_threshold,
+            anchor_packets=anchor_packets,
+        )
         self._arrival: list[float] = []
         self._ssrc: list[int] = []
         self._seq: list[int] = []
@@ -157,7 +126,7 @@ class StreamTimeline:
         self._chunks: list[tuple[F64, I64, I64, I64, I64]] = []
         self._payloads: list[bytes] = []
         self._malformed = 0
-        self._layout: _Layout | None = None
+        self._layout: Layout | None = None
         self._drained_until: int | None = None
 
     # -- feeding -------------------------------------------------------------------------------
@@ -258,7 +227,7 @@ class StreamTimeline:
                 self._payloads[i] = b""
         return taken
 
-    def _select(self, layout: _Layout, limit: int | None) -> PlacementArrays:
+    def _select(self, layout: Layout, limit: int | None) -> PlacementArrays:
         lo = 0 if self._drained_until is None else int(np.searchsorted(layout.offset, self._drained_until))
         hi = len(layout.offset) if limit is None else int(np.searchsorted(layout.offset, limit))
         hi = max(hi, lo)
@@ -271,7 +240,7 @@ class StreamTimeline:
 
     # -- the work ------------------------------------------------------------------------------
 
-    def _compute(self) -> _Layout:
+    def _compute(self) -> Layout:
         if self._layout is not None:
             return self._layout
         self._flush_scalars()
@@ -281,201 +250,6 @@ class StreamTimeline:
             merged = tuple(np.concatenate(parts) for parts in zip(*self._chunks, strict=True))
             self._chunks = [merged]  # type: ignore[list-item]
         arrival, ssrc, seq, ts, pt = self._chunks[0]
-        layout = self._layout_all(arrival, ssrc, seq, ts, pt)
-        self._layout = layout
-        return layout
-
-    def _media_mask(self, pt: I64) -> npt.NDArray[np.bool_]:
-        if self._audio_pts is None:
-            return ~np.isin(pt, self._event_pts)
-        mask: npt.NDArray[np.bool_] = np.isin(pt, self._audio_pts) | (pt == COMFORT_NOISE_PT)
-        return mask
-
-    def _layout_all(self, arrival: F64, ssrc: I64, seq: I64, ts: I64, pt: I64) -> _Layout:
-        clock = self.clock_rate
-        uniq_ssrc, inverse = np.unique(ssrc, return_inverse=True)
-        by_track = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[by_track], np.arange(len(uniq_ssrc) + 1))
-        tracks = [by_track[bounds[k] : bounds[k + 1]] for k in range(len(uniq_ssrc))]
-        tracks.sort(key=lambda idx: float(arrival[idx].min()))
-
-        stats = StreamStats(malformed=self._malformed, ssrc_count=len(tracks))
-        anchor_wall: float | None = None
-        prev_track: tuple[F64, I64, int] | None = None  # arrivals, ends of previous SSRC's media
-        offsets: list[I64] = []
-        pts: list[npt.NDArray[np.int16]] = []
-        indices: list[I64] = []
-        events: list[PlacedEvent] = []
-        best_jitter_count = -1
-        gaps: list[tuple[float, float]] = []
-
-        for idx in tracks:
-            t_arr = arrival[idx]
-            ext_seq = _unwrap(seq[idx], 16)
-            ext_ts = _unwrap(ts[idx], 32)
-            uniq_seq, first = np.unique(ext_seq, return_index=True)
-            stats.expected += int(uniq_seq[-1] - uniq_seq[0] + 1)
-            stats.received += len(uniq_seq)
-            stats.duplicated += len(idx) - len(uniq_seq)
-            is_first = np.zeros(len(idx), dtype=bool)
-            is_first[first] = True
-            run_max = np.maximum.accumulate(ext_seq)
-            stats.late += int(np.count_nonzero(is_first[1:] & (ext_seq[1:] < run_max[:-1])))
-
-            t_pt = pt[idx][first]
-            media = self._media_mask(t_pt)
-            m = first[media]
-            if len(m) == 0:
-                if anchor_wall is None:
-                    anchor_wall = float(t_arr.min())
-                self._place_events(idx, first, t_pt, ext_seq, ext_ts, t_arr, None, None, anchor_wall, events)
-                continue
-            rel = ext_ts[m] - ext_ts[m[0]]
-            m_arr = t_arr[m]
-            delta = m_arr - rel / clock
-            starts, anchors = self._epochs(delta)
-            if anchor_wall is None:
-                anchor_wall = anchors[0]
-            shifts = [round((a - anchor_wall) * clock) for a in anchors]
-            m_seq = ext_seq[m]
-            step = np.diff(rel)[np.diff(m_seq) == 1]
-            step = step[step > 0]
-            ptime = int(np.median(step[:1000])) if len(step) else clock // 50
-            # Keep each SSRC's audio after the audio the previous one placed before it.
-            if prev_track is not None:
-                before = prev_track[0] < m_arr.min() + _SWITCH_REORDER_SECONDS
-                if before.any():
-                    prev_end = int(prev_track[1][before].max())
-                    if shifts[0] + int(rel.min()) < prev_end:
-                        shifts[0] = prev_end - int(rel.min())
-            for e in range(1, len(starts)):
-                if abs(anchors[e] - anchors[e - 1]) >= _JUMP_SECONDS:
-                    prev_end = shifts[e - 1] + int(rel[: starts[e]].max()) + ptime
-                    shifts[e] = max(shifts[e], prev_end - int(rel[starts[e] :].min()))
-            epoch_of = np.zeros(len(m), dtype=np.int64)
-            for e in range(1, len(starts)):
-                epoch_of[starts[e] :] = e
-            shift_arr = np.array(shifts, dtype=np.int64)
-            off = shift_arr[epoch_of] + rel
-            offsets.append(off)
-            pts.append(t_pt[media].astype(np.int16))
-            indices.append(idx[m])
-            prev_track = (m_arr, off + ptime, ptime)
-
-            # Lost packets between consecutive media packets, net of received events in between.
-            pos = np.searchsorted(uniq_seq, m_seq)
-            lossy = (np.diff(m_seq) - np.diff(pos)) > 0
-            gaps.extend(loss_gaps(off, off + ptime, lossy, clock))
-
-            if len(m) > best_jitter_count:
-                best_jitter_count = len(m)
-                order = np.argsort(m_arr, kind="stable")
-                stats.jitter_ms = interarrival_jitter(m_arr[order], rel[order], clock)
-
-            self._place_events(
-                idx, first, t_pt, ext_seq, ext_ts, t_arr, (m_seq, epoch_of), shift_arr, anchor_wall, events
-            )
-
-        assert anchor_wall is not None
-        stats.gaps = sorted(gaps)
-        events.sort(key=lambda pe: pe.offset)
-        if offsets:
-            all_off = np.concatenate(offsets)
-            all_pt = np.concatenate(pts)
-            all_idx = np.concatenate(indices)
-            order = np.lexsort((all_idx, all_off))
-            all_off, all_pt, all_idx = all_off[order], all_pt[order], all_idx[order]
-            unique = np.ones(len(all_off), dtype=bool)
-            unique[1:] = all_off[1:] != all_off[:-1]
-            all_off, all_pt, all_idx = all_off[unique], all_pt[unique], all_idx[unique]
-        else:
-            all_off = np.zeros(0, dtype=np.int64)
-            all_pt = np.zeros(0, dtype=np.int16)
-            all_idx = np.zeros(0, dtype=np.int64)
-        return _Layout(anchor_wall, all_off, all_pt, all_idx, events, stats, float(arrival.max()))
-
-    def _epochs(self, delta: F64) -> tuple[list[int], list[float]]:
-        """Split an SSRC's media packets (sequence order) into epochs with their wall anchors."""
-        n = len(delta)
-        anchor = float(delta[: self._anchor_packets].min())
-        starts = [0]
-        anchors = [anchor]
-        block_min = np.minimum.reduceat(delta, np.arange(0, n, _BLOCK)).tolist()
-        threshold = self._drift_threshold
-        run_start: int | None = None
-        run_sign = 0
-        for k, low in enumerate(block_min):
-            dev = low - anchor
-            if abs(dev) <= threshold:
-                run_start = None
-                continue
-            sign = 1 if dev > 0 else -1
-            if run_start is None or sign != run_sign:
-                run_start, run_sign = k, sign
-            if k - run_start + 1 < _SUSTAIN_BLOCKS:
-                continue
-            window = block_min[k - _SUSTAIN_BLOCKS + 1 : k + 1]
-            if max(window) - min(window) > threshold:
-                continue
-            begin = self._deviation_start(delta, anchor, run_start, sign)
-            if begin <= starts[-1]:
-                begin = starts[-1] + 1 if starts[-1] + 1 < n else starts[-1]
-            anchor = float(min(window))
-            if begin == starts[-1]:
-                anchors[-1] = anchor
-            else:
-                starts.append(begin)
-                anchors.append(anchor)
-            run_start = None
-        return starts, anchors
-
-    def _deviation_start(self, delta: F64, anchor: float, run_block: int, sign: int) -> int:
-        """First packet of a confirmed deviation that began in block ``run_block``."""
-        threshold = self._drift_threshold
-        block_start = run_block * _BLOCK
-        if sign > 0:
-            # The whole first block is beyond; the deviation may have begun late in the block before.
-            lo = max(block_start - _BLOCK, 0)
-            within = np.flatnonzero(delta[lo:block_start] - anchor <= threshold)
-            return lo + int(within[-1]) + 1 if len(within) else lo
-        beyond = np.flatnonzero(delta[block_start : block_start + _BLOCK] - anchor < -threshold)
-        return block_start + int(beyond[0]) if len(beyond) else block_start
-
-    def _place_events(
-        self,
-        idx: I64,
-        first: I64,
-        t_pt: I64,
-        ext_seq: I64,
-        ext_ts: I64,
-        t_arr: F64,
-        media: tuple[I64, I64] | None,
-        shifts: I64 | None,
-        anchor_wall: float,
-        out: list[PlacedEvent],
-    ) -> None:
-        if len(self._event_pts) == 0:
-            return
-        is_event = np.isin(t_pt, self._event_pts)
-        if not is_event.any():
-            return
-        ev = first[is_event]
-        if media is None or shifts is None:
-            ev_off = np.round((t_arr[ev] - anchor_wall) * self.clock_rate).astype(np.int64)
-        else:
-            m_seq, epoch_of = media
-            where = np.clip(np.searchsorted(m_seq, ext_seq[ev], side="right") - 1, 0, len(m_seq) - 1)
-            media_first_ts = ext_ts[first[self._media_mask(t_pt)][0]]
-            ev_off = shifts[epoch_of[where]] + (ext_ts[ev] - media_first_ts)
-        tracker = EventTracker()
-        offset_of: dict[int, int] = {}
-        raw_ts = (ext_ts[ev] & 0xFFFFFFFF).tolist()
-        ssrc = int(self._chunks[0][1][idx[0]])
-        for j, raw, o in zip(ev.tolist(), raw_ts, ev_off.tolist(), strict=True):
-            offset_of.setdefault(raw, o)
-            try:
-                tracker.feed(raw, self._payloads[int(idx[j])])
-            except ValueError:
-                continue
-        for event in tracker.finish():
-            out.append(PlacedEvent(offset_of[event.start_rtp_ts], ssrc, event))
+        packets = Packets(arrival, ssrc, seq, ts, pt, self._payloads)
+        self._layout = lay_out(packets, self._rules, self._malformed)
+        return self._layout
