@@ -198,11 +198,8 @@ def test_one_hour_with_fast_sender_clock_stays_on_wall_time() -> None:
     datagrams = [h.tobytes() + payload for h in header]
 
     timeline = StreamTimeline(8000, PCMU)
-    began = time.perf_counter()
     timeline.add_batch(arrival, datagrams)
-    placed = timeline.placements()
-    elapsed = time.perf_counter() - began
-    assert elapsed < 5.0, f"one call-hour took {elapsed:.2f} s"
+    placed = timeline.placements()  # how fast: bench/timeline.py, against a baseline
     assert len(placed) == count
     # Sender's 3600 s of timestamps are 36 ms too long; re-anchoring keeps every packet within 20 ms.
     error = timeline.anchor_wall + np.array([p.offset for p in placed]) / 8000 - (send + 0.04)
