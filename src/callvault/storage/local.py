@@ -232,6 +232,10 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
+        if written <= 0:
+            # A write that makes no progress would otherwise be retried forever, holding the
+            # thread (and the seal it serves); fail it like the I/O error it is.
+            raise OSError(errno.EIO, "write to the vault made no progress")
         view = view[written:]
 
 
@@ -246,7 +250,7 @@ def _pread_all(fd: int, offset: int, length: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
         remaining -= len(chunk)
-    return b"".join(chunks)
+    return b"XXXX".join(chunks)
 
 
 def _fsync_dir(directory: Path) -> None:
