@@ -265,8 +265,11 @@ def generator(
     k = 0
     late = 0
 
+    open_transactions: dict[int, Call] = {}  # INVITEs and BYEs without a final response
+
     def send(call: Call, data: bytes, now: float) -> None:
         call.sent, call.attempts, call.next_retransmit = data, 1, now + 0.5
+        open_transactions[call.index] = call
         sip.sendto(data, target)
 
     def on_response(data: bytes, now: float, k: int) -> None:
@@ -330,24 +333,24 @@ def generator(
                 break
             on_response(data, now, k)
         # BYEs of calls whose media ended, and retransmissions.
-        for call in table:
-            if call.state == "up" and k >= rtp.end[2 * call.index]:
+        # Per tick only the calls that need something: media ending now (BYE), open transactions.
+        for index in np.flatnonzero(rtp.end[0::2] == k).tolist():
+            call = table[index]
+            if call.state == "up":
                 call.state, call.bye_at = "byeing", now
-                send(
-                    call,
-                    _request("BYE", call, target, local_port, 2, branch=f"z9hG4bK{secrets.token_hex(6)}"),
-                    now,
-                )
-            elif call.state in ("inviting", "byeing") and now >= call.next_retransmit:
-                if call.state == "inviting" and call.provisional:
-                    continue
+                branch = f"z9hG4bK{secrets.token_hex(6)}"
+                send(call, _request("BYE", call, target, local_port, 2, branch=branch), now)
+        for call in list(open_transactions.values()):
+            if call.state not in ("inviting", "byeing"):
+                del open_transactions[call.index]
+            elif now >= call.next_retransmit and not (call.state == "inviting" and call.provisional):
                 if call.attempts >= 7:
                     call.state = "failed"
                     continue
                 sip.sendto(call.sent, target)
                 call.attempts += 1
                 call.next_retransmit = now + min(4.0, 0.5 * 2**call.attempts)
-        if next_invite == calls and all(c.state in ("done", "refused", "failed") for c in table):
+        if next_invite == calls and not open_transactions and k >= int(rtp.end.max()):
             break
         # RTP of this tick, in phases on absolute deadlines.
         for phase in range(PHASES):
@@ -606,7 +609,9 @@ def _start_py_spy(server: Server, args: argparse.Namespace) -> tuple[subprocess.
         print("py-spy is not installed (pip install py-spy): no profile", file=sys.stderr)
         return None
     out = Path(args.data) / "profile.txt"
-    seconds = int(args.ramp + args.duration + 5)
+    # --gil: only the thread holding the GIL is CPU time; a thread waiting for it (the
+    # capture thread, the catalogue threads) would otherwise show where it waits as cost.
+    # Recorded until the step's last call is sealed (stopped with SIGINT, which writes the file).
     process = subprocess.Popen(
         [
             spy,
@@ -614,13 +619,12 @@ def _start_py_spy(server: Server, args: argparse.Namespace) -> tuple[subprocess.
             "--pid",
             str(server.process.pid),
             "--subprocesses",
+            "--gil",
             "--format",
             "raw",
             "--rate",
-            "50",
+            "100",
             "--nonblocking",
-            "--duration",
-            str(seconds),
             "-o",
             str(out),
         ],
@@ -634,6 +638,7 @@ def _stop_py_spy(profiler: tuple[subprocess.Popen[bytes], Path] | None) -> dict[
     if profiler is None:
         return None
     process, out = profiler
+    process.send_signal(signal.SIGINT)
     try:
         process.wait(120)
     except subprocess.TimeoutExpired:

@@ -100,7 +100,9 @@ MAX_RENDER_STEP = 120.0
 
 
 def _default_render_workers() -> int:
-    return max(1, (os.cpu_count() or 2) - 1)
+    # The cores this process may run on, not the machine's: pinned (taskset, a container's
+    # cpuset) to one core, 15 workers of a 16-core host would only share it and cost memory.
+    return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 class MediaEngine:
