@@ -24,8 +24,10 @@ Per step, printed:
 - ``complete``: calls verified through the REST API (``GET /api/v1/recordings``
   and each recording's detail): status ``complete``, duration within 1 s of
   the call as the SBC saw it (200 to BYE), two channels (stereo, not mixed);
-- ``lost``: RTP packets the recorder counted lost (per-stream statistics),
-  and the generator's send failures;
+- ``lost``: RTP packets the recorder counted lost (sequence-number holes in its
+  per-stream statistics); ``missing``: packets the generator's ``sendmmsg`` accepted
+  that no recording received (also counts losses at a stream's ends); ``sendfail``:
+  the generator's refused sends;
 - ``CPU s``: user+system seconds of all server processes (``/proc``) from the
   first INVITE to the last call sealed; ``ms/call`` that divided by the calls
   set up, after subtracting the idle server's CPU over the same time
@@ -759,7 +761,7 @@ def main() -> None:
             flush=True,
         )
         header = (
-            f"{'calls':>6} {'set up':>7} {'refused':>7} {'complete':>8} {'lost':>6} {'sendfail':>8} "
+            f"{'calls':>6} {'set up':>7} {'refused':>7} {'complete':>8} {'lost':>6} {'missing':>7} {'sendfail':>8} "
             f"{'CPU s':>7} {'ms/call':>8} {'calls/core':>10} {'seal after BYE':>14} {'gen late':>8}"
         )
         print(header, flush=True)
@@ -769,6 +771,7 @@ def main() -> None:
             refused = sum(row["refused"].values())
             print(
                 f"{calls:>6} {row['answered']:>7} {refused:>7} {row['complete']:>8} {row['lost']:>6} "
+                f"{row['packets_sent'] - row['received']:>7} "
                 f"{row['send_failures']:>8} {row['cpu']:>7.1f} {row['ms_per_call']:>8.1f} "
                 f"{row['calls_per_core']:>10.0f} {row['seal_after_bye']:>13.1f}s "
                 f"{100 * row['late_fraction']:>7.1f}%"
