@@ -63,6 +63,16 @@ def test_timestamps_jumping_ahead_mid_block_are_re_anchored_from_that_very_packe
     assert offsets == [i * 160 for i in range(1000)]
 
 
+def test_timestamps_jumping_back_mid_block_are_re_anchored_from_that_very_packet() -> None:
+    """The same, 2 s back: the packets after the jump must not land on the audio before it."""
+    jumped = [
+        (arrival, _with_timestamp(packet, packet.timestamp - 16000) if i >= 437 else packet)
+        for i, (arrival, packet) in enumerate(make_stream(1000, jitter=0.002))
+    ]
+    offsets = [p.offset for p in _feed(jumped).placements()]
+    assert offsets == [i * 160 for i in range(1000)]
+
+
 def _with_timestamp(packet: RtpPacket, timestamp: int) -> RtpPacket:
     return RtpPacket(
         payload_type=packet.payload_type,
