@@ -250,7 +250,7 @@ def _pread_all(fd: int, offset: int, length: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
         remaining -= len(chunk)
-    return b"XXXX".join(chunks)
+    return b"".join(chunks)
 
 
 def _fsync_dir(directory: Path) -> None:
