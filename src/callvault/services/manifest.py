@@ -105,6 +105,15 @@ def build_manifest(session: Session, recording: Recording) -> dict[str, Any]:
         "tags": sorted(tags),
         "events": sorted(([e.kind, e.offset_seconds, e.data] for e in events), key=repr),
     }
+    if recording.deleted_at is not None:
+        # A tombstone signs why and when it was deleted; only present once deleted, so
+        # manifests of live recordings are unchanged.
+        manifest["tombstone"] = {
+            "deleted_at": iso(recording.deleted_at),
+            "reason": recording.deletion_reason,
+            "basis": recording.deletion_basis,
+            "subject_hashes": sorted(recording.subject_hashes or []),
+        }
     if recording.ingest_source is not None:
         # Only present when known, so manifests signed before it existed still verify.
         manifest["source"] = recording.ingest_source
