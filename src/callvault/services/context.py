@@ -145,7 +145,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         erasure=ErasureService(
             catalog, deletion, access_log, hasher, signer, events, region, settings.erasure_multi_party
         ),
-        key_epochs=KeyEpochs(keys, key_rotation, settings.key_epoch_hours),
+        key_epochs=KeyEpochs(catalog, keys, key_rotation, settings.key_epoch_hours),
         labels=RecordingLabels(catalog, access_log),
     )
 

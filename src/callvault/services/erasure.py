@@ -94,16 +94,17 @@ class ErasureService:
             raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
         kind, value = self.subject_of(body.get("subject"))
         subject_hash = self._hasher.digest(kind, value)
-        with self._catalog.write() as session:
+        with self._catalog.read() as session:
             ids = sorted(session.scalars(select(Recording.id).where(_subject_condition(kind, value))))
-            if not ids:
-                self._log.record(
-                    principal,
-                    "erasure_request",
-                    detail=f"unknown subject {subject_hash[:16]}",
-                    outcome="not_found",
-                )
-                raise NotFound("no calls or recordings found for this subject")
+        if not ids:
+            self._log.record(
+                principal,
+                "erasure_request",
+                detail=f"unknown subject {subject_hash[:16]}",
+                outcome="not_found",
+            )
+            raise NotFound("no calls or recordings found for this subject")
+        with self._catalog.write() as session:
             request = ErasureRequest(
                 id=str(uuid.uuid4()),
                 subject_kind=kind,

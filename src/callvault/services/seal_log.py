@@ -111,10 +111,10 @@ class SealLog:
         self._checkpoint(session, seq, this, at)
 
     def append_many(self, session: Session, entries: list[tuple[str, str]]) -> None:
-        """Append ``(recording_id, manifest)`` pairs in order, with one checkpoint for the batch.
+        """Append ``(recording_id, manifest)`` pairs in order, each with its signed checkpoint.
 
-        Bulk deletions re-sign thousands of tombstones; one head lookup and one signed
-        checkpoint per batch instead of per entry keep them fast. Same chain as :meth:`append`.
+        Bulk deletions re-sign thousands of tombstones; one lock and one head lookup per
+        batch instead of per entry keep them fast. Same chain as :meth:`append`.
         """
         if not entries:
             return
@@ -122,6 +122,7 @@ class SealLog:
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         head = session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq.desc()).limit(1)).first()
         seq, prev = (head.seq, head.entry_hash) if head else (0, GENESIS)
+        last = seq + len(entries)
         at = datetime.now(UTC)
         for recording_id, manifest in entries:
             seq += 1
@@ -138,13 +139,16 @@ class SealLog:
                 )
             )
             prev = this
-        self._checkpoint(session, seq, prev, at)
+            # Every entry is signed; only the batch's last checkpoint is mirrored to the file.
+            self._checkpoint(session, seq, this, at, mirror=seq == last)
 
-    def _checkpoint(self, session: Session, seq: int, head: str, at: datetime) -> None:
+    def _checkpoint(self, session: Session, seq: int, head: str, at: datetime, mirror: bool = True) -> None:
         key_id, sign = self._signer.current_key()
         stamp = utc_iso(at)
         signature = sign(checkpoint_bytes(seq, head, seq, stamp, key_id))
         session.add(SealCheckpoint(seq=seq, head=head, count=seq, at=at, key_id=key_id, signature=signature))
+        if not mirror:
+            return
         checkpoint = Checkpoint(seq, head, seq, stamp, key_id, signature)
         # Mirrored only once the entry is durable: a mirror ahead of the catalog would read as a rollback.
         Catalog.after_write(session, lambda: self._mirror_soon(checkpoint))
