@@ -19,7 +19,7 @@ from callvault.errors import Conflict
 from callvault.services.hold_criteria import condition
 from callvault.services.retention_rules import PolicyRule, RecordingFacts, obligation_until
 
-ACTIVE = ("active", "release_requested")
+ACTIVE = ("active", "release_pending")
 _CHUNK = 500
 
 

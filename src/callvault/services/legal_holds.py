@@ -96,11 +96,11 @@ class LegalHoldService:
             hold = _hold(session, hold_id, lock=True)
             if hold.status == "released":
                 raise Conflict(f"legal hold {hold.name!r} is already released")
-            if hold.status == "release_requested":
+            if hold.status == "release_pending":
                 raise Conflict(
                     f"release of {hold.name!r} was already requested by {hold.release_requested_by}"
                 )
-            hold.status = "release_requested"
+            hold.status = "release_pending"
             hold.release_requested_by = principal.username
             hold.release_requested_at = datetime.now(UTC)
             view = self._view(session, hold)
@@ -114,7 +114,7 @@ class LegalHoldService:
             hold = _hold(session, hold_id, lock=True)
             if hold.status == "released":
                 raise Conflict(f"legal hold {hold.name!r} is already released")
-            if hold.status != "release_requested":
+            if hold.status != "release_pending":
                 raise Conflict(f"release of {hold.name!r} has not been requested; request it first")
             own_request = hold.release_requested_by == principal.username
             if not own_request:
