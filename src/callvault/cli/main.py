@@ -13,6 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
+from callvault.cli.retention import (
+    erasure_app,
+    holds_app,
+    retention_app,
+    verify_certificate_command,
+)
 from callvault.errors import InvalidInput
 from callvault.services.call_record import IngestSource
 from callvault.services.importer import ImportRequest
@@ -26,6 +32,10 @@ admin_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 app.add_typer(recordings_app, name="recordings")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
+app.add_typer(retention_app, name="retention")
+app.add_typer(holds_app, name="holds")
+app.add_typer(erasure_app, name="erasure")
+app.command("verify-certificate")(verify_certificate_command)
 out = Console()
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}
