@@ -35,7 +35,7 @@ from callvault.services.access import Principal
 from callvault.services.audit import AccessLog
 from callvault.services.deletion_guard import held_by
 from callvault.services.events import EventBus
-from callvault.services.manifest import build_manifest, iso
+from callvault.services.manifest import build_manifests, iso
 from callvault.services.seal_log import SealLog
 from callvault.storage.blobstore import BlobStore, delete_objects
 
@@ -109,7 +109,7 @@ class DeletionService:
                 return outcome
             hashes = self._subject_hashes(session, doomed)
             _scrub(session, doomed)
-            entries = []
+            key_id, sign = self._signer.current_key()
             for recording in doomed:
                 why = basis if isinstance(basis, str) else basis.get(recording.id, "")
                 recording.status = "deleted"
@@ -121,9 +121,16 @@ class DeletionService:
                 recording.deletion_basis = why[:200] or None
                 recording.subject_hashes = sorted(hashes.get(recording.id, set()))
                 recording.deletion_state = PENDING
-                entries.append((recording.id, self._sign(session, recording)))
+                recording.signing_key_id = key_id  # the manifest names its key
                 outcome.deleted.append(recording.id)
                 outcome.bytes += recording.object_size or 0
+            # The tombstone manifests are rebuilt from the scrubbed rows, as verify will rebuild them.
+            manifests = build_manifests(session, doomed)
+            entries = []
+            for recording in doomed:
+                recording.manifest = canonical_json(manifests[recording.id]).decode()
+                recording.manifest_signature = sign(recording.manifest.encode())
+                entries.append((recording.id, recording.manifest))
             self._seal_log.append_many(session, entries)
         self._log.record_many(
             principal,
@@ -195,14 +202,6 @@ class DeletionService:
             if number:
                 by_call[call_id].add(number)
         return {r.id: {self._hasher.digest("phone", n) for n in by_call[r.call_id]} for r in recordings}
-
-    def _sign(self, session: Session, recording: Recording) -> str:
-        session.flush()
-        key_id, sign = self._signer.current_key()
-        recording.signing_key_id = key_id
-        recording.manifest = canonical_json(build_manifest(session, recording)).decode()
-        recording.manifest_signature = sign(recording.manifest.encode())
-        return recording.manifest
 
 
 def _scrub(session: Session, recordings: list[Recording]) -> None:

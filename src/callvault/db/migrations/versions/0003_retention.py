@@ -21,7 +21,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("recordings", schema=None) as batch_op:
+    # Plain ADD COLUMN on both databases (no table rebuild: see downgrade).
+    with op.batch_alter_table("recordings", schema=None, recreate="never") as batch_op:
         batch_op.add_column(sa.Column("consent_state", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("labels", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
@@ -83,15 +84,16 @@ def downgrade() -> None:
     op.drop_table("erasure_requests")
     op.drop_table("legal_holds")
     op.drop_table("retention_policies")
-    with op.batch_alter_table("recordings", schema=None) as batch_op:
-        batch_op.drop_index("ix_recordings_deletion_state")
-        for column in (
-            "deletion_state",
-            "subject_hashes",
-            "deletion_basis",
-            "deletion_reason",
-            "deleted_at",
-            "labels",
-            "consent_state",
-        ):
-            batch_op.drop_column(column)
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): a batch "move and copy" of
+    # recordings would drop the old table and cascade-delete its streams, tags and events.
+    op.drop_index("ix_recordings_deletion_state", table_name="recordings")
+    for column in (
+        "deletion_state",
+        "subject_hashes",
+        "deletion_basis",
+        "deletion_reason",
+        "deleted_at",
+        "labels",
+        "consent_state",
+    ):
+        op.drop_column("recordings", column)
