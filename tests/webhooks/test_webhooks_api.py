@@ -96,6 +96,14 @@ def test_upload_is_announced_signed_and_listed(
     delivered = wait_delivered(client, admin_token, created["id"])
     assert delivered["attempts"] == 1 and delivered["last_status_code"] == 200
     assert delivered["event_id"] == event["id"] and delivered["event"] == "recording.sealed"
+    # Documented in OpenAPI, with the event names as an enum.
+    openapi = client.get("/api/v1/openapi.json").json()
+    assert {
+        "/api/v1/webhooks",
+        "/api/v1/webhooks/{webhook_id}/deliveries",
+        "/api/v1/webhooks/{webhook_id}/test",
+    } <= set(openapi["paths"])
+    assert "erasure.executed" in json.dumps(openapi["components"]["schemas"]["WebhookCreate"])
     # Every webhook operation is in the access trail, the secret and the URL's path nowhere.
     trail = client.get("/api/v1/audit/access-events", headers=auth(admin_token)).json()["items"]
     actions = {e["action"] for e in trail}
