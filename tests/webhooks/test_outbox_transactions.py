@@ -64,3 +64,14 @@ def test_publish_in_commits_with_the_change_or_not_at_all(ctx: ServiceContext) -
     ctx.events.publish("hold.created", {"hold_id": "h1"})
     ctx.events.publish("recording.deleted", {"recording_id": "r3"})
     assert _count(ctx) == 2
+
+    # publish() called by mistake inside a write transaction joins it (on SQLite a second
+    # writer in the same thread would otherwise wait forever for the lock it holds).
+    with pytest.raises(RuntimeError, match="rolled back"):
+        with ctx.catalog.write():
+            ctx.events.publish("recording.deleted", {"recording_id": "r4"})
+            raise RuntimeError("rolled back")
+    assert _count(ctx) == 2
+    with ctx.catalog.write():
+        ctx.events.publish("recording.deleted", {"recording_id": "r5"})
+    assert _count(ctx) == 3

@@ -93,6 +93,12 @@ class WebhookOutbox:
     # -- queueing (EventBus subscriber) ---------------------------------------
 
     def handle(self, event: DomainEvent) -> None:
+        outer = self._catalog.in_write()
+        if outer is not None:
+            # Published from inside a write transaction (should have been publish_in): join it,
+            # so the rows commit with it, or vanish with its rollback.
+            self.handle_in(outer, event)
+            return
         with self._catalog.write() as session:
             self.handle_in(session, event)
 
