@@ -53,17 +53,17 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0 or number == float("inf"):
-        raise ValueError("must be a positive number")
-    return number
-
-
 def _fraction(value: str) -> float:
     number = float(value)
     if not 0.0 <= number <= 1.0:
         raise ValueError("must be between 0 and 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not 0 < number < float("inf"):
+        raise ValueError("must be a positive number")
     return number
 
 
@@ -337,6 +337,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "webhook_concurrency", _positive_int, "8", "Webhook deliveries in flight at once (all receivers)."
     ),
+    Setting(
+        "admission_max_backlog_seconds",
+        _positive_float,
+        "10",
+        "Seconds the renderer may fall behind (oldest unfinished render job) before new INVITEs get 503; "
+        "calls are taken again under half of it.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -393,6 +400,7 @@ class Settings:
     webhook_backoff_seconds: float
     webhook_backoff_max_seconds: int
     webhook_concurrency: int
+    admission_max_backlog_seconds: float
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
