@@ -31,6 +31,7 @@ from callvault.api import (
     routes_recordings,
     routes_retention,
     routes_users,
+    routes_webhooks,
 )
 from callvault.api.deps import optional_principal, principal
 from callvault.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -69,6 +70,7 @@ def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> 
     app.include_router(routes_retention.router, prefix="/api/v1")
     app.include_router(routes_holds.router, prefix="/api/v1")
     app.include_router(routes_erasure.router, prefix="/api/v1")
+    app.include_router(routes_webhooks.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

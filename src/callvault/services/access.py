@@ -20,6 +20,7 @@ forbidden, so its existence is not revealed.
 | retention.manage     |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | hold.manage          |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | erasure.manage       |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
+| webhook.manage       |   ✓   |         –          |    –       |     –        |   –   |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
 """
@@ -66,6 +67,7 @@ class Action(StrEnum):
     RETENTION_MANAGE = "retention.manage"
     HOLD_MANAGE = "hold.manage"
     ERASURE_MANAGE = "erasure.manage"
+    WEBHOOK_MANAGE = "webhook.manage"
 
 
 class Scope(StrEnum):
@@ -109,6 +111,7 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.RETENTION_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.HOLD_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.ERASURE_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.WEBHOOK_MANAGE: {R.ADMIN: Scope.ALL},
 }
 del A, R
 

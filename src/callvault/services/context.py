@@ -17,6 +17,7 @@ from callvault.crypto.keyprovider import KeyProvider
 from callvault.crypto.keyring import LocalKeyring
 from callvault.crypto.personal_hash import KEY_NAME as PERSONAL_HASH_KEY
 from callvault.crypto.personal_hash import PersonalHasher
+from callvault.crypto.secret_box import SecretBox
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
@@ -38,6 +39,8 @@ from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
 from callvault.services.users import UserService, account_policy
+from callvault.services.webhook_outbox import WebhookOutbox
+from callvault.services.webhooks import WebhookService
 from callvault.settings import Settings
 from callvault.storage.blobstore import BlobStore
 from callvault.storage.factory import open_blob_store
@@ -69,6 +72,8 @@ class ServiceContext:
     erasure: ErasureService
     key_epochs: KeyEpochs
     labels: RecordingLabels
+    webhooks: WebhookService
+    webhook_outbox: WebhookOutbox
 
     def close(self) -> None:
         self.seal_log.flush()
@@ -98,9 +103,11 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     region = settings.default_region
     directory = AgentDirectory(catalog, region)
     access_log = AccessLog(catalog)
-    recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log)
-    playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     events = EventBus()
+    webhook_outbox = WebhookOutbox(catalog)
+    events.subscribe(webhook_outbox)
+    recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log, events)
+    playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
     deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
@@ -147,6 +154,14 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         ),
         key_epochs=KeyEpochs(catalog, keys, key_rotation, settings.key_epoch_hours),
         labels=RecordingLabels(catalog, access_log),
+        webhooks=WebhookService(
+            catalog,
+            SecretBox.from_file(data_dir / "webhook-secrets.key"),
+            webhook_outbox,
+            access_log,
+            settings.webhook_allow_private_targets,
+        ),
+        webhook_outbox=webhook_outbox,
     )
 
 

@@ -14,7 +14,7 @@ recording half-deleted and the next run finishes the job:
    :meth:`DeletionService.finish_pending` completes what a killed run marked.
 
 Audit entries are written for each recording, and ``recording.deleted`` is
-published after the commit.
+published in the transaction that completes the deletion.
 """
 
 from __future__ import annotations
@@ -164,8 +164,9 @@ class DeletionService:
                 .where(Recording.id.in_(done), Recording.deletion_state == PENDING)
                 .values(deletion_state=None)
             )
-        for rid, _, reason in rows:
-            self._events.publish("recording.deleted", {"recording_id": rid, "reason": reason})
+            # In the transaction: the webhook outbox queues exactly what was deleted.
+            for rid, _, reason in rows:
+                self._events.publish_in(session, "recording.deleted", {"recording_id": rid, "reason": reason})
         return len(done)
 
     def finish_pending(self) -> int:

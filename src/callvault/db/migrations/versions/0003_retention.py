@@ -1,7 +1,7 @@
 """retention policies, legal holds, erasure requests, recording tombstones
 
 Revision ID: retention_0003
-Revises: integrity_0002
+Revises: webhooks_0003
 
 Recordings gain the retention conditions ``consent_state`` and ``labels`` and the
 tombstone columns (``deleted_at``, ``deletion_reason``, ``deletion_basis``,
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "retention_0003"
-down_revision = "integrity_0002"
+down_revision = "webhooks_0003"
 branch_labels = None
 depends_on = None
 
