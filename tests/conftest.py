@@ -17,8 +17,10 @@ import pytest
 import uvloop
 from sqlalchemy import create_engine, text
 
+from callvault.services import users
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
+from tests.support.people import FixtureHashCache
 from tests.support.reference import REFERENCE_DIR, absence_reason, corpus_required
 from tests.support.reports import REPORTS
 from tests.support.s3server import s3_endpoint_fixture
@@ -55,6 +57,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_backend" in metafunc.fixturenames:
         backends = [b.strip() for b in metafunc.config.getoption("--db").split(",") if b.strip()]
         metafunc.parametrize("db_backend", backends, scope="function")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _staff_password_hashes() -> Iterator[None]:
+    """Hash the fixture staff's passwords once per session (see FixtureHashCache): in-process
+    services only; a `callvault` subprocess hashes for real."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "_hasher", FixtureHashCache(users._hasher))
+        yield
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ class ServiceContext:
     events: EventBus
 
     def close(self) -> None:
+        self.importer.close()
         self.seal_log.flush()
         self.catalog.dispose()
 
