@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 import uvloop
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
+from callvault.db.catalog import Catalog
 from callvault.services import users
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
@@ -96,23 +97,51 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         pytest.fail(f"{absence_reason()}; CI=true requires it")
 
 
+def _postgres_database_url(name: str) -> str:
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _postgres_admin(statement: str) -> None:
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(statement))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database migrated to this checkout's head, copied for each test (and never used itself:
+    PostgreSQL copies a template only while nobody is connected to it)."""
+    name = f"cvtpl_{uuid.uuid4().hex[:12]}"
+    _postgres_admin(f"CREATE DATABASE {name}")
+    try:
+        catalog = Catalog(_postgres_database_url(name))
+        try:
+            catalog.migrate()
+        finally:
+            catalog.dispose()
+        yield name
+    finally:
+        _postgres_admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 @pytest.fixture
-def database_url(db_backend: str) -> Iterator[str]:
+def database_url(db_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     if db_backend == "sqlite":
         yield ""
         return
     if db_backend != "postgresql":
         raise pytest.UsageError(f"unknown --db backend {db_backend!r}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    template = request.getfixturevalue("postgres_template")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    _postgres_admin(f"CREATE DATABASE {name} TEMPLATE {template}")
     try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        yield _postgres_database_url(name)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+        # FORCE: a server the test killed may have left its connections behind.
+        _postgres_admin(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture
