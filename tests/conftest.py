@@ -9,6 +9,7 @@ overrides the server), dropped afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,9 +128,34 @@ def postgres_template() -> Iterator[str]:
         _postgres_admin(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("catalog-template") / "catalog.sqlite3"
+    catalog = Catalog(f"sqlite:///{path}")
+    try:
+        catalog.migrate()
+    finally:
+        catalog.dispose()
+    # The last connection closed checkpointed the write-ahead log: the one file is the catalog.
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+def _seed_sqlite_catalog(data_dir: Path, template: Path) -> None:
+    """Put the migrated catalog where the settings look for it (``catalog.sqlite3``), with the
+    looser modes of a directory and file made by hand: tightening them stays the server's job,
+    and the tests that check it still can fail."""
+    data_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    catalog = data_dir / "catalog.sqlite3"
+    if not catalog.exists():
+        shutil.copyfile(template, catalog)
+        os.chmod(catalog, 0o644)
+
+
 @pytest.fixture
 def database_url(db_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     if db_backend == "sqlite":
+        _seed_sqlite_catalog(request.getfixturevalue("data_dir"), request.getfixturevalue("sqlite_template"))
         yield ""
         return
     if db_backend != "postgresql":
