@@ -19,6 +19,7 @@ reused for the next, and its limits are set before it reads a byte of it.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -85,33 +86,14 @@ class DecoderSandbox:
         self._command = list(command)
         # Each worker may use up to ``memory_bytes``: bound how many run at once.
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._spare_lock = threading.Lock()
-        self._spare: list[subprocess.Popen[bytes]] = []
-        # A sandbox dropped without close() must not leave its idle spare behind.
-        self._finalizer = weakref.finalize(self, _stop_workers, self._spare)
+        if self._command != list(WORKER_COMMAND):
+            # A test's stand-in worker (one that spins, say) must not idle on as a spare.
+            weakref.finalize(self, _stop_spare, tuple(self._command))
 
     def close(self) -> None:
-        """Stop the idle spare worker (a worker decoding a file finishes or times out)."""
-        self._finalizer()
-
-    def _start_worker(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            self._command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_worker_env(),
-        )
-
-    def _take_worker(self) -> subprocess.Popen[bytes]:
-        """The spare worker (or a fresh one when there is none), and a new spare started for the
-        next file: it imports while this file is decoded."""
-        with self._spare_lock:
-            spare = self._spare.pop() if self._spare else None
-            worker = spare if spare is not None and spare.poll() is None else self._start_worker()
-            if self._finalizer.alive:
-                self._spare.append(self._start_worker())
-        return worker
+        """Stop this sandbox's spare worker, unless it is the process-wide one (see _take_worker)."""
+        if self._command != list(WORKER_COMMAND):
+            _stop_spare(tuple(self._command))
 
     def transcode(
         self, data: bytes, max_seconds: float, bitrate_per_channel: int, silence_gate_dbfs: float | None
@@ -124,7 +106,7 @@ class DecoderSandbox:
             cpu_seconds=self._timeout,
         )
         with self._slots:
-            worker = self._take_worker()
+            worker = _take_worker(tuple(self._command))
             with worker:
                 try:
                     stdout, stderr = worker.communicate(
@@ -170,11 +152,41 @@ class DecoderSandbox:
         )
 
 
-def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
-    while workers:
-        worker = workers.pop()
-        worker.kill()
-        worker.communicate()
+# One started spare per worker command, shared by every sandbox of the process (tests open
+# many service contexts; a server has one): it waits on its stdin, so it exits by itself
+# when this process dies, and is stopped at a normal exit.
+_spares: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
+_spares_lock = threading.Lock()
+
+
+def _start_worker(command: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_worker_env()
+    )
+
+
+def _take_worker(command: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    """The spare worker (or a fresh one when there is none), and a new spare started for the
+    next file: it imports while this file is decoded."""
+    with _spares_lock:
+        spare = _spares.pop(command, None)
+        worker = spare if spare is not None and spare.poll() is None else _start_worker(command)
+        _spares[command] = _start_worker(command)
+    return worker
+
+
+def _stop_spare(command: tuple[str, ...]) -> None:
+    with _spares_lock:
+        spare = _spares.pop(command, None)
+    if spare is not None:
+        spare.kill()
+        spare.communicate()
+
+
+@atexit.register
+def _stop_spares() -> None:
+    for command in list(_spares):
+        _stop_spare(command)
 
 
 def _worker_env() -> dict[str, str]:
