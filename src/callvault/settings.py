@@ -60,6 +60,13 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not 0 < number < float("inf"):
+        raise ValueError("must be a positive number")
+    return number
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -302,6 +309,13 @@ SETTINGS: tuple[Setting, ...] = (
         "8",
         "Most RTP streams one recording session may hold; an offer with more is refused (488).",
     ),
+    Setting(
+        "admission_max_backlog_seconds",
+        _positive_float,
+        "10",
+        "Seconds the renderer may fall behind (oldest unfinished render job) before new INVITEs get 503; "
+        "calls are taken again under half of it.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -352,6 +366,7 @@ class Settings:
     sip_allowed_sources: tuple[Network, ...]
     sip_tls_ca: str
     max_streams_per_invite: int
+    admission_max_backlog_seconds: float
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
