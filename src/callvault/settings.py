@@ -310,6 +310,34 @@ SETTINGS: tuple[Setting, ...] = (
         "Most RTP streams one recording session may hold; an offer with more is refused (488).",
     ),
     Setting(
+        "webhook_allow_private_targets",
+        _bool,
+        "false",
+        "Allow webhooks to private, loopback and link-local addresses (off: public addresses only, SSRF guard).",
+    ),
+    Setting("webhook_timeout", _positive_int, "10", "Seconds one webhook delivery attempt may take."),
+    Setting(
+        "webhook_max_attempts",
+        _positive_int,
+        "12",
+        "Attempts per webhook delivery before it is marked failed.",
+    ),
+    Setting(
+        "webhook_backoff_seconds",
+        _positive_float,
+        "5",
+        "Wait before the first webhook retry; doubled after each failure (with jitter).",
+    ),
+    Setting(
+        "webhook_backoff_max_seconds",
+        _positive_int,
+        "3600",
+        "Longest wait between two attempts of one webhook delivery.",
+    ),
+    Setting(
+        "webhook_concurrency", _positive_int, "8", "Webhook deliveries in flight at once (all receivers)."
+    ),
+    Setting(
         "admission_max_backlog_seconds",
         _positive_float,
         "10",
@@ -366,6 +394,12 @@ class Settings:
     sip_allowed_sources: tuple[Network, ...]
     sip_tls_ca: str
     max_streams_per_invite: int
+    webhook_allow_private_targets: bool
+    webhook_timeout: int
+    webhook_max_attempts: int
+    webhook_backoff_seconds: float
+    webhook_backoff_max_seconds: int
+    webhook_concurrency: int
     admission_max_backlog_seconds: float
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
