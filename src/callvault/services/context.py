@@ -76,6 +76,7 @@ class ServiceContext:
     webhook_outbox: WebhookOutbox
 
     def close(self) -> None:
+        self.importer.close()
         self.seal_log.flush()
         self.catalog.dispose()
 
