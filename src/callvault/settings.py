@@ -109,6 +109,13 @@ def _gate(value: str) -> float | None:
     return level
 
 
+def _optional_days(value: str) -> int | None:
+    """Empty means none (keep for ever); otherwise a positive number of days."""
+    if not value.strip():
+        return None
+    return _positive_int(value)
+
+
 def _text(value: str) -> str:
     return value
 
@@ -304,10 +311,62 @@ SETTINGS: tuple[Setting, ...] = (
         "PEM CA bundle; when set, SIP over TLS requires a client certificate issued by it (mutual TLS).",
     ),
     Setting(
+        "retention_default_days",
+        _optional_days,
+        "",
+        "Days to keep recordings that no retention policy matches; empty keeps them for ever.",
+    ),
+    Setting(
+        "retention_interval",
+        _non_negative_int,
+        "3600",
+        "Seconds between retention sweeps inside serve (also rotates key epochs); 0 disables them.",
+    ),
+    Setting(
+        "key_epoch_hours",
+        _non_negative_int,
+        "24",
+        "Hours between key-encryption-key epochs (old epoch keys destroyed, survivors re-wrapped); 0 = never.",
+    ),
+    Setting(
+        "erasure_multi_party",
+        _bool,
+        "true",
+        "Erase recordings where the erasure subject is one of several parties (false keeps them).",
+    ),
+    Setting(
         "max_streams_per_invite",
         _positive_int,
         "8",
         "Most RTP streams one recording session may hold; an offer with more is refused (488).",
+    ),
+    Setting(
+        "webhook_allow_private_targets",
+        _bool,
+        "false",
+        "Allow webhooks to private, loopback and link-local addresses (off: public addresses only, SSRF guard).",
+    ),
+    Setting("webhook_timeout", _positive_int, "10", "Seconds one webhook delivery attempt may take."),
+    Setting(
+        "webhook_max_attempts",
+        _positive_int,
+        "12",
+        "Attempts per webhook delivery before it is marked failed.",
+    ),
+    Setting(
+        "webhook_backoff_seconds",
+        _positive_float,
+        "5",
+        "Wait before the first webhook retry; doubled after each failure (with jitter).",
+    ),
+    Setting(
+        "webhook_backoff_max_seconds",
+        _positive_int,
+        "3600",
+        "Longest wait between two attempts of one webhook delivery.",
+    ),
+    Setting(
+        "webhook_concurrency", _positive_int, "8", "Webhook deliveries in flight at once (all receivers)."
     ),
     Setting(
         "admission_max_backlog_seconds",
@@ -366,6 +425,16 @@ class Settings:
     sip_allowed_sources: tuple[Network, ...]
     sip_tls_ca: str
     max_streams_per_invite: int
+    retention_default_days: int | None
+    retention_interval: int
+    key_epoch_hours: int
+    erasure_multi_party: bool
+    webhook_allow_private_targets: bool
+    webhook_timeout: int
+    webhook_max_attempts: int
+    webhook_backoff_seconds: float
+    webhook_backoff_max_seconds: int
+    webhook_concurrency: int
     admission_max_backlog_seconds: float
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 

@@ -8,8 +8,8 @@ same kind of loop (a test that wired the parts itself, on another loop, once
 hid that every SIP/TCP connection failed under uvloop).
 
 Start order: catalog and migrations, first-start admin, media engine (which
-finalises whatever a previous run left in the spool as ``interrupted``), SIP,
-HTTP. Stop order: SIP stops taking calls (new INVITEs get 503, no new TCP/TLS
+finalises whatever a previous run left in the spool as ``interrupted``), webhook
+delivery, SIP, HTTP. Stop order: SIP stops taking calls (new INVITEs get 503, no new TCP/TLS
 connections), every open call gets a BYE and is sealed ``interrupted`` with
 its audio, the media engine waits for every seal, then HTTP stops. The stop
 is bounded by ``CALLVAULT_STOP_TIMEOUT``: past it the workers are killed and
@@ -38,8 +38,10 @@ from callvault.api.app import create_app
 from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
 from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
+from callvault.runtime.webhooks.delivery import WebhookDispatcher
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings
 
@@ -151,6 +153,8 @@ async def running_server(
     media: MediaEngine | None = None
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
+    sweeper = RetentionSweeper(context, float(settings.retention_interval))
+    webhooks: WebhookDispatcher | None = None
     try:
         password = await asyncio.to_thread(context.users.ensure_initial_admin) if first_admin else None
 
@@ -167,6 +171,8 @@ async def running_server(
             flush_interval=flush_interval,
         )
         await media.start()
+        webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)
+        await webhooks.start()
         if settings.sip_port or sip_any_port:
             sip = SiprecServer(settings, context.recordings, context.directory, media, clock=sip_clock)
             await sip.start()
@@ -184,11 +190,16 @@ async def running_server(
                 http_task.result()
                 raise RuntimeError("the HTTP server did not start")
             await asyncio.sleep(0.01)
+        sweeper.start()
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
         yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
+        await sweeper.stop()
         await _stop(settings, sip, media, http, http_task)
+        if webhooks is not None:
+            # Last: events of the calls sealed while stopping are queued for the next start.
+            await webhooks.stop()
         if own_ctx:
             context.close()
 
