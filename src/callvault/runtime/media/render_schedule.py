@@ -1,0 +1,122 @@
+"""When each open recording gets a render step, and its last one at hang-up.
+
+The engine asks every second (:meth:`RenderSchedule.start_due`); a recording
+is due when its interval has passed and its previous step is done. The
+interval grows with the call (``step`` up to :data:`MAX_RENDER_STEP`, an
+eighth of the call so far): each step re-lays the whole timeline, so fixed
+short steps would cost O(n²) over a long call. A recording's steps run in the
+render worker it is pinned to (:class:`~.render_pool.RenderPool`), which keeps
+its :class:`~.renderer.JournalRenderer` in memory; nothing runs in the
+engine's process but the submission.
+
+At hang-up :meth:`RenderSchedule.finish` waits for a running step, renders
+only the tail (hold-back + at most one step: under 2.5 minutes of audio for
+any call length) and forgets the recording; if that fails the journal is
+rendered again from its first byte (:func:`~.render_jobs.render_journal`).
+The schedule holds an entry per open recording only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from callvault.runtime.media import metrics
+from callvault.runtime.media.render_jobs import advance_recording, finish_recording, render_journal
+from callvault.runtime.media.render_pool import RenderPool
+from callvault.runtime.media.tracks import RenderedRecording, RenderOptions
+
+log = logging.getLogger(__name__)
+
+RENDER_STEP = 10.0
+MAX_RENDER_STEP = 120.0
+
+
+@dataclass
+class _Plan:
+    journal: str
+    key: bytes
+    started_at: float
+    last_step: float
+    job: asyncio.Future[None] | None = None
+    rendered_seconds: float = 0.0
+    closing: bool = field(default=False)
+
+
+class RenderSchedule:
+    def __init__(self, pool: RenderPool, options: RenderOptions, step: float = RENDER_STEP) -> None:
+        self._pool = pool
+        self._options = options
+        self._step = step
+        self._plans: dict[str, _Plan] = {}
+        self._failures = 0
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def add(self, recording_id: str, journal: str, key: bytes, started_at: float) -> None:
+        self._plans[recording_id] = _Plan(journal, key, started_at, started_at)
+        self._pool.pin(recording_id)
+
+    def hang_up(self, recording_id: str) -> None:
+        """No more steps for this recording: its call ended and :meth:`finish` follows."""
+        plan = self._plans.get(recording_id)
+        if plan is not None:
+            plan.closing = True
+
+    def rendered_seconds(self, recording_id: str) -> float:
+        """Seconds of the call rendered so far (0 for a recording not open)."""
+        plan = self._plans.get(recording_id)
+        return plan.rendered_seconds if plan is not None else 0.0
+
+    def start_due(self, now: float) -> list[asyncio.Future[None]]:
+        """Start the step of every recording due one at ``now``; returns the jobs started."""
+        jobs: list[asyncio.Future[None]] = []
+        for recording_id, plan in list(self._plans.items()):
+            if plan.closing or plan.job is not None:
+                continue
+            interval = min(MAX_RENDER_STEP, max(self._step, (now - plan.started_at) / 8))
+            if now - plan.last_step < interval:
+                continue
+            plan.last_step = now
+            plan.job = asyncio.ensure_future(self._advance(recording_id, plan, now))
+            jobs.append(plan.job)
+        return jobs
+
+    async def _advance(self, recording_id: str, plan: _Plan, now: float) -> None:
+        try:
+            plan.rendered_seconds = await self._pool.run(
+                recording_id, advance_recording, plan.journal, plan.key, self._options, now
+            )
+        except Exception:
+            # Hang-up renders from the journal whatever happened here.
+            self._failures += 1
+            log.log(
+                logging.ERROR if self._failures == 1 else logging.DEBUG,
+                "render step of %s failed",
+                recording_id,
+                exc_info=True,
+            )
+        finally:
+            plan.job = None
+
+    async def finish(self, recording_id: str, options: RenderOptions) -> RenderedRecording:
+        """Render the tail after hang-up (``options`` carries ``ended_at`` and the storage losses)."""
+        plan = self._plans[recording_id]
+        plan.closing = True  # also when hang_up was not called (a stop)
+        try:
+            if plan.job is not None:
+                await asyncio.gather(plan.job, return_exceptions=True)
+            try:
+                rendered = await self._pool.run(
+                    recording_id, finish_recording, plan.journal, plan.key, options
+                )
+            except Exception:
+                log.exception("rendering %s at hang-up failed; rendering its journal again", recording_id)
+                return await self._pool.run(None, render_journal, plan.journal, plan.key, options)
+            metrics.RENDER_TAIL_SECONDS.observe(rendered.tail_seconds)
+            return rendered
+        finally:
+            self._plans.pop(recording_id, None)
+            self._pool.unpin(recording_id)
