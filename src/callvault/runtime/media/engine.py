@@ -41,9 +41,7 @@ to the worker owning its port.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -56,26 +54,16 @@ from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media import metrics
 from callvault.runtime.media.capture import Capture, CaptureLoop
 from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
-from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS
 from callvault.runtime.media.ports import PortAllocator, raise_descriptor_limit
 from callvault.runtime.media.recovery import Recovery
-from callvault.runtime.media.render_jobs import render_journal
-from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.render_schedule import RENDER_STEP, RenderSchedule
-from callvault.runtime.media.seal_retry import SEAL_RETRY_SECONDS
-from callvault.runtime.media.sealing import Sealer
+from callvault.runtime.media.sealing import SEAL_RETRY_SECONDS, Sealer
 from callvault.runtime.media.session import MediaSession
-from callvault.runtime.media.spool_key import SpoolKey
-from callvault.runtime.media.tracks import RenderOptions
 from callvault.services.call_record import CallEvent, FinalStatus
 from callvault.services.recordings import RecordingService
 from callvault.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def _default_render_workers() -> int:
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 class MediaEngine:
@@ -90,7 +78,7 @@ class MediaEngine:
         clock: Callable[[], float] = time.time,
         flush_interval: float = 1.0,
         render_step: float = RENDER_STEP,
-        spool_backlog: float = BACKLOG_SECONDS,
+        spool_backlog: float | None = None,
         seal_retry: float = SEAL_RETRY_SECONDS,
     ) -> None:
         self.settings = settings
@@ -101,9 +89,9 @@ class MediaEngine:
         self._flush_interval = flush_interval
         self._render_executor = render_executor
         self._render_step = render_step
-        self._spool_backlog = spool_backlog  # seconds of packets kept in memory while the disk fails
+        # Seconds of packets kept in memory while the disk fails (None: capture's default).
+        self._spool_backlog = spool_backlog
         self._schedule: RenderSchedule | None = None
-        self._pool: RenderPool | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._capture: Capture | None = None
@@ -132,20 +120,15 @@ class MediaEngine:
                 flush_interval=self._flush_interval,
             )
         else:
+            backlog = {} if self._spool_backlog is None else {"backlog_seconds": self._spool_backlog}
             self._capture = CaptureLoop(
-                self._timeout_in_capture,
-                flush_interval=self._flush_interval,
-                clock=self._clock,
-                backlog_seconds=self._spool_backlog,
+                self._timeout_in_capture, flush_interval=self._flush_interval, clock=self._clock, **backlog
             )
         self._capture.start()
-        self._pool = RenderPool(_default_render_workers(), self._render_executor)
-        await self._pool.warm()
-        self._schedule = RenderSchedule(
-            self._pool, RenderOptions.from_settings(self.settings), self._render_step
-        )
+        self._schedule = RenderSchedule(self.settings, self._render_executor, self._render_step)
+        await self._schedule.pool.warm()
         self._ticker = asyncio.ensure_future(self._tick())
-        await self.recovery.run(set(self._sessions), self._recover_spool, self._spawn)
+        await self.recovery.run(set(self._sessions), self._schedule, self.sealer, self._spawn)
 
     async def stop(self) -> None:
         """Finish every open session as complete and wait for all finalisation."""
@@ -160,9 +143,9 @@ class MediaEngine:
         if self._capture is not None:
             self._capture.stop()
             self._capture = None
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        if self._schedule is not None:
+            self._schedule.pool.shutdown()
+            self._schedule = None
 
     def abort(self) -> None:
         """A stop that ran out of time: drop pending work and end the workers now.
@@ -181,9 +164,9 @@ class MediaEngine:
             kill()
         elif capture is not None:
             capture.stop()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
+        if self._schedule is not None:
+            self._schedule.pool.shutdown(wait=False)
+            self._schedule = None
 
     @property
     def capture(self) -> Capture:
@@ -232,12 +215,11 @@ class MediaEngine:
     def open_session(self, recording_id: str, started_at: float) -> MediaSession:
         if recording_id in self._sessions:
             raise ValueError(f"recording {recording_id} already has a media session")
-        spool_key = SpoolKey.new(self.keys, recording_id)
-        writer = spool_key.create_journal(self.settings.spool_dir, started_at)
-        session = MediaSession(recording_id, started_at, writer, spool_key.key)
+        session = MediaSession.open(self.keys, self.settings.spool_dir, recording_id, started_at)
         self._sessions[recording_id] = session
-        self.capture.open_session(recording_id, writer, float(self.settings.rtp_timeout), spool_key.key)
-        self.schedule.add(recording_id, str(writer.path), spool_key.key, started_at)
+        key = session.spool_key
+        self.capture.open_session(recording_id, session.writer, float(self.settings.rtp_timeout), key)
+        self.schedule.add(recording_id, str(session.journal), key, started_at)
         metrics.SESSIONS_ACTIVE.inc()
         return session
 
@@ -332,11 +314,8 @@ class MediaEngine:
                     losses.append({"lost_records": lost_records})
                 if self._sessions.pop(session.recording_id, None) is not None:
                     metrics.SESSIONS_ACTIVE.dec()
-            options = dataclasses.replace(
-                RenderOptions.from_settings(self.settings, ended_at), spool_losses=tuple(losses)
-            )
             try:
-                rendered = await self.schedule.finish(session.recording_id, options)
+                rendered = await self.schedule.finish(session.recording_id, ended_at, losses)
             except Exception:
                 log.exception(
                     "rendering %s failed; its journal stays for the next start", session.recording_id
@@ -392,28 +371,6 @@ class MediaEngine:
             self._spawn(self._on_timeout(recording_id))
         else:
             self._spawn(self.close(recording_id, "complete"))
-
-    async def _recover_spool(self, path: Path) -> None:
-        metrics.FINALISE_BACKLOG.inc()
-        try:
-            key = await asyncio.to_thread(self.recovery.unwrap_key, path)
-            if key is None:
-                return
-            options = RenderOptions.from_settings(self.settings, None)
-            try:
-                rendered = await self.pool.run(None, render_journal, str(path), key, options)
-            except Exception:
-                log.exception("rendering spool %s failed; it stays for the next start", path)
-                return
-            await self.sealer.seal(path, rendered, "interrupted")
-        finally:
-            metrics.FINALISE_BACKLOG.dec()
-
-    @property
-    def pool(self) -> RenderPool:
-        if self._pool is None:
-            raise RuntimeError("MediaEngine.start() has not run")
-        return self._pool
 
 
 __all__ = ["MediaEngine", "MediaSession"]

@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from callvault.runtime.media import metrics
 from callvault.runtime.media.render_jobs import advance_recording, finish_recording, render_journal
 from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.tracks import RenderedRecording, RenderOptions
+from callvault.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +49,22 @@ class _Plan:
     closing: bool = field(default=False)
 
 
+def default_render_workers() -> int:
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 class RenderSchedule:
-    def __init__(self, pool: RenderPool, options: RenderOptions, step: float = RENDER_STEP) -> None:
-        self._pool = pool
-        self._options = options
+    """The render steps of every open recording, run in a :class:`RenderPool` it owns.
+
+    ``executor`` (tests, benchmarks) replaces the worker processes, see :mod:`.render_pool`.
+    """
+
+    def __init__(
+        self, settings: Settings, executor: Executor | None = None, step: float = RENDER_STEP
+    ) -> None:
+        self.pool = RenderPool(default_render_workers(), executor)
+        self._settings = settings
+        self._options = RenderOptions.from_settings(settings)
         self._step = step
         self._plans: dict[str, _Plan] = {}
         self._failures = 0
@@ -57,7 +74,7 @@ class RenderSchedule:
 
     def add(self, recording_id: str, journal: str, key: bytes, started_at: float) -> None:
         self._plans[recording_id] = _Plan(journal, key, started_at, started_at)
-        self._pool.pin(recording_id)
+        self.pool.pin(recording_id)
 
     def hang_up(self, recording_id: str) -> None:
         """No more steps for this recording: its call ended and :meth:`finish` follows."""
@@ -86,7 +103,7 @@ class RenderSchedule:
 
     async def _advance(self, recording_id: str, plan: _Plan, now: float) -> None:
         try:
-            plan.rendered_seconds = await self._pool.run(
+            plan.rendered_seconds = await self.pool.run(
                 recording_id, advance_recording, plan.journal, plan.key, self._options, now
             )
         except Exception:
@@ -101,22 +118,29 @@ class RenderSchedule:
         finally:
             plan.job = None
 
-    async def finish(self, recording_id: str, options: RenderOptions) -> RenderedRecording:
-        """Render the tail after hang-up (``options`` carries ``ended_at`` and the storage losses)."""
+    async def finish(
+        self, recording_id: str, ended_at: float, spool_losses: list[dict[str, Any]]
+    ) -> RenderedRecording:
+        """Render the tail after hang-up; ``spool_losses``: what capture could not journal."""
+        options = RenderOptions.from_settings(self._settings, ended_at, tuple(spool_losses))
         plan = self._plans[recording_id]
         plan.closing = True  # also when hang_up was not called (a stop)
         try:
             if plan.job is not None:
                 await asyncio.gather(plan.job, return_exceptions=True)
             try:
-                rendered = await self._pool.run(
+                rendered = await self.pool.run(
                     recording_id, finish_recording, plan.journal, plan.key, options
                 )
             except Exception:
                 log.exception("rendering %s at hang-up failed; rendering its journal again", recording_id)
-                return await self._pool.run(None, render_journal, plan.journal, plan.key, options)
+                return await self.pool.run(None, render_journal, plan.journal, plan.key, options)
             metrics.RENDER_TAIL_SECONDS.observe(rendered.tail_seconds)
             return rendered
         finally:
             self._plans.pop(recording_id, None)
-            self._pool.unpin(recording_id)
+            self.pool.unpin(recording_id)
+
+    async def render_whole(self, journal: Path, key: bytes) -> RenderedRecording:
+        """Crash recovery: the whole journal in one job, ending at its last audio."""
+        return await self.pool.run(None, render_journal, str(journal), key, self._options)

@@ -26,6 +26,8 @@ from callvault.storage.spool import delete_spool
 
 log = logging.getLogger(__name__)
 
+__all__ = ["SEAL_RETRY_SECONDS", "Sealer", "final_status"]
+
 
 def final_status(requested: FinalStatus, rendered: RenderedRecording, loss_threshold: float) -> FinalStatus:
     """The status a recording is sealed with.

@@ -18,8 +18,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from callvault.crypto.keyprovider import KeyProvider
 from callvault.errors import InvalidInput
 from callvault.media.codec_spec import CodecSpec
+from callvault.runtime.media.spool_key import SpoolKey
 from callvault.services.call_record import CallEvent
 from callvault.storage.spool import SpoolStream, SpoolWriter
 
@@ -56,6 +58,17 @@ class MediaSession:
         self._streams: dict[str, SpoolStream] = {}
         self._sockets: list[socket.socket] = []
         self._closing = False
+
+    @classmethod
+    def open(cls, keys: KeyProvider, spool_dir: Path, recording_id: str, started_at: float) -> MediaSession:
+        """A session with a new journal, sealed under a fresh spool key wrapped by ``keys``."""
+        spool_key = SpoolKey.new(keys, recording_id)
+        return cls(recording_id, started_at, spool_key.create_journal(spool_dir, started_at), spool_key.key)
+
+    @property
+    def writer(self) -> SpoolWriter:
+        """The journal's writer, for capture to append packets to."""
+        return self._writer
 
     @property
     def journal(self) -> Path:

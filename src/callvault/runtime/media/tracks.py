@@ -65,12 +65,15 @@ class RenderOptions:
     spool_losses: tuple[dict[str, Any], ...] = ()
 
     @classmethod
-    def from_settings(cls, settings: Settings, ended_at: float | None = None) -> RenderOptions:
+    def from_settings(
+        cls, settings: Settings, ended_at: float | None = None, spool_losses: tuple[dict[str, Any], ...] = ()
+    ) -> RenderOptions:
         return cls(
             dtmf_mode=settings.dtmf_mode,
             bitrate_per_channel=settings.opus_bitrate,
             silence_gate_dbfs=settings.archive_silence_gate,
             ended_at=ended_at,
+            spool_losses=spool_losses,
         )
 
     def encoder(self, rate: int, channels: int) -> ArchiveEncoder:
