@@ -2,8 +2,11 @@
 
 A re-INVITE or UPDATE may carry new metadata (participants joining,
 leaving, changing streams), new or changed streams, or put streams on hold;
-the media session follows and the answer lists every stream again. A
-re-INVITE while our previous 2xx is unacknowledged is refused with 491. A
+the media session follows (through the engine: SIP → engine → session) and
+the answer lists every stream again. The answer is made in a task: agents are
+resolved and the catalogue updated in threads, so a slow database never
+stalls signalling. A re-INVITE while our previous 2xx is unacknowledged, or
+any offer while another is being answered, is refused with 491. A
 re-INVITE without SDP gets our current streams as an offer, answered in the
 ACK, as the delayed-offer INVITE is.
 """
@@ -268,7 +271,7 @@ def _check_open(call: RecordingCall) -> None:
 
 
 def _apply_ack_answer(core: ServerCore, call: RecordingCall, answer: SessionDescription) -> None:
-    if call.media is None:
+    if call.media is None or ended(call):
         return
     plans = plan_streams(answer, call.streams)
     # Our delayed offer named its streams "1" and "2"; the answer's m= lines follow that order.
