@@ -56,7 +56,7 @@ async def test_two_streams_with_reordering_loss_and_duplicates(services: Service
     recording = await wait_final(services, recording_id)
     # Nothing of the call is kept once it is sealed: the engine's maps hold open calls only.
     assert engine.open_sessions == 0 and engine.session(recording_id) is None
-    assert len(engine.schedule) == 0 and engine.schedule.pool.pinned == 0
+    assert len(engine.schedule) == 0 and engine.pool.pinned == 0
 
     assert recording.status == "complete"  # 3 % loss is under the 5 % threshold
     assert recording.channels == 2 and not recording.mixed and recording.sample_rate == 8000

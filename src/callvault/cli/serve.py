@@ -8,8 +8,8 @@ same kind of loop (a test that wired the parts itself, on another loop, once
 hid that every SIP/TCP connection failed under uvloop).
 
 Start order: catalog and migrations, first-start admin, media engine (which
-finalises whatever a previous run left in the spool as ``interrupted``), SIP,
-HTTP. Stop order: SIP stops taking calls (new INVITEs get 503, no new TCP/TLS
+finalises whatever a previous run left in the spool as ``interrupted``), webhook
+delivery, SIP, HTTP. Stop order: SIP stops taking calls (new INVITEs get 503, no new TCP/TLS
 connections), every open call gets a BYE and is sealed ``interrupted`` with
 its audio, the media engine waits for every seal, then HTTP stops. The stop
 is bounded by ``CALLVAULT_STOP_TIMEOUT``: past it the workers are killed and
@@ -40,6 +40,7 @@ from callvault.log_format import configure_logging
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
+from callvault.runtime.webhooks.delivery import WebhookDispatcher
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings
 
@@ -151,6 +152,7 @@ async def running_server(
     media: MediaEngine | None = None
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
+    webhooks: WebhookDispatcher | None = None
     try:
         password = await asyncio.to_thread(context.users.ensure_initial_admin) if first_admin else None
 
@@ -166,6 +168,8 @@ async def running_server(
             flush_interval=flush_interval,
         )
         await media.start()
+        webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)
+        await webhooks.start()
         if settings.sip_port or sip_any_port:
             sip = SiprecServer(settings, context.recordings, context.directory, media, clock=sip_clock)
             await sip.start()
@@ -188,6 +192,9 @@ async def running_server(
         yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await _stop(settings, sip, media, http, http_task)
+        if webhooks is not None:
+            # Last: events of the calls sealed while stopping are queued for the next start.
+            await webhooks.stop()
         if own_ctx:
             context.close()
 

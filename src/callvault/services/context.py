@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from callvault.crypto.keyprovider import KeyProvider
 from callvault.crypto.keyring import LocalKeyring
+from callvault.crypto.secret_box import SecretBox
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
@@ -30,6 +31,8 @@ from callvault.services.recordings import RecordingService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
 from callvault.services.users import UserService, account_policy
+from callvault.services.webhook_outbox import WebhookOutbox
+from callvault.services.webhooks import WebhookService
 from callvault.settings import Settings
 from callvault.storage.blobstore import BlobStore
 from callvault.storage.factory import open_blob_store
@@ -54,6 +57,8 @@ class ServiceContext:
     seal_log: SealLog
     # Domain events (webhooks and alerts subscribe); services publish after commit.
     events: EventBus
+    webhooks: WebhookService
+    webhook_outbox: WebhookOutbox
 
     def close(self) -> None:
         self.seal_log.flush()
@@ -83,7 +88,10 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     region = settings.default_region
     directory = AgentDirectory(catalog, region)
     access_log = AccessLog(catalog)
-    recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log)
+    events = EventBus()
+    webhook_outbox = WebhookOutbox(catalog)
+    events.subscribe(webhook_outbox)
+    recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log, events)
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     return ServiceContext(
         settings=settings,
@@ -121,7 +129,15 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             settings.archive_silence_gate,
         ),
         seal_log=seal_log,
-        events=EventBus(),
+        events=events,
+        webhooks=WebhookService(
+            catalog,
+            SecretBox.from_file(data_dir / "webhook-secrets.key"),
+            webhook_outbox,
+            access_log,
+            settings.webhook_allow_private_targets,
+        ),
+        webhook_outbox=webhook_outbox,
     )
 
 

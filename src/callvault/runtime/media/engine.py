@@ -52,10 +52,12 @@ from callvault.crypto.keyprovider import KeyProvider
 from callvault.errors import InvalidInput
 from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media import metrics
+from callvault.runtime.media.admission import Admission
 from callvault.runtime.media.capture import Capture, CaptureLoop
 from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
 from callvault.runtime.media.ports import PortAllocator, raise_descriptor_limit
 from callvault.runtime.media.recovery import Recovery
+from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.render_schedule import RENDER_STEP, RenderSchedule
 from callvault.runtime.media.sealing import SEAL_RETRY_SECONDS, Sealer
 from callvault.runtime.media.session import MediaSession
@@ -101,6 +103,7 @@ class MediaEngine:
         self.disk = DiskReserve(watched_volumes(settings), settings.min_free_disk_mb)
         self.sealer = Sealer(recordings, settings.loss_threshold, seal_retry)
         self.recovery = Recovery(settings.spool_dir, self.keys, recordings)
+        self.admission = Admission(settings.admission_max_backlog_seconds)  # see .admission
 
     # -- life cycle --------------------------------------------------------
 
@@ -125,7 +128,9 @@ class MediaEngine:
                 self._timeout_in_capture, flush_interval=self._flush_interval, clock=self._clock, **backlog
             )
         self._capture.start()
-        self._schedule = RenderSchedule(self.settings, self._render_executor, self._render_step)
+        self._schedule = RenderSchedule(
+            self.settings, self._render_executor, self._render_step, self.admission
+        )
         await self._schedule.pool.warm()
         self._ticker = asyncio.ensure_future(self._tick())
         await self.recovery.run(set(self._sessions), self._schedule, self.sealer, self._spawn)
@@ -185,6 +190,11 @@ class MediaEngine:
         if self._schedule is None:
             raise RuntimeError("MediaEngine.start() has not run")
         return self._schedule
+
+    @property
+    def pool(self) -> RenderPool:
+        """The render workers (tests hold one up to build a backlog)."""
+        return self.schedule.pool
 
     @property
     def open_sessions(self) -> int:
@@ -335,6 +345,7 @@ class MediaEngine:
             # Once a second, never per packet: a statvfs per volume, and a retry of
             # stream/event records a full disk refused.
             self.disk.check()
+            self.admission.refusing()  # keeps the backlog gauges current between INVITEs
             for session in list(self._sessions.values()):
                 session.retry_spool()
             for path, rendered, status in self.sealer.due(time.monotonic()):

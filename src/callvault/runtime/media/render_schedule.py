@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from callvault.runtime.media import metrics
+from callvault.runtime.media.admission import Admission
 from callvault.runtime.media.render_jobs import advance_recording, finish_recording, render_journal
 from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.tracks import RenderedRecording, RenderOptions
@@ -50,7 +51,9 @@ class _Plan:
 
 
 def default_render_workers() -> int:
-    return max(1, (os.cpu_count() or 2) - 1)
+    # The cores this process may run on, not the machine's: pinned (taskset, a container's
+    # cpuset) to one core, 15 workers of a 16-core host would only share it and cost memory.
+    return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 class RenderSchedule:
@@ -60,9 +63,14 @@ class RenderSchedule:
     """
 
     def __init__(
-        self, settings: Settings, executor: Executor | None = None, step: float = RENDER_STEP
+        self,
+        settings: Settings,
+        executor: Executor | None = None,
+        step: float = RENDER_STEP,
+        admission: Admission | None = None,
     ) -> None:
-        self.pool = RenderPool(default_render_workers(), executor)
+        # ``admission`` measures every job's wait (see .admission).
+        self.pool = RenderPool(default_render_workers(), executor, admission)
         self._settings = settings
         self._options = RenderOptions.from_settings(settings)
         self._step = step
