@@ -15,6 +15,12 @@ from rich.table import Table
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
 from callvault.cli.demo_setup import ensure_demo_agent
 from callvault.cli.recordings_table import recordings_table, resolve_id
+from callvault.cli.retention import (
+    erasure_app,
+    holds_app,
+    retention_app,
+    verify_certificate_command,
+)
 from callvault.cli.webhooks import webhooks_app
 from callvault.errors import InvalidInput
 from callvault.services.call_record import IngestSource
@@ -29,6 +35,10 @@ admin_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 app.add_typer(recordings_app, name="recordings")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
+app.add_typer(retention_app, name="retention")
+app.add_typer(holds_app, name="holds")
+app.add_typer(erasure_app, name="erasure")
+app.command("verify-certificate")(verify_certificate_command)
 app.add_typer(webhooks_app, name="webhooks")
 out = Console()
 

@@ -38,6 +38,7 @@ from callvault.api.app import create_app
 from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
 from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
 from callvault.runtime.webhooks.delivery import WebhookDispatcher
@@ -152,6 +153,7 @@ async def running_server(
     media: MediaEngine | None = None
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
+    sweeper = RetentionSweeper(context, float(settings.retention_interval))
     webhooks: WebhookDispatcher | None = None
     try:
         password = await asyncio.to_thread(context.users.ensure_initial_admin) if first_admin else None
@@ -187,10 +189,12 @@ async def running_server(
                 http_task.result()
                 raise RuntimeError("the HTTP server did not start")
             await asyncio.sleep(0.01)
+        sweeper.start()
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
         yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
+        await sweeper.stop()
         await _stop(settings, sip, media, http, http_task)
         if webhooks is not None:
             # Last: events of the calls sealed while stopping are queued for the next start.

@@ -80,6 +80,28 @@ class AccessLog:
             detail=detail,
         )
 
+    def record_many(
+        self, principal: Principal, action: str, entries: list[tuple[str | None, str | None]]
+    ) -> None:
+        """Write one event per ``(recording_id, detail)`` in one transaction (bulk deletions)."""
+        if not entries:
+            return
+        at = datetime.now(UTC)
+        with self._catalog.write() as session:
+            session.add_all(
+                AccessEvent(
+                    at=at,
+                    user_id=principal.user_id,
+                    username=principal.username[:120],
+                    action=action[:32],
+                    recording_id=recording_id[:36] if recording_id else None,
+                    detail=(detail or "")[:2000] or None,
+                    remote_addr=principal.remote_addr[:64] if principal.remote_addr else None,
+                    outcome="ok",
+                )
+                for recording_id, detail in entries
+            )
+
     def record_event(
         self,
         action: str,
