@@ -184,14 +184,14 @@ def _engine_recorder(calls: int, core: int, conn: Connection) -> None:
     ctx = open_context(settings)
 
     async def main() -> None:
-        engine = MediaEngine(settings, ctx.recordings, ctx.directory, render_executor=_NoExecutor())
+        engine = MediaEngine(settings, ctx.recordings, render_executor=_NoExecutor())
         await engine.start()
         pcmu = CodecSpec(0, "PCMU", 8000)
         ports: list[int] = []
         for c in range(calls):
             session = engine.open_session(f"bench-{c}", time.time())
-            ports.append(session.add_stream("a", [pcmu], 0, None, None))
-            ports.append(session.add_stream("b", [pcmu], 1, None, None))
+            ports.append(engine.add_stream(session.recording_id, "a", [pcmu], 0, None, None))
+            ports.append(engine.add_stream(session.recording_id, "b", [pcmu], 1, None, None))
         conn.send(ports)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "start"

@@ -12,10 +12,10 @@ and customer, 20 ms packets, realistic batches of one flush per second) and
     core-hour (one core);
 (b) replays the call through a real ``MediaEngine`` (render worker process,
     engine clock simulated so the hour is written in seconds, render steps
-    run as they come due) and times ``MediaSession.close()`` to the recording
+    run as they come due) and times ``MediaEngine.close()`` to the recording
     being 'complete' in the catalog;
-(c) with ``--one-shot``, the former path for comparison: the whole journal
-    rendered after hang-up in one go.
+(c) with ``--one-shot``, crash recovery for comparison: the same renderer
+    started from the journal's first byte, the whole call in one job.
 """
 
 from __future__ import annotations
@@ -31,15 +31,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from prometheus_client import REGISTRY
 
 from callvault.db.models import Recording
 from callvault.media.codec_spec import CodecSpec
 from callvault.media.g711 import ulaw_encode
 from callvault.media.signals import synth_speech_like
-from callvault.runtime.media.engine import MAX_RENDER_STEP, RENDER_STEP, MediaEngine
-from callvault.runtime.media.finaliser import RenderOptions, render_recording
-from callvault.runtime.media.incremental import IncrementalRender
+from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.media.render_jobs import render_journal
+from callvault.runtime.media.render_schedule import MAX_RENDER_STEP, RENDER_STEP
+from callvault.runtime.media.renderer import JournalRenderer
 from callvault.runtime.media.spool_key import SpoolKey, journal_seal
+from callvault.runtime.media.tracks import RenderOptions
 from callvault.services.call_record import CallRecord
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
@@ -116,7 +119,7 @@ def call_time_pipeline(settings: Settings, ctx: ServiceContext, minutes: float) 
     pcmu = CodecSpec(0, "PCMU", 8000)
     writer.write_stream(SpoolStream(0, "agent", [pcmu], 0, "sip:1001@pbx"))
     writer.write_stream(SpoolStream(1, "customer", [pcmu], 1, None))
-    render = IncrementalRender(writer.path, spool_key.key, RenderOptions())
+    render = JournalRenderer(writer.path, spool_key.key, RenderOptions())
     cpu = 0.0
     last = 0.0
     total_minutes = int(np.ceil(minutes))
@@ -150,19 +153,19 @@ def call_time_pipeline(settings: Settings, ctx: ServiceContext, minutes: float) 
 
 
 async def engine_close_to_sealed(settings: Settings, ctx: ServiceContext, minutes: float) -> None:
-    """(b): MediaSession.close() to 'complete' through a real MediaEngine and render worker."""
+    """(b): MediaEngine.close() to 'complete' through a real MediaEngine and render worker."""
     started = time.time() - minutes * 60 - 5
     now = [started]
     recordings = ctx.recordings
-    engine = MediaEngine(settings, recordings, ctx.directory, clock=lambda: now[0])
+    engine = MediaEngine(settings, recordings, clock=lambda: now[0])
     await engine.start()
     recording_id = recordings.begin(
         CallRecord(started_at=datetime.fromtimestamp(started, UTC), source="siprec")
     )
     session = engine.open_session(recording_id, started)
     pcmu = CodecSpec(0, "PCMU", 8000)
-    session.add_stream("agent", [pcmu], 0, "sip:1001@pbx", None)
-    session.add_stream("customer", [pcmu], 1, None, None)
+    engine.add_stream(session.recording_id, "agent", [pcmu], 0, "sip:1001@pbx", None)
+    engine.add_stream(session.recording_id, "customer", [pcmu], 1, None, None)
     call = _Call(minutes, started)
     # A second writer on the session's journal stands in for a capture worker (writer 1).
     writer = SpoolWriter.append_to(session.journal, journal_seal(session.spool_key, recording_id, 1))
@@ -175,9 +178,10 @@ async def engine_close_to_sealed(settings: Settings, ctx: ServiceContext, minute
         if minute < total - MAX_RENDER_STEP / 60 or minutes <= MAX_RENDER_STEP / 60:
             await engine.render_due()
     writer.close()
-    rendered_before = session.rendered_seconds
+    rendered_before = engine.rendered_seconds(session.recording_id)
+    tails_before = REGISTRY.get_sample_value("callvault_render_tail_seconds_sum") or 0.0
     wall0 = time.perf_counter()
-    await session.close("complete")
+    await engine.close(session.recording_id, "complete")
     catalog = ctx.catalog
     while True:
         with catalog.read() as db:
@@ -188,9 +192,10 @@ async def engine_close_to_sealed(settings: Settings, ctx: ServiceContext, minute
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - wall0
     await engine.stop()
+    tail = (REGISTRY.get_sample_value("callvault_render_tail_seconds_sum") or 0.0) - tails_before
     print(
         f"(b) engine: {rendered_before:.0f} s rendered before hang-up,"
-        f" {engine.tail_seconds.get(recording_id, float('nan')):.0f} s after;"
+        f" {tail:.0f} s after;"
         f" close() -> {status} in the catalog: {elapsed:.2f} s"
     )
 
@@ -200,7 +205,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--one-shot", action="store_true", help="also time the one-shot render after hang-up")
+    parser.add_argument("--one-shot", action="store_true", help="also time crash recovery (the whole journal in one job)")
     args = parser.parse_args()
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     data = tempfile.mkdtemp(prefix="cv-pipeline-")
@@ -225,7 +230,7 @@ def main() -> None:
 
 
 def one_shot(settings: Settings, ctx: ServiceContext, minutes: float) -> None:
-    """(c): the whole journal rendered after hang-up in one go (crash recovery still does this)."""
+    """(c): crash recovery: the renderer started from the journal's first byte, in one job."""
     recordings = ctx.recordings
     started = time.time() - minutes * 60 - 5
     recording_id = recordings.begin(
@@ -234,12 +239,12 @@ def one_shot(settings: Settings, ctx: ServiceContext, minutes: float) -> None:
     spool_key = SpoolKey.new(ctx.keys, recording_id)
     path, seconds = build_spool(settings.spool_dir, spool_key, minutes, started)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    rendered = render_recording(str(path), spool_key.key, RenderOptions(ended_at=started + seconds))
+    rendered = render_journal(str(path), spool_key.key, RenderOptions(ended_at=started + seconds))
     ended = datetime.fromtimestamp(rendered.ended_at, UTC)
     recordings.finalise(recording_id, rendered.audio, "complete", rendered.streams, rendered.events, ended)
     total = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
-    print(f"(c) one-shot after hang-up: {total:.2f} s, {seconds / cpu:.0f}x real time per core")
+    print(f"(c) recovery (whole journal, one job): {total:.2f} s, {seconds / cpu:.0f}x real time per core")
     for stage, spent in rendered.timings.items():
         print(f"      {stage:<22}{spent:8.3f} s")
 

@@ -36,8 +36,8 @@ async def main(data_dir: str, ports: str, database_url: str) -> None:
         started = time.time()
         session = server.media.open_session(recording_id, started)
         pcmu = CodecSpec(0, "PCMU", 8000)
-        agent = session.add_stream("agent", [pcmu], 0, "sip:1001@pbx", None)
-        customer = session.add_stream("customer", [pcmu], 1, None, None)
+        agent = server.media.add_stream(session.recording_id, "agent", [pcmu], 0, "sip:1001@pbx", None)
+        customer = server.media.add_stream(session.recording_id, "customer", [pcmu], 1, None, None)
         print(
             json.dumps(
                 {"recording_id": recording_id, "agent": agent, "customer": customer, "started": started}

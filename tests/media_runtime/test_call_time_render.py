@@ -13,7 +13,7 @@ from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
 from callvault.db.models import Stream
 from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media.engine import MediaEngine
-from callvault.runtime.media.incremental import HOLDBACK_SECONDS
+from callvault.runtime.media.renderer import HOLDBACK_SECONDS
 from callvault.services.context import ServiceContext
 
 PCMU = CodecSpec(0, "PCMU", 8000)
@@ -38,6 +38,8 @@ async def test_hang_up_renders_only_the_tail(services: ServiceContext) -> None:
         "callvault_rtp_packets_late_total",
         "callvault_rtp_packets_duplicated_total",
         "callvault_finalise_seconds_count",
+        "callvault_render_tail_seconds_sum",
+        "callvault_render_tail_seconds_count",
     ]
     before = {name: _metric(name) for name in names}
     finalised_before = _metric("callvault_recordings_finalised_total", status="complete")
@@ -45,16 +47,14 @@ async def test_hang_up_renders_only_the_tail(services: ServiceContext) -> None:
     backlog_before = _metric("callvault_finalise_backlog")
 
     clock = FastClock(SPEEDUP)
-    engine = MediaEngine(
-        services.settings, services.recordings, services.directory, clock=clock, render_step=RENDER_STEP
-    )
+    engine = MediaEngine(services.settings, services.recordings, clock=clock, render_step=RENDER_STEP)
     await engine.start()
     recording_id = begin_call(services)
     opened = clock()
     session = engine.open_session(recording_id, opened)
     assert _metric("callvault_recording_sessions_active") == active_before + 1
-    agent_port = session.add_stream("agent", [PCMU], 0, "sip:1001@pbx", None)
-    customer_port = session.add_stream("customer", [PCMU], 1, None, None)
+    agent_port = engine.add_stream(session.recording_id, "agent", [PCMU], 0, "sip:1001@pbx", None)
+    customer_port = engine.add_stream(session.recording_id, "customer", [PCMU], 1, None, None)
     agent = rtp_packets(tone(440, CALL_SECONDS), ssrc=0x1111)
     customer = rtp_packets(tone(1000, CALL_SECONDS), ssrc=0x2222)
     interval = 0.02 / SPEEDUP
@@ -68,15 +68,17 @@ async def test_hang_up_renders_only_the_tail(services: ServiceContext) -> None:
     await asyncio.to_thread(send_paced, schedule)
 
     # The call was rendered while it ran, up to about the hold-back before its end.
-    assert session.rendered_seconds > CALL_SECONDS - HOLDBACK_SECONDS - 10
+    assert engine.rendered_seconds(session.recording_id) > CALL_SECONDS - HOLDBACK_SECONDS - 10
     closing = clock()
-    await session.close("complete")
+    await engine.close(session.recording_id, "complete")
     closed = clock()
     recording = await wait_final(services, recording_id)
     assert recording.status == "complete"
     # Only the tail is left at hang-up: the hold-back, one step (an eighth of
     # the call so far), the journal's flush lag and the render job's own latency.
-    tail = engine.tail_seconds[recording_id]
+    tails = _metric("callvault_render_tail_seconds_sum") - before["callvault_render_tail_seconds_sum"]
+    assert _metric("callvault_render_tail_seconds_count") == before["callvault_render_tail_seconds_count"] + 1
+    tail = tails
     assert 0 < tail <= HOLDBACK_SECONDS + CALL_SECONDS / 8 + 3.0
     assert tail < recording.duration_seconds / 2
 

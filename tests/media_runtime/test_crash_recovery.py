@@ -82,7 +82,7 @@ async def test_killed_recorder_leaves_an_interrupted_recording(services: Service
     assert (settings.spool_dir / f"{recording_id}.spool").exists()
 
     orphan_id = begin_call(services)  # catalogued, but its spool never existed
-    engine = MediaEngine(settings, services.recordings, services.directory)
+    engine = MediaEngine(settings, services.recordings)
     await engine.start()
     recording = await wait_final(services, recording_id)
     orphan = await wait_final(services, orphan_id)

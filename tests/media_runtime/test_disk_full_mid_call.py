@@ -27,8 +27,9 @@ from tests.support.people import ADMIN
 
 from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media.engine import MediaEngine
-from callvault.runtime.media.finaliser import RenderOptions, render_recording
 from callvault.runtime.media.journal_backlog import LOSS_EVENT, JournalBacklog
+from callvault.runtime.media.render_jobs import render_journal
+from callvault.runtime.media.tracks import RenderOptions
 from callvault.services.context import ServiceContext
 from callvault.storage import local
 from callvault.storage.spool import SpoolStream
@@ -65,16 +66,14 @@ def _lead(recorded: npt.NDArray[np.int16], reference: npt.NDArray[np.int16]) -> 
 async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
     services: ServiceContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = MediaEngine(
-        services.settings, services.recordings, services.directory, flush_interval=0.2, spool_backlog=0.5
-    )
+    engine = MediaEngine(services.settings, services.recordings, flush_interval=0.2, spool_backlog=0.5)
     await engine.start()
     recording_id = begin_call(services)
     opened = time.time()
     session = engine.open_session(recording_id, opened)
     ports = {
-        "agent": session.add_stream("agent", [PCMU], 0, "sip:1001@pbx", None),
-        "customer": session.add_stream("customer", [PCMU], 1, None, None),
+        "agent": engine.add_stream(session.recording_id, "agent", [PCMU], 0, "sip:1001@pbx", None),
+        "customer": engine.add_stream(session.recording_id, "customer", [PCMU], 1, None, None),
     }
     sent = {
         "agent": voice(PACKETS * 0.02, RATE, 140.0, seed=1),
@@ -105,7 +104,7 @@ async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
         await asyncio.to_thread(send, FREE_FROM, PACKETS)
         await _captured(engine, 2 * PACKETS)
     source.close()
-    await session.close("complete")
+    await engine.close(session.recording_id, "complete")
     recording = await wait_final(services, recording_id)
     await engine.stop()
 
@@ -175,7 +174,7 @@ def test_a_recovered_journal_keeps_the_outage_account(
         disk.free()
         backlog.write([(0, arrivals[100:], packets[100:])], now=103.6)
     writer.close()  # no close report: as after kill -9
-    rendered = render_recording(str(writer.path), bytes(range(32)), RenderOptions())
+    rendered = render_journal(str(writer.path), bytes(range(32)), RenderOptions())
     (stream,) = rendered.streams
     assert stream.stats["spool_lost"] == 30 and stream.stats["received"] == 120
     assert stream.stats["spool_gaps"] == [[1.5, 0.6]]
@@ -199,7 +198,7 @@ def test_damage_in_the_middle_of_a_journal_is_reported_on_the_recording(tmp_path
     data = bytearray(writer.path.read_bytes())
     data[damaged_at + 100] ^= 0x55  # a bad disk block in the middle
     writer.path.write_bytes(bytes(data))
-    rendered = render_recording(str(writer.path), bytes(range(32)), RenderOptions())
+    rendered = render_journal(str(writer.path), bytes(range(32)), RenderOptions())
     (stream,) = rendered.streams
     assert stream.stats["received"] == 75 and stream.stats["lost"] == 25  # read on past the damage
     (event,) = [e for e in rendered.events if e.kind == "spool_damaged"]
@@ -220,16 +219,14 @@ async def test_a_recording_the_full_vault_refused_is_sealed_once_there_is_room(
         real_write(fd, data)
 
     monkeypatch.setattr(local, "_write_all", vault_write)
-    engine = MediaEngine(
-        services.settings, services.recordings, services.directory, flush_interval=0.2, seal_retry=0.2
-    )
+    engine = MediaEngine(services.settings, services.recordings, flush_interval=0.2, seal_retry=0.2)
     await engine.start()
     recording_id = begin_call(services)
     session = engine.open_session(recording_id, time.time())
-    port = session.add_stream("agent", [PCMU], 0, None, None)
+    port = engine.add_stream(session.recording_id, "agent", [PCMU], 0, None, None)
     packets = rtp_packets(voice(0.5, RATE, 140.0, seed=1), ssrc=9)
     await asyncio.to_thread(send_paced, [(n * 0.02, p, ("127.0.0.1", port)) for n, p in enumerate(packets)])
-    await session.close("complete")
+    await engine.close(session.recording_id, "complete")
     recording = await wait_final(services, recording_id)
     await engine.stop()
     assert refusals == [0]

@@ -23,13 +23,13 @@ SECONDS = 2.0
 
 async def test_two_streams_with_reordering_loss_and_duplicates(services: ServiceContext) -> None:
     settings = services.settings
-    engine = MediaEngine(settings, services.recordings, services.directory)
+    engine = MediaEngine(settings, services.recordings)
     await engine.start()
     recording_id = begin_call(services)
     opened = time.time()
     session = engine.open_session(recording_id, opened)
-    agent_port = session.add_stream("agent", [PCMU, DTMF], 0, "sip:1001@pbx", None)
-    customer_port = session.add_stream("customer", [PCMU], 1, None, None)
+    agent_port = engine.add_stream(session.recording_id, "agent", [PCMU, DTMF], 0, "sip:1001@pbx", None)
+    customer_port = engine.add_stream(session.recording_id, "customer", [PCMU], 1, None, None)
     assert agent_port != customer_port
     assert settings.rtp_ports[0] <= agent_port <= settings.rtp_ports[1] and agent_port % 2 == 0
 
@@ -47,13 +47,16 @@ async def test_two_streams_with_reordering_loss_and_duplicates(services: Service
     for i, packet in enumerate(customer):
         if i not in lost:
             schedule.append((i * 0.02 + 0.0005, packet, ("127.0.0.1", customer_port)))
-    session.record_event(CallEvent("dtmf", 0.5, {"digit": "7", "source": "sip-info"}))
+    engine.record_event(session.recording_id, CallEvent("dtmf", 0.5, {"digit": "7", "source": "sip-info"}))
     await asyncio.to_thread(send_paced, schedule)
     closing = time.time()
-    await session.close("complete")
+    await engine.close(session.recording_id, "complete")
     closed = time.time()
-    await session.close("complete")  # a second close is harmless
+    await engine.close(session.recording_id, "complete")  # a second close is harmless
     recording = await wait_final(services, recording_id)
+    # Nothing of the call is kept once it is sealed: the engine's maps hold open calls only.
+    assert engine.open_sessions == 0 and engine.session(recording_id) is None
+    assert len(engine.schedule) == 0 and engine.pool.pinned == 0
 
     assert recording.status == "complete"  # 3 % loss is under the 5 % threshold
     assert recording.channels == 2 and not recording.mixed and recording.sample_rate == 8000
@@ -91,15 +94,15 @@ def _onset(pcm: np.ndarray) -> int:
 
 
 async def test_one_way_audio_and_spool_mode(services: ServiceContext) -> None:
-    engine = MediaEngine(services.settings, services.recordings, services.directory)
+    engine = MediaEngine(services.settings, services.recordings)
     await engine.start()
     recording_id = begin_call(services)
     opened = time.time()
     session = engine.open_session(recording_id, opened)
     spool = services.settings.spool_dir / f"{recording_id}.spool"
     assert os.stat(spool).st_mode & 0o777 == 0o600
-    port = session.add_stream("agent", [PCMU], 0, None, None)
-    session.add_stream("customer", [PCMU], 1, None, None)  # never receives anything
+    port = engine.add_stream(session.recording_id, "agent", [PCMU], 0, None, None)
+    engine.add_stream(session.recording_id, "customer", [PCMU], 1, None, None)  # never receives anything
     schedule = [(i * 0.02, p, ("127.0.0.1", port)) for i, p in enumerate(rtp_packets(tone(440, 1.0), 7))]
     await asyncio.to_thread(send_paced, schedule)
     closing = time.time()

@@ -16,6 +16,9 @@ from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
 
 from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.media.sealing import final_status
+from callvault.runtime.media.tracks import RenderedRecording
+from callvault.services.call_record import ArchiveAudio
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import load_settings
 
@@ -48,8 +51,8 @@ def test_final_status_follows_the_configured_threshold(
 ) -> None:
     extra = {} if threshold is None else {"loss_threshold": threshold}
     settings = load_settings(env={}, data_dir=str(sqlite_services.settings.data_dir), **extra)
-    engine = MediaEngine(settings, sqlite_services.recordings, sqlite_services.directory)
-    assert engine.final_status(requested, loss) == sealed  # type: ignore[arg-type]
+    rendered = RenderedRecording("r", ArchiveAudio(b"", 8000, 2, 0.0), [], [], 0.0, loss)
+    assert final_status(requested, rendered, settings.loss_threshold) == sealed  # type: ignore[arg-type]
 
 
 async def test_a_stricter_threshold_flags_a_call_the_default_would_pass(
@@ -64,13 +67,13 @@ async def test_a_stricter_threshold_flags_a_call_the_default_would_pass(
         loss_threshold="0.02",
     )
     services = open_context(settings)
-    engine = MediaEngine(settings, services.recordings, services.directory)
+    engine = MediaEngine(settings, services.recordings)
     await engine.start()
     try:
         recording_id = begin_call(services)
         session = engine.open_session(recording_id, time.time())
-        agent_port = session.add_stream("agent", [PCMU], 0, "sip:1001@pbx", None)
-        customer_port = session.add_stream("customer", [PCMU], 1, None, None)
+        agent_port = engine.add_stream(session.recording_id, "agent", [PCMU], 0, "sip:1001@pbx", None)
+        customer_port = engine.add_stream(session.recording_id, "customer", [PCMU], 1, None, None)
         lost = {10, 20, 30, 40}  # 4 of 120 packets: 3.3 %, over 2 % but under the default 5 %
         schedule = [
             (i * 0.02, p, ("127.0.0.1", agent_port)) for i, p in enumerate(rtp_packets(tone(440, 1.2), 1))
@@ -81,7 +84,7 @@ async def test_a_stricter_threshold_flags_a_call_the_default_would_pass(
             if i not in lost
         ]
         await asyncio.to_thread(send_paced, schedule)
-        await session.close("complete")
+        await engine.close(session.recording_id, "complete")
         recording = await wait_final(services, recording_id)
     finally:
         await engine.stop()

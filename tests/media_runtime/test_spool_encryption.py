@@ -40,15 +40,13 @@ def _spool_bytes(spool_dir: Path) -> dict[str, bytes]:
 
 async def test_spool_holds_no_plaintext_while_the_call_runs(services: ServiceContext) -> None:
     clock = FastClock(SPEEDUP)
-    engine = MediaEngine(
-        services.settings, services.recordings, services.directory, clock=clock, render_step=RENDER_STEP
-    )
+    engine = MediaEngine(services.settings, services.recordings, clock=clock, render_step=RENDER_STEP)
     await engine.start()
     recording_id = begin_call(services)
     session = engine.open_session(recording_id, clock())
     _, crypto = generate_crypto_line(1)
-    agent_port = session.add_stream("agent", [PCMU], 0, "sip:1001@pbx", None)
-    customer_port = session.add_stream("customer", [PCMU], 1, None, crypto)
+    agent_port = engine.add_stream(session.recording_id, "agent", [PCMU], 0, "sip:1001@pbx", None)
+    customer_port = engine.add_stream(session.recording_id, "customer", [PCMU], 1, None, crypto)
     agent_tone, customer_tone = tone(440, CALL_SECONDS), tone(1000, CALL_SECONDS)
     agent = rtp_packets(agent_tone, ssrc=0x1111)
     sender = SrtpSender(crypto)
@@ -65,7 +63,7 @@ async def test_spool_holds_no_plaintext_while_the_call_runs(services: ServiceCon
     engine.capture.flush_all()
     engine.capture.call(flushed.set)
     assert await asyncio.to_thread(flushed.wait, 5)
-    assert session.rendered_seconds > 0
+    assert engine.rendered_seconds(session.recording_id) > 0
     files = _spool_bytes(services.settings.spool_dir)
     assert set(files) == {session.journal.name, archive_part_path(session.journal).name}
     assert all(len(data) > 1000 for data in files.values())
@@ -78,7 +76,7 @@ async def test_spool_holds_no_plaintext_while_the_call_runs(services: ServiceCon
     header = read_spool_header(session.journal)
     assert header.recording_id == recording_id and header.kek_id == services.keys.current_kek_id()
 
-    await session.close("complete")
+    await engine.close(session.recording_id, "complete")
     recording = await wait_final(services, recording_id)
     assert recording.status == "complete"
     pcm, rate = archive_pcm(services, recording)
@@ -116,7 +114,7 @@ async def test_tampered_record_ends_the_recording_there(services: ServiceContext
     struct.pack_into("<I", data, body - 4, zlib.crc32(data[body : body + length]))
     path.write_bytes(bytes(data))
 
-    engine = MediaEngine(services.settings, services.recordings, services.directory)
+    engine = MediaEngine(services.settings, services.recordings)
     await engine.start()
     recording = await wait_final(services, recording_id)
     await engine.stop()
@@ -137,8 +135,8 @@ async def test_journal_whose_kek_is_retired_stays_in_place(
     services.keys.rotate()
     services.keys.retire(old)
 
-    engine = MediaEngine(services.settings, services.recordings, services.directory)
-    with caplog.at_level(logging.ERROR, logger="callvault.runtime.media.engine"):
+    engine = MediaEngine(services.settings, services.recordings)
+    with caplog.at_level(logging.ERROR, logger="callvault.runtime.media.recovery"):
         await engine.start()
         await engine.stop()  # waits for the recovery tasks
     assert engine.unreadable_spools == [path]

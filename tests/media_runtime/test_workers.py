@@ -78,14 +78,14 @@ def _spread_sockets(engine: MediaEngine, count: int) -> list[socket.socket]:
 
 
 async def _record(ctx: ServiceContext) -> tuple[Recording, npt.NDArray[np.int16], dict[str, Any]]:
-    engine = MediaEngine(ctx.settings, ctx.recordings, ctx.directory)
+    engine = MediaEngine(ctx.settings, ctx.recordings)
     await engine.start()
     recording_id = begin_call(ctx)
     opened = time.time()
     session = engine.open_session(recording_id, opened)
     agent_sock, customer_sock = _spread_sockets(engine, 2)
-    agent_port = session.add_stream("agent", [PCMU], 0, "sip:1001@pbx", None, agent_sock)
-    customer_port = session.add_stream("customer", [PCMU], 1, None, None, customer_sock)
+    agent_port = engine.add_stream(session.recording_id, "agent", [PCMU], 0, "sip:1001@pbx", None, agent_sock)
+    customer_port = engine.add_stream(session.recording_id, "customer", [PCMU], 1, None, None, customer_sock)
     facts: dict[str, Any] = {}
     pool = engine.capture if isinstance(engine.capture, CapturePool) else None
     if pool is not None:
@@ -106,7 +106,7 @@ async def _record(ctx: ServiceContext) -> tuple[Recording, npt.NDArray[np.int16]
     if pool is not None:
         facts["worker_packets"] = pool.worker_packets
     closing = time.time()
-    await session.close("complete")
+    await engine.close(session.recording_id, "complete")
     facts["window"] = (closing - opened, time.time() - opened)
     recording = await wait_final(ctx, recording_id)
     await engine.stop()
@@ -189,16 +189,16 @@ async def test_rtp_timeout_fires_once_every_worker_part_is_silent(tmp_path: Path
         fired.set()
         session = engine.session(recording_id)
         if session is not None:
-            await session.close("complete")
+            await engine.close(session.recording_id, "complete")
 
-    engine = MediaEngine(ctx.settings, ctx.recordings, ctx.directory, on_timeout)
+    engine = MediaEngine(ctx.settings, ctx.recordings, on_timeout)
     await engine.start()
     try:
         recording_id = begin_call(ctx)
         session = engine.open_session(recording_id, time.time())
         sockets = _spread_sockets(engine, 2)
         ports = [
-            session.add_stream(label, [PCMU], i, None, None, sock)
+            engine.add_stream(session.recording_id, label, [PCMU], i, None, None, sock)
             for i, (label, sock) in enumerate(zip(("a", "b"), sockets, strict=True))
         ]
         assert isinstance(engine.capture, CapturePool)

@@ -417,6 +417,59 @@ async def test_hold_resume_and_metadata_update(recorder: Recorder) -> None:
     assert len(participants_stored) == 3
 
 
+async def test_overlapping_reinvite_gets_491_and_signalling_never_waits_for_the_catalogue(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once the call is answered, resolving agents (the catalogue) hangs until the gate opens.
+    gate, gating = threading.Event(), threading.Event()
+    real = recorder.ctx.directory.agent_for
+
+    def slow_agent_for(identity: str | None) -> int | None:
+        if gating.is_set():
+            gate.wait(5)
+        return real(identity)
+
+    monkeypatch.setattr(recorder.ctx.directory, "agent_for", slow_agent_for)
+    streams = [Stream("1", "PCMU", sender_aor=AGENT), Stream("2", "PCMU", sender_aor=CUSTOMER)]
+    participants = [("YQ==", AGENT), ("cA==", CUSTOMER)]
+    content_type, body = multipart(sdp_offer(streams), metadata_xml(participants, streams))
+    src = TestSrc("127.0.0.1", recorder.port)
+
+    def call() -> None:
+        try:
+            assert src.invite(content_type, body).status == 200
+            gating.set()
+            src.cseq += 1
+            first, _ = src.request_text(
+                "INVITE", body=sdp_offer(streams, hold=True, version=2).encode(), content_type="application/sdp"
+            )
+            src.send_raw(first)
+            src.cseq += 1
+            second, second_branch = src.request_text(
+                "INVITE", body=sdp_offer(streams, version=3).encode(), content_type="application/sdp"
+            )
+            src.send_raw(second)
+            refused = src.final_response()
+            assert refused.status == 491 and refused.header("Retry-After")
+            ack, _ = src.request_text("ACK", branch=second_branch)  # the ACK of a non-2xx: its branch
+            src.send_raw(ack)
+            # The first offer still waits on the catalogue; other requests are answered meanwhile.
+            assert src.options().status == 200
+            gate.set()
+            answered = src.final_response()
+            assert answered.status == 200 and answered.body.count(b"a=inactive") == 2
+            ack, _ = src.request_text("ACK", cseq=src.cseq - 1)  # the ACK of a 2xx: the INVITE's CSeq
+            src.send_raw(ack)
+            assert src.bye().status == 200
+        finally:
+            gate.set()
+            src.close()
+
+    await as_peer(call)
+    recording = await recorder.finished(await recorder.recording_for(src.call_id))
+    assert recording.status == "complete"
+
+
 async def test_retransmitted_invite_and_bye_get_the_same_answers(recorder: Recorder) -> None:
     stream = Stream("1", "PCMU")
     content_type, body = multipart(sdp_offer([stream, Stream("2")]), metadata_xml([], [stream]))

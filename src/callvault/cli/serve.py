@@ -165,7 +165,6 @@ async def running_server(
         media = MediaEngine(
             settings,
             context.recordings,
-            context.directory,
             on_timeout=rtp_timeout,
             render_executor=render_executor,
             flush_interval=flush_interval,

@@ -1,7 +1,7 @@
 """RTP packets (RFC 3550 section 5.1): parse, serialize, and a numpy header parser for batches.
 
 The single-packet path (:func:`RtpPacket.parse`) is for tests and tools; the
-recording finaliser reads journals of raw datagrams and uses
+recording renderer reads journals of raw datagrams and uses
 :func:`parse_headers`, which validates and decodes every fixed header of a batch
 with a handful of vectorised numpy operations instead of one Python call per
 packet.

@@ -26,7 +26,8 @@ class ParticipantRecord:
     role: ParticipantRole = "other"
     joined_at: datetime | None = None
     left_at: datetime | None = None
-    user_id: int | None = None  # set when the caller already knows the agent (imports)
+    user_id: int | None = None  # the agent's user, when known (imports, or resolved by the SIPREC session)
+    resolved: bool = False  # user_id is the directory's answer (None: no agent), not to be asked again
 
 
 @dataclass

@@ -120,7 +120,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         signer=signer,
         directory=directory,
         access_log=access_log,
-        users=UserService(catalog, region, access_log, account_policy(settings)),
+        users=UserService(
+            catalog, region, access_log, account_policy(settings), on_identities_added=directory.forget
+        ),
         recordings=recordings,
         search=RecordingCatalog(catalog, directory, access_log, region),
         playback=playback,

@@ -1,6 +1,20 @@
-"""The agent directory: which user a SIP identity on a call belongs to."""
+"""The agent directory: which user a SIP identity on a call belongs to.
+
+The one place an identity is resolved to an agent: channel assignment, the
+SIPREC session and the catalogue all ask :meth:`AgentDirectory.agent_for`.
+Channel assignment asks again on every metadata or stream change, so answers
+are cached here, bounded (:data:`CACHE_ENTRIES`, least recently used out) and
+short-lived (:data:`CACHE_SECONDS`); :meth:`AgentDirectory.forget` drops them
+when a user's identities change (the user service calls it), so a new agent
+is recognised on their next call, not a minute later.
+"""
 
 from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import select
 
@@ -8,17 +22,62 @@ from callvault.db.catalog import Catalog
 from callvault.db.models import SipIdentity, User
 from callvault.services.phone import identity_keys
 
+CACHE_ENTRIES = 4096
+CACHE_SECONDS = 60.0
+
 
 class AgentDirectory:
-    def __init__(self, catalog: Catalog, region: str) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        region: str,
+        *,
+        cache_entries: int = CACHE_ENTRIES,
+        cache_seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._catalog = catalog
         self._region = region
+        self._limit = cache_entries
+        self._ttl = cache_seconds
+        self._clock = clock
+        # identity as given -> (when looked up, its lookup keys, user id or None); called from threads.
+        self._cache: OrderedDict[str, tuple[float, frozenset[str], int | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Identities cached now (never more than ``cache_entries``)."""
+        return len(self._cache)
 
     def agent_for(self, identity: str | None) -> int | None:
         """User id of the agent owning this AOR / extension / number, else None."""
         if not identity:
             return None
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(identity)
+            if hit is not None and now - hit[0] < self._ttl:
+                self._cache.move_to_end(identity)
+                return hit[2]
         keys = identity_keys(identity, self._region)
+        user_id = self._lookup(keys)
+        with self._lock:
+            self._cache[identity] = (now, frozenset(keys), user_id)
+            self._cache.move_to_end(identity)
+            while len(self._cache) > self._limit:
+                self._cache.popitem(last=False)
+        return user_id
+
+    def forget(self, identities: Iterable[str]) -> None:
+        """Drop the cached answers these identities change (any spelling that shares a lookup key)."""
+        changed: set[str] = set()
+        for identity in identities:
+            changed.update(identity_keys(identity, self._region))
+        with self._lock:
+            for cached in [i for i, (_, keys, _) in self._cache.items() if keys & changed]:
+                del self._cache[cached]
+
+    def _lookup(self, keys: list[str]) -> int | None:
         with self._catalog.read() as session:
             rows = session.execute(
                 select(SipIdentity.identity, SipIdentity.user_id).where(SipIdentity.identity.in_(keys))

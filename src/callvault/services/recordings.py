@@ -167,7 +167,9 @@ class RecordingService:
         customer_number: str | None = None
         participants = []
         for p in call.participants:
-            user_id = p.user_id or (self._directory.agent_for(p.aor) if p.aor else None)
+            user_id = p.user_id
+            if user_id is None and not p.resolved and p.aor:
+                user_id = self._directory.agent_for(p.aor)
             number = normalise_number(p.aor, self._region) if p.aor else None
             role = p.role
             if user_id is not None and role == "other":

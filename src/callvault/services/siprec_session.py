@@ -209,6 +209,10 @@ class SiprecSession:
             if plan is not None and (plan.agent_side or not plan.mixed):
                 role = plan.role_of(party.participant_id)
             record.role = role
+            if plan is not None:
+                # The directory was asked once for this plan; the catalogue takes its answer as is.
+                record.user_id = plan.agent_user_ids.get(party.participant_id)
+                record.resolved = True
         self.call.participants = list(self._records.values())
         self.call.direction = self.direction
         caller, callee = self._caller_callee(parties)

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -110,8 +111,12 @@ class UserService:
         region: str,
         access_log: AccessLog | None = None,
         policy: AccountPolicy | None = None,
+        *,
+        on_identities_added: Callable[[list[str]], None] | None = None,
     ) -> None:
         self._catalog = catalog
+        # Told of SIP identities once stored (the agent directory drops what it cached about them).
+        self._on_identities_added = on_identities_added
         self._region = region
         self._log = access_log or AccessLog(catalog)
         self.policy = policy or AccountPolicy()
@@ -159,7 +164,10 @@ class UserService:
                 user.sip_identities.append(SipIdentity(identity=key))
                 stored.append(key)
             session.flush()
-            return UserInfo(user.id, username, parsed_role.value, team, stored)
+            info = UserInfo(user.id, username, parsed_role.value, team, stored)
+        if stored and self._on_identities_added is not None:
+            self._on_identities_added(stored)
+        return info
 
     @staticmethod
     def _team(session: Session, name: str) -> Team:

@@ -158,7 +158,7 @@ class SpoolHeader:
 
 @dataclass
 class SpoolStream:
-    """What the finaliser must know about one RTP stream of the session."""
+    """What the renderer must know about one RTP stream of the session."""
 
     index: int
     label: str

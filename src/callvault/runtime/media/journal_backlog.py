@@ -21,7 +21,7 @@ dropped in it) is written to the journal as a ``spool_write_failed`` event, so
 even a later crash keeps the account. An episode still open when the session
 closes (the disk never came back) is handed to the engine in memory
 (:meth:`JournalBacklog.close`), with everything still waiting counted lost.
-The finaliser turns both into the recording's gap events and stream
+The renderer turns both into the recording's gap events and stream
 statistics (:mod:`.spool_losses`).
 """
 

@@ -79,3 +79,8 @@ DISK_RESERVE_LOW = Gauge(
     "callvault_disk_reserve_low",
     "1 while free space is below CALLVAULT_MIN_FREE_DISK_MB: new calls are refused with 503.",
 )
+RENDER_TAIL_SECONDS = Histogram(
+    "callvault_render_tail_seconds",
+    "Seconds of audio left to render at hang-up (the rest was rendered while the call ran).",
+    buckets=(1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 150.0, 600.0),
+)

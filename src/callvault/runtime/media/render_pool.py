@@ -1,6 +1,6 @@
 """Render worker processes, with each recording's call-time jobs pinned to one of them.
 
-The call-time renderer (:mod:`.incremental`) keeps a session's timelines,
+The call-time renderer (:mod:`.renderer`) keeps a session's timelines,
 decoders and Opus encoder in the memory of the process that runs its jobs,
 so every job of one recording must go to the same process. A
 ``ProcessPoolExecutor`` hands jobs to whichever worker is free, so this pool
@@ -10,7 +10,7 @@ least loaded one when its session opens and stays there. One-shot jobs
 
 A worker that dies (``BrokenProcessPool``) is replaced at once; the state of
 the recordings pinned to it is gone, and their hang-up renders them again
-from the journal (:func:`~.incremental.finish_recording` starts afresh when
+from the journal (:func:`~.render_jobs.finish_recording` starts afresh when
 it finds no state).
 
 An executor passed in (tests, benchmarks) is used for everything; it must
@@ -42,7 +42,7 @@ def _process_executor() -> Executor:
     # forkserver: forking a process that runs the capture thread could copy a
     # held lock into the child; the fork server is single-threaded.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["callvault.runtime.media.incremental"])
+    context.set_forkserver_preload(["callvault.runtime.media.render_jobs"])
     # Each worker dies with this process even after a kill -9 (see .lifeline).
     return ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=watch, initargs=(os.getpid(),))
 
@@ -62,6 +62,11 @@ class RenderPool:
         self._turn = itertools.cycle(range(len(self._executors)))
         # Every job's wait is the backlog admission control measures (see .admission).
         self._admission = admission
+
+    @property
+    def pinned(self) -> int:
+        """Recordings pinned to a worker now (open calls and those finishing)."""
+        return len(self._pinned)
 
     def pin(self, key: str) -> None:
         if key in self._pinned:

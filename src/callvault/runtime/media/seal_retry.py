@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from callvault.runtime.media.finaliser import RenderedRecording
+from callvault.runtime.media.tracks import RenderedRecording
 from callvault.services.call_record import FinalStatus
 
 SEAL_RETRY_SECONDS = 30.0

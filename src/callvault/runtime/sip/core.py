@@ -53,6 +53,7 @@ class RecordingCall:
     offer: SessionDescription | None = None
     sdp_version: int = 1
     awaiting_answer: bool = False  # delayed offer: the SRC's answer comes in the ACK
+    renegotiating: bool = False  # a re-INVITE/UPDATE is being answered (its catalogue work in a thread)
     session_expires: int | None = None
     expires_at: float | None = None
     started_monotonic: float = 0.0
@@ -143,10 +144,9 @@ class ServerCore:
             self.send_bye(call)
         return True
 
-    @staticmethod
-    async def _close_media(call: RecordingCall, status: Literal["complete", "interrupted"]) -> None:
+    async def _close_media(self, call: RecordingCall, status: Literal["complete", "interrupted"]) -> None:
         if call.media is not None:
-            await call.media.close(status)
+            await self.media.close(call.media.recording_id, status)
         log.info("call %s: recording %s ended (%s)", call.call_id, call.recording_id, status)
 
     @staticmethod

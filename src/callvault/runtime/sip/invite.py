@@ -64,15 +64,14 @@ DELAYED_OFFER_LABELS = ("1", "2")
 class InviteHandler:
     def __init__(self, core: ServerCore) -> None:
         self._core = core
-        self._agent_cache: dict[str, int | None] = {}
 
     def on_invite(self, request: SipRequest, transaction: InviteServerTransaction, peer: Peer) -> None:
         core = self._core
         check_new_session(request, core.calls, core.settings.max_calls)
         check_disk_reserve(core.media.disk_low)
         check_admission(core.media.admission)
-        offer_body = parse_body(request)
-        check_recording_request(request)
+        offer_body = parse_body(request)  # once: the checks and the answer share it
+        check_recording_request(request, offer_body)
         sdp = parse_sdp(offer_body)
         plans: list[StreamPlan] = []
         if sdp is not None:
@@ -95,7 +94,7 @@ class InviteHandler:
         session = SiprecSession(
             request.call_id,
             started,
-            agent_for=self._agent_for,
+            agent_for=core.directory.agent_for,
             direction=direction,
             max_participants=core.settings.max_participants,
             fallback_parties=fallback
@@ -159,7 +158,8 @@ class InviteHandler:
             if delayed:
                 for label in labels:
                     binding = by_label[label]
-                    ports[label] = media.add_stream(
+                    ports[label] = core.media.add_stream(
+                        media.recording_id,
                         label,
                         list(DELAYED_OFFER_CODECS),
                         binding.channel,
@@ -176,7 +176,8 @@ class InviteHandler:
                     if not plan.accepted:
                         continue
                     binding = by_label[plan.label]
-                    ports[plan.label] = media.add_stream(
+                    ports[plan.label] = core.media.add_stream(
+                        media.recording_id,
                         plan.label,
                         list(plan.codecs),
                         binding.channel,
@@ -185,7 +186,7 @@ class InviteHandler:
                         sockets.pop(),
                     )
                     if plan.on_hold:
-                        media.update_stream(plan.label, on_hold=True)
+                        core.media.update_stream(media.recording_id, plan.label, on_hold=True)
                     call.streams[plan.label] = plan
                 call.ports.update(ports)
                 body = answer_sdp(call, call.offer, plans, ports, address).encode()
@@ -230,14 +231,6 @@ class InviteHandler:
         call.state = "answered"
         core.wake.set()
         log.info("call %s: recording %s started", call.call_id, call.recording_id)
-
-    def _agent_for(self, identity: str | None) -> int | None:
-        # Channel assignment asks again on every metadata or stream change; the directory once per identity.
-        if not identity:
-            return None
-        if identity not in self._agent_cache:
-            self._agent_cache[identity] = self._core.directory.agent_for(identity)
-        return self._agent_cache[identity]
 
 
 async def _begin(core: ServerCore, call: RecordingCall) -> str:

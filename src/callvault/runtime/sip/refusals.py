@@ -28,7 +28,7 @@ from callvault.runtime.sip.transport import Peer
 from callvault.sip.dialog import new_tag
 from callvault.sip.message import SipRequest, make_response
 from callvault.sip.sdp import SessionDescription
-from callvault.sip.siprec_body import SiprecOffer, is_recording_session, parse_siprec_body
+from callvault.sip.siprec_body import SiprecOffer, parse_siprec_body
 from callvault.sip.transaction import NonInviteServerTransaction, ServerTransaction
 
 log = logging.getLogger(__name__)
@@ -95,14 +95,18 @@ def check_admission(admission: Admission) -> None:
         raise Refusal(503, "recorder overloaded: render backlog", [("Retry-After", str(retry_after))])
 
 
-def check_recording_request(request: SipRequest) -> None:
-    """A body without any recording marker is a normal call sent here by mistake (488)."""
-    if request.body.strip() and not is_recording_request(request):
+def check_recording_request(request: SipRequest, offer: SiprecOffer) -> None:
+    """A body without any recording marker is a normal call sent here by mistake (488).
+
+    ``offer`` is the body as :func:`parse_body` parsed it: its metadata part is
+    not looked for again.
+    """
+    if request.body.strip() and not is_recording_request(request, offer):
         raise Refusal(488, "not a recording session: no rs-metadata part, no siprec option tag, no +sip.src")
 
 
-def is_recording_request(request: SipRequest) -> bool:
-    if is_recording_session(request.content_type or "", request.body):
+def is_recording_request(request: SipRequest, offer: SiprecOffer) -> bool:
+    if offer.has_metadata_part:
         return True
     if "siprec" in request.headers.tokens("Require") | request.headers.tokens("Supported"):
         return True

@@ -244,8 +244,7 @@ class SiprecServer:
         """Media engine callback: no RTP for ``rtp_timeout`` seconds."""
         call = self._core.by_recording.get(recording_id)
         if call is None:
-            media = self.media.session(recording_id)
-            if media is not None:
-                await media.close("complete")
+            # A session whose call the SIP side no longer holds (stop, a failed answer).
+            await self.media.close(recording_id, "complete")
             return
         await self._core.end_call(call, "complete", send_bye=True)

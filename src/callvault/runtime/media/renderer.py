@@ -1,7 +1,7 @@
-"""Rendering a recording while the call runs, so that hang-up only leaves the tail to do.
+"""The one renderer: a journal into an archive, followed as it grows, from call start or from its first byte.
 
-An :class:`IncrementalRender` follows one session's journal as it grows
-(:class:`~callvault.storage.spool.SpoolTail`): each :meth:`~IncrementalRender.advance`
+A :class:`JournalRenderer` follows one session's journal
+(:class:`~callvault.storage.spool.SpoolTail`): each :meth:`~JournalRenderer.advance`
 reads the records appended since the last one, feeds the per-stream
 :class:`StreamTimeline` (SRTP unprotected with a receiver kept per stream), and
 renders, mixes and Opus-encodes the audio that can no longer change into one
@@ -21,25 +21,22 @@ arrival in the journal. One horizon for all streams keeps a silent side or a
 stream on hold from stalling the other; a packet that arrives for audio
 already rendered is dropped, as ``StreamTimeline.drain_until`` drops it.
 
-:meth:`~IncrementalRender.finish` renders the rest up to the hang-up, adds the
-streams' statistics and events and returns the finished archive. The
-placement of every packet is the same as in the one-shot
-:func:`~callvault.runtime.media.finaliser.render_contents`; the rendering is
-cut into windows with the part of a frame that crosses a window end carried
-into the next window.
+:meth:`~JournalRenderer.finish` renders the rest up to the hang-up (or, after
+a crash, to the end of the last audio), adds the streams' statistics and
+events and returns the finished archive. Crash recovery is the same object
+created on a journal and finished at once: the first read takes the whole
+journal. The rendering is cut into windows with the part of a frame that
+crosses a window end carried into the next window, so the output does not
+depend on how the journal was cut into steps (the tests check it against a
+one-shot reference render).
 
-The module functions :func:`advance_recording` and :func:`finish_recording`
-are the worker-process entry points: the renderer of each journal stays in
-the memory of the process that runs its jobs (the engine pins every session
-to one worker). A worker that lost the state (it died and was replaced)
-simply starts again from the journal's first byte.
+Shared pieces (options, SRTP, mixing, result assembly) live in :mod:`.tracks`;
+the worker-process entry points in :mod:`.render_jobs`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,35 +46,28 @@ import numpy as np
 
 from callvault.media.archive import ArchiveEncoder
 from callvault.media.codec_spec import CodecSpec
-from callvault.media.mixing import mix_down
 from callvault.rtp.render import PayloadDecoderLike, render_placements
 from callvault.rtp.stats import StreamGuard, guards_from_events
 from callvault.rtp.timeline import PlacementArrays, StreamTimeline
-from callvault.runtime.media.finaliser import (
+from callvault.runtime.media.spool_key import journal_reader, side_file_seal
+from callvault.runtime.media.tracks import (
     NARROW_RATE,
     WIDE_RATE,
     WIDEBAND,
     Pcm,
     RenderedRecording,
     RenderOptions,
-    _audio_codecs,
-    _dtmf_events,
-    _fit,
-    _journal_events,
-    _srtp_receiver,
-    _Track,
-    account_storage,
-    stream_records,
+    Track,
+    assemble,
+    audio_codecs,
+    is_mono,
+    mix_channels,
+    new_timeline,
+    srtp_receiver,
     unprotect_all,
 )
-from callvault.runtime.media.spool_key import journal_reader, side_file_seal
-from callvault.services.call_record import (
-    AGENT_CHANNEL,
-    CUSTOMER_CHANNEL,
-    MIXED_CHANNEL,
-    ArchiveAudio,
-)
-from callvault.storage.spool import ArchivePart, SpoolContents, SpoolStream, SpoolTail, archive_part_path
+from callvault.services.call_record import ArchiveAudio
+from callvault.storage.spool import ArchivePart, SpoolStream, SpoolTail, archive_part_path
 
 HOLDBACK_SECONDS = 15.0
 # Rendered samples of a frame that starts before a window end and runs past it
@@ -114,7 +104,7 @@ class _View:
     base: int
 
 
-class IncrementalRender:
+class JournalRenderer:
     def __init__(
         self, journal: Path, key: bytes, options: RenderOptions, *, holdback: float = HOLDBACK_SECONDS
     ) -> None:
@@ -174,18 +164,13 @@ class IncrementalRender:
         params = live.spool.srtp
         if params is not None:
             if live.receiver is None or live.receiver_params != params:
-                live.receiver, live.receiver_params = _srtp_receiver(params), params
+                live.receiver, live.receiver_params = srtp_receiver(params), params
             guard = self._guards.setdefault(live.spool.index, StreamGuard())
             arrivals, packets = unprotect_all(live.receiver, arrivals, packets, guard)
         if not packets:
             return
         if live.timeline is None:
-            audio = _audio_codecs(live.spool)
-            live.timeline = StreamTimeline(
-                audio[0].clock_rate if audio else NARROW_RATE,
-                audio_payload_types=[c.payload_type for c in audio],
-                event_payload_types=[c.payload_type for c in live.spool.codecs if c.is_telephone_event],
-            )
+            live.timeline = new_timeline(live.spool)
         live.timeline.add_batch(np.asarray(arrivals, dtype=np.float64), packets)
         if self._encoder is None:
             live.payload_types.update(p[1] & 0x7F for p in packets if len(p) > 1)
@@ -196,16 +181,15 @@ class IncrementalRender:
 
     def _ensure_encoder(self) -> ArchiveEncoder:
         if self._encoder is None:
-            # Chosen once, as the one-shot renderer chooses: wideband if a packet so far
+            # Chosen once, as the reference render chooses: wideband if a packet so far
             # used a wideband codec, stereo unless every stream is labelled mixed.
             wide = any(
                 c.encoding in WIDEBAND and c.payload_type in live.payload_types
                 for live in self._streams.values()
-                for c in _audio_codecs(live.spool)
+                for c in audio_codecs(live.spool)
             )
             self.rate = WIDE_RATE if wide else NARROW_RATE
-            sided = any(s.spool.channel in (AGENT_CHANNEL, CUSTOMER_CHANNEL) for s in self._streams.values())
-            self._mono = bool(self._streams) and not sided
+            self._mono = is_mono([live.spool.channel for live in self._streams.values()])
             self._encoder = self.options.encoder(self.rate, 1 if self._mono else 2)
         return self._encoder
 
@@ -254,22 +238,14 @@ class IncrementalRender:
         return self.rendered - first
 
     def _mix(self, views: list[_View | None], start: int, end: int) -> Pcm:
-        length = end - start
-        sides: dict[int, list[Pcm]] = {AGENT_CHANNEL: [], CUSTOMER_CHANNEL: [], MIXED_CHANNEL: []}
+        sides: list[tuple[int, Pcm]] = []
         for view in views:
             if view is None:
                 continue
             pcm = self._render_window(view, start, end)
             if pcm is not None:
-                channel = view.live.spool.channel
-                sides[channel if channel in sides else MIXED_CHANNEL].append(pcm)
-        if self._mono:
-            every = sides[MIXED_CHANNEL] + sides[AGENT_CHANNEL] + sides[CUSTOMER_CHANNEL]
-            return _fit(mix_down(every), length).reshape(1, -1)
-        block = np.zeros((2, length), dtype=np.int16)
-        block[0] = _fit(mix_down(sides[AGENT_CHANNEL] + sides[MIXED_CHANNEL]), length)
-        block[1] = _fit(mix_down(sides[CUSTOMER_CHANNEL] + sides[MIXED_CHANNEL]), length)
-        return block
+                sides.append((view.live.spool.channel, pcm))
+        return mix_channels(sides, end - start, self._mono)
 
     def _render_window(self, view: _View, start: int, end: int) -> Pcm | None:
         live = view.live
@@ -301,7 +277,7 @@ class IncrementalRender:
             pcm = np.zeros(span, dtype=np.int16)
         if carry.size:
             head = pcm[: carry.size]
-            # Later placements overwrite earlier ones, as in a one-shot render.
+            # Later placements overwrite earlier ones, as in a render of the whole call.
             pcm[: carry.size] = np.where(head != 0, head, carry[: head.size])
         rest = pcm[length:]
         live.carry = rest.copy() if rest.any() else _EMPTY
@@ -310,7 +286,7 @@ class IncrementalRender:
     def _decoders(self, live: _Live) -> dict[int, PayloadDecoderLike]:
         from callvault.media.payload_codecs import create_decoder
 
-        for codec in _audio_codecs(live.spool):
+        for codec in audio_codecs(live.spool):
             known = live.decoders.get(codec.payload_type)
             if known is None or known[0] != codec:
                 decoder = create_decoder(codec.encoding, codec.clock_rate, codec.channels)
@@ -366,82 +342,29 @@ class IncrementalRender:
 
     def _result(self, data: bytes, ended_at: float) -> RenderedRecording:
         assert self.started_at is not None and self.recording_id is not None
-        tracks: list[_Track] = []
+        tracks: list[Track] = []
         for _, live in sorted(self._streams.items()):
-            audio = _audio_codecs(live.spool)
+            audio = audio_codecs(live.spool)
             timeline = live.timeline if self._view(live) is not None else None
             guard = self._guards.get(live.spool.index, StreamGuard())
-            tracks.append(_Track(live.spool, timeline, audio[0].encoding if audio else None, guard=guard))
-        streams = stream_records(tracks)
-        journal = SpoolContents(self.recording_id, self.started_at, events=self._events)
-        events = _journal_events(journal, self.started_at, self.options.dtmf_mode)
-        for track in tracks:
-            events.extend(_dtmf_events(track, self.started_at, self.options.dtmf_mode))
-        storage = account_storage(self._events, self._damaged, self.options, streams, tracks, self.started_at)
-        events.extend(storage.events)
-        events.sort(key=lambda e: e.offset_seconds)
-        expected = sum(int(s.stats["expected"]) for s in streams)  # type: ignore[call-overload]
-        lost = sum(int(s.stats["lost"]) for s in streams)  # type: ignore[call-overload]
-        audio_out = ArchiveAudio(
+            tracks.append(Track(live.spool, timeline, audio[0].encoding if audio else None, guard=guard))
+        archive = ArchiveAudio(
             data=data,
             sample_rate=self.rate,
             channels=1 if self._mono else 2,
             duration_seconds=self.rendered / self.rate,
             mixed=self._mono,
         )
-        return RenderedRecording(
-            recording_id=self.recording_id,
-            audio=audio_out,
-            streams=streams,
-            events=events,
-            ended_at=ended_at,
-            loss_fraction=lost / expected if expected else 0.0,
-            storage_incomplete=storage.incomplete,
-            spool_lost=storage.lost_packets,
+        return assemble(
+            self.recording_id,
+            archive,
+            tracks,
+            self._events,
+            self._damaged,
+            self.started_at,
+            ended_at,
+            self.options,
         )
 
     def close(self) -> None:
         self._part.close()
-
-
-# -- worker-process entry points ------------------------------------------------------------------
-
-_RENDERS: dict[str, IncrementalRender] = {}
-_RENDERS_LOCK = threading.Lock()
-
-
-def advance_recording(path: str, key: bytes, options: RenderOptions, now: float | None = None) -> float:
-    """Advance the call-time render of the journal at ``path`` (sealed under ``key``); returns the seconds rendered so far."""
-    with _RENDERS_LOCK:
-        render = _RENDERS.get(path)
-        if render is None:
-            render = _RENDERS[path] = IncrementalRender(Path(path), key, options)
-    try:
-        render.advance(now)
-    except BaseException:
-        # Half-done state is not trusted: the hang-up renders again from the journal.
-        with _RENDERS_LOCK:
-            _RENDERS.pop(path, None)
-        render.close()
-        raise
-    return render.rendered_seconds
-
-
-def finish_recording(path: str, key: bytes, options: RenderOptions) -> RenderedRecording:
-    """Finish the journal's render up to ``options.ended_at`` (starting afresh if this process has none)."""
-    with _RENDERS_LOCK:
-        render = _RENDERS.pop(path, None)
-    if render is None:
-        render = IncrementalRender(Path(path), key, options)
-    # Only known at hang-up: the storage losses capture could not journal.
-    render.options = dataclasses.replace(render.options, spool_losses=options.spool_losses)
-    try:
-        return render.finish(options.ended_at)
-    finally:
-        render.close()
-
-
-def live_renders() -> int:
-    """Journals this process is rendering (for tests)."""
-    with _RENDERS_LOCK:
-        return len(_RENDERS)

@@ -1,4 +1,4 @@
-"""Call-time rendering: the same archive as a one-shot render, with only the tail left at hang-up."""
+"""The one renderer: the same archive as a one-shot reference render, whatever its steps; only the tail left at hang-up."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from tests.media_runtime.journals import TEST_KEY, create_journal
+from tests.media_runtime.reference_render import reference_render
 
 from callvault.media.archive import decode_audio
 from callvault.media.codec_spec import CodecSpec
 from callvault.media.g711 import ulaw_encode
 from callvault.media.mixing import correlate
 from callvault.media.signals import synth_speech_like
-from callvault.runtime.media.finaliser import RenderOptions, render_recording
-from callvault.runtime.media.incremental import HOLDBACK_SECONDS, IncrementalRender, finish_recording
+from callvault.runtime.media.render_jobs import finish_recording, render_journal
+from callvault.runtime.media.renderer import HOLDBACK_SECONDS, JournalRenderer
+from callvault.runtime.media.tracks import RenderOptions
 from callvault.storage.spool import SpoolStream, archive_part_path, delete_spool
 
 PCMU = CodecSpec(0, "PCMU", 8000)
@@ -90,7 +92,7 @@ def _pcm(data: bytes) -> npt.NDArray[np.int16]:
 def test_call_time_render_matches_one_shot(tmp_path: Path) -> None:
     call = Call(tmp_path)
     options = RenderOptions(dtmf_mode="digits")
-    live = IncrementalRender(call.writer.path, TEST_KEY, options)
+    live = JournalRenderer(call.writer.path, TEST_KEY, options)
     progress: list[float] = []
     for second in range(SECONDS):
         newest = call.write_second(second)
@@ -106,9 +108,7 @@ def test_call_time_render_matches_one_shot(tmp_path: Path) -> None:
     assert archive_part_path(call.writer.path).stat().st_size > 0  # pages spooled while the call ran
 
     incremental = live.finish(ended)
-    one_shot = render_recording(
-        str(call.writer.path), TEST_KEY, RenderOptions(dtmf_mode="digits", ended_at=ended)
-    )
+    one_shot = reference_render(call.writer.path, TEST_KEY, RenderOptions(dtmf_mode="digits", ended_at=ended))
 
     # Hang-up renders only the tail: the hold-back plus less than one step.
     assert incremental.tail_seconds <= HOLDBACK_SECONDS + 5.5
@@ -145,7 +145,7 @@ def test_dtmf_presence_mode_keeps_no_digit(tmp_path: Path) -> None:
 
 def test_one_way_audio_covers_the_whole_call(tmp_path: Path) -> None:
     call = Call(tmp_path, agent_from=10.0, customer=False)  # the customer never sends; agent from 10 s
-    live = IncrementalRender(call.writer.path, TEST_KEY, RenderOptions())
+    live = JournalRenderer(call.writer.path, TEST_KEY, RenderOptions())
     for second in range(SECONDS - 10):
         newest = call.write_second(second)
         if second % 10 == 9:
@@ -171,7 +171,7 @@ def test_session_without_packets_is_silence_of_the_call_length(tmp_path: Path) -
     writer = create_journal(tmp_path, "rec-2", STARTED)
     writer.write_stream(SpoolStream(0, "agent", [PCMU], 0, None))
     writer.write_stream(SpoolStream(1, "customer", [PCMU], 1, None))
-    live = IncrementalRender(writer.path, TEST_KEY, RenderOptions())
+    live = JournalRenderer(writer.path, TEST_KEY, RenderOptions())
     live.advance(STARTED + 40.0)  # the engine's clock moves on although no packet comes
     assert live.rendered_seconds == pytest.approx(40.0 - HOLDBACK_SECONDS)
     writer.close()
@@ -180,7 +180,26 @@ def test_session_without_packets_is_silence_of_the_call_length(tmp_path: Path) -
     pcm = _pcm(rendered.audio.data)
     assert pcm.shape == (2, int(42.5 * RATE))
     assert np.abs(pcm.astype(np.int32)).max() < 50  # digital silence, through Opus
-    one_shot = render_recording(str(writer.path), TEST_KEY, RenderOptions(ended_at=STARTED + 42.5))
+    one_shot = reference_render(writer.path, TEST_KEY, RenderOptions(ended_at=STARTED + 42.5))
     assert one_shot.audio.duration_seconds == pytest.approx(42.5)
     delete_spool(writer.path)
     assert not archive_part_path(writer.path).exists() and not writer.path.exists()
+
+
+def test_recovery_is_the_same_renderer_from_the_first_byte(tmp_path: Path) -> None:
+    """After a crash (no hang-up known) the journal renders as the reference does: to its last audio."""
+    call = Call(tmp_path)
+    for second in range(30):
+        call.write_second(second)
+    call.writer.close()
+    recovered = render_journal(str(call.writer.path), TEST_KEY, RenderOptions(dtmf_mode="digits"))
+    reference = reference_render(call.writer.path, TEST_KEY, RenderOptions(dtmf_mode="digits"))
+    assert recovered.ended_at == pytest.approx(reference.ended_at)
+    assert recovered.audio.duration_seconds == pytest.approx(reference.audio.duration_seconds, abs=0.001)
+    assert recovered.tail_seconds == pytest.approx(recovered.audio.duration_seconds)  # all of it at once
+    a, b = _pcm(recovered.audio.data), _pcm(reference.audio.data)
+    n = min(a.shape[1], b.shape[1])
+    for channel in (0, 1):
+        assert correlate(a[channel, :n], b[channel, :n], RATE) >= 0.99
+    assert [s.stats for s in recovered.streams] == [s.stats for s in reference.streams]
+    assert recovered.events == reference.events
