@@ -85,7 +85,8 @@ class SealLog:
         self.mirror_path = data_dir / MIRROR_NAME
         self._mirror_lock = threading.Lock()
         self._pending_lock = threading.Lock()
-        self._pending: list[threading.Thread] = []
+        self._newest: Checkpoint | None = None  # committed, not yet mirrored
+        self._writer: threading.Thread | None = None
 
     # -- appending -----------------------------------------------------------
 
@@ -164,21 +165,40 @@ class SealLog:
         Catalog.after_write(session, lambda: self._mirror_soon(checkpoint))
 
     def _mirror_soon(self, checkpoint: Checkpoint) -> None:
-        # In a thread of its own: the file write (two fsyncs) must not delay the sealer, whose
-        # next step (deleting the spool) waits on it. Not a daemon, so a process that exits
-        # without close() still writes it; close() and verify wait for it.
-        thread = threading.Thread(target=self.mirror, args=(checkpoint,), name="seal-log-mirror")
+        # In a thread: the file write (two fsyncs) must not delay the sealer, whose next step
+        # (deleting the spool) waits on it. One thread at a time writes the newest checkpoint
+        # committed so far: under load many seals share one write instead of each starting a
+        # thread, and the mirror only ever keeps the newest anyway. Not a daemon, so a process
+        # that exits without close() still writes it; close() and verify wait for it.
         with self._pending_lock:
-            self._pending = [t for t in self._pending if t.is_alive()]
-            self._pending.append(thread)
-        thread.start()
+            if self._newest is None or checkpoint.seq > self._newest.seq:
+                self._newest = checkpoint
+            if self._writer is not None:
+                return  # the running writer picks it up before it stops
+            # Started under the lock, so flush() never finds a writer it cannot join yet.
+            self._writer = threading.Thread(target=self._mirror_newest, name="seal-log-mirror")
+            self._writer.start()
+
+    def _mirror_newest(self) -> None:
+        try:
+            while True:
+                with self._pending_lock:
+                    checkpoint, self._newest = self._newest, None
+                    if checkpoint is None:
+                        self._writer = None
+                        return
+                self.mirror(checkpoint)
+        except BaseException:
+            with self._pending_lock:
+                self._writer = None  # an unforeseen error must not stop later mirrors
+            raise
 
     def flush(self) -> None:
         """Wait until every checkpoint this process committed is mirrored (or given up on)."""
         with self._pending_lock:
-            pending = list(self._pending)
-        for thread in pending:
-            thread.join()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
 
     def adopt_backfill(self) -> None:
         """Sign the head of a log back-filled by the migration (it had no key to sign with).
