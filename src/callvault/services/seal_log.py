@@ -54,6 +54,9 @@ _MIRROR_FORMAT = "callvault-seal-checkpoint"
 _LOG_NAME = "callvault-seal-log"
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises appends.
 _PG_LOCK_KEY = 0x63766C6F67  # "cvlog"
+_HEAD = select(SealLogEntry.seq, SealLogEntry.entry_hash).order_by(SealLogEntry.seq.desc()).limit(1)
+_INSERT_ENTRY = insert(SealLogEntry)
+_INSERT_CHECKPOINT = insert(SealCheckpoint)
 
 
 @dataclass(frozen=True)
@@ -94,21 +97,22 @@ class SealLog:
         """Append ``manifest`` to the chain inside the caller's write transaction."""
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        head = session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq.desc()).limit(1)).first()
+        # Plain statements, built once: appended on every seal, no ORM objects needed.
+        connection = session.connection()
+        head = connection.execute(_HEAD).first()
         seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
         at = datetime.now(UTC)
         digest = manifest_sha256(manifest)
         this = entry_hash(seq, recording_id, digest, prev, at)
-        session.add(
-            SealLogEntry(
-                seq=seq,
-                recording_id=recording_id,
-                manifest_sha256=digest,
-                prev_hash=prev,
-                entry_hash=this,
-                at=at,
-            )
-        )
+        row = {
+            "seq": seq,
+            "recording_id": recording_id,
+            "manifest_sha256": digest,
+            "prev_hash": prev,
+            "entry_hash": this,
+            "at": at,
+        }
+        connection.execute(_INSERT_ENTRY, row)
         self._checkpoint(session, seq, this, at)
 
     def append_many(self, session: Session, entries: list[tuple[str, str]]) -> None:
@@ -159,7 +163,8 @@ class SealLog:
         key_id, sign = self._signer.current_key()
         stamp = utc_iso(at)
         signature = sign(checkpoint_bytes(seq, head, seq, stamp, key_id))
-        session.add(SealCheckpoint(seq=seq, head=head, count=seq, at=at, key_id=key_id, signature=signature))
+        row = {"seq": seq, "head": head, "count": seq, "at": at, "key_id": key_id, "signature": signature}
+        session.connection().execute(_INSERT_CHECKPOINT, row)
         checkpoint = Checkpoint(seq, head, seq, stamp, key_id, signature)
         # Mirrored only once the entry is durable: a mirror ahead of the catalog would read as a rollback.
         Catalog.after_write(session, lambda: self._mirror_soon(checkpoint))
