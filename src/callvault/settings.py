@@ -302,6 +302,12 @@ SETTINGS: tuple[Setting, ...] = (
         "8",
         "Most RTP streams one recording session may hold; an offer with more is refused (488).",
     ),
+    Setting(
+        "audit_checkpoint_seconds",
+        _positive_int,
+        "60",
+        "Seconds between signed checkpoints of the audit log's head while serving (also one at shutdown).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -352,6 +358,7 @@ class Settings:
     sip_allowed_sources: tuple[Network, ...]
     sip_tls_ca: str
     max_streams_per_invite: int
+    audit_checkpoint_seconds: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

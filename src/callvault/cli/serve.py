@@ -37,6 +37,7 @@ import uvicorn
 from callvault.api.app import create_app
 from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
+from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
@@ -186,7 +187,8 @@ async def running_server(
             await asyncio.sleep(0.01)
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
-        yield RunningServer(settings, context, media, sip, http_port, http_task)
+        async with audit_checkpoints(context.audit_log, float(settings.audit_checkpoint_seconds)):
+            yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await _stop(settings, sip, media, http, http_task)
         if own_ctx:

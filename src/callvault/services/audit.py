@@ -1,7 +1,8 @@
 """Access events: every search, view, playback and download, append-only.
 
 The table refuses UPDATE and DELETE at the database level (triggers in the
-initial migration); a later release chains the rows into a tamper-evident log.
+initial migration), and every row is chained into the tamper-evident audit log
+through its one append path (:class:`callvault.services.audit_log.AuditLog`).
 Refused attempts land here too: failed logins and lock-outs (with the username
 tried, never the password), and every 403 and out-of-scope 404 of the API.
 
@@ -17,10 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from callvault.db.audit_chain import AuditBody
 from callvault.db.catalog import Catalog
 from callvault.db.models import AccessEvent
 from callvault.services.access import Action, Principal, require
+from callvault.services.audit_log import AuditLog
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,9 @@ def current_refusals() -> RefusalScope | None:
 
 
 class AccessLog:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, audit: AuditLog | None = None) -> None:
         self._catalog = catalog
+        self.audit = audit or AuditLog(catalog)
 
     def record(
         self,
@@ -92,23 +97,61 @@ class AccessLog:
         detail: str | None = None,
     ) -> None:
         """Write one event; also for callers that are not (yet) authenticated, e.g. failed logins."""
+        body = AuditBody(
+            at=datetime.now(UTC),
+            user_id=user_id,
+            username=username,
+            action=action,
+            recording_id=recording_id,
+            detail=detail,
+            remote_addr=remote_addr,
+            outcome=outcome,
+        )
         with self._catalog.write() as session:
-            session.add(
-                AccessEvent(
-                    at=datetime.now(UTC),
-                    user_id=user_id,
-                    username=username[:120] if username is not None else None,
-                    action=action[:32],
-                    recording_id=recording_id[:36] if recording_id else None,
-                    detail=(detail or "")[:2000] or None,
-                    remote_addr=remote_addr[:64] if remote_addr else None,
-                    outcome=outcome[:16],
-                )
-            )
+            self.audit.append(session, body)
         if outcome != "ok":
             scope = _refusals.get()
             if scope is not None:
                 scope.recorded = True
+
+    def record_in(
+        self,
+        session: Session,
+        principal: Principal,
+        action: str,
+        recording_id: str | None = None,
+        detail: str | None = None,
+        outcome: str = "ok",
+    ) -> None:
+        """Write one event inside the caller's write transaction (it commits or rolls back with it)."""
+        self.record_many(session, principal, action, [(recording_id, detail)], outcome)
+
+    def record_many(
+        self,
+        session: Session,
+        principal: Principal,
+        action: str,
+        items: list[tuple[str | None, str | None]],
+        outcome: str = "ok",
+    ) -> None:
+        """One event per ``(recording_id, detail)``, chained under one lock (bulk deletions)."""
+        at = datetime.now(UTC)
+        self.audit.append_many(
+            session,
+            [
+                AuditBody(
+                    at=at,
+                    user_id=principal.user_id,
+                    username=principal.username,
+                    action=action,
+                    recording_id=recording_id,
+                    detail=detail,
+                    remote_addr=principal.remote_addr,
+                    outcome=outcome,
+                )
+                for recording_id, detail in items
+            ],
+        )
 
     def list(
         self, principal: Principal, recording_id: str | None = None, limit: int = 100

@@ -19,6 +19,7 @@ from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
 from callvault.services.audit import AccessLog
+from callvault.services.audit_log import AuditLog
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.directory import AgentDirectory
 from callvault.services.events import EventBus
@@ -44,6 +45,8 @@ class ServiceContext:
     signer: ManifestSigner
     directory: AgentDirectory
     access_log: AccessLog
+    # The hash-chained audit log behind access_log (checkpoints, verification).
+    audit_log: AuditLog
     users: UserService
     recordings: RecordingService
     search: RecordingCatalog
@@ -57,6 +60,7 @@ class ServiceContext:
 
     def close(self) -> None:
         self.seal_log.flush()
+        self.audit_log.checkpoint_quietly()
         self.catalog.dispose()
 
 
@@ -82,7 +86,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         seal_log.adopt_backfill()
     region = settings.default_region
     directory = AgentDirectory(catalog, region)
-    access_log = AccessLog(catalog)
+    audit_log = AuditLog(catalog, signer, data_dir)
+    access_log = AccessLog(catalog, audit_log)
     recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log)
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     return ServiceContext(
@@ -93,6 +98,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         signer=signer,
         directory=directory,
         access_log=access_log,
+        audit_log=audit_log,
         users=UserService(catalog, region, access_log, account_policy(settings)),
         recordings=recordings,
         search=RecordingCatalog(catalog, directory, access_log, region),
