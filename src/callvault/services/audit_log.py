@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from callvault.crypto.secretfile import read_private, write_private
@@ -208,8 +209,9 @@ class AuditLog:
         """For the periodic task and shutdown: a failed checkpoint is logged, never raised."""
         try:
             self.checkpoint()
-        except CallvaultError as exc:
-            log.warning("audit log checkpoint failed: %s", exc.message)
+        except (CallvaultError, SQLAlchemyError) as exc:
+            reason = exc.message if isinstance(exc, CallvaultError) else type(exc).__name__
+            log.warning("audit log checkpoint failed: %s", reason)
 
 
 def _columns(body: AuditBody) -> dict[str, object]:
