@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from callvault.cli import evidence_cmd
 from callvault.cli.audit_cmd import audit_app
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
 from callvault.errors import InvalidInput
@@ -28,6 +29,7 @@ app.add_typer(recordings_app, name="recordings")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
+evidence_cmd.register(app)
 out = Console()
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}
