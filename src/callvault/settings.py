@@ -122,6 +122,17 @@ def _networks(value: str) -> tuple[Network, ...]:
         raise ValueError(f"not an address or network: {exc}") from None
 
 
+def _role_limits(value: str) -> tuple[tuple[str, int], ...]:
+    """``agent=60,supervisor=100``: per-role limits; roles not named have none."""
+    limits = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        role, sep, number = item.partition("=")
+        if not sep or not number.strip().isdigit() or int(number) < 1:
+            raise ValueError(f"{item!r} is not role=positive-number")
+        limits.append((role.strip().lower(), int(number)))
+    return tuple(limits)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -308,6 +319,24 @@ SETTINGS: tuple[Setting, ...] = (
         "60",
         "Seconds between signed checkpoints of the audit log's head while serving (also one at shutdown).",
     ),
+    Setting(
+        "usage_role_limits",
+        _role_limits,
+        "agent=60,qa_evaluator=120,supervisor=150,auditor=60,compliance_officer=500,admin=500",
+        "Plays+downloads+exports per hour per user, by role, above which a usage alert is raised.",
+    ),
+    Setting(
+        "usage_baseline_factor",
+        _positive_int,
+        "5",
+        "A usage alert is also raised above this many times the user's own hourly average of the past week.",
+    ),
+    Setting(
+        "usage_baseline_min",
+        _positive_int,
+        "30",
+        "The own-baseline limit is never lower than this many plays+downloads+exports per hour.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -359,6 +388,9 @@ class Settings:
     sip_tls_ca: str
     max_streams_per_invite: int
     audit_checkpoint_seconds: int
+    usage_role_limits: tuple[tuple[str, int], ...]
+    usage_baseline_factor: int
+    usage_baseline_min: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

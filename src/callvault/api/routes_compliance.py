@@ -1,4 +1,4 @@
-"""Compliance endpoints: audit events, evidence bundles, GDPR access requests."""
+"""Compliance endpoints: audit events, usage alerts, evidence bundles, GDPR access requests."""
 
 from __future__ import annotations
 
@@ -82,3 +82,11 @@ async def access_request(
             "X-Recording-Count": str(count),
         },
     )
+
+
+@router.get("/alerts")
+def usage_alerts(
+    ctx: Ctx, caller: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    """Usage alerts (plays/downloads/exports per hour over a role limit or the user's own baseline)."""
+    return {"items": ctx.usage_monitor.list(caller, limit)}

@@ -42,6 +42,7 @@ from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
 from callvault.services.context import ServiceContext, open_context
+from callvault.services.start_audit import audit_settings_at_start
 from callvault.settings import Settings
 
 log = logging.getLogger("callvault")
@@ -153,6 +154,7 @@ async def running_server(
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
     try:
+        await asyncio.to_thread(audit_settings_at_start, context.catalog, context.access_log, settings)
         password = await asyncio.to_thread(context.users.ensure_initial_admin) if first_admin else None
 
         async def rtp_timeout(recording_id: str) -> None:

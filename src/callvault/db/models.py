@@ -254,6 +254,23 @@ class AuditCheckpoint(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class UsageAlert(Base):
+    """A user crossed a usage limit (plays, downloads, exports per hour): see services.usage_monitor."""
+
+    __tablename__ = "usage_alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    username: Mapped[str] = mapped_column(String(120))
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[int] = mapped_column(Integer)
+    window_seconds: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_usage_alerts_user_at", "username", "at"),)
+
+
 class LoginThrottle(Base):
     """Recent failed logins of one username or client address, and its lock-out.
 
@@ -326,5 +343,6 @@ __all__ = [
     "SipIdentity",
     "Stream",
     "Team",
+    "UsageAlert",
     "User",
 ]

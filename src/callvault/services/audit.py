@@ -13,6 +13,7 @@ marks it whenever it writes a non-``ok`` outcome, so a refusal is written once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +67,12 @@ class AccessLog:
     def __init__(self, catalog: Catalog, audit: AuditLog | None = None) -> None:
         self._catalog = catalog
         self.audit = audit or AuditLog(catalog)
+        self._watchers: list[Callable[[Principal, str, str | None, str], None]] = []
+
+    def watch(self, watcher: Callable[[Principal, str, str | None, str], None]) -> None:
+        """Call ``watcher(principal, action, recording_id, outcome)`` after each event of a principal
+        is committed (usage monitoring); a watcher must not raise."""
+        self._watchers.append(watcher)
 
     def record(
         self,
@@ -84,6 +91,8 @@ class AccessLog:
             recording_id=recording_id,
             detail=detail,
         )
+        for watcher in self._watchers:
+            watcher(principal, action, recording_id, outcome)
 
     def record_event(
         self,

@@ -30,6 +30,7 @@ from callvault.services.playback import PlaybackService
 from callvault.services.recordings import RecordingService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
+from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
 from callvault.settings import Settings
 from callvault.storage.blobstore import BlobStore
@@ -57,6 +58,8 @@ class ServiceContext:
     seal_log: SealLog
     # Domain events (webhooks and alerts subscribe); services publish after commit.
     events: EventBus
+    # Plays/downloads/exports per hour against role limits and own baselines.
+    usage_monitor: UsageMonitor
 
     def close(self) -> None:
         self.seal_log.flush()
@@ -90,6 +93,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     access_log = AccessLog(catalog, audit_log)
     recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log)
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
+    events = EventBus()
+    usage_monitor = UsageMonitor(catalog, access_log, events, UsagePolicy.from_settings(settings))
+    access_log.watch(usage_monitor.observe)
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -125,7 +131,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             settings.archive_silence_gate,
         ),
         seal_log=seal_log,
-        events=EventBus(),
+        events=events,
+        usage_monitor=usage_monitor,
     )
 
 

@@ -1,4 +1,4 @@
-"""audit log: access events chained by hash, signed checkpoints
+"""audit log: access events chained by hash, signed checkpoints, usage alerts
 
 Revision ID: audit_0003
 Revises: integrity_0002
@@ -42,6 +42,20 @@ def upgrade() -> None:
         sa.Column("signature", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
+    op.create_table(
+        "usage_alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("username", sa.String(length=120), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("threshold", sa.Integer(), nullable=False),
+        sa.Column("window_seconds", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_usage_alerts_user_at", "usage_alerts", ["username", "at"], unique=False)
     _set_append_only("access_events", False)
     _backfill()
     _set_append_only("access_events", True)
@@ -103,6 +117,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         op.execute("DROP FUNCTION IF EXISTS audit_checkpoints_append_only() CASCADE")
     op.drop_table("audit_checkpoints")
+    op.drop_index("ix_usage_alerts_user_at", table_name="usage_alerts")
+    op.drop_table("usage_alerts")
     _set_append_only("access_events", False)
     with op.batch_alter_table("access_events", schema=None) as batch_op:
         batch_op.drop_index("ix_access_events_action_at")
