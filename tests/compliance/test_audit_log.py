@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from callvault.db.audit_chain import AuditBody, body_sha256, chain_hash
 from callvault.db.models import AccessEvent, AuditCheckpoint
 from callvault.services.access import Principal
 from callvault.services.audit_verify import AuditReport, AuditVerifier
@@ -101,7 +102,9 @@ def test_inserted_rows_are_named(ctx: ServiceContext) -> None:
     _events(ctx, 4)
     with ctx.catalog.read() as session:
         third = session.scalars(select(AccessEvent).where(AccessEvent.seq == 3)).one()
-    # A forged entry with a well-formed link to seq 3, squeezed in by renumbering the tail.
+    # A forged entry, hashed and linked to seq 3 as the service would, squeezed in by renumbering.
+    forged = AuditBody(third.at, None, "mallory", "view", None, None, None, "ok")
+    forged_hash = chain_hash(third.entry_hash or "", body_sha256(forged))
     _tamper(
         ctx,
         ("UPDATE access_events SET seq = seq + 100 WHERE seq >= 4", {}),
@@ -109,19 +112,23 @@ def test_inserted_rows_are_named(ctx: ServiceContext) -> None:
         (
             "INSERT INTO access_events (at, username, action, outcome, seq, prev_hash, entry_hash) "
             "VALUES (:at, 'mallory', 'view', 'ok', 4, :prev, :hash)",
-            {"at": third.at, "prev": third.entry_hash, "hash": "0" * 64},
+            {"at": third.at, "prev": third.entry_hash, "hash": forged_hash},
         ),
     )
-    assert _first(_verify(ctx))[0] in {"edited", "inserted"}
+    assert _first(_verify(ctx)) == ("inserted", 4)
+    # A row written past the append path (no place in the chain) is named too.
     _tamper(ctx, ("DELETE FROM access_events WHERE username = 'mallory'", {}))
     _tamper(
         ctx,
+        ("UPDATE access_events SET seq = seq + 100 WHERE seq >= 5", {}),
+        ("UPDATE access_events SET seq = seq - 101 WHERE seq >= 100", {}),
         (
             "INSERT INTO access_events (at, username, action, outcome) VALUES (:at, 'm', 'view', 'ok')",
             {"at": third.at},
         ),
     )
-    assert any(p.kind == "inserted" for p in _verify(ctx).problems)
+    report = _verify(ctx)
+    assert [p.kind for p in report.problems] == ["inserted"], [p.line() for p in report.problems]
 
 
 def test_tail_truncated_before_the_last_checkpoint_is_detected(ctx: ServiceContext) -> None:
