@@ -42,6 +42,10 @@ def test_documented_commands_exist() -> None:
         ["admin", "set-password"],
         ["demo"],
         ["settings"],
+        ["webhooks", "add"],
+        ["webhooks", "list"],
+        ["webhooks", "deliveries"],
+        ["webhooks", "remove"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -60,6 +60,13 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not 0 < number < float("inf"):
+        raise ValueError("must be a positive number")
+    return number
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -337,6 +344,41 @@ SETTINGS: tuple[Setting, ...] = (
         "30",
         "The own-baseline limit is never lower than this many plays+downloads+exports per hour.",
     ),
+    Setting(
+        "webhook_allow_private_targets",
+        _bool,
+        "false",
+        "Allow webhooks to private, loopback and link-local addresses (off: public addresses only, SSRF guard).",
+    ),
+    Setting("webhook_timeout", _positive_int, "10", "Seconds one webhook delivery attempt may take."),
+    Setting(
+        "webhook_max_attempts",
+        _positive_int,
+        "12",
+        "Attempts per webhook delivery before it is marked failed.",
+    ),
+    Setting(
+        "webhook_backoff_seconds",
+        _positive_float,
+        "5",
+        "Wait before the first webhook retry; doubled after each failure (with jitter).",
+    ),
+    Setting(
+        "webhook_backoff_max_seconds",
+        _positive_int,
+        "3600",
+        "Longest wait between two attempts of one webhook delivery.",
+    ),
+    Setting(
+        "webhook_concurrency", _positive_int, "8", "Webhook deliveries in flight at once (all receivers)."
+    ),
+    Setting(
+        "admission_max_backlog_seconds",
+        _positive_float,
+        "10",
+        "Seconds the renderer may fall behind (oldest unfinished render job) before new INVITEs get 503; "
+        "calls are taken again under half of it.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -391,6 +433,13 @@ class Settings:
     usage_role_limits: tuple[tuple[str, int], ...]
     usage_baseline_factor: int
     usage_baseline_min: int
+    webhook_allow_private_targets: bool
+    webhook_timeout: int
+    webhook_max_attempts: int
+    webhook_backoff_seconds: float
+    webhook_backoff_max_seconds: int
+    webhook_concurrency: int
+    admission_max_backlog_seconds: float
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -97,6 +97,14 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.AGENT: "-",
         Role.AUDITOR: "-",
     },
+    Action.WEBHOOK_MANAGE: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "-",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
 }
 
 CELLS = [(action, role) for action in Action for role in Role]

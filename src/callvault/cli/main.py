@@ -1,4 +1,4 @@
-"""``callvault`` commands: serve, import-audio, recordings, verify, keys, admin, demo, settings."""
+"""``callvault`` commands: serve, import-audio, recordings, verify, keys, admin, webhooks, demo, settings."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from rich.table import Table
 from callvault.cli import evidence_cmd
 from callvault.cli.audit_cmd import audit_app
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
+from callvault.cli.demo_setup import ensure_demo_agent
+from callvault.cli.recordings_table import recordings_table, resolve_id
+from callvault.cli.webhooks import webhooks_app
 from callvault.errors import InvalidInput
 from callvault.services.call_record import IngestSource
 from callvault.services.importer import ImportRequest
@@ -30,6 +33,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 evidence_cmd.register(app)
+app.add_typer(webhooks_app, name="webhooks")
 out = Console()
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}
@@ -147,20 +151,7 @@ def recordings_list(
     if as_json:
         print_json({"items": page.items, "total": page.total, "limit": page.limit, "offset": page.offset})
         return
-    table = Table("id", "started", "duration", "status", "direction", "agent", "customer", "queue")
-    for item in page.items:
-        duration = f"{item['duration']:.1f}s" if item["duration"] is not None else "-"
-        table.add_row(
-            item["id"],
-            item["started_at"],
-            duration,
-            item["status"],
-            item["direction"] or "-",
-            item["agent"] or "-",
-            item["customer_number"] or "-",
-            item["queue"] or "-",
-        )
-    out.print(table)
+    out.print(recordings_table(page.items))
     out.print(f"{page.total} recording(s)")
 
 
@@ -169,7 +160,7 @@ def recordings_list(
 def recordings_show(recording_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show one recording with participants, streams and hashes."""
     with service_context() as ctx:
-        detail = ctx.search.get(cli_principal(), recording_id)
+        detail = ctx.search.get(cli_principal(), resolve_id(ctx, recording_id))
     if as_json:
         print_json(detail)
         return
@@ -414,6 +405,11 @@ def demo(
     from callvault.runtime.demo_src import run_demo
 
     settings = load_settings()
+    with service_context() as ctx:
+        agent, created = ensure_demo_agent(ctx, cli_principal())
+    err.print(
+        f"demo calls are made by agent {agent}" + (" (created now)" if created else ""), highlight=False
+    )
     call_ids = asyncio.run(
         run_demo(host or settings.sip_host, port or settings.sip_port, calls=calls, seconds=seconds)
     )

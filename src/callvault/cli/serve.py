@@ -8,8 +8,8 @@ same kind of loop (a test that wired the parts itself, on another loop, once
 hid that every SIP/TCP connection failed under uvloop).
 
 Start order: catalog and migrations, first-start admin, media engine (which
-finalises whatever a previous run left in the spool as ``interrupted``), SIP,
-HTTP. Stop order: SIP stops taking calls (new INVITEs get 503, no new TCP/TLS
+finalises whatever a previous run left in the spool as ``interrupted``), webhook
+delivery, SIP, HTTP. Stop order: SIP stops taking calls (new INVITEs get 503, no new TCP/TLS
 connections), every open call gets a BYE and is sealed ``interrupted`` with
 its audio, the media engine waits for every seal, then HTTP stops. The stop
 is bounded by ``CALLVAULT_STOP_TIMEOUT``: past it the workers are killed and
@@ -41,6 +41,7 @@ from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
+from callvault.runtime.webhooks.delivery import WebhookDispatcher
 from callvault.services.context import ServiceContext, open_context
 from callvault.services.start_audit import audit_settings_at_start
 from callvault.settings import Settings
@@ -153,6 +154,7 @@ async def running_server(
     media: MediaEngine | None = None
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
+    webhooks: WebhookDispatcher | None = None
     try:
         await asyncio.to_thread(audit_settings_at_start, context.catalog, context.access_log, settings)
         password = await asyncio.to_thread(context.users.ensure_initial_admin) if first_admin else None
@@ -170,6 +172,8 @@ async def running_server(
             flush_interval=flush_interval,
         )
         await media.start()
+        webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)
+        await webhooks.start()
         if settings.sip_port or sip_any_port:
             sip = SiprecServer(settings, context.recordings, context.directory, media, clock=sip_clock)
             await sip.start()
@@ -193,6 +197,9 @@ async def running_server(
             yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await _stop(settings, sip, media, http, http_task)
+        if webhooks is not None:
+            # Last: events of the calls sealed while stopping are queued for the next start.
+            await webhooks.stop()
         if own_ctx:
             context.close()
 

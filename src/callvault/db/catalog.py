@@ -160,12 +160,25 @@ class Catalog:
                         session.connection()
                     finally:
                         self._local.writing = False
-                    yield session
+                    self._local.session = session
+                    try:
+                        yield session
+                    finally:
+                        self._local.session = None
         except OperationalError as exc:
             raise self._unavailable(exc) from exc
         # Committed, and the write lock is free again: slow follow-ups (files) hold up no writer.
         for callback in after:
             callback()
+
+    def in_write(self) -> Session | None:
+        """The session of the write transaction this thread has open, if any.
+
+        Lets code called from inside a write (an event subscriber) join it instead of
+        opening a second one, which on SQLite would wait forever for this very lock.
+        """
+        session: Session | None = getattr(self._local, "session", None)
+        return session
 
     @staticmethod
     def after_write(session: Session, callback: Callable[[], None]) -> None:

@@ -3,7 +3,9 @@
 Each call is a two-party SIPREC session (RFC 7866) over UDP: a multipart
 INVITE with SDP and rs-metadata, two labelled PCMU streams (agent on label 1,
 customer on label 2, each a different speech-like voice), RTP paced at 20 ms,
-then BYE. Calls run one after another so the demo is easy to follow.
+then BYE. Calls run one after another so the demo is easy to follow. Even calls are
+inbound, odd ones outbound (a ``<direction>`` vendor extension in the session element,
+which the recorder reads like any SRC's), so a first listing shows a direction.
 """
 
 from __future__ import annotations
@@ -45,11 +47,16 @@ class _SipClient(asyncio.DatagramProtocol):
             self.responses.put_nowait(message)
 
 
-def _metadata(customer: str, session_id: str) -> str:
+def _direction(number: int) -> str:
+    """Demo calls alternate: even ones are the customer calling in, odd ones the agent calling out."""
+    return "inbound" if number % 2 == 0 else "outbound"
+
+
+def _metadata(customer: str, session_id: str, direction: str) -> str:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <recording xmlns="urn:ietf:params:xml:ns:recording:1">
   <datamode>complete</datamode>
-  <session session_id="{session_id}"/>
+  <session session_id="{session_id}"><direction xmlns="urn:x-callvault:demo">{direction}</direction></session>
   <participant participant_id="YWdlbnQ="><nameID aor="{AGENT_AOR}"><name>Demo Agent</name></nameID></participant>
   <participant participant_id="Y3VzdA=="><nameID aor="{customer}"><name>Demo Customer</name></nameID></participant>
   <stream stream_id="c3RyZWFtMQ==" session_id="{session_id}"><label>1</label></stream>
@@ -155,7 +162,7 @@ async def _one_call(
     body = (
         f"--{_BOUNDARY}\r\nContent-Type: application/sdp\r\n\r\n{_sdp(local[0])}\r\n"
         f"--{_BOUNDARY}\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n"
-        f"{_metadata(customer, secrets.token_urlsafe(12))}\r\n--{_BOUNDARY}--\r\n"
+        f"{_metadata(customer, secrets.token_urlsafe(12), _direction(number))}\r\n--{_BOUNDARY}--\r\n"
     ).encode()
     invite = _request("INVITE", f"{target_host}:{target_port}", local, call_id, tag, 1, None)
     invite.headers.add("Require", "siprec")

@@ -17,6 +17,7 @@ forbidden, so its existence is not revealed.
 | integrity.verify     |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
 | user.manage          |   ✓   |         –          |    –       |     –        |   –   |    –    |
 | keys.rotate          |   ✓   |         –          |    –       |     –        |   –   |    –    |
+| webhook.manage       |   ✓   |         –          |    –       |     –        |   –   |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
 """
@@ -60,6 +61,7 @@ class Action(StrEnum):
     INTEGRITY_VERIFY = "integrity.verify"
     USER_MANAGE = "user.manage"
     KEYS_ROTATE = "keys.rotate"
+    WEBHOOK_MANAGE = "webhook.manage"
 
 
 class Scope(StrEnum):
@@ -100,6 +102,7 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.INTEGRITY_VERIFY: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
     A.USER_MANAGE: {R.ADMIN: Scope.ALL},
     A.KEYS_ROTATE: {R.ADMIN: Scope.ALL},
+    A.WEBHOOK_MANAGE: {R.ADMIN: Scope.ALL},
 }
 del A, R
 

@@ -116,8 +116,14 @@ class AccessLog:
             remote_addr=remote_addr,
             outcome=outcome,
         )
-        with self._catalog.write() as session:
-            self.audit.append(session, body)
+        joined = self._catalog.in_write()
+        if joined is not None:
+            # Called from inside a write on this thread (an event subscriber): a second
+            # write would wait forever for SQLite's lock; the entry commits with that work.
+            self.audit.append(joined, body)
+        else:
+            with self._catalog.write() as session:
+                self.audit.append(session, body)
         if outcome != "ok":
             scope = _refusals.get()
             if scope is not None:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from callvault.crypto.keyprovider import KeyProvider
 from callvault.crypto.keyring import LocalKeyring
+from callvault.crypto.secret_box import SecretBox
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
@@ -32,6 +33,8 @@ from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
+from callvault.services.webhook_outbox import WebhookOutbox
+from callvault.services.webhooks import WebhookService
 from callvault.settings import Settings
 from callvault.storage.blobstore import BlobStore
 from callvault.storage.factory import open_blob_store
@@ -60,6 +63,8 @@ class ServiceContext:
     events: EventBus
     # Plays/downloads/exports per hour against role limits and own baselines.
     usage_monitor: UsageMonitor
+    webhooks: WebhookService
+    webhook_outbox: WebhookOutbox
 
     def close(self) -> None:
         self.seal_log.flush()
@@ -91,9 +96,11 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     directory = AgentDirectory(catalog, region)
     audit_log = AuditLog(catalog, signer, data_dir)
     access_log = AccessLog(catalog, audit_log)
-    recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log)
-    playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     events = EventBus()
+    webhook_outbox = WebhookOutbox(catalog)
+    events.subscribe(webhook_outbox)
+    recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log, events)
+    playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     usage_monitor = UsageMonitor(catalog, access_log, events, UsagePolicy.from_settings(settings))
     access_log.watch(usage_monitor.observe)
     return ServiceContext(
@@ -133,6 +140,14 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         seal_log=seal_log,
         events=events,
         usage_monitor=usage_monitor,
+        webhooks=WebhookService(
+            catalog,
+            SecretBox.from_file(data_dir / "webhook-secrets.key"),
+            webhook_outbox,
+            access_log,
+            settings.webhook_allow_private_targets,
+        ),
+        webhook_outbox=webhook_outbox,
     )
 
 

@@ -1,20 +1,35 @@
 """Domain events: what happened, published once, for whoever subscribed (webhooks, alerts).
 
-Services publish after their transaction commits; a subscriber that fails is logged
-and never undoes or blocks the domain work (a webhook outbox, for instance, queues
-durably on its own). Event names are the public webhook names, e.g.
-``recording.sealed``, ``recording.deleted``, ``alert.raised``, ``hold.created``,
-``hold.released``, ``erasure.executed``.
+Services publish after their transaction commits (:meth:`EventBus.publish`); a
+subscriber that fails is logged and never undoes or blocks the domain work.
+A service that wants an event to be exactly as durable as the change it
+reports publishes *inside* its write transaction instead
+(:meth:`EventBus.publish_in`): a :class:`TransactionalSubscriber` (the webhook
+outbox) then writes its rows in that same transaction, in a savepoint so that
+its failure still cannot undo the domain change; plain subscribers are called
+once the transaction has committed, as with ``publish``. Either way a rolled
+back change announces nothing.
+
+Event names are the public webhook names, e.g. ``recording.sealed``,
+``recording.deleted``, ``alert.raised``, ``hold.created``, ``hold.released``,
+``erasure.executed``. Every event has a unique ``id`` that receivers can use
+to drop a redelivery.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from sqlalchemy.orm import Session
+
+from callvault.db.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +39,20 @@ class DomainEvent:
     type: str
     data: Mapping[str, object]
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class EventSubscriber(Protocol):
     def handle(self, event: DomainEvent) -> None: ...
+
+
+@runtime_checkable
+class TransactionalSubscriber(Protocol):
+    """A subscriber that can also record an event inside the publisher's transaction."""
+
+    def handle(self, event: DomainEvent) -> None: ...
+
+    def handle_in(self, session: Session, event: DomainEvent) -> None: ...
 
 
 class EventBus:
@@ -41,12 +66,42 @@ class EventBus:
         with self._lock:
             self._subscribers.append(subscriber)
 
-    def publish(self, event_type: str, data: Mapping[str, object]) -> None:
-        event = DomainEvent(event_type, dict(data))
+    def _current(self) -> list[EventSubscriber]:
         with self._lock:
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            try:
-                subscriber.handle(event)
-            except Exception:  # a subscriber's failure must not undo the domain work
-                log.exception("event subscriber failed for %s", event_type)
+            return list(self._subscribers)
+
+    def publish(self, event_type: str, data: Mapping[str, object]) -> None:
+        """Announce a change that has already committed."""
+        event = DomainEvent(event_type, dict(data))
+        for subscriber in self._current():
+            _deliver(subscriber, event)
+
+    def publish_in(self, session: Session, event_type: str, data: Mapping[str, object]) -> None:
+        """Announce the change ``session`` (from :meth:`Catalog.write`) is about to commit.
+
+        Transactional subscribers write in the transaction (a savepoint each);
+        the others hear of it after the commit, and nobody does if it rolls back.
+        """
+        event = DomainEvent(event_type, dict(data))
+        for subscriber in self._current():
+            if isinstance(subscriber, TransactionalSubscriber):
+                _deliver_in(session, subscriber, event)
+            else:
+                Catalog.after_write(session, functools.partial(_deliver, subscriber, event))
+
+
+def _deliver(subscriber: EventSubscriber, event: DomainEvent) -> None:
+    try:
+        subscriber.handle(event)
+    except Exception:  # a subscriber's failure must not undo the domain work
+        log.exception("event subscriber failed for %s", event.type)
+
+
+def _deliver_in(session: Session, subscriber: TransactionalSubscriber, event: DomainEvent) -> None:
+    try:
+        # A savepoint: on PostgreSQL a failed statement would otherwise abort the whole
+        # transaction, and with it the domain change the event reports.
+        with session.begin_nested():
+            subscriber.handle_in(session, event)
+    except Exception:
+        log.exception("event subscriber failed for %s", event.type)

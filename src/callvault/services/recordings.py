@@ -43,6 +43,7 @@ from callvault.services.call_record import (
     StreamRecord,
 )
 from callvault.services.directory import AgentDirectory
+from callvault.services.events import EventBus
 from callvault.services.manifest import build_manifest, iso
 from callvault.services.phone import mask_number, normalise_number
 from callvault.services.seal_log import SealLog
@@ -81,8 +82,10 @@ class RecordingService:
         directory: AgentDirectory,
         region: str,
         seal_log: SealLog,
+        events: EventBus | None = None,
     ) -> None:
         self._catalog = catalog
+        self._events = events
         self._blobs = blobs
         self._keys = keys
         self._signer = signer
@@ -259,6 +262,7 @@ class RecordingService:
             ]
             session.flush()
             self._sign(session, recording)
+            self._announce_sealed(session, recording)
         log.info("recording %s sealed: %s, %.1f s", recording_id, status, audio.duration_seconds)
 
     def _sign(self, session: Session, recording: Recording) -> None:
@@ -270,6 +274,32 @@ class RecordingService:
         recording.manifest = canonical_json(manifest).decode()
         recording.manifest_signature = sign(recording.manifest.encode())
         self._seal_log.append(session, recording.id, recording.manifest)
+
+    def _announce_sealed(self, session: Session, recording: Recording) -> None:
+        """``recording.sealed``, queued in the sealing transaction: announced if and only if it commits.
+
+        Ids, status and hashes only: numbers and names stay behind the API's access control.
+        """
+        if self._events is None:
+            return
+        source = recording.ingest_source or {}
+        self._events.publish_in(
+            session,
+            "recording.sealed",
+            {
+                "recording_id": recording.id,
+                "call_id": recording.call_id,
+                "status": recording.status,
+                "source": source.get("kind"),
+                "started_at": iso(recording.started_at),
+                "finalized_at": iso(recording.finalized_at),
+                "duration_seconds": recording.duration_seconds,
+                "format": recording.format if recording.object_key else None,
+                "audio_sha256": recording.audio_sha256,
+                "object_sha256": recording.object_sha256,
+                "signing_key_id": recording.signing_key_id,
+            },
+        )
 
     def store_new(
         self,
@@ -349,6 +379,7 @@ class RecordingService:
             recording.status = "interrupted"
             recording.finalized_at = datetime.now(UTC)
             self._sign(session, recording)
+            self._announce_sealed(session, recording)
 
 
 def _locked(session: Session, recording_id: str) -> Recording | None:

@@ -69,6 +69,7 @@ from typing import Any
 from callvault.crypto.keyprovider import KeyProvider
 from callvault.errors import IntegrityError, KeyUnavailable, NotFound, StorageError
 from callvault.runtime.media import metrics
+from callvault.runtime.media.admission import Admission
 from callvault.runtime.media.capture import Capture, CaptureLoop
 from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
 from callvault.runtime.media.finaliser import RenderedRecording, RenderOptions, render_recording
@@ -99,7 +100,9 @@ MAX_RENDER_STEP = 120.0
 
 
 def _default_render_workers() -> int:
-    return max(1, (os.cpu_count() or 2) - 1)
+    # The cores this process may run on, not the machine's: pinned (taskset, a container's
+    # cpuset) to one core, 15 workers of a 16-core host would only share it and cost memory.
+    return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 class MediaEngine:
@@ -142,6 +145,7 @@ class MediaEngine:
         self.unreadable_spools: list[Path] = []  # journals whose key could not be unwrapped
         self.disk = DiskReserve(watched_volumes(settings), settings.min_free_disk_mb)
         self.unsealed = SealRetry(seal_retry)  # rendered, sealing failed: tried again (see .seal_retry)
+        self.admission = Admission(settings.admission_max_backlog_seconds)  # see .admission
 
     # -- life cycle --------------------------------------------------------
 
@@ -170,7 +174,7 @@ class MediaEngine:
             )
         self._capture.start()
         # -- end capture --
-        self._pool = RenderPool(_default_render_workers(), self._render_executor)
+        self._pool = RenderPool(_default_render_workers(), self._render_executor, self.admission)
         await self._pool.warm()
         self._ticker = asyncio.ensure_future(self._render_ticker())
         await self._recover()
@@ -286,6 +290,7 @@ class MediaEngine:
             # Once a second, never per packet: a statvfs per volume, and a retry of
             # stream/event records a full disk refused.
             self.disk.check()
+            self.admission.refusing()  # keeps the backlog gauges current between INVITEs
             for session in list(self._sessions.values()):
                 session.retry_spool()
             for path, rendered, status in self.unsealed.due(time.monotonic()):

@@ -30,6 +30,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from callvault.runtime.media.admission import Admission
 from callvault.runtime.media.lifeline import watch
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ def _process_executor() -> Executor:
 
 
 class RenderPool:
-    def __init__(self, workers: int, executor: Executor | None = None) -> None:
+    def __init__(
+        self, workers: int, executor: Executor | None = None, admission: Admission | None = None
+    ) -> None:
         if workers < 1:
             raise ValueError(f"a render pool needs at least one worker, not {workers}")
         self._own = executor is None
@@ -57,6 +60,8 @@ class RenderPool:
         self._load = [0] * len(self._executors)
         self._pinned: dict[str, int] = {}
         self._turn = itertools.cycle(range(len(self._executors)))
+        # Every job's wait is the backlog admission control measures (see .admission).
+        self._admission = admission
 
     def pin(self, key: str) -> None:
         if key in self._pinned:
@@ -77,6 +82,7 @@ class RenderPool:
             index = next(self._turn)
         executor = self._executors[index]
         loop = asyncio.get_running_loop()
+        token = self._admission.submitted() if self._admission is not None else None
         try:
             return await loop.run_in_executor(executor, fn, *args)
         except BrokenProcessPool:
@@ -85,6 +91,9 @@ class RenderPool:
                 executor.shutdown(wait=False)
                 self._executors[index] = _process_executor()
             raise
+        finally:
+            if token is not None and self._admission is not None:
+                self._admission.finished(token)
 
     async def warm(self) -> None:
         """Start every worker process now, so the first hang-up after a start does not wait

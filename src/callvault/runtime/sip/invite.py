@@ -33,6 +33,7 @@ from callvault.runtime.sip.refusals import (
     RETRY_AFTER_SECONDS,
     Refusal,
     capabilities,
+    check_admission,
     check_disk_reserve,
     check_new_session,
     check_recording_request,
@@ -69,6 +70,7 @@ class InviteHandler:
         core = self._core
         check_new_session(request, core.calls, core.settings.max_calls)
         check_disk_reserve(core.media.disk_low)
+        check_admission(core.media.admission)
         offer_body = parse_body(request)
         check_recording_request(request)
         sdp = parse_sdp(offer_body)

@@ -6,7 +6,8 @@ the router; the router answers it with the status, the refusal's headers and
 a ``Warning`` carrying the reason, so an SRC's logs show why.
 
 The checks here are the ones a new or changed recording session can fail:
-unsupported ``Require`` (420), capacity or low disk (503, Retry-After), a duplicate
+unsupported ``Require`` (420), capacity, low disk or a render backlog (503,
+Retry-After), a duplicate
 dialog (482), a body we cannot read (415/400), a plain call sent to the
 recorder or an SDP we cannot parse (488), an offer with more streams than
 ``max_streams_per_invite`` (488), no free RTP port (503, Retry-After).
@@ -19,6 +20,7 @@ import logging
 import socket
 
 from callvault.errors import Overloaded
+from callvault.runtime.media.admission import Admission
 from callvault.runtime.sip.core import RecordingCall, ServerCore
 from callvault.runtime.sip.metrics import count_response
 from callvault.runtime.sip.sources import SourcePolicy
@@ -83,6 +85,14 @@ def check_disk_reserve(low: str | None) -> None:
     if low:
         # The SRC learns only that much; the figures are in the log and /healthz.
         raise Refusal(503, "recorder low on disk space", [("Retry-After", str(RETRY_AFTER_SECONDS))])
+
+
+def check_admission(admission: Admission) -> None:
+    """Refuse a new session while the renderer is too far behind to record it whole (503, see
+    :mod:`callvault.runtime.media.admission`); Retry-After says when the backlog may have drained."""
+    retry_after = admission.refuse()
+    if retry_after is not None:
+        raise Refusal(503, "recorder overloaded: render backlog", [("Retry-After", str(retry_after))])
 
 
 def check_recording_request(request: SipRequest) -> None:
