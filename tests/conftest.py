@@ -9,16 +9,20 @@ overrides the server), dropped afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import uvloop
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
+from callvault.db.catalog import Catalog
+from callvault.services import users
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
+from tests.support.people import FixtureHashCache
 from tests.support.reference import REFERENCE_DIR, absence_reason, corpus_required
 from tests.support.reports import REPORTS
 from tests.support.s3server import s3_endpoint_fixture
@@ -57,6 +61,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("db_backend", backends, scope="function")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _staff_password_hashes() -> Iterator[None]:
+    """Hash the fixture staff's passwords once per session (see FixtureHashCache): in-process
+    services only; a `callvault` subprocess hashes for real."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "_hasher", FixtureHashCache(users._hasher))
+        yield
+
+
 @pytest.fixture
 def reference_dir() -> Path:
     """The reference corpus (tests.support.reference), an extra: a test taking it is skipped
@@ -85,23 +98,76 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         pytest.fail(f"{absence_reason()}; CI=true requires it")
 
 
+def _postgres_database_url(name: str) -> str:
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _postgres_admin(statement: str) -> None:
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(statement))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database migrated to this checkout's head, copied for each test (and never used itself:
+    PostgreSQL copies a template only while nobody is connected to it)."""
+    name = f"cvtpl_{uuid.uuid4().hex[:12]}"
+    _postgres_admin(f"CREATE DATABASE {name}")
+    try:
+        catalog = Catalog(_postgres_database_url(name))
+        try:
+            catalog.migrate()
+        finally:
+            catalog.dispose()
+        yield name
+    finally:
+        _postgres_admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("catalog-template") / "catalog.sqlite3"
+    catalog = Catalog(f"sqlite:///{path}")
+    try:
+        catalog.migrate()
+    finally:
+        catalog.dispose()
+    # The last connection closed checkpointed the write-ahead log: the one file is the catalog.
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+def _seed_sqlite_catalog(data_dir: Path, template: Path) -> None:
+    """Put the migrated catalog where the settings look for it (``catalog.sqlite3``), with the
+    looser modes of a directory and file made by hand: tightening them stays the server's job,
+    and the tests that check it still can fail."""
+    data_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    catalog = data_dir / "catalog.sqlite3"
+    if not catalog.exists():
+        shutil.copyfile(template, catalog)
+        os.chmod(catalog, 0o644)
+
+
 @pytest.fixture
-def database_url(db_backend: str) -> Iterator[str]:
+def database_url(db_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     if db_backend == "sqlite":
+        _seed_sqlite_catalog(request.getfixturevalue("data_dir"), request.getfixturevalue("sqlite_template"))
         yield ""
         return
     if db_backend != "postgresql":
         raise pytest.UsageError(f"unknown --db backend {db_backend!r}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    template = request.getfixturevalue("postgres_template")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    _postgres_admin(f"CREATE DATABASE {name} TEMPLATE {template}")
     try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        yield _postgres_database_url(name)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+        # FORCE: a server the test killed may have left its connections behind.
+        _postgres_admin(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture

@@ -109,6 +109,13 @@ def _gate(value: str) -> float | None:
     return level
 
 
+def _optional_days(value: str) -> int | None:
+    """Empty means none (keep for ever); otherwise a positive number of days."""
+    if not value.strip():
+        return None
+    return _positive_int(value)
+
+
 def _text(value: str) -> str:
     return value
 
@@ -315,6 +322,30 @@ SETTINGS: tuple[Setting, ...] = (
         "PEM CA bundle; when set, SIP over TLS requires a client certificate issued by it (mutual TLS).",
     ),
     Setting(
+        "retention_default_days",
+        _optional_days,
+        "",
+        "Days to keep recordings that no retention policy matches; empty keeps them for ever.",
+    ),
+    Setting(
+        "retention_interval",
+        _non_negative_int,
+        "3600",
+        "Seconds between retention sweeps inside serve (also rotates key epochs); 0 disables them.",
+    ),
+    Setting(
+        "key_epoch_hours",
+        _non_negative_int,
+        "24",
+        "Hours between key-encryption-key epochs (old epoch keys destroyed, survivors re-wrapped); 0 = never.",
+    ),
+    Setting(
+        "erasure_multi_party",
+        _bool,
+        "true",
+        "Erase recordings where the erasure subject is one of several parties (false keeps them).",
+    ),
+    Setting(
         "max_streams_per_invite",
         _positive_int,
         "8",
@@ -433,6 +464,10 @@ class Settings:
     usage_role_limits: tuple[tuple[str, int], ...]
     usage_baseline_factor: int
     usage_baseline_min: int
+    retention_default_days: int | None
+    retention_interval: int
+    key_epoch_hours: int
+    erasure_multi_party: bool
     webhook_allow_private_targets: bool
     webhook_timeout: int
     webhook_max_attempts: int

@@ -13,6 +13,7 @@ import pytest
 from callvault.services.context import open_context
 from callvault.settings import load_settings
 from tests.support.audio import mono_wav, stereo_wav, voice
+from tests.support.cli import invoke_cli
 from tests.support.people import ADMIN
 from tests.support.ports import free_port, rtp_range
 from tests.support.processes import run_cli, running_server
@@ -40,7 +41,7 @@ def test_serve_first_start_admin_and_admin_commands_while_running(
         password = output.split("one-time password:")[1].split()[0]
         login = httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": password})
         assert login.status_code == 200
-        created = run_cli(
+        created = invoke_cli(
             [
                 "admin",
                 "create-user",
@@ -57,14 +58,14 @@ def test_serve_first_start_admin_and_admin_commands_while_running(
             stdin="correct horse battery\n",
         )
         assert created.returncode == 0, created.stderr
-        token = run_cli(["admin", "create-token", "alice"], env)
+        token = invoke_cli(["admin", "create-token", "alice"], env)
         assert token.returncode == 0, token.stderr
         assert token.stdout.count("\n") == 1 and token.stdout.startswith("cv_")
         me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
         assert me.json()["username"] == "alice"
-        duplicate = run_cli(["admin", "create-user", "alice", "--role", "agent"], env)
+        duplicate = invoke_cli(["admin", "create-user", "alice", "--role", "agent"], env)
         assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
-        bad_role = run_cli(["admin", "create-user", "eve", "--role", "overlord"], env)
+        bad_role = invoke_cli(["admin", "create-user", "eve", "--role", "overlord"], env)
         assert bad_role.returncode == 2 and "unknown role" in bad_role.stderr
     # Second start: no new password printed.
     with running_server(env, tmp_path / "serve2.log"):
@@ -75,12 +76,12 @@ def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, dat
     wav = tmp_path / "call.wav"
     wav.write_bytes(stereo_wav(voice(3, 8000, 120, 1), voice(3, 8000, 200, 2), 8000))
     assert (
-        run_cli(
+        invoke_cli(
             ["admin", "create-user", "alice", "--role", "agent", "--sip-identity", "1001"], env
         ).returncode
         == 0
     )
-    result = run_cli(
+    result = invoke_cli(
         [
             "import-audio",
             str(wav),
@@ -101,10 +102,10 @@ def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, dat
     )
     assert result.returncode == 0, result.stderr
     recording_id = result.stdout.strip()
-    listing = json.loads(run_cli(["recordings", "list", "--json", "--customer", "+14155550100"], env).stdout)
+    listing = json.loads(invoke_cli(["recordings", "list", "--json", "--customer", "+14155550100"], env).stdout)
     assert [item["id"] for item in listing["items"]] == [recording_id]
     assert listing["items"][0]["agent"] == "alice"
-    shown = json.loads(run_cli(["recordings", "show", recording_id, "--json"], env).stdout)
+    shown = json.loads(invoke_cli(["recordings", "show", recording_id, "--json"], env).stdout)
     assert shown["queue"] == "billing" and shown["direction"] == "inbound"
     # A CLI import is signed as such, with the operating-system account that ran it.
     assert shown["provenance"]["kind"] == "import"
@@ -118,26 +119,26 @@ def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, dat
     for i in range(3):
         (folder / f"c{i}.wav").write_bytes(mono_wav(voice(1, 8000, 150, i), 8000))
     (folder / "notes.txt").write_text("ignored")
-    batch = run_cli(["import-audio", str(folder)], env)
+    batch = invoke_cli(["import-audio", str(folder)], env)
     assert batch.returncode == 0, batch.stderr
     assert len(batch.stdout.split()) == 3
 
-    ok = run_cli(["verify", "--all"], env)
+    ok = invoke_cli(["verify", "--all"], env)
     assert ok.returncode == 0 and "4 checked, 0 failed" in ok.stdout
-    rotated = run_cli(["keys", "rotate"], env)
+    rotated = invoke_cli(["keys", "rotate"], env)
     assert rotated.returncode == 0 and "4 data keys re-wrapped" in rotated.stdout
-    assert run_cli(["verify", "--all"], env).returncode == 0
+    assert invoke_cli(["verify", "--all"], env).returncode == 0
 
     shredded = batch.stdout.split()[0]
-    destroyed = run_cli(["recordings", "destroy-audio", shredded, "--reason", "erasure request 7"], env)
+    destroyed = invoke_cli(["recordings", "destroy-audio", shredded, "--reason", "erasure request 7"], env)
     assert destroyed.returncode == 0 and "audio destroyed" in destroyed.stdout, destroyed.stderr
-    assert run_cli(["verify", shredded], env).returncode == 0
+    assert invoke_cli(["verify", shredded], env).returncode == 0
     assert_cli_trail(env, recording_id, shredded)
 
     if not env["CALLVAULT_DATABASE_URL"]:
         with sqlite3.connect(data_dir / "catalog.sqlite3") as db:
             db.execute("UPDATE calls SET queue = 'billinh' WHERE queue = 'billing'")
-        failed = run_cli(["verify", "--all"], env)
+        failed = invoke_cli(["verify", "--all"], env)
         assert failed.returncode == 5
         assert f"FAIL {recording_id}" in failed.stdout
 
@@ -174,15 +175,16 @@ def assert_cli_trail(env: dict[str, str], shown: str, shredded: str) -> None:
 def test_bad_input_gives_clear_errors(env: dict[str, str], tmp_path: Path) -> None:
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"RIFF" + b"\x00" * 10)
+    # One in a real process: the status the shell sees comes from the console script.
     result = run_cli(["import-audio", str(junk)], env)
     assert result.returncode == 2 and "cannot import" in result.stderr
-    assert run_cli(["import-audio", str(tmp_path / "missing.wav")], env).returncode == 2
-    bad_time = run_cli(["import-audio", str(junk), "--started-at", "tuesday"], env)
+    assert invoke_cli(["import-audio", str(tmp_path / "missing.wav")], env).returncode == 2
+    bad_time = invoke_cli(["import-audio", str(junk), "--started-at", "tuesday"], env)
     assert bad_time.returncode == 2 and "ISO 8601" in bad_time.stderr
-    bad_setting = run_cli(["recordings", "list"], {**env, "CALLVAULT_HTTP_PORT": "99999"})
+    bad_setting = invoke_cli(["recordings", "list"], {**env, "CALLVAULT_HTTP_PORT": "99999"})
     assert bad_setting.returncode != 0 and "CALLVAULT_HTTP_PORT" in bad_setting.stderr
-    assert run_cli(["verify"], env).returncode == 2
-    listing = json.loads(run_cli(["recordings", "list", "--json"], env).stdout)
+    assert invoke_cli(["verify"], env).returncode == 2
+    listing = json.loads(invoke_cli(["recordings", "list", "--json"], env).stdout)
     assert listing["total"] == 0
 
 
@@ -197,14 +199,14 @@ def test_keys_rotate_signing_then_verify_names_a_missing_recording(
 
     wav = tmp_path / "call.wav"
     wav.write_bytes(mono_wav(voice(1, 8000, 150, 1), 8000))
-    first = run_cli(["import-audio", str(wav)], env)
+    first = invoke_cli(["import-audio", str(wav)], env)
     assert first.returncode == 0, first.stderr
-    rotated = run_cli(["keys", "rotate", "--signing"], env)
+    rotated = invoke_cli(["keys", "rotate", "--signing"], env)
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.stdout.startswith("new signing key ed25519:") and "retired" in rotated.stdout
-    second = run_cli(["import-audio", str(wav)], env)
+    second = invoke_cli(["import-audio", str(wav)], env)
     assert second.returncode == 0, second.stderr
-    ok = run_cli(["verify", "--all"], env)
+    ok = invoke_cli(["verify", "--all"], env)
     assert ok.returncode == 0 and "2 checked, 0 failed" in ok.stdout, ok.stdout + ok.stderr
 
     victim = first.stdout.strip()
@@ -218,7 +220,7 @@ def test_keys_rotate_signing_then_verify_names_a_missing_recording(
             conn.execute(text(f"DELETE FROM {table} WHERE call_id = :id"), {"id": call_id})
         conn.execute(text("DELETE FROM calls WHERE id = :id"), {"id": call_id})
     engine.dispose()
-    failed = run_cli(["verify", "--all"], env)
+    failed = invoke_cli(["verify", "--all"], env)
     assert failed.returncode == 5
     assert f"FAIL missing {victim}: sealed at" in failed.stdout
     assert "1 checked, 0 failed, 1 seal log problem(s)" in failed.stdout
@@ -229,7 +231,7 @@ def test_serve_refuses_to_start_without_the_keyring_of_a_vault_with_recordings(
 ) -> None:
     wav = tmp_path / "call.wav"
     wav.write_bytes(mono_wav(voice(1, 8000, 150, 1), 8000))
-    assert run_cli(["import-audio", str(wav)], env).returncode == 0
+    assert invoke_cli(["import-audio", str(wav)], env).returncode == 0
     (data_dir / "keyring.json").unlink()
     refused = run_cli(["serve"], env, timeout=60)
     assert refused.returncode == 2, refused.stdout + refused.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from callvault.cli.recordings_table import SHORT_ID, compact_date, recordings_table
+from tests.support.cli import invoke_cli
 from tests.support.ports import free_port, rtp_range
 from tests.support.processes import run_cli, running_server, wait_for
 
@@ -97,7 +98,7 @@ def test_demo_then_list_and_show_by_short_id(tmp_path: Path, data_dir: Path, dat
         assert again.returncode == 0 and "(created now)" not in again.stderr, again.stderr
 
         def listing() -> list[dict[str, object]]:
-            result = run_cli(["recordings", "list", "--json"], env)
+            result = invoke_cli(["recordings", "list", "--json"], env)
             assert result.returncode == 0, result.stderr
             items: list[dict[str, object]] = json.loads(result.stdout)["items"]
             return items
@@ -117,7 +118,7 @@ def test_demo_then_list_and_show_by_short_id(tmp_path: Path, data_dir: Path, dat
     assert short in table.stdout and "complete" in table.stdout and "demo.agent" in table.stdout
     assert str(items[0]["id"]) not in table.stdout
 
-    shown = run_cli(["recordings", "show", short, "--json"], env)
+    shown = invoke_cli(["recordings", "show", short, "--json"], env)
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert detail["id"] == items[0]["id"] and detail["channels"] == 2
@@ -126,13 +127,13 @@ def test_demo_then_list_and_show_by_short_id(tmp_path: Path, data_dir: Path, dat
     assert set(channels) == {"left", "right"}, detail["streams"]
     assert "1001@pbx.example" in channels["left"], detail["streams"]
 
-    by_prefix = run_cli(["recordings", "show", short[:4], "--json"], env)
+    by_prefix = invoke_cli(["recordings", "show", short[:4], "--json"], env)
     other = str(items[1]["id"])
     if other.startswith(short[:4]):  # the two random ids share 4 characters: then the prefix is ambiguous
         assert by_prefix.returncode != 0 and "more than one recording" in by_prefix.stderr
     else:
         assert by_prefix.returncode == 0 and json.loads(by_prefix.stdout)["id"] == items[0]["id"]
-    too_short = run_cli(["recordings", "show", short[:3]], env)
+    too_short = invoke_cli(["recordings", "show", short[:3]], env)
     assert too_short.returncode != 0 and "at least 4 characters" in too_short.stderr
-    unknown = run_cli(["recordings", "show", "ffffffff" if not short.startswith("ffff") else "00000000"], env)
+    unknown = invoke_cli(["recordings", "show", "ffffffff" if not short.startswith("ffff") else "00000000"], env)
     assert unknown.returncode != 0 and "no recording" in unknown.stderr

@@ -17,22 +17,25 @@ RATE = 8000
 MINUTES = 10
 
 
-def _store_long_recording(ctx: ServiceContext) -> tuple[str, bytes]:
+@pytest.fixture(scope="module")
+def long_archive() -> tuple[bytes, bytes]:
+    """Ten minutes of stereo as an archive, and its reference rendition from the whole-file
+    decoder (what a WAV download always was). Encoding and decoding it cost seconds: made once
+    per module, read-only to the tests."""
     t = np.arange(MINUTES * 60 * RATE) / RATE
     left = (np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.3 * t)) * 9000).astype(np.int16)
     right = (np.sin(2 * np.pi * 330 * t) * (0.5 + 0.5 * np.cos(2 * np.pi * 0.2 * t)) * 9000).astype(np.int16)
     archive = encode_archive(np.stack([left, right]), RATE)
-    audio = ArchiveAudio(data=archive, sample_rate=RATE, channels=2, duration_seconds=MINUTES * 60.0)
-    call = CallRecord(started_at=datetime.now(UTC), source="import")
-    streams = [StreamRecord("left", "import", 0), StreamRecord("right", "import", 1)]
-    return ctx.recordings.store_new(call, audio, streams), archive
+    return archive, to_wav(decode_audio(archive).pcm, RATE)
 
 
 @pytest.fixture
-def long_recording(ctx: ServiceContext) -> tuple[str, bytes]:
-    recording_id, archive = _store_long_recording(ctx)
-    # The reference rendition, from the whole-file decoder: what a WAV download always was.
-    return recording_id, to_wav(decode_audio(archive).pcm, RATE)
+def long_recording(ctx: ServiceContext, long_archive: tuple[bytes, bytes]) -> tuple[str, bytes]:
+    archive, reference = long_archive
+    audio = ArchiveAudio(data=archive, sample_rate=RATE, channels=2, duration_seconds=MINUTES * 60.0)
+    call = CallRecord(started_at=datetime.now(UTC), source="import")
+    streams = [StreamRecord("left", "import", 0), StreamRecord("right", "import", 1)]
+    return ctx.recordings.store_new(call, audio, streams), reference
 
 
 def test_a_range_near_the_end_of_a_long_wav_is_right_and_memory_stays_bounded(

@@ -24,7 +24,16 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callvault import __version__
-from callvault.api import routes_auth, routes_compliance, routes_recordings, routes_users, routes_webhooks
+from callvault.api import (
+    routes_auth,
+    routes_compliance,
+    routes_erasure,
+    routes_holds,
+    routes_recordings,
+    routes_retention,
+    routes_users,
+    routes_webhooks,
+)
 from callvault.api.deps import optional_principal, principal
 from callvault.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from callvault.api.security import SecurityHeaders, docs_router, security_headers
@@ -60,6 +69,9 @@ def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> 
     app.include_router(routes_auth.router, prefix="/api/v1")
     app.include_router(routes_users.router, prefix="/api/v1")
     app.include_router(routes_compliance.router, prefix="/api/v1")
+    app.include_router(routes_retention.router, prefix="/api/v1")
+    app.include_router(routes_holds.router, prefix="/api/v1")
+    app.include_router(routes_erasure.router, prefix="/api/v1")
     app.include_router(routes_webhooks.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)

@@ -17,6 +17,12 @@ from callvault.cli.audit_cmd import audit_app
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
 from callvault.cli.demo_setup import ensure_demo_agent
 from callvault.cli.recordings_table import recordings_table, resolve_id
+from callvault.cli.retention import (
+    erasure_app,
+    holds_app,
+    retention_app,
+    verify_certificate_command,
+)
 from callvault.cli.webhooks import webhooks_app
 from callvault.errors import InvalidInput
 from callvault.services.call_record import IngestSource
@@ -33,6 +39,10 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 evidence_cmd.register(app)
+app.add_typer(retention_app, name="retention")
+app.add_typer(holds_app, name="holds")
+app.add_typer(erasure_app, name="erasure")
+app.command("verify-certificate")(verify_certificate_command)
 app.add_typer(webhooks_app, name="webhooks")
 out = Console()
 

@@ -39,6 +39,7 @@ from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
 from callvault.runtime.webhooks.delivery import WebhookDispatcher
@@ -154,6 +155,7 @@ async def running_server(
     media: MediaEngine | None = None
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
+    sweeper = RetentionSweeper(context, float(settings.retention_interval))
     webhooks: WebhookDispatcher | None = None
     try:
         await asyncio.to_thread(audit_settings_at_start, context.catalog, context.access_log, settings)
@@ -191,11 +193,13 @@ async def running_server(
                 http_task.result()
                 raise RuntimeError("the HTTP server did not start")
             await asyncio.sleep(0.01)
+        sweeper.start()
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
         async with audit_checkpoints(context.audit_log, float(settings.audit_checkpoint_seconds)):
             yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
+        await sweeper.stop()
         await _stop(settings, sip, media, http, http_task)
         if webhooks is not None:
             # Last: events of the calls sealed while stopping are queued for the next start.

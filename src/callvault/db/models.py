@@ -163,6 +163,16 @@ class Recording(Base):
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Who handed the recording in, from where, when received (IngestSource.to_dict() + received_at).
     ingest_source: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    # Retention conditions (migration retention_0003): consent as recorded, free regulation labels.
+    consent_state: Mapped[str | None] = mapped_column(String(32))
+    labels: Mapped[list[str] | None] = mapped_column(JSON)
+    # Tombstone: set when the recording is deleted (services/deletion.py). deletion_state is
+    # "pending" between the committed crypto-shred and the removal of its objects.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deletion_reason: Mapped[str | None] = mapped_column(String(32))
+    deletion_basis: Mapped[str | None] = mapped_column(String(200))
+    subject_hashes: Mapped[list[str] | None] = mapped_column(JSON)
+    deletion_state: Mapped[str | None] = mapped_column(String(16), index=True)
     call: Mapped[Call] = relationship()
     streams: Mapped[list[Stream]] = relationship(back_populates="recording", cascade="all, delete-orphan")
     tags: Mapped[list[RecordingTag]] = relationship(back_populates="recording", cascade="all, delete-orphan")

@@ -17,6 +17,9 @@ forbidden, so its existence is not revealed.
 | integrity.verify     |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
 | user.manage          |   ✓   |         –          |    –       |     –        |   –   |    –    |
 | keys.rotate          |   ✓   |         –          |    –       |     –        |   –   |    –    |
+| retention.manage     |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
+| hold.manage          |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
+| erasure.manage       |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | webhook.manage       |   ✓   |         –          |    –       |     –        |   –   |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
@@ -61,6 +64,9 @@ class Action(StrEnum):
     INTEGRITY_VERIFY = "integrity.verify"
     USER_MANAGE = "user.manage"
     KEYS_ROTATE = "keys.rotate"
+    RETENTION_MANAGE = "retention.manage"
+    HOLD_MANAGE = "hold.manage"
+    ERASURE_MANAGE = "erasure.manage"
     WEBHOOK_MANAGE = "webhook.manage"
 
 
@@ -102,6 +108,9 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.INTEGRITY_VERIFY: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
     A.USER_MANAGE: {R.ADMIN: Scope.ALL},
     A.KEYS_ROTATE: {R.ADMIN: Scope.ALL},
+    A.RETENTION_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.HOLD_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.ERASURE_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.WEBHOOK_MANAGE: {R.ADMIN: Scope.ALL},
 }
 del A, R

@@ -94,6 +94,19 @@ class AccessLog:
         for watcher in self._watchers:
             watcher(principal, action, recording_id, outcome)
 
+    def record_many(
+        self, principal: Principal, action: str, entries: list[tuple[str | None, str | None]]
+    ) -> None:
+        """Write one event per ``(recording_id, detail)`` in one transaction (bulk deletions), chained."""
+        if not entries:
+            return
+        joined = self._catalog.in_write()
+        if joined is not None:
+            self.record_many_in(joined, principal, action, entries)
+            return
+        with self._catalog.write() as session:
+            self.record_many_in(session, principal, action, entries)
+
     def record_event(
         self,
         action: str,
@@ -139,9 +152,9 @@ class AccessLog:
         outcome: str = "ok",
     ) -> None:
         """Write one event inside the caller's write transaction (it commits or rolls back with it)."""
-        self.record_many(session, principal, action, [(recording_id, detail)], outcome)
+        self.record_many_in(session, principal, action, [(recording_id, detail)], outcome)
 
-    def record_many(
+    def record_many_in(
         self,
         session: Session,
         principal: Principal,

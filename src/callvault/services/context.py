@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from callvault.crypto.keyprovider import KeyProvider
 from callvault.crypto.keyring import LocalKeyring
+from callvault.crypto.personal_hash import KEY_NAME as PERSONAL_HASH_KEY
+from callvault.crypto.personal_hash import PersonalHasher
 from callvault.crypto.secret_box import SecretBox
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
@@ -22,13 +24,19 @@ from callvault.db.models import Recording, SealLogEntry
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
 from callvault.services.decoder_sandbox import DecoderSandbox
+from callvault.services.deletion import DeletionService
 from callvault.services.directory import AgentDirectory
+from callvault.services.erasure import ErasureService
 from callvault.services.events import EventBus
 from callvault.services.importer import AudioImporter
 from callvault.services.integrity import IntegrityService, Liveness
+from callvault.services.key_epochs import KeyEpochs
 from callvault.services.key_rotation import KeyRotationService
+from callvault.services.legal_holds import LegalHoldService
 from callvault.services.playback import PlaybackService
+from callvault.services.recording_labels import RecordingLabels
 from callvault.services.recordings import RecordingService
+from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
@@ -63,10 +71,18 @@ class ServiceContext:
     events: EventBus
     # Plays/downloads/exports per hour against role limits and own baselines.
     usage_monitor: UsageMonitor
+    # Compliance lifecycle (retention, legal holds, erasure, key epochs).
+    deletion: DeletionService
+    retention: RetentionService
+    holds: LegalHoldService
+    erasure: ErasureService
+    key_epochs: KeyEpochs
+    labels: RecordingLabels
     webhooks: WebhookService
     webhook_outbox: WebhookOutbox
 
     def close(self) -> None:
+        self.importer.close()
         self.seal_log.flush()
         self.audit_log.checkpoint_quietly()
         self.catalog.dispose()
@@ -103,6 +119,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     usage_monitor = UsageMonitor(catalog, access_log, events, UsagePolicy.from_settings(settings))
     access_log.watch(usage_monitor.observe)
+    hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
+    deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
+    key_rotation = KeyRotationService(catalog, keys, access_log, signer)
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -126,7 +145,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             # Journals are written every second while RTP flows; a call silent for rtp_timeout ends.
             Liveness(settings.spool_dir, float(settings.rtp_timeout) + 30.0),
         ),
-        key_rotation=KeyRotationService(catalog, keys, access_log, signer),
+        key_rotation=key_rotation,
         importer=AudioImporter(
             recordings,
             directory,
@@ -140,6 +159,14 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         seal_log=seal_log,
         events=events,
         usage_monitor=usage_monitor,
+        deletion=deletion,
+        retention=RetentionService(catalog, deletion, access_log, settings.retention_default_days),
+        holds=LegalHoldService(catalog, directory, access_log, events, region),
+        erasure=ErasureService(
+            catalog, deletion, access_log, hasher, signer, events, region, settings.erasure_multi_party
+        ),
+        key_epochs=KeyEpochs(catalog, keys, key_rotation, settings.key_epoch_hours),
+        labels=RecordingLabels(catalog, access_log),
         webhooks=WebhookService(
             catalog,
             SecretBox.from_file(data_dir / "webhook-secrets.key"),

@@ -1,11 +1,12 @@
 """The decoder worker: turn one untrusted audio file into the archive format, in its own process.
 
-Run as ``python -m callvault.services.decode_worker OPTIONS_JSON`` by
-:mod:`callvault.services.decoder_sandbox`. It limits itself (address space,
-CPU seconds, no file writes, no core dump) before it reads a byte of the
-file, reads the file from stdin, and writes one JSON header line then the
-encoded archive to stdout. A decoder that crashes or runs away takes only
-this process with it.
+Run as ``python -m callvault.services.decode_worker`` by
+:mod:`callvault.services.decoder_sandbox`, which may start it before there is
+a file for it (a spare). It reads one line of options from stdin, limits
+itself (address space, CPU seconds, no file writes, no core dump) before it
+reads a byte of the file, reads the file from the rest of stdin, and writes
+one JSON header line then the encoded archive to stdout. A decoder that
+crashes or runs away takes only this process with it.
 
 Everything after decoding happens here too (channel selection, resampling,
 Opus encoding), so the server never holds the decoded samples: what comes
@@ -17,32 +18,16 @@ from __future__ import annotations
 import json
 import resource
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from callvault.media.archive import decode_audio, encode_archive
 from callvault.media.mixing import resample
+from callvault.services.decoder_sandbox import WorkerOptions
 
 # Archives keep two channels at most: agent left, customer right.
 MAX_ARCHIVE_CHANNELS = 2
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    max_seconds: float
-    bitrate_per_channel: int
-    silence_gate_dbfs: float | None
-    memory_bytes: int
-    cpu_seconds: int
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)
-
-    @classmethod
-    def from_json(cls, text: str) -> WorkerOptions:
-        return cls(**json.loads(text))
 
 
 def archive_rate(rate: int) -> int:
@@ -85,13 +70,17 @@ def _limit_self(options: WorkerOptions) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def main(argv: list[str]) -> int:
-    options = WorkerOptions.from_json(argv[1])
+def main() -> int:
+    source = sys.stdin.buffer
+    line = source.readline()
+    if not line:
+        return 0  # a spare the sandbox closed without giving it a file
+    options = WorkerOptions.from_json(line)
     _limit_self(options)
     out = sys.stdout.buffer
     try:
         # No name here keeps the file alive: transcode drops it once decoded.
-        header, archive = transcode(sys.stdin.buffer.read(), options)
+        header, archive = transcode(source.read(), options)
     except ValueError as exc:
         kind = "too_long" if "longer than the limit" in str(exc) else "invalid"
         header, archive = {"ok": False, "kind": kind, "detail": str(exc)}, b""
@@ -105,4 +94,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

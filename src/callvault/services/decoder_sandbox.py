@@ -4,18 +4,22 @@ FFmpeg and the array code around it are native code fed with files from
 anyone who can upload: one crafted or merely unusual file (an 8-channel WAV
 crashed PyAV's sample conversion) must not take the server, and every live
 call it is recording, down with it. Each file is therefore decoded by a fresh
-``python -m callvault.services.decode_worker`` that limits its own address
-space, CPU time and file writes before reading the file from a pipe; it hands
-back the encoded archive. A crash, a limit hit or a timeout fails that one
-request with a precise error and leaves the server as it was.
+``python -m callvault.services.decode_worker`` that reads its options from a
+pipe, limits its own address space, CPU time and file writes, then reads the
+file from the same pipe; it hands back the encoded archive. A crash, a limit
+hit or a timeout fails that one request with a precise error and leaves the
+server as it was.
 
-A fresh process per file costs ~0.4 s of start-up; uploads are rare next to
-the work of decoding them, and a process that served one hostile file is
-never reused for the next.
+Starting a worker (Python, NumPy, PyAV) costs ~0.4 s or more on a loaded
+machine, so one spare worker is kept started: after its first file the
+sandbox always has the next worker importing while it waits. A worker still
+decodes exactly one file: a process that served one hostile file is never
+reused for the next, and its limits are set before it reads a byte of it.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -23,15 +27,33 @@ import signal
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from callvault.errors import PayloadTooLarge, UnprocessableMedia, UnsupportedMedia
-from callvault.services.decode_worker import WorkerOptions
 
 log = logging.getLogger(__name__)
 
 WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "callvault.services.decode_worker")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What the worker needs before it reads the file: the first line on its stdin."""
+
+    max_seconds: float
+    bitrate_per_channel: int
+    silence_gate_dbfs: float | None
+    memory_bytes: int
+    cpu_seconds: int
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkerOptions:
+        return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,14 @@ class DecoderSandbox:
         self._command = list(command)
         # Each worker may use up to ``memory_bytes``: bound how many run at once.
         self._slots = threading.BoundedSemaphore(concurrency)
+        if self._command != list(WORKER_COMMAND):
+            # A test's stand-in worker (one that spins, say) must not idle on as a spare.
+            weakref.finalize(self, _stop_spare, tuple(self._command))
+
+    def close(self) -> None:
+        """Stop this sandbox's spare worker, unless it is the process-wide one (see _take_worker)."""
+        if self._command != list(WORKER_COMMAND):
+            _stop_spare(tuple(self._command))
 
     def transcode(
         self, data: bytes, max_seconds: float, bitrate_per_channel: int, silence_gate_dbfs: float | None
@@ -76,20 +106,19 @@ class DecoderSandbox:
             cpu_seconds=self._timeout,
         )
         with self._slots:
-            try:
-                done = subprocess.run(
-                    [*self._command, options.to_json()],
-                    input=data,
-                    capture_output=True,
-                    timeout=self._timeout,
-                    env=_worker_env(),
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise UnprocessableMedia(
-                    f"decoding took longer than {self._timeout} s; the file was refused"
-                ) from None
-        return self._result(done)
+            worker = _take_worker(tuple(self._command))
+            with worker:
+                try:
+                    stdout, stderr = worker.communicate(
+                        options.to_json().encode() + b"\n" + data, timeout=self._timeout
+                    )
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.communicate()
+                    raise UnprocessableMedia(
+                        f"decoding took longer than {self._timeout} s; the file was refused"
+                    ) from None
+        return self._result(subprocess.CompletedProcess(self._command, worker.returncode, stdout, stderr))
 
     def _result(self, done: subprocess.CompletedProcess[bytes]) -> Transcoded:
         if done.returncode != 0:
@@ -121,6 +150,43 @@ class DecoderSandbox:
             damage=tuple(str(d) for d in header["damage"]),
             decode_errors=int(header["decode_errors"]),
         )
+
+
+# One started spare per worker command, shared by every sandbox of the process (tests open
+# many service contexts; a server has one): it waits on its stdin, so it exits by itself
+# when this process dies, and is stopped at a normal exit.
+_spares: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
+_spares_lock = threading.Lock()
+
+
+def _start_worker(command: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_worker_env()
+    )
+
+
+def _take_worker(command: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    """The spare worker (or a fresh one when there is none), and a new spare started for the
+    next file: it imports while this file is decoded."""
+    with _spares_lock:
+        spare = _spares.pop(command, None)
+        worker = spare if spare is not None and spare.poll() is None else _start_worker(command)
+        _spares[command] = _start_worker(command)
+    return worker
+
+
+def _stop_spare(command: tuple[str, ...]) -> None:
+    with _spares_lock:
+        spare = _spares.pop(command, None)
+    if spare is not None:
+        spare.kill()
+        spare.communicate()
+
+
+@atexit.register
+def _stop_spares() -> None:
+    for command in list(_spares):
+        _stop_spare(command)
 
 
 def _worker_env() -> dict[str, str]:

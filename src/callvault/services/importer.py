@@ -85,6 +85,10 @@ class AudioImporter:
         self._max_bytes = max_bytes
         self._max_seconds = max_seconds
 
+    def close(self) -> None:
+        """Stop the decoder's idle spare worker."""
+        self._sandbox.close()
+
     def may_upload(self, principal: Principal) -> None:
         """Refuse (and log) a caller whose role may never upload, before any byte of the file is read."""
         try:

@@ -56,7 +56,10 @@ class KeyRotationService:
         return SigningRotationResult(old_id, new_id)
 
     def rotate(
-        self, principal: Principal, progress: Callable[[int, int], None] | None = None
+        self,
+        principal: Principal,
+        progress: Callable[[int, int], None] | None = None,
+        retire: bool = True,
     ) -> RotationResult:
         require(principal, Action.KEYS_ROTATE)
         new_id = self._keys.rotate()
@@ -82,16 +85,33 @@ class KeyRotationService:
                     done += 1
             if progress:
                 progress(done, len(ids))
-        retired = []
-        with self._catalog.read() as session:
-            still_used = set(
-                session.scalars(select(Recording.kek_id).where(Recording.kek_id.is_not(None)).distinct())
-            )
-        for kek_id in self._retirable(new_id, still_used):
-            self._keys.retire(kek_id)
-            retired.append(kek_id)
+        retired = self._retire_unused(new_id) if retire else []
         self._log.record(principal, "keys_rotate", detail=f"new KEK {new_id}, {done} data keys re-wrapped")
         return RotationResult(new_id, done, retired)
+
+    def retire_unused(self, principal: Principal) -> list[str]:
+        """Retire every non-current KEK nothing is wrapped under any more (key epochs)."""
+        require(principal, Action.KEYS_ROTATE)
+        retired = self._retire_unused(self._keys.current_kek_id())
+        if retired:
+            self._log.record(principal, "keys_retire", detail=", ".join(retired))
+        return retired
+
+    def _retire_unused(self, current: str) -> list[str]:
+        with self._catalog.read() as session:
+            # A crypto-shredded recording keeps its kek_id but no wrapped key: it holds nothing.
+            still_used = set(
+                session.scalars(
+                    select(Recording.kek_id)
+                    .where(Recording.kek_id.is_not(None), Recording.wrapped_key.is_not(None))
+                    .distinct()
+                )
+            )
+        retired = []
+        for kek_id in self._retirable(current, still_used):
+            self._keys.retire(kek_id)
+            retired.append(kek_id)
+        return retired
 
     def _retirable(self, current: str, still_used: set[str | None]) -> list[str]:
         list_keks = getattr(self._keys, "list_keks", None)

@@ -11,6 +11,8 @@ their own authenticated encryption instead.
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +49,51 @@ def build_manifest(session: Session, recording: Recording) -> dict[str, Any]:
     streams = session.scalars(select(Stream).where(Stream.recording_id == recording.id)).all()
     tags = session.scalars(select(RecordingTag.tag).where(RecordingTag.recording_id == recording.id)).all()
     events = session.scalars(select(RecordingEvent).where(RecordingEvent.recording_id == recording.id)).all()
+    return _assemble(recording, call, identifiers, participants, streams, tags, events)
+
+
+def build_manifests(session: Session, recordings: Sequence[Recording]) -> dict[str, dict[str, Any]]:
+    """:func:`build_manifest` of many recordings with six queries in all (bulk deletions)."""
+    call_ids = [r.call_id for r in recordings]
+    ids = [r.id for r in recordings]
+    calls = {c.id: c for c in session.scalars(select(Call).where(Call.id.in_(call_ids)))}
+    by_call: dict[str, list[Any]] = defaultdict(list)
+    for identifier in session.scalars(select(CallIdentifier).where(CallIdentifier.call_id.in_(call_ids))):
+        by_call["i" + identifier.call_id].append(identifier)
+    for participant in session.scalars(select(Participant).where(Participant.call_id.in_(call_ids))):
+        by_call["p" + participant.call_id].append(participant)
+    by_recording: dict[str, list[Any]] = defaultdict(list)
+    for stream in session.scalars(select(Stream).where(Stream.recording_id.in_(ids))):
+        by_recording["s" + stream.recording_id].append(stream)
+    for rid, tag in session.execute(
+        select(RecordingTag.recording_id, RecordingTag.tag).where(RecordingTag.recording_id.in_(ids))
+    ):
+        by_recording["t" + rid].append(tag)
+    for event in session.scalars(select(RecordingEvent).where(RecordingEvent.recording_id.in_(ids))):
+        by_recording["e" + event.recording_id].append(event)
+    return {
+        r.id: _assemble(
+            r,
+            calls.get(r.call_id),
+            by_call["i" + r.call_id],
+            by_call["p" + r.call_id],
+            by_recording["s" + r.id],
+            by_recording["t" + r.id],
+            by_recording["e" + r.id],
+        )
+        for r in recordings
+    }
+
+
+def _assemble(
+    recording: Recording,
+    call: Call | None,
+    identifiers: Sequence[CallIdentifier],
+    participants: Sequence[Participant],
+    streams: Sequence[Stream],
+    tags: Sequence[str],
+    events: Sequence[RecordingEvent],
+) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         # Which key signed it, so a manifest signed before a key rotation is checked with the old key.
@@ -105,6 +152,15 @@ def build_manifest(session: Session, recording: Recording) -> dict[str, Any]:
         "tags": sorted(tags),
         "events": sorted(([e.kind, e.offset_seconds, e.data] for e in events), key=repr),
     }
+    if recording.deleted_at is not None:
+        # A tombstone signs why and when it was deleted; only present once deleted, so
+        # manifests of live recordings are unchanged.
+        manifest["tombstone"] = {
+            "deleted_at": iso(recording.deleted_at),
+            "reason": recording.deletion_reason,
+            "basis": recording.deletion_basis,
+            "subject_hashes": sorted(recording.subject_hashes or []),
+        }
     if recording.ingest_source is not None:
         # Only present when known, so manifests signed before it existed still verify.
         manifest["source"] = recording.ingest_source

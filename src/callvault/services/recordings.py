@@ -42,6 +42,7 @@ from callvault.services.call_record import (
     IngestSource,
     StreamRecord,
 )
+from callvault.services.deletion_guard import ensure_not_held
 from callvault.services.directory import AgentDirectory
 from callvault.services.events import EventBus
 from callvault.services.manifest import build_manifest, iso
@@ -352,6 +353,7 @@ class RecordingService:
                 raise Conflict("recording is still in progress")
             if recording.key_destroyed_at is not None:
                 return False
+            ensure_not_held(session, recording_id)  # 409 naming the hold, for every role
             recording.wrapped_key = None
             recording.key_destroyed_at = datetime.now(UTC)
             object_key = recording.object_key

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -109,6 +109,50 @@ class SealLog:
             )
         )
         self._checkpoint(session, seq, this, at)
+
+    def append_many(self, session: Session, entries: list[tuple[str, str]]) -> None:
+        """Append ``(recording_id, manifest)`` pairs in order, each with its signed checkpoint.
+
+        Bulk deletions re-sign thousands of tombstones; one lock and one head lookup per
+        batch instead of per entry keep them fast. Same chain as :meth:`append`.
+        """
+        if not entries:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        head = session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq.desc()).limit(1)).first()
+        seq, prev = (head.seq, head.entry_hash) if head else (0, GENESIS)
+        at = datetime.now(UTC)
+        stamp = utc_iso(at)
+        key_id, sign = self._signer.current_key()
+        rows: list[dict[str, object]] = []
+        checkpoints: list[dict[str, object]] = []
+        signature = b""
+        for recording_id, manifest in entries:
+            seq += 1
+            digest = manifest_sha256(manifest)
+            this = entry_hash(seq, recording_id, digest, prev, at)
+            rows.append(
+                {
+                    "seq": seq,
+                    "recording_id": recording_id,
+                    "manifest_sha256": digest,
+                    "prev_hash": prev,
+                    "entry_hash": this,
+                    "at": at,
+                }
+            )
+            # Every entry is signed, as by append(); only the last checkpoint is mirrored.
+            signature = sign(checkpoint_bytes(seq, this, seq, stamp, key_id))
+            checkpoints.append(
+                {"seq": seq, "head": this, "count": seq, "at": at, "key_id": key_id, "signature": signature}
+            )
+            prev = this
+        # Core inserts (executemany): no unit-of-work bookkeeping for thousands of rows.
+        session.execute(insert(SealLogEntry), rows)
+        session.execute(insert(SealCheckpoint), checkpoints)
+        checkpoint = Checkpoint(seq, prev, seq, stamp, key_id, signature)
+        Catalog.after_write(session, lambda: self._mirror_soon(checkpoint))
 
     def _checkpoint(self, session: Session, seq: int, head: str, at: datetime) -> None:
         key_id, sign = self._signer.current_key()

@@ -20,6 +20,7 @@ from callvault.db.models import Call, CallIdentifier, Participant, Recording, Re
 from callvault.errors import InvalidInput, NotFound
 from callvault.services.access import Action, Principal, check_recording, recording_scope
 from callvault.services.audit import AccessLog
+from callvault.services.deletion import tombstone
 from callvault.services.directory import AgentDirectory
 from callvault.services.manifest import iso
 from callvault.services.phone import normalise_number
@@ -224,6 +225,9 @@ class RecordingCatalog:
                 "completeness": r.completeness,
                 "provenance": r.ingest_source,  # who handed it in, from where, when received (signed)
                 "signing_key_id": r.signing_key_id,
+                "labels": sorted(r.labels or []),
+                "consent_state": r.consent_state,
+                "tombstone": tombstone(r),
                 "events": [
                     {"kind": e.kind, "offset_seconds": e.offset_seconds, "data": e.data}
                     for e in sorted(r.events, key=lambda e: e.offset_seconds)

@@ -11,6 +11,7 @@ to the access trail, without the password.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -37,9 +38,14 @@ log = logging.getLogger(__name__)
 TOKEN_PREFIX = "cv_"
 _USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,120}$")
 _hasher = PasswordHasher()
-# A constant hash to verify against when the user does not exist, so timing
-# does not reveal which usernames are real.
-_DUMMY_HASH = _hasher.hash("callvault-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A constant hash to verify against when the user does not exist, so timing does not
+    reveal which usernames are real. Made on first use: hashing costs ~0.5 s of CPU, which
+    every CLI command and worker process would otherwise pay at import."""
+    return _hasher.hash("callvault-timing-equaliser")
 
 
 def _hash_token(token: str) -> str:
@@ -207,7 +213,9 @@ class UserService:
             user = session.scalar(select(User).where(User.username == username))
             stored = user.password_hash if user is not None and not user.disabled else None
             try:
-                ok = len(password) <= MAX_PASSWORD_LENGTH and _hasher.verify(stored or _DUMMY_HASH, password)
+                ok = len(password) <= MAX_PASSWORD_LENGTH and _hasher.verify(
+                    stored or _dummy_hash(), password
+                )
             except (VerificationError, InvalidHashError):
                 ok = False
             principal = self._principal(user, remote_addr) if ok and user is not None and stored else None

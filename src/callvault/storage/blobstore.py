@@ -60,3 +60,13 @@ class BlobStore(Protocol):
 
     def describe(self) -> str:
         """Human-readable location without secrets, for logs and ``healthz``."""
+
+
+def delete_objects(store: BlobStore, keys: list[str]) -> None:
+    """Delete ``keys``, in one bulk call where the store has one (``delete_many``)."""
+    bulk = getattr(store, "delete_many", None)
+    if bulk is not None:
+        bulk(keys)
+        return
+    for key in keys:
+        store.delete(key)

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from callvault.errors import ConfigError
 from callvault.storage.blobstore import BlobStore
 from callvault.storage.local import LocalBlobStore
-from callvault.storage.s3 import S3BlobStore
+
+if TYPE_CHECKING:
+    # boto3 takes ~0.6 s to import: only processes configured for S3 pay for it (below).
+    from callvault.storage.s3 import S3BlobStore
 
 SETTING = "CALLVAULT_STORAGE_URL"
 _SECRET_PARAMS = frozenset({"secret_key", "access_key"})
@@ -115,6 +119,8 @@ def _open_s3(url: str) -> S3BlobStore:
     secret_key = params.get("secret_key") or os.environ.get("AWS_SECRET_ACCESS_KEY") or None
     if (access_key is None) != (secret_key is None):
         raise _bad(url, "give both an access key and a secret key, or neither")
+    from callvault.storage.s3 import S3BlobStore
+
     try:
         return S3BlobStore(
             bucket=bucket,

@@ -131,6 +131,26 @@ class LocalBlobStore:
         except OSError as exc:
             raise StorageError(f"cannot delete object {key!r} from the local vault: {_reason(exc)}") from exc
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete several objects, syncing each directory once (bulk retention deletes)."""
+        directories: set[Path] = set()
+        for key in keys:
+            path = self._path(key)
+            try:
+                os.unlink(path)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                continue
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot delete object {key!r} from the local vault: {_reason(exc)}"
+                ) from exc
+            directories.add(path.parent)
+        for directory in directories:
+            try:
+                _fsync_dir(directory)
+            except OSError as exc:
+                raise StorageError(f"cannot sync {directory} in the local vault: {_reason(exc)}") from exc
+
     # -- reads -----------------------------------------------------------------
 
     def _open(self, key: str) -> int:

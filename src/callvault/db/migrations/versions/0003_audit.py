@@ -1,7 +1,7 @@
 """audit log: access events chained by hash, signed checkpoints, usage alerts
 
 Revision ID: audit_0003
-Revises: webhooks_0003
+Revises: retention_0003
 
 Existing access events are back-filled into the chain in id order. The
 append-only triggers are lifted for the back-fill only (the one UPDATE the
@@ -20,7 +20,7 @@ from alembic import op
 from callvault.db.audit_chain import GENESIS, AuditBody, body_sha256, chain_hash
 
 revision = "audit_0003"
-down_revision = "webhooks_0003"
+down_revision = "retention_0003"
 branch_labels = None
 depends_on = None
 
