@@ -136,6 +136,17 @@ def _networks(value: str) -> tuple[Network, ...]:
         raise ValueError(f"not an address or network: {exc}") from None
 
 
+def _role_limits(value: str) -> tuple[tuple[str, int], ...]:
+    """``agent=60,supervisor=100``: per-role limits; roles not named have none."""
+    limits = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        role, sep, number = item.partition("=")
+        if not sep or not number.strip().isdigit() or int(number) < 1:
+            raise ValueError(f"{item!r} is not role=positive-number")
+        limits.append((role.strip().lower(), int(number)))
+    return tuple(limits)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -341,6 +352,30 @@ SETTINGS: tuple[Setting, ...] = (
         "Most RTP streams one recording session may hold; an offer with more is refused (488).",
     ),
     Setting(
+        "audit_checkpoint_seconds",
+        _positive_int,
+        "60",
+        "Seconds between signed checkpoints of the audit log's head while serving (also one at shutdown).",
+    ),
+    Setting(
+        "usage_role_limits",
+        _role_limits,
+        "agent=60,qa_evaluator=120,supervisor=150,auditor=60,compliance_officer=500,admin=500",
+        "Plays+downloads+exports per hour per user, by role, above which a usage alert is raised.",
+    ),
+    Setting(
+        "usage_baseline_factor",
+        _positive_int,
+        "5",
+        "A usage alert is also raised above this many times the user's own hourly average of the past week.",
+    ),
+    Setting(
+        "usage_baseline_min",
+        _positive_int,
+        "30",
+        "The own-baseline limit is never lower than this many plays+downloads+exports per hour.",
+    ),
+    Setting(
         "webhook_allow_private_targets",
         _bool,
         "false",
@@ -425,6 +460,10 @@ class Settings:
     sip_allowed_sources: tuple[Network, ...]
     sip_tls_ca: str
     max_streams_per_invite: int
+    audit_checkpoint_seconds: int
+    usage_role_limits: tuple[tuple[str, int], ...]
+    usage_baseline_factor: int
+    usage_baseline_min: int
     retention_default_days: int | None
     retention_interval: int
     key_epoch_hours: int

@@ -152,10 +152,11 @@ def assert_cli_trail(env: dict[str, str], shown: str, shredded: str) -> None:
         ctx.close()
     actor = f"cli:{getpass.getuser()}"
     rows = [(e.username, e.action, e.recording_id, e.outcome) for e in events]
-    batch = rows[3:6]  # import-audio of a folder: one upload entry per file
+    batch = rows[4:7]  # import-audio of a folder: one upload entry per file
     assert [(user, action, outcome) for user, action, _, outcome in batch] == [(actor, "upload", "ok")] * 3
     assert all(recording_id not in (None, shown) for _, _, recording_id, _ in batch)
-    assert rows[:3] + rows[6:] == [
+    assert rows[:4] + rows[7:] == [
+        (actor, "user_create", None, "ok"),  # admin create-user
         (actor, "upload", shown, "ok"),  # import-audio of one file
         (actor, "search", None, "ok"),  # recordings list
         (actor, "view", shown, "ok"),  # recordings show
@@ -165,8 +166,9 @@ def assert_cli_trail(env: dict[str, str], shown: str, shredded: str) -> None:
         (actor, "destroy_audio", shredded, "ok"),
         (actor, "verify", None, "ok"),
     ]
-    assert events[6].detail == "4 checked, 0 failed, 0 seal log problems"
-    assert events[9].detail == "erasure request 7"
+    assert events[0].detail == "user=alice role=agent team=- identities=1"
+    assert events[7].detail == "4 checked, 0 failed, 0 seal log problems"
+    assert events[10].detail == "erasure request 7"
     assert all(e.remote_addr is None for e in events)  # local, not over the network
 
 

@@ -115,7 +115,9 @@ async def test_disk_full_mid_call_is_a_counted_gap_in_an_incomplete_recording(
     for label, s in stats.items():
         assert s["received"] + lost[label] == PACKETS, (label, s)
         assert lost[label] >= 10, (label, s)  # 1.5 s full with 0.5 s kept in memory
-        assert s["spool_lost_seconds"] == pytest.approx(lost[label] * 0.02, abs=0.005)
+        # Lost seconds are estimated from the lost packets' arrival span (their payload is
+        # gone); on a loaded machine arrivals jitter by a few ms, so allow one packet interval.
+        assert s["spool_lost_seconds"] == pytest.approx(lost[label] * 0.02, abs=0.02)
         assert s["lost"] == lost[label]  # a hole in the middle: missing sequence numbers too
         ((_, gap_seconds),) = s["spool_gaps"]
         assert gap_seconds == s["spool_lost_seconds"]

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from callvault import __version__
 from callvault.api import (
     routes_auth,
+    routes_compliance,
     routes_erasure,
     routes_holds,
     routes_recordings,
@@ -67,6 +68,7 @@ def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> 
     app.include_router(routes_recordings.router, prefix="/api/v1")
     app.include_router(routes_auth.router, prefix="/api/v1")
     app.include_router(routes_users.router, prefix="/api/v1")
+    app.include_router(routes_compliance.router, prefix="/api/v1")
     app.include_router(routes_retention.router, prefix="/api/v1")
     app.include_router(routes_holds.router, prefix="/api/v1")
     app.include_router(routes_erasure.router, prefix="/api/v1")

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from callvault.cli import evidence_cmd
+from callvault.cli.audit_cmd import audit_app
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
 from callvault.cli.demo_setup import ensure_demo_agent
 from callvault.cli.recordings_table import recordings_table, resolve_id
@@ -35,6 +37,8 @@ admin_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 app.add_typer(recordings_app, name="recordings")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
+evidence_cmd.register(app)
 app.add_typer(retention_app, name="retention")
 app.add_typer(holds_app, name="holds")
 app.add_typer(erasure_app, name="erasure")

@@ -37,12 +37,14 @@ import uvicorn
 from callvault.api.app import create_app
 from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
+from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
 from callvault.runtime.webhooks.delivery import WebhookDispatcher
 from callvault.services.context import ServiceContext, open_context
+from callvault.services.start_audit import audit_settings_at_start
 from callvault.settings import Settings
 
 log = logging.getLogger("callvault")
@@ -156,6 +158,7 @@ async def running_server(
     sweeper = RetentionSweeper(context, float(settings.retention_interval))
     webhooks: WebhookDispatcher | None = None
     try:
+        await asyncio.to_thread(audit_settings_at_start, context.catalog, context.access_log, settings)
         password = await asyncio.to_thread(context.users.ensure_initial_admin) if first_admin else None
 
         async def rtp_timeout(recording_id: str) -> None:
@@ -192,7 +195,8 @@ async def running_server(
         sweeper.start()
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
-        yield RunningServer(settings, context, media, sip, http_port, http_task)
+        async with audit_checkpoints(context.audit_log, float(settings.audit_checkpoint_seconds)):
+            yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await sweeper.stop()
         await _stop(settings, sip, media, http, http_task)

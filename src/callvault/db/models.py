@@ -241,6 +241,44 @@ class AccessEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16))
+    # Hash chain (migration audit_0003, :mod:`callvault.db.audit_chain`): position, link, own hash.
+    seq: Mapped[int | None] = mapped_column(Integer)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    entry_hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_access_events_seq", "seq", unique=True),
+        Index("ix_access_events_user_at", "username", "at"),
+        Index("ix_access_events_action_at", "action", "at"),
+    )
+
+
+class AuditCheckpoint(Base):
+    """The server key's signature over the audit log's head at ``seq`` (append-only)."""
+
+    __tablename__ = "audit_checkpoints"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    head: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class UsageAlert(Base):
+    """A user crossed a usage limit (plays, downloads, exports per hour): see services.usage_monitor."""
+
+    __tablename__ = "usage_alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    username: Mapped[str] = mapped_column(String(120))
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[int] = mapped_column(Integer)
+    window_seconds: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_usage_alerts_user_at", "username", "at"),)
 
 
 class LoginThrottle(Base):
@@ -300,6 +338,7 @@ class SealCheckpoint(Base):
 __all__ = [
     "AccessEvent",
     "ApiToken",
+    "AuditCheckpoint",
     "Base",
     "Call",
     "CallIdentifier",
@@ -314,5 +353,6 @@ __all__ = [
     "SipIdentity",
     "Stream",
     "Team",
+    "UsageAlert",
     "User",
 ]

@@ -22,6 +22,7 @@ from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
 from callvault.services.audit import AccessLog
+from callvault.services.audit_log import AuditLog
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.deletion import DeletionService
 from callvault.services.directory import AgentDirectory
@@ -38,6 +39,7 @@ from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
+from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
 from callvault.services.webhook_outbox import WebhookOutbox
 from callvault.services.webhooks import WebhookService
@@ -55,6 +57,8 @@ class ServiceContext:
     signer: ManifestSigner
     directory: AgentDirectory
     access_log: AccessLog
+    # The hash-chained audit log behind access_log (checkpoints, verification).
+    audit_log: AuditLog
     users: UserService
     recordings: RecordingService
     search: RecordingCatalog
@@ -65,6 +69,8 @@ class ServiceContext:
     seal_log: SealLog
     # Domain events (webhooks and alerts subscribe); services publish after commit.
     events: EventBus
+    # Plays/downloads/exports per hour against role limits and own baselines.
+    usage_monitor: UsageMonitor
     # Compliance lifecycle (retention, legal holds, erasure, key epochs).
     deletion: DeletionService
     retention: RetentionService
@@ -78,6 +84,7 @@ class ServiceContext:
     def close(self) -> None:
         self.importer.close()
         self.seal_log.flush()
+        self.audit_log.checkpoint_quietly()
         self.catalog.dispose()
 
 
@@ -103,12 +110,15 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         seal_log.adopt_backfill()
     region = settings.default_region
     directory = AgentDirectory(catalog, region)
-    access_log = AccessLog(catalog)
+    audit_log = AuditLog(catalog, signer, data_dir)
+    access_log = AccessLog(catalog, audit_log)
     events = EventBus()
     webhook_outbox = WebhookOutbox(catalog)
     events.subscribe(webhook_outbox)
     recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log, events)
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
+    usage_monitor = UsageMonitor(catalog, access_log, events, UsagePolicy.from_settings(settings))
+    access_log.watch(usage_monitor.observe)
     hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
     deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
@@ -120,6 +130,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         signer=signer,
         directory=directory,
         access_log=access_log,
+        audit_log=audit_log,
         users=UserService(
             catalog, region, access_log, account_policy(settings), on_identities_added=directory.forget
         ),
@@ -149,6 +160,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         ),
         seal_log=seal_log,
         events=events,
+        usage_monitor=usage_monitor,
         deletion=deletion,
         retention=RetentionService(catalog, deletion, access_log, settings.retention_default_days),
         holds=LegalHoldService(catalog, directory, access_log, events, region),

@@ -164,6 +164,8 @@ class UserService:
                 user.sip_identities.append(SipIdentity(identity=key))
                 stored.append(key)
             session.flush()
+            detail = f"user={username} role={parsed_role.value} team={team or '-'} identities={len(stored)}"
+            self._log.record_in(session, actor, "user_create", detail=detail)
             info = UserInfo(user.id, username, parsed_role.value, team, stored)
         if stored and self._on_identities_added is not None:
             self._on_identities_added(stored)
@@ -294,6 +296,10 @@ class UserService:
                     expires_at=now + lifetime,
                 )
             )
+            detail = (
+                f"user={username} name={name[:120]} expires={(now + lifetime).isoformat(timespec='seconds')}"
+            )
+            self._log.record_in(session, actor, "token_issue", detail=detail)
         return IssuedToken(token, now + lifetime)
 
     def revoke_token(self, actor: Principal, token: str) -> None:
@@ -304,6 +310,9 @@ class UserService:
             if actor.user_id != row.user_id:
                 require(actor, Action.USER_MANAGE)
             row.revoked_at = datetime.now(UTC)
+            self._log.record_in(
+                session, actor, "token_revoke", detail=f"user_id={row.user_id} token={row.id}"
+            )
 
     def _expiry(self, row: ApiToken) -> datetime:
         # Tokens issued before the maximum existed (or before it was lowered)
