@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from rtp_streams import make_stream, marker_payload
 
 from callvault.rtp.packet import RtpPacket
@@ -81,3 +82,61 @@ def _with_timestamp(packet: RtpPacket, timestamp: int) -> RtpPacket:
         ssrc=packet.ssrc,
         payload=packet.payload,
     )
+
+
+def test_a_new_source_stepping_back_after_its_first_packet_starts_where_the_old_one_ended() -> None:
+    """Rule 4 with a new SSRC whose timestamps go backwards right after the switch: its first
+    packet is stamped 50 ms ahead of the packets after it. By its arrival the new source
+    would start 20 ms after the old one's audio ends, but its second packet (50 ms earlier on
+    its clock) would then overwrite the old one's last 30 ms: the whole new source is pushed so
+    that its earliest audio begins exactly where the old one's ends, keeping its own spacing."""
+    old = make_stream(100, ssrc=1, seq0=10, ts0=0)  # audio at 0 .. 16000 ticks
+    new = [
+        (
+            1002.05 + j * 0.02,  # the old source's last packet arrived at 1002.01
+            RtpPacket(
+                payload_type=0,
+                sequence_number=700 + j,
+                timestamp=90000 + (400 if j == 0 else (j - 1) * 160),
+                ssrc=2,
+                payload=marker_payload(100 + j),
+            ),
+        )
+        for j in range(50)
+    ]
+    placed = {p.payload: p.offset for p in _feed(old + new).placements()}
+    assert [placed[marker_payload(i)] for i in range(100)] == [i * 160 for i in range(100)]
+    old_end = 100 * 160
+    assert placed[marker_payload(101)] == old_end
+    assert placed[marker_payload(100)] == old_end + 400
+    assert [placed[marker_payload(100 + j)] for j in range(1, 50)] == [old_end + i * 160 for i in range(49)]
+
+
+def test_a_30_ms_stream_s_loss_gap_is_measured_in_30_ms_packets() -> None:
+    """Five lost 30 ms packets are a 150 ms hole right after the packet before them."""
+    stream = make_stream(200, ptime=0.03)
+    timeline = _feed(stream[:100] + stream[105:])
+    assert timeline.stats.gaps == [(100 * 0.03, 0.15)]
+
+
+def test_a_lost_120_ms_packet_is_a_gap() -> None:
+    """One lost packet is a gap when it alone lasts the gap minimum (100 ms): large packets."""
+    stream = make_stream(50, ptime=0.12)
+    timeline = _feed(stream[:20] + stream[21:])
+    assert timeline.stats.gaps == [(20 * 0.12, 0.12)]
+
+
+@pytest.mark.parametrize("clock_rate", [8000, 11025])  # PCMU; DVI4 at 11025 Hz (RFC 3551)
+def test_without_two_consecutive_packets_a_packet_is_taken_as_20_ms(clock_rate: int) -> None:
+    """Only every 10th packet gets through, so no packet's duration can be measured: each is
+    taken as 20 ms in whole ticks, and each gap runs from there to the next packet."""
+    ticks = round(0.02 * clock_rate)  # per packet sent
+    assumed = int(0.02 * clock_rate)  # 20 ms, rounded down to whole ticks
+    stream = make_stream(100, ptime=0.02, clock_rate=clock_rate)[::10]
+    timeline = StreamTimeline(clock_rate, PCMU)
+    for arrival, packet in stream:
+        timeline.add(arrival, packet)
+    assert [p.offset for p in timeline.placements()] == [k * 10 * ticks for k in range(10)]
+    assert timeline.stats.gaps == [
+        ((k * 10 * ticks + assumed) / clock_rate, (10 * ticks - assumed) / clock_rate) for k in range(9)
+    ]

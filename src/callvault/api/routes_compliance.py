@@ -11,7 +11,6 @@ from fastapi.responses import Response
 
 from callvault.api.deps import context, principal
 from callvault.services.access import Principal
-from callvault.services.access_requests import AccessRequestService
 from callvault.services.audit_query import MAX_PAGE, AuditEvents, AuditQuery, to_csv
 from callvault.services.context import ServiceContext
 from callvault.services.evidence import EvidenceService
@@ -70,10 +69,7 @@ async def access_request(
     subject: Annotated[dict[str, str], Body(embed=True, examples=[{"phone": "+1 415 555 0100"}])],
 ) -> Response:
     """GDPR Art. 15: every recording of one person (phone, email or customer_id) as one zip."""
-    service = AccessRequestService(
-        ctx.catalog, ctx.playback, ctx.search, ctx.access_log, ctx.settings.default_region
-    )
-    data, count = await run_in_threadpool(service.export, caller, subject)
+    data, count = await run_in_threadpool(ctx.access_requests.export, caller, subject)
     return Response(
         data,
         media_type="application/zip",

@@ -10,7 +10,6 @@ import typer
 
 from callvault.cli.common import cli_principal, handle_errors, service_context
 from callvault.errors import InvalidInput
-from callvault.services.access_requests import AccessRequestService
 from callvault.services.context import ServiceContext
 from callvault.services.evidence import EvidenceService
 from callvault.services.evidence_verify import verify_bundle
@@ -67,10 +66,7 @@ def access_request(
     """GDPR Art. 15: write every recording of one person (audio and metadata) to one zip."""
     subject = {"phone": phone, "email": email, "customer_id": customer_id}
     with service_context() as ctx:
-        service = AccessRequestService(
-            ctx.catalog, ctx.playback, ctx.search, ctx.access_log, ctx.settings.default_region
-        )
-        data, count = service.export(cli_principal(), subject)
+        data, count = ctx.access_requests.export(cli_principal(), subject)
     out.write_bytes(data)
     sys.stdout.write(f"{out}: {count} recording(s)\n")
 

@@ -15,6 +15,7 @@ import json
 import zipfile
 from collections.abc import Mapping
 
+from callvault.crypto.personal_hash import PersonalHasher
 from callvault.db.catalog import Catalog
 from callvault.errors import CallvaultError, NotFound, PermissionDenied
 from callvault.services.access import Action, Principal, Scope, require
@@ -31,12 +32,14 @@ class AccessRequestService:
         playback: PlaybackService,
         search: RecordingCatalog,
         access_log: AccessLog,
+        hasher: PersonalHasher,
         region: str,
     ) -> None:
         self._catalog = catalog
         self._playback = playback
         self._search = search
         self._log = access_log
+        self._hasher = hasher
         self._region = region
 
     def export(self, principal: Principal, raw_subject: Mapping[str, object]) -> tuple[bytes, int]:
@@ -48,7 +51,10 @@ class AccessRequestService:
             found = find_subject_recordings(session, subject)
         if not found:
             self._log.record(
-                principal, "access_request", detail=f"subject={subject.masked()}", outcome="not_found"
+                principal,
+                "access_request",
+                detail=f"subject={subject.masked(self._hasher)}",
+                outcome="not_found",
             )
             raise NotFound("no recordings of this subject")
         buffer = io.BytesIO()
@@ -69,7 +75,9 @@ class AccessRequestService:
                 )
             archive.writestr("index.json", json.dumps({"recordings": index}, indent=2))
         self._log.record(
-            principal, "access_request", detail=f"subject={subject.masked()} recordings={len(found)}"
+            principal,
+            "access_request",
+            detail=f"subject={subject.masked(self._hasher)} recordings={len(found)}",
         )
         return buffer.getvalue(), len(found)
 

@@ -21,6 +21,7 @@ from callvault.crypto.secret_box import SecretBox
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
+from callvault.services.access_requests import AccessRequestService
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
 from callvault.services.decoder_sandbox import DecoderSandbox
@@ -76,6 +77,7 @@ class ServiceContext:
     retention: RetentionService
     holds: LegalHoldService
     erasure: ErasureService
+    access_requests: AccessRequestService
     key_epochs: KeyEpochs
     labels: RecordingLabels
     webhooks: WebhookService
@@ -120,6 +122,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     usage_monitor = UsageMonitor(catalog, access_log, events, UsagePolicy.from_settings(settings))
     access_log.watch(usage_monitor.observe)
     hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
+    search = RecordingCatalog(catalog, directory, access_log, region)
     deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
     return ServiceContext(
@@ -135,7 +138,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             catalog, region, access_log, account_policy(settings), on_identities_added=directory.forget
         ),
         recordings=recordings,
-        search=RecordingCatalog(catalog, directory, access_log, region),
+        search=search,
         playback=playback,
         integrity=IntegrityService(
             catalog,
@@ -167,6 +170,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         erasure=ErasureService(
             catalog, deletion, access_log, hasher, signer, events, region, settings.erasure_multi_party
         ),
+        access_requests=AccessRequestService(catalog, playback, search, access_log, hasher, region),
         key_epochs=KeyEpochs(catalog, keys, key_rotation, settings.key_epoch_hours),
         labels=RecordingLabels(catalog, access_log),
         webhooks=WebhookService(

@@ -1,34 +1,31 @@
 """Erasure requests (GDPR Art. 17): find everything of one person, erase what may go, certify it.
 
-The subject is a phone number (any spelling: normalised to E.164 first, so
-``+1 415 555 0100``, ``(415) 555-0100`` and ``sip:+14155550100@sbc`` are one
-person), an email address, or an external customer id (a call identifier of
-kind ``customer_id``). A number matches the customer column, the calling and
-called numbers and every participant. Where the subject is one of several
-non-agent parties, the recording is erased too unless
-``CALLVAULT_ERASURE_MULTI_PARTY`` is false. Execution keeps what a legal hold or
-a ``legal_obligation`` policy still keeps and says why, deletes the rest
-(:mod:`callvault.services.deletion`) and stores a signed certificate
-(:mod:`callvault.services.deletion_certificate`). After execution only the
-keyed hash of the subject is kept.
+Who the subject is and which recordings are theirs is decided in one place,
+:mod:`callvault.services.subject_access` (a number in any spelling, an email
+address, or an external customer id), so access and erasure requests always
+agree. Where the subject is one of several non-agent parties, the recording is
+erased too unless ``CALLVAULT_ERASURE_MULTI_PARTY`` is false. Execution keeps
+what a legal hold or a ``legal_obligation`` policy still keeps and says why,
+deletes the rest (:mod:`callvault.services.deletion`) and stores a signed
+certificate (:mod:`callvault.services.deletion_certificate`). After execution
+only the keyed hash of the subject is kept.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callvault.crypto.personal_hash import PersonalHasher
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.compliance_models import ErasureRequest
-from callvault.db.models import Call, CallIdentifier, Participant, Recording
+from callvault.db.models import CallIdentifier, Recording
 from callvault.errors import Conflict, InvalidInput, NotFound
 from callvault.services.access import Action, Principal, require
 from callvault.services.audit import AccessLog
@@ -37,10 +34,8 @@ from callvault.services.deletion_certificate import sign_certificate
 from callvault.services.deletion_guard import erasure_block
 from callvault.services.events import EventBus
 from callvault.services.manifest import iso
-from callvault.services.phone import normalise_number
 from callvault.services.retention_rules import load_facts, load_rules
-
-SUBJECT_KINDS = ("phone", "email", "customer_id")
+from callvault.services.subject_access import Subject, outside_parties, recording_condition
 
 
 class ErasureService:
@@ -66,26 +61,8 @@ class ErasureService:
 
     def subject_of(self, raw: object) -> tuple[str, str]:
         """``(kind, normalised value)`` of a request's subject, or InvalidInput."""
-        if not isinstance(raw, dict) or len(raw) != 1:
-            raise InvalidInput(
-                'subject must be an object with exactly one of "phone", "email", "customer_id"'
-            )
-        ((kind, value),) = raw.items()
-        if kind not in SUBJECT_KINDS:
-            raise InvalidInput(f"subject: unknown kind {kind!r}; use one of {', '.join(SUBJECT_KINDS)}")
-        if not isinstance(value, str) or not value.strip() or len(value) > 255:
-            raise InvalidInput(f"subject.{kind} must be a non-empty string of at most 255 characters")
-        value = value.strip()
-        if kind == "phone":
-            number = normalise_number(value, self._region)
-            if number is None:
-                raise InvalidInput("subject.phone is not a phone number")
-            return kind, number
-        if kind == "email":
-            if "@" not in value or " " in value:
-                raise InvalidInput("subject.email is not an email address")
-            return kind, value.lower()
-        return kind, value
+        subject = Subject.parse(raw, self._region)
+        return subject.kind, subject.value
 
     def create(self, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
         require(principal, Action.ERASURE_MANAGE)
@@ -95,7 +72,9 @@ class ErasureService:
         kind, value = self.subject_of(body.get("subject"))
         subject_hash = self._hasher.digest(kind, value)
         with self._catalog.read() as session:
-            ids = sorted(session.scalars(select(Recording.id).where(_subject_condition(kind, value))))
+            ids = sorted(
+                session.scalars(select(Recording.id).where(recording_condition(Subject.of(kind, value))))
+            )
         if not ids:
             self._log.record(
                 principal,
@@ -134,7 +113,7 @@ class ErasureService:
                     f"erasure request {request_id} was already executed at {iso(request.executed_at)}"
                 )
             assert request.subject_value is not None
-            where = _subject_condition(request.subject_kind, request.subject_value)
+            where = recording_condition(Subject.of(request.subject_kind, request.subject_value))
             rules = load_rules(session)
             now = datetime.now(UTC)
             kept: dict[str, str] = {}
@@ -231,31 +210,10 @@ class ErasureService:
         }
 
 
-def _subject_condition(kind: str, value: str) -> ColumnElement[bool]:
-    if kind == "phone":
-        by_party = select(Participant.call_id).where(Participant.number == value)
-        by_call = select(Call.id).where(or_(Call.calling_number == value, Call.called_number == value))
-        return or_(
-            Recording.customer_number == value,
-            Recording.call_id.in_(by_party),
-            Recording.call_id.in_(by_call),
-        )
-    if kind == "email":
-        forms = [value, f"sip:{value}", f"sips:{value}", f"mailto:{value}"]
-        return Recording.call_id.in_(
-            select(Participant.call_id).where(func.lower(Participant.aor).in_(forms))
-        )
-    by_id = select(CallIdentifier.call_id).where(
-        CallIdentifier.kind == "customer_id", CallIdentifier.value == value
-    )
-    return Recording.call_id.in_(by_id)
-
-
 def _several_parties(session: Session, recording_id: str) -> bool:
-    recording = session.get(Recording, recording_id)
-    assert recording is not None
-    roles = Counter(session.scalars(select(Participant.role).where(Participant.call_id == recording.call_id)))
-    return sum(n for role, n in roles.items() if role != "agent") > 1
+    call_id = session.scalar(select(Recording.call_id).where(Recording.id == recording_id))
+    assert call_id is not None
+    return outside_parties(session, {call_id}).get(call_id, 0) > 1
 
 
 def _destroyed_entry(session: Session, recording_id: str) -> dict[str, Any]:

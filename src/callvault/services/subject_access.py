@@ -23,15 +23,15 @@ not a per-recording scope).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import CompoundSelect, Select, func, or_, select
+from sqlalchemy import ColumnElement, CompoundSelect, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from callvault.crypto.personal_hash import PersonalHasher
 from callvault.db.models import Call, CallIdentifier, Participant, Recording
 from callvault.errors import InvalidInput
 from callvault.services.phone import normalise_number
@@ -50,8 +50,10 @@ class Subject:
     value: str
 
     @classmethod
-    def parse(cls, raw: Mapping[str, object], region: str = "US") -> Subject:
+    def parse(cls, raw: object, region: str = "US") -> Subject:
         """From the API shape ``{"phone"|"email"|"customer_id": "..."}`` (exactly one key)."""
+        if not isinstance(raw, Mapping):
+            raise InvalidInput("subject needs exactly one of: phone, email, customer_id")
         present = [(k, v) for k, v in raw.items() if v not in (None, "")]
         if len(present) != 1 or present[0][0] not in KINDS:
             raise InvalidInput("subject needs exactly one of: phone, email, customer_id")
@@ -79,13 +81,13 @@ class Subject:
             return cls("customer_id", cleaned)
         raise InvalidInput("subject needs exactly one of: phone, email, customer_id")
 
-    def digest(self) -> str:
-        """SHA-256 of ``kind:value``: names the subject in certificates and logs without revealing it."""
-        return hashlib.sha256(f"{self.kind}:{self.value}".encode()).hexdigest()
+    def masked(self, hasher: PersonalHasher) -> str:
+        """For audit details: the kind and a short keyed hash, never the number or address.
 
-    def masked(self) -> str:
-        """For audit details: the kind and a short digest, never the number or address."""
-        return f"{self.kind}:{self.digest()[:16]}"
+        Keyed (the installation's personal-data key, as in tombstones and deletion
+        certificates): a plain hash of a phone number is reversed by trying them all.
+        """
+        return f"{self.kind}:{hasher.digest(self.kind, self.value)[:16]}"
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,13 @@ def find_subject_recordings(session: Session, subject: Subject) -> list[SubjectR
         .where(Recording.call_id.in_(call_ids))
         .order_by(Recording.started_at, Recording.id)
     ).all()
-    parties = _outside_parties(session, call_ids)
+    parties = outside_parties(session, call_ids)
     return [SubjectRecording(rid, cid, status, parties.get(cid, 0) <= 1) for rid, cid, status in rows]
+
+
+def recording_condition(subject: Subject) -> ColumnElement[bool]:
+    """A WHERE clause on ``Recording`` selecting the subject's recordings (for bulk callers)."""
+    return Recording.call_id.in_(_matching_calls(subject))
 
 
 def _matching_calls(subject: Subject) -> Select[str] | CompoundSelect[str]:
@@ -126,11 +133,15 @@ def _matching_calls(subject: Subject) -> Select[str] | CompoundSelect[str]:
     )
 
 
-def _outside_parties(session: Session, call_ids: set[str]) -> dict[str, int]:
-    """Number of non-agent participants per call, to tell sole-party from multi-party calls."""
+def outside_parties(session: Session, call_ids: set[str]) -> dict[str, int]:
+    """Number of non-agent participants per call, to tell sole-party from multi-party calls.
+
+    By role, not by a linked user: an agent whose identity is not (yet) known to the
+    directory is still the agent, not a second customer.
+    """
     rows = session.execute(
         select(Participant.call_id, func.count())
-        .where(Participant.call_id.in_(call_ids), Participant.user_id.is_(None))
+        .where(Participant.call_id.in_(call_ids), Participant.role != "agent")
         .group_by(Participant.call_id)
     ).all()
     return {cid: int(n) for cid, n in rows}
