@@ -74,7 +74,12 @@ async def test_two_streams_with_reordering_loss_and_duplicates(services: Service
     assert tone_match(pcm[0, :n], agent_tone[:n], 440) >= 0.9
     assert tone_match(pcm[1, :n], expected_right[:n], 1000) >= 0.9
     assert correlate(pcm[0, :n], customer_tone[:n]) < 0.2
-    assert np.abs(pcm[1, 160 * 31 + 40 : 160 * 32 - 40].astype(np.int32)).max() < 2000
+    # Lost packet 31 is a silent 20 ms slot. The two streams are aligned by their arrival
+    # times, which jitter by a few ms on a loaded machine, and the codec smears the edge
+    # of the tone: compare the slot's energy with a neighbouring slot's, not a peak.
+    silent = pcm[1, 160 * 31 + 40 : 160 * 32 - 40].astype(np.float64)
+    sounding = pcm[1, 160 * 29 + 40 : 160 * 30 - 40].astype(np.float64)
+    assert np.sqrt(np.mean(silent**2)) < 0.25 * np.sqrt(np.mean(sounding**2))
 
     by_label = {s.label: s.stats for s in recording.streams}
     assert by_label["agent"]["expected"] == 100 and by_label["agent"]["lost"] == 0
