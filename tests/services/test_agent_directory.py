@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from callvault.db.models import Participant, Recording
+from callvault.db.models import Participant, Recording, Team, User
 from callvault.services.context import ServiceContext
 from callvault.services.directory import AgentDirectory
 from callvault.services.siprec_session import SiprecSession
@@ -96,3 +96,21 @@ def test_agent_user_id_reaches_the_participant_row(ctx: ServiceContext) -> None:
             ("+14155550100@sbc", "customer", None),
             ("1004@pbx.example", "agent", agent.id),
         }
+
+
+def test_team_is_cached_and_expires(ctx: ServiceContext) -> None:
+    agent = ctx.users.create_user(ADMIN, "dave", "agent", team="north", sip_identities=["1005@pbx.example"])
+    clock = Clock()
+    directory = AgentDirectory(ctx.catalog, "US", cache_seconds=60.0, clock=clock)
+    north = directory.team_of(agent.id)
+    assert north is not None
+    with ctx.catalog.write() as session:
+        session.add(Team(name="south"))
+        session.flush()
+        south = session.scalar(select(Team.id).where(Team.name == "south"))
+        session.execute(update(User).where(User.id == agent.id).values(team_id=south))
+    clock.now = 59.0
+    assert directory.team_of(agent.id) == north  # asked on every call: answered from the cache
+    clock.now = 61.0
+    assert directory.team_of(agent.id) == south  # stale after the TTL
+    assert directory.team_of(None) is None

@@ -2,9 +2,10 @@
 
 The one place an identity is resolved to an agent: channel assignment, the
 SIPREC session and the catalogue all ask :meth:`AgentDirectory.agent_for`.
-Channel assignment asks again on every metadata or stream change, so answers
-are cached here, bounded (:data:`CACHE_ENTRIES`, least recently used out) and
-short-lived (:data:`CACHE_SECONDS`); :meth:`AgentDirectory.forget` drops them
+Channel assignment asks again on every metadata or stream change, and every
+call asks for its agent's team, so answers are cached here, bounded
+(:data:`CACHE_ENTRIES`, least recently used out) and short-lived
+(:data:`CACHE_SECONDS`); :meth:`AgentDirectory.forget` drops them
 when a user's identities change (the user service calls it), so a new agent
 is recognised on their next call, not a minute later.
 """
@@ -43,6 +44,8 @@ class AgentDirectory:
         self._clock = clock
         # identity as given -> (when looked up, its lookup keys, user id or None); called from threads.
         self._cache: OrderedDict[str, tuple[float, frozenset[str], int | None]] = OrderedDict()
+        # user id -> (when looked up, team id or None), bounded and short-lived the same way.
+        self._teams: OrderedDict[int, tuple[float, int | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -95,10 +98,23 @@ class AgentDirectory:
         return user_id if user_id is not None else self.agent_for(name_or_identity)
 
     def team_of(self, user_id: int | None) -> int | None:
+        """The agent's team, asked on every call of theirs: cached like :meth:`agent_for`."""
         if user_id is None:
             return None
+        now = self._clock()
+        with self._lock:
+            hit = self._teams.get(user_id)
+            if hit is not None and now - hit[0] < self._ttl:
+                self._teams.move_to_end(user_id)
+                return hit[1]
         with self._catalog.read() as session:
-            return session.scalar(select(User.team_id).where(User.id == user_id))
+            team_id = session.scalar(select(User.team_id).where(User.id == user_id))
+        with self._lock:
+            self._teams[user_id] = (now, team_id)
+            self._teams.move_to_end(user_id)
+            while len(self._teams) > self._limit:
+                self._teams.popitem(last=False)
+        return team_id
 
     def identity_of(self, user_id: int) -> str | None:
         """One SIP identity of the user (to attach imported recordings to them)."""

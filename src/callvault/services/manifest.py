@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import (
@@ -40,15 +40,54 @@ def iso(value: datetime | None) -> str | None:
     return aware.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+# Built once: a manifest is signed on every seal, and a statement built per call costs more
+# Python than running it (each new statement object is coerced and given a cache key again).
+_STREAMS = select(Stream.label, Stream.codec, Stream.channel, Stream.participant_aor, Stream.stats).where(
+    Stream.recording_id == bindparam("recording_id")
+)
+_EVENTS = select(RecordingEvent.kind, RecordingEvent.offset_seconds, RecordingEvent.data).where(
+    RecordingEvent.recording_id == bindparam("recording_id")
+)
+_IDENTIFIERS = select(CallIdentifier.kind, CallIdentifier.value).where(
+    CallIdentifier.call_id == bindparam("call_id")
+)
+_PARTICIPANTS = select(
+    Participant.aor,
+    Participant.display_name,
+    Participant.number,
+    Participant.role,
+    Participant.user_id,
+    Participant.joined_at,
+    Participant.left_at,
+).where(Participant.call_id == bindparam("call_id"))
+_TAGS = select(RecordingTag.tag).where(RecordingTag.recording_id == bindparam("recording_id"))
+
+
 def build_manifest(session: Session, recording: Recording) -> dict[str, Any]:
+    """The manifest of ``recording`` from its rows, as stored (pending changes flushed first)."""
+    session.flush()
+    connection = session.connection()
+    streams = connection.execute(_STREAMS, {"recording_id": recording.id}).all()
+    events = connection.execute(_EVENTS, {"recording_id": recording.id}).all()
+    return build_manifest_with(session, recording, streams, events)
+
+
+def build_manifest_with(
+    session: Session, recording: Recording, streams: Sequence[Any], events: Sequence[Any]
+) -> dict[str, Any]:
+    """:func:`build_manifest` with the streams and events given (sealing has just written them).
+
+    ``streams`` and ``events`` are anything with the rows' attributes (``label``,
+    ``codec``, ``channel``, ``participant_aor``, ``stats``; ``kind``,
+    ``offset_seconds``, ``data``) holding the values as the catalog returns them.
+    The call's rows are read as plain columns: no ORM objects to build for a
+    manifest, which is signed on every seal.
+    """
     call = session.get(Call, recording.call_id)
-    identifiers = session.scalars(
-        select(CallIdentifier).where(CallIdentifier.call_id == recording.call_id)
-    ).all()
-    participants = session.scalars(select(Participant).where(Participant.call_id == recording.call_id)).all()
-    streams = session.scalars(select(Stream).where(Stream.recording_id == recording.id)).all()
-    tags = session.scalars(select(RecordingTag.tag).where(RecordingTag.recording_id == recording.id)).all()
-    events = session.scalars(select(RecordingEvent).where(RecordingEvent.recording_id == recording.id)).all()
+    connection = session.connection()
+    identifiers = connection.execute(_IDENTIFIERS, {"call_id": recording.call_id}).all()
+    participants = connection.execute(_PARTICIPANTS, {"call_id": recording.call_id}).all()
+    tags = connection.execute(_TAGS, {"recording_id": recording.id}).scalars().all()
     return _assemble(recording, call, identifiers, participants, streams, tags, events)
 
 
@@ -88,12 +127,13 @@ def build_manifests(session: Session, recordings: Sequence[Recording]) -> dict[s
 def _assemble(
     recording: Recording,
     call: Call | None,
-    identifiers: Sequence[CallIdentifier],
-    participants: Sequence[Participant],
-    streams: Sequence[Stream],
+    identifiers: Sequence[Any],
+    participants: Sequence[Any],
+    streams: Sequence[Any],
     tags: Sequence[str],
-    events: Sequence[RecordingEvent],
+    events: Sequence[Any],
 ) -> dict[str, Any]:
+    # Rows are ORM objects or plain column rows: only their attributes are read.
     manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         # Which key signed it, so a manifest signed before a key rotation is checked with the old key.

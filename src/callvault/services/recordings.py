@@ -16,8 +16,10 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from callvault.crypto.envelope import encrypt_object, new_data_key
@@ -42,11 +44,12 @@ from callvault.services.call_record import (
     IngestSource,
     StreamRecord,
 )
+from callvault.services.catalogue_rows import Row, call_rows, completeness, event_rows, stream_rows
 from callvault.services.deletion_guard import ensure_not_held
 from callvault.services.directory import AgentDirectory
 from callvault.services.events import EventBus
-from callvault.services.manifest import build_manifest, iso
-from callvault.services.phone import mask_number, normalise_number
+from callvault.services.manifest import build_manifest, build_manifest_with, iso
+from callvault.services.phone import mask_number
 from callvault.services.seal_log import SealLog
 from callvault.storage.blobstore import BlobStore
 
@@ -54,6 +57,14 @@ log = logging.getLogger(__name__)
 
 FINAL_STATUSES = ("complete", "incomplete", "interrupted")
 _MAX_TAG = 64
+# Built once (every call runs them): a statement built per call costs more Python than running it.
+_INSERT_CALL = insert(Call)
+_INSERT_RECORDING = insert(Recording)
+_INSERT_IDENTIFIER = insert(CallIdentifier)
+_INSERT_PARTICIPANT = insert(Participant)
+_INSERT_TAG = insert(RecordingTag)
+_INSERT_STREAM = insert(Stream)
+_INSERT_EVENT = insert(RecordingEvent)
 
 
 def object_key_for(recording_id: str, started_at: datetime) -> str:
@@ -111,24 +122,38 @@ class RecordingService:
         if call.started_at.tzinfo is None:
             raise InvalidInput("started_at must be timezone-aware")
         tags = _clean_tags(call.tags)
+        rows = call_rows(call, self._directory, self._region)  # before the write lock: lookups
         recording_id = str(uuid.uuid4())
+        call_id = str(uuid.uuid4())
+        created_at = datetime.now(UTC)
+        recording: dict[str, Any] = {
+            "id": recording_id,
+            "call_id": call_id,
+            "status": "recording",
+            "started_at": call.started_at,
+            "format": "ogg-opus",
+            "mixed": False,
+            "created_at": created_at,
+            **rows.recording,
+        }
+        if source is not None:
+            recording["ingest_source"] = {**source.to_dict(), "received_at": iso(created_at)}
+        # Plain inserts, one transaction: no ORM objects are needed for rows only written here.
         with self._catalog.write() as session:
-            call_row = Call(id=str(uuid.uuid4()), started_at=call.started_at, source=call.source)
-            session.add(call_row)
-            recording = Recording(
-                id=recording_id,
-                call_id=call_row.id,
-                status="recording",
-                started_at=call.started_at,
-                format="ogg-opus",
-                mixed=False,
-                created_at=datetime.now(UTC),
+            connection = session.connection()
+            connection.execute(
+                _INSERT_CALL,
+                {"id": call_id, "started_at": call.started_at, "source": call.source, **rows.call},
             )
-            if source is not None:
-                recording.ingest_source = {**source.to_dict(), "received_at": iso(recording.created_at)}
-            session.add(recording)
-            self._apply_call(session_call=call_row, recording=recording, call=call)
-            recording.tags = [RecordingTag(tag=t) for t in tags]
+            connection.execute(_INSERT_RECORDING, recording)
+            if rows.identifiers:
+                connection.execute(_INSERT_IDENTIFIER, [{**r, "call_id": call_id} for r in rows.identifiers])
+            if rows.participants:
+                connection.execute(
+                    _INSERT_PARTICIPANT, [{**r, "call_id": call_id} for r in rows.participants]
+                )
+            if tags:
+                connection.execute(_INSERT_TAG, [{"recording_id": recording_id, "tag": t} for t in tags])
         log.info(
             "recording %s started (%s, caller %s)",
             recording_id,
@@ -139,65 +164,22 @@ class RecordingService:
 
     def update_call(self, recording_id: str, call: CallRecord) -> None:
         """Replace what is known about the call (metadata UPDATE, re-INVITE)."""
+        rows = call_rows(call, self._directory, self._region)
         with self._catalog.write() as session:
             recording = _locked(session, recording_id)
             if recording is None:
                 raise NotFound(f"recording {recording_id} not found")
             call_row = session.get(Call, recording.call_id)
             assert call_row is not None
-            self._apply_call(session_call=call_row, recording=recording, call=call)
+            for column, value in rows.call.items():
+                setattr(call_row, column, value)
+            call_row.identifiers = [CallIdentifier(**r) for r in rows.identifiers]
+            call_row.participants = [Participant(**r) for r in rows.participants]
+            for column, value in rows.recording.items():
+                setattr(recording, column, value)
             if recording.status != "recording":
                 recording.manifest_signature = None
                 self._sign(session, recording)
-
-    def _apply_call(self, session_call: Call, recording: Recording, call: CallRecord) -> None:
-        session_call.direction = call.direction
-        session_call.calling_number = (
-            normalise_number(call.calling_number, self._region) or call.calling_number
-        )
-        session_call.called_number = normalise_number(call.called_number, self._region) or call.called_number
-        session_call.queue = call.queue
-        session_call.vendor_metadata = call.vendor_metadata
-        identifiers = [("sip_call_id", c) for c in call.sip_call_ids if c]
-        identifiers += [(kind, value) for kind, value in sorted(call.external_ids.items()) if value]
-        session_call.identifiers = [
-            CallIdentifier(kind=k[:40], value=v[:255]) for k, v in dict.fromkeys(identifiers)
-        ]
-        agent_user_id: int | None = None
-        customer_number: str | None = None
-        participants = []
-        for p in call.participants:
-            user_id = p.user_id
-            if user_id is None and not p.resolved and p.aor:
-                user_id = self._directory.agent_for(p.aor)
-            number = normalise_number(p.aor, self._region) if p.aor else None
-            role = p.role
-            if user_id is not None and role == "other":
-                role = "agent"
-            if role == "agent" and agent_user_id is None:
-                agent_user_id = user_id
-            if role == "customer" and customer_number is None:
-                customer_number = number
-            participants.append(
-                Participant(
-                    aor=p.aor,
-                    display_name=p.display_name,
-                    number=number,
-                    role=role,
-                    user_id=user_id,
-                    joined_at=p.joined_at,
-                    left_at=p.left_at,
-                )
-            )
-        session_call.participants = participants
-        if customer_number is None:
-            raw = call.calling_number if call.direction != "outbound" else call.called_number
-            customer_number = normalise_number(raw, self._region)
-        recording.direction = call.direction
-        recording.queue = call.queue
-        recording.customer_number = customer_number
-        recording.agent_user_id = agent_user_id
-        recording.team_id = self._directory.team_of(agent_user_id)
 
     # -- sealing -----------------------------------------------------------
 
@@ -247,33 +229,40 @@ class RecordingService:
             recording.object_sha256 = hashlib.sha256(blob).hexdigest()
             recording.kek_id = wrapped.kek_id
             recording.wrapped_key = wrapped.wrapped
-            recording.completeness = _completeness(streams)
+            recording.completeness = completeness(streams)
             recording.finalized_at = datetime.now(UTC)
-            recording.streams = [
-                Stream(
-                    label=s.label[:64],
-                    codec=s.codec,
-                    channel=s.channel,
-                    participant_aor=s.participant_aor,
-                    stats=dict(s.stats),
-                )
-                for s in streams
-            ]
-            recording.events = [
-                RecordingEvent(kind=e.kind[:32], offset_seconds=round(e.offset_seconds, 3), data=dict(e.data))
-                for e in events
-            ]
-            session.flush()
-            self._sign(session, recording)
+            # Plain inserts and a manifest built from the values in hand: the rows are
+            # new (a recording gets streams and events only here), so no collection is
+            # loaded to diff against and nothing is read back (see :meth:`_sign`).
+            streams_in = stream_rows(recording_id, streams)
+            events_in = event_rows(recording_id, events)
+            with session.no_autoflush:
+                if streams_in:
+                    session.connection().execute(_INSERT_STREAM, streams_in)
+                if events_in:
+                    session.connection().execute(_INSERT_EVENT, events_in)
+                self._sign(session, recording, (streams_in, events_in))
             self._announce_sealed(session, recording)
         log.info("recording %s sealed: %s, %.1f s", recording_id, status, audio.duration_seconds)
 
-    def _sign(self, session: Session, recording: Recording) -> None:
-        """Sign the manifest built from the rows and append it to the seal log, in this transaction."""
-        session.flush()
+    def _sign(
+        self, session: Session, recording: Recording, sealed: tuple[list[Row], list[Row]] | None = None
+    ) -> None:
+        """Sign the manifest built from the rows and append it to the seal log, in this transaction.
+
+        ``sealed``: the streams and events rows a seal has just written, used as they
+        are: nothing is read back, and the recording's changes are not flushed first
+        (they go out with the manifest in one UPDATE at commit).
+        """
+        if sealed is None:
+            session.flush()
         key_id, sign = self._signer.current_key()
         recording.signing_key_id = key_id  # the manifest names its key
-        manifest = build_manifest(session, recording)
+        if sealed is None:
+            manifest = build_manifest(session, recording)
+        else:
+            streams, events = ([SimpleNamespace(**row) for row in rows] for rows in sealed)
+            manifest = build_manifest_with(session, recording, streams, events)
         recording.manifest = canonical_json(manifest).decode()
         recording.manifest_signature = sign(recording.manifest.encode())
         self._seal_log.append(session, recording.id, recording.manifest)
@@ -391,29 +380,3 @@ def _locked(session: Session, recording_id: str) -> Recording | None:
     metadata updates and sealing of one recording apply one after the other. SQLite needs no
     row lock: its writers are already serialised by :meth:`Catalog.write`."""
     return session.get(Recording, recording_id, with_for_update=True)
-
-
-def _stat(stats: dict[str, object], name: str) -> int:
-    value = stats.get("packets_" + name, stats.get(name, 0))
-    return int(value) if isinstance(value, (int, float)) else 0
-
-
-def _completeness(streams: list[StreamRecord]) -> dict[str, object]:
-    expected = sum(_stat(s.stats, "expected") for s in streams)
-    lost = sum(_stat(s.stats, "lost") for s in streams)
-    completeness: dict[str, object] = {
-        "packets_expected": expected,
-        "packets_lost": lost,
-        "loss_fraction": round(lost / expected, 6) if expected else 0.0,
-    }
-    spool_lost = sum(_stat(s.stats, "spool_lost") for s in streams)
-    if spool_lost:
-        # Received by the recorder but never stored (full disk): the call time missing, at most.
-        seconds = [s.stats.get("spool_lost_seconds", 0.0) for s in streams]
-        completeness["spool_lost_packets"] = spool_lost
-        completeness["spool_lost_seconds"] = max(float(x) for x in seconds if isinstance(x, int | float))
-    # Imports: packets the decoder rejected are loss too (every stream carries the file's count).
-    decode_errors = [s.stats["decode_errors"] for s in streams if "decode_errors" in s.stats]
-    if decode_errors:
-        completeness["decode_errors"] = max(int(str(e)) for e in decode_errors)
-    return completeness

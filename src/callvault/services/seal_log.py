@@ -54,6 +54,9 @@ _MIRROR_FORMAT = "callvault-seal-checkpoint"
 _LOG_NAME = "callvault-seal-log"
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises appends.
 _PG_LOCK_KEY = 0x63766C6F67  # "cvlog"
+_HEAD = select(SealLogEntry.seq, SealLogEntry.entry_hash).order_by(SealLogEntry.seq.desc()).limit(1)
+_INSERT_ENTRY = insert(SealLogEntry)
+_INSERT_CHECKPOINT = insert(SealCheckpoint)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ class SealLog:
         self.mirror_path = data_dir / MIRROR_NAME
         self._mirror_lock = threading.Lock()
         self._pending_lock = threading.Lock()
-        self._pending: list[threading.Thread] = []
+        self._newest: Checkpoint | None = None  # committed, not yet mirrored
+        self._writer: threading.Thread | None = None
 
     # -- appending -----------------------------------------------------------
 
@@ -93,21 +97,22 @@ class SealLog:
         """Append ``manifest`` to the chain inside the caller's write transaction."""
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        head = session.scalars(select(SealLogEntry).order_by(SealLogEntry.seq.desc()).limit(1)).first()
+        # Plain statements, built once: appended on every seal, no ORM objects needed.
+        connection = session.connection()
+        head = connection.execute(_HEAD).first()
         seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
         at = datetime.now(UTC)
         digest = manifest_sha256(manifest)
         this = entry_hash(seq, recording_id, digest, prev, at)
-        session.add(
-            SealLogEntry(
-                seq=seq,
-                recording_id=recording_id,
-                manifest_sha256=digest,
-                prev_hash=prev,
-                entry_hash=this,
-                at=at,
-            )
-        )
+        row = {
+            "seq": seq,
+            "recording_id": recording_id,
+            "manifest_sha256": digest,
+            "prev_hash": prev,
+            "entry_hash": this,
+            "at": at,
+        }
+        connection.execute(_INSERT_ENTRY, row)
         self._checkpoint(session, seq, this, at)
 
     def append_many(self, session: Session, entries: list[tuple[str, str]]) -> None:
@@ -158,27 +163,47 @@ class SealLog:
         key_id, sign = self._signer.current_key()
         stamp = utc_iso(at)
         signature = sign(checkpoint_bytes(seq, head, seq, stamp, key_id))
-        session.add(SealCheckpoint(seq=seq, head=head, count=seq, at=at, key_id=key_id, signature=signature))
+        row = {"seq": seq, "head": head, "count": seq, "at": at, "key_id": key_id, "signature": signature}
+        session.connection().execute(_INSERT_CHECKPOINT, row)
         checkpoint = Checkpoint(seq, head, seq, stamp, key_id, signature)
         # Mirrored only once the entry is durable: a mirror ahead of the catalog would read as a rollback.
         Catalog.after_write(session, lambda: self._mirror_soon(checkpoint))
 
     def _mirror_soon(self, checkpoint: Checkpoint) -> None:
-        # In a thread of its own: the file write (two fsyncs) must not delay the sealer, whose
-        # next step (deleting the spool) waits on it. Not a daemon, so a process that exits
-        # without close() still writes it; close() and verify wait for it.
-        thread = threading.Thread(target=self.mirror, args=(checkpoint,), name="seal-log-mirror")
+        # In a thread: the file write (two fsyncs) must not delay the sealer, whose next step
+        # (deleting the spool) waits on it. One thread at a time writes the newest checkpoint
+        # committed so far: under load many seals share one write instead of each starting a
+        # thread, and the mirror only ever keeps the newest anyway. Not a daemon, so a process
+        # that exits without close() still writes it; close() and verify wait for it.
         with self._pending_lock:
-            self._pending = [t for t in self._pending if t.is_alive()]
-            self._pending.append(thread)
-        thread.start()
+            if self._newest is None or checkpoint.seq > self._newest.seq:
+                self._newest = checkpoint
+            if self._writer is not None:
+                return  # the running writer picks it up before it stops
+            # Started under the lock, so flush() never finds a writer it cannot join yet.
+            self._writer = threading.Thread(target=self._mirror_newest, name="seal-log-mirror")
+            self._writer.start()
+
+    def _mirror_newest(self) -> None:
+        try:
+            while True:
+                with self._pending_lock:
+                    checkpoint, self._newest = self._newest, None
+                    if checkpoint is None:
+                        self._writer = None
+                        return
+                self.mirror(checkpoint)
+        except BaseException:
+            with self._pending_lock:
+                self._writer = None  # an unforeseen error must not stop later mirrors
+            raise
 
     def flush(self) -> None:
         """Wait until every checkpoint this process committed is mirrored (or given up on)."""
         with self._pending_lock:
-            pending = list(self._pending)
-        for thread in pending:
-            thread.join()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
 
     def adopt_backfill(self) -> None:
         """Sign the head of a log back-filled by the migration (it had no key to sign with).
