@@ -75,3 +75,39 @@ def test_publish_in_commits_with_the_change_or_not_at_all(ctx: ServiceContext) -
     with ctx.catalog.write():
         ctx.events.publish("recording.deleted", {"recording_id": "r5"})
     assert _count(ctx) == 3
+
+
+def _queued(ctx: ServiceContext) -> list[tuple[str, str]]:
+    with ctx.catalog.read() as session:
+        rows = session.execute(select(WebhookDelivery.subscription_id, WebhookDelivery.payload))
+        return sorted((sub, payload) for sub, payload in rows)
+
+
+def test_publish_many_in_queues_each_event_for_each_subscription_with_the_change(
+    ctx: ServiceContext,
+) -> None:
+    deleted = ctx.webhooks.create(ADMIN, "https://93.184.215.14/a", ["recording.deleted"]).webhook.id
+    events = ["recording.sealed", "recording.deleted"]
+    both = ctx.webhooks.create(ADMIN, "https://93.184.215.14/b", events).webhook.id
+    ctx.webhooks.create(ADMIN, "https://93.184.215.14/c", ["hold.created"])
+    listener = Listener(ctx)
+    ctx.events.subscribe(listener)
+    batch = [{"recording_id": f"r{n}"} for n in range(3)]
+
+    with pytest.raises(RuntimeError, match="domain change failed"):
+        with ctx.catalog.write() as session:
+            ctx.events.publish_many_in(session, "recording.deleted", batch)
+            raise RuntimeError("domain change failed")
+    assert _count(ctx) == 0 and listener.seen == []
+
+    with ctx.catalog.write() as session:
+        ctx.events.publish_many_in(session, "recording.deleted", batch)
+    queued = _queued(ctx)
+    assert sorted({sub for sub, _ in queued}) == sorted([deleted, both])
+    for sub in (deleted, both):
+        payloads = [p for s, p in queued if s == sub]
+        assert len(payloads) == 3
+        for n in range(3):
+            assert sum(f'"recording_id":"r{n}"' in p for p in payloads) == 1
+    # Plain subscribers hear each event once, after the commit.
+    assert listener.seen == [("recording.deleted", 6)] * 3

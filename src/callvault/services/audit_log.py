@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -122,25 +122,25 @@ class AuditLog:
 
     # -- appending -----------------------------------------------------------
 
-    def append(self, session: Session, body: AuditBody) -> AccessEvent:
+    def append(self, session: Session, body: AuditBody) -> None:
         """Chain one event inside the caller's write transaction."""
-        return self.append_many(session, [body])[0]
+        self.append_many(session, [body])
 
-    def append_many(self, session: Session, bodies: Iterable[AuditBody]) -> list[AccessEvent]:
+    def append_many(self, session: Session, bodies: Iterable[AuditBody]) -> None:
         """Chain several events under one lock (bulk deletions stay one linear chain)."""
         lock_chain(session)
         seq, prev = _head(session)
-        rows = []
+        rows: list[dict[str, object]] = []
         for raw in bodies:
             body = _clip(raw)
             seq += 1
             this = chain_hash(prev, body_sha256(body))
-            row = AccessEvent(**_columns(body), seq=seq, prev_hash=prev, entry_hash=this)
-            session.add(row)
-            rows.append(row)
+            rows.append({**_columns(body), "seq": seq, "prev_hash": prev, "entry_hash": this})
             prev = this
-        session.flush()
-        return rows
+        if rows:
+            # Core executemany: a retention batch writes hundreds of entries, and the
+            # unit of work's per-object bookkeeping cost more than the inserts themselves.
+            session.execute(insert(AccessEvent), rows)
 
     # -- checkpoints -----------------------------------------------------------
 

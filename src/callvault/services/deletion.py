@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from callvault.crypto.personal_hash import PersonalHasher
 from callvault.crypto.signing import ManifestSigner, canonical_json
@@ -110,27 +111,36 @@ class DeletionService:
             hashes = self._subject_hashes(session, doomed)
             _scrub(session, doomed)
             key_id, sign = self._signer.current_key()
+            changes: list[dict[str, object]] = []
             for recording in doomed:
                 why = basis if isinstance(basis, str) else basis.get(recording.id, "")
-                recording.status = "deleted"
-                recording.wrapped_key = None
-                recording.key_destroyed_at = recording.key_destroyed_at or now
-                recording.customer_number = None
-                recording.deleted_at = now
-                recording.deletion_reason = reason[:32]
-                recording.deletion_basis = why[:200] or None
-                recording.subject_hashes = sorted(hashes.get(recording.id, set()))
-                recording.deletion_state = PENDING
-                recording.signing_key_id = key_id  # the manifest names its key
+                change: dict[str, object] = {
+                    "status": "deleted",
+                    "wrapped_key": None,
+                    "key_destroyed_at": recording.key_destroyed_at or now,
+                    "customer_number": None,
+                    "deleted_at": now,
+                    "deletion_reason": reason[:32],
+                    "deletion_basis": why[:200] or None,
+                    "subject_hashes": sorted(hashes.get(recording.id, set())),
+                    "deletion_state": PENDING,
+                    "signing_key_id": key_id,  # the manifest names its key
+                }
+                # Set on the loaded object without marking it dirty: one executemany UPDATE
+                # below writes the batch, instead of the unit of work flushing row by row.
+                for column, value in change.items():
+                    set_committed_value(recording, column, value)
+                changes.append(change)
                 outcome.deleted.append(recording.id)
                 outcome.bytes += recording.object_size or 0
             # The tombstone manifests are rebuilt from the scrubbed rows, as verify will rebuild them.
             manifests = build_manifests(session, doomed)
             entries = []
-            for recording in doomed:
-                recording.manifest = canonical_json(manifests[recording.id]).decode()
-                recording.manifest_signature = sign(recording.manifest.encode())
-                entries.append((recording.id, recording.manifest))
+            for recording, change in zip(doomed, changes, strict=True):
+                manifest = canonical_json(manifests[recording.id]).decode()
+                change.update(id=recording.id, manifest=manifest, manifest_signature=sign(manifest.encode()))
+                entries.append((recording.id, manifest))
+            session.execute(update(Recording), changes)  # ORM bulk UPDATE by primary key
             self._seal_log.append_many(session, entries)
         self._log.record_many(
             principal,
@@ -165,8 +175,11 @@ class DeletionService:
                 .values(deletion_state=None)
             )
             # In the transaction: the webhook outbox queues exactly what was deleted.
-            for rid, _, reason in rows:
-                self._events.publish_in(session, "recording.deleted", {"recording_id": rid, "reason": reason})
+            self._events.publish_many_in(
+                session,
+                "recording.deleted",
+                [{"recording_id": rid, "reason": reason} for rid, _, reason in rows],
+            )
         return len(done)
 
     def finish_pending(self) -> int:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
@@ -108,6 +108,20 @@ class WebhookOutbox:
         ]
         self._enqueue(session, subscriptions, event)
 
+    def handle_many_in(self, session: Session, events: Sequence[DomainEvent]) -> None:
+        """Queue a batch (a bulk deletion's events): one subscription lookup, one executemany insert."""
+        subscriptions = list(session.scalars(select(WebhookSubscription)))
+        now = datetime.now(UTC)
+        rows = [
+            _delivery_columns(s.id, event, now)
+            for event in events
+            for s in subscriptions
+            if event.type in (s.events or [])
+        ]
+        if rows:
+            session.execute(insert(WebhookDelivery), rows)
+            Catalog.after_write(session, self._ring)
+
     def enqueue_to(self, session: Session, subscription: WebhookSubscription, event: DomainEvent) -> int:
         """Queue ``event`` for one subscription only (the test ping); returns the delivery id."""
         return self._enqueue(session, [subscription], event)[0]
@@ -118,20 +132,7 @@ class WebhookOutbox:
         if not subscriptions:
             return []
         now = datetime.now(UTC)
-        payload = event_body(event)
-        rows = [
-            WebhookDelivery(
-                subscription_id=s.id,
-                event_id=event.id,
-                event_type=event.type[:40],
-                payload=payload,
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            for s in subscriptions
-        ]
+        rows = [WebhookDelivery(**_delivery_columns(s.id, event, now)) for s in subscriptions]
         session.add_all(rows)
         session.flush()
         Catalog.after_write(session, self._ring)
@@ -206,3 +207,17 @@ class WebhookOutbox:
                 .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.status == PENDING)
                 .values(next_attempt_at=datetime.now(UTC))
             )
+
+
+def _delivery_columns(subscription_id: str, event: DomainEvent, now: datetime) -> dict[str, object]:
+    """A new outbox row: due at once, no attempt made yet."""
+    return {
+        "subscription_id": subscription_id,
+        "event_id": event.id,
+        "event_type": event.type[:40],
+        "payload": event_body(event),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }

@@ -77,6 +77,24 @@ class LocalBlobStore:
             raise StorageError(f"object key {key!r} resolves outside the local vault directory; refusing it")
         return candidate
 
+    def _unlink_path(self, key: str, checked: set[Path]) -> Path:
+        """:meth:`_path` for unlinking, resolving each directory once per batch.
+
+        unlink removes the directory entry itself, never what a symlink points to,
+        so only the directories on the way must stay inside root; resolving every
+        key in full cost more than the unlink.
+        """
+        validate_key(key)
+        candidate = self._root.joinpath(*key.split("/"))
+        parent = candidate.parent
+        if parent not in checked:
+            if not Path(os.path.realpath(parent)).is_relative_to(self._root):
+                raise StorageError(
+                    f"object key {key!r} resolves outside the local vault directory; refusing it"
+                )
+            checked.add(parent)
+        return candidate
+
     def _make_parents(self, path: Path) -> None:
         """Create missing directories between root and ``path`` with mode 0700."""
         missing: list[Path] = []
@@ -134,8 +152,9 @@ class LocalBlobStore:
     def delete_many(self, keys: list[str]) -> None:
         """Delete several objects, syncing each directory once (bulk retention deletes)."""
         directories: set[Path] = set()
+        checked: set[Path] = set()
         for key in keys:
-            path = self._path(key)
+            path = self._unlink_path(key, checked)
             try:
                 os.unlink(path)
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
