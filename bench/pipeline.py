@@ -205,7 +205,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--one-shot", action="store_true", help="also time crash recovery (the whole journal in one job)")
+    parser.add_argument(
+        "--one-shot", action="store_true", help="also time crash recovery (the whole journal in one job)"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     data = tempfile.mkdtemp(prefix="cv-pipeline-")

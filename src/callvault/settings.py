@@ -100,6 +100,13 @@ def _dtmf_mode(value: str) -> str:
     return value
 
 
+def _disclosure_window(value: str) -> int:
+    seconds = int(value)
+    if not 0 <= seconds <= 600:
+        raise ValueError("must be between 0 (no disclosure check) and 600 seconds")
+    return seconds
+
+
 def _gate(value: str) -> float | None:
     if value.strip().lower() in {"off", "none", ""}:
         return None
@@ -410,6 +417,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds the renderer may fall behind (oldest unfinished render job) before new INVITEs get 503; "
         "calls are taken again under half of it.",
     ),
+    Setting(
+        "disclosure_window",
+        _disclosure_window,
+        "30",
+        "Seconds from a call's start in which the recording announcement must be heard (whole); "
+        "0 turns the disclosure check off.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -475,6 +489,7 @@ class Settings:
     webhook_backoff_max_seconds: int
     webhook_concurrency: int
     admission_max_backlog_seconds: float
+    disclosure_window: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -102,7 +102,9 @@ def test_import_list_show_verify_rotate(env: dict[str, str], tmp_path: Path, dat
     )
     assert result.returncode == 0, result.stderr
     recording_id = result.stdout.strip()
-    listing = json.loads(invoke_cli(["recordings", "list", "--json", "--customer", "+14155550100"], env).stdout)
+    listing = json.loads(
+        invoke_cli(["recordings", "list", "--json", "--customer", "+14155550100"], env).stdout
+    )
     assert [item["id"] for item in listing["items"]] == [recording_id]
     assert listing["items"][0]["agent"] == "alice"
     shown = json.loads(invoke_cli(["recordings", "show", recording_id, "--json"], env).stdout)

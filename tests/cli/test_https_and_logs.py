@@ -144,7 +144,9 @@ def test_https_serve_escaped_logs_and_account_commands(tmp_path: Path, env: dict
             wait_for(lambda: "eve" in log_path.read_text() and "x1" in log_path.read_text(), 30, "log lines")
 
             # The CLI: the one-time password replaced; tokens listed and revoked; a user disabled.
-            weak = invoke_cli(["admin", "set-password", "admin", "--password-stdin"], env, stdin="password123\n")
+            weak = invoke_cli(
+                ["admin", "set-password", "admin", "--password-stdin"], env, stdin="password123\n"
+            )
             assert weak.returncode == 2 and "password" in weak.stderr
             assert "password123" not in weak.stderr
             chosen = invoke_cli(
@@ -152,7 +154,9 @@ def test_https_serve_escaped_logs_and_account_commands(tmp_path: Path, env: dict
             )
             assert chosen.returncode == 0, chosen.stderr
             assert httpx.get(f"{base}/api/v1/me", headers=headers, verify=trust).status_code == 200
-            made = invoke_cli(["admin", "create-token", "admin", "--label", "ops", "--ttl-hours", "100000"], env)
+            made = invoke_cli(
+                ["admin", "create-token", "admin", "--label", "ops", "--ttl-hours", "100000"], env
+            )
             assert made.returncode == 2  # more than a year is refused outright
             made = invoke_cli(["admin", "create-token", "admin", "--label", "ops"], env)
             assert made.returncode == 0 and made.stdout.startswith("cv_") and "expires" in made.stderr
@@ -160,7 +164,9 @@ def test_https_serve_escaped_logs_and_account_commands(tmp_path: Path, env: dict
             rows = [line.split("\t") for line in listed.stdout.splitlines()]
             assert [(r[1], r[4]) for r in rows] == [("ops", "active"), ("login", "active")]
             ops_id = rows[0][0]
-            assert invoke_cli(["admin", "revoke-token", "--user", "admin", "--id", ops_id], env).returncode == 0
+            assert (
+                invoke_cli(["admin", "revoke-token", "--user", "admin", "--id", ops_id], env).returncode == 0
+            )
             ops = {"Authorization": f"Bearer {made.stdout.strip()}"}
             assert httpx.get(f"{base}/api/v1/me", headers=ops, verify=trust).status_code == 401
             assert invoke_cli(["admin", "disable-user", "admin"], env).returncode == 0

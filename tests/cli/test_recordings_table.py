@@ -135,5 +135,7 @@ def test_demo_then_list_and_show_by_short_id(tmp_path: Path, data_dir: Path, dat
         assert by_prefix.returncode == 0 and json.loads(by_prefix.stdout)["id"] == items[0]["id"]
     too_short = invoke_cli(["recordings", "show", short[:3]], env)
     assert too_short.returncode != 0 and "at least 4 characters" in too_short.stderr
-    unknown = invoke_cli(["recordings", "show", "ffffffff" if not short.startswith("ffff") else "00000000"], env)
+    unknown = invoke_cli(
+        ["recordings", "show", "ffffffff" if not short.startswith("ffff") else "00000000"], env
+    )
     assert unknown.returncode != 0 and "no recording" in unknown.stderr

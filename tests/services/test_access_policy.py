@@ -129,6 +129,30 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.AGENT: "-",
         Role.AUDITOR: "-",
     },
+    Action.ANNOUNCEMENT_MANAGE: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "-",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
+    Action.ANNOUNCEMENT_VIEW: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "all",
+    },
+    Action.DISCLOSURE_REPORT: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
 }
 
 CELLS = [(action, role) for action in Action for role in Role]

@@ -441,7 +441,9 @@ async def test_overlapping_reinvite_gets_491_and_signalling_never_waits_for_the_
             gating.set()
             src.cseq += 1
             first, _ = src.request_text(
-                "INVITE", body=sdp_offer(streams, hold=True, version=2).encode(), content_type="application/sdp"
+                "INVITE",
+                body=sdp_offer(streams, hold=True, version=2).encode(),
+                content_type="application/sdp",
             )
             src.send_raw(first)
             src.cseq += 1

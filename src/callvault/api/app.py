@@ -27,6 +27,7 @@ from callvault import __version__
 from callvault.api import (
     routes_auth,
     routes_compliance,
+    routes_disclosure,
     routes_erasure,
     routes_holds,
     routes_recordings,
@@ -73,6 +74,7 @@ def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> 
     app.include_router(routes_holds.router, prefix="/api/v1")
     app.include_router(routes_erasure.router, prefix="/api/v1")
     app.include_router(routes_webhooks.router, prefix="/api/v1")
+    app.include_router(routes_disclosure.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

@@ -115,11 +115,11 @@ class _Collector:
         self._buffer = bytearray()
 
 
-async def read_upload_form(request: Request, max_file_bytes: int) -> UploadForm:
+async def read_upload_form(request: Request, max_file_bytes: int, what: str = "recording") -> UploadForm:
     """The form of ``request``; call only after the caller is authenticated and allowed to upload."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
-        raise UnsupportedMedia("send the recording as multipart/form-data with the audio in the field 'file'")
+        raise UnsupportedMedia(f"send the {what} as multipart/form-data with the audio in the field 'file'")
     cap = max_file_bytes + FORM_OVERHEAD
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:

@@ -1,4 +1,4 @@
-"""``callvault`` commands: serve, import-audio, recordings, verify, keys, admin, webhooks, demo, settings."""
+"""``callvault`` commands: serve, import-audio, recordings, verify, keys, admin, webhooks, announcements, demo, settings."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from callvault.cli import evidence_cmd
+from callvault.cli.announcements import announcements_app
 from callvault.cli.audit_cmd import audit_app
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
 from callvault.cli.demo_setup import ensure_demo_agent
@@ -44,6 +45,7 @@ app.add_typer(holds_app, name="holds")
 app.add_typer(erasure_app, name="erasure")
 app.command("verify-certificate")(verify_certificate_command)
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(announcements_app, name="announcements")
 out = Console()
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}

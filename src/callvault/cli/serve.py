@@ -171,6 +171,7 @@ async def running_server(
             on_timeout=rtp_timeout,
             render_executor=render_executor,
             flush_interval=flush_interval,
+            disclosure=context.disclosure,
         )
         await media.start()
         webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)

@@ -21,6 +21,9 @@ forbidden, so its existence is not revealed.
 | hold.manage          |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | erasure.manage       |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | webhook.manage       |   ✓   |         –          |    –       |     –        |   –   |    –    |
+| announcement.manage  |   ✓   |         –          |    –       |     –        |   –   |    –    |
+| announcement.view    |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
+| disclosure.report    |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
 """
@@ -68,6 +71,9 @@ class Action(StrEnum):
     HOLD_MANAGE = "hold.manage"
     ERASURE_MANAGE = "erasure.manage"
     WEBHOOK_MANAGE = "webhook.manage"
+    ANNOUNCEMENT_MANAGE = "announcement.manage"
+    ANNOUNCEMENT_VIEW = "announcement.view"
+    DISCLOSURE_REPORT = "disclosure.report"
 
 
 class Scope(StrEnum):
@@ -112,6 +118,9 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.HOLD_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.ERASURE_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.WEBHOOK_MANAGE: {R.ADMIN: Scope.ALL},
+    A.ANNOUNCEMENT_MANAGE: {R.ADMIN: Scope.ALL},
+    A.ANNOUNCEMENT_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
+    A.DISCLOSURE_REPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
 }
 del A, R
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 ParticipantRole = Literal["agent", "customer", "other"]
 FinalStatus = Literal["complete", "incomplete", "interrupted"]
 
@@ -109,3 +112,17 @@ class IngestSource:
             "os_user": self.os_user,
         }
         return {k: v for k, v in fields.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class CallOpening:
+    """The first seconds of a call as the disclosure check compares them.
+
+    ``envelopes`` is ``(channels, frames, bands)``: band energies in dB at 100
+    frames a second (:mod:`callvault.media.band_envelope`), one row per
+    archive channel, named in ``channels`` ("agent", "customer" or "mixed").
+    """
+
+    envelopes: npt.NDArray[np.float16]
+    channels: tuple[str, ...]
+    window_seconds: float

@@ -22,11 +22,14 @@ from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
 from callvault.services.access_requests import AccessRequestService
+from callvault.services.announcements import AnnouncementService
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.deletion import DeletionService
 from callvault.services.directory import AgentDirectory
+from callvault.services.disclosure_check import DisclosureChecker
+from callvault.services.disclosure_report import DisclosureReport
 from callvault.services.erasure import ErasureService
 from callvault.services.events import EventBus
 from callvault.services.importer import AudioImporter
@@ -82,6 +85,10 @@ class ServiceContext:
     labels: RecordingLabels
     webhooks: WebhookService
     webhook_outbox: WebhookOutbox
+    # Disclosure verification: the announcements, the check at sealing, the report.
+    announcements: AnnouncementService
+    disclosure: DisclosureChecker
+    disclosure_report: DisclosureReport
 
     def close(self) -> None:
         self.importer.close()
@@ -125,6 +132,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     search = RecordingCatalog(catalog, directory, access_log, region)
     deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
+    sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -155,7 +163,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             recordings,
             directory,
             access_log,
-            DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout),
+            sandbox,
             settings.opus_bitrate,
             settings.max_upload_bytes,
             settings.max_upload_seconds,
@@ -181,6 +189,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             settings.webhook_allow_private_targets,
         ),
         webhook_outbox=webhook_outbox,
+        announcements=AnnouncementService(catalog, access_log, sandbox, settings.max_upload_bytes),
+        disclosure=DisclosureChecker(catalog),
+        disclosure_report=DisclosureReport(catalog, access_log),
     )
 
 

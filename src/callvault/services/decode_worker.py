@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from callvault.media.announcement_match import fingerprint
 from callvault.media.archive import decode_audio, encode_archive
 from callvault.media.mixing import resample
 from callvault.services.decoder_sandbox import WorkerOptions
@@ -62,6 +63,24 @@ def transcode(data: bytes, options: WorkerOptions) -> tuple[dict[str, Any], byte
     return header, archive
 
 
+def fingerprint_file(data: bytes, options: WorkerOptions) -> tuple[dict[str, Any], bytes]:
+    """Decode an announcement (refusing damage: it is the reference every call is compared with),
+    mix it to mono and fingerprint it; ``ValueError`` names what is wrong with it."""
+    decoded = decode_audio(data, max_seconds=options.max_seconds, max_channels=MAX_ARCHIVE_CHANNELS)
+    del data
+    mono = np.round(decoded.pcm.astype(np.float64).mean(axis=0)).astype(np.int16)
+    rate = decoded.sample_rate
+    if rate != 8000 and rate != 16000:
+        # The envelope needs 300-3400 Hz: 16 kHz keeps it for every higher rate.
+        mono, rate = resample(mono, rate, 16000), 16000
+    try:
+        made = fingerprint(mono, rate)
+    except ValueError as exc:  # audio, but not an announcement calls can be checked for
+        return {"ok": False, "kind": "unusable", "detail": str(exc)}, b""
+    header = {"ok": True, "sound_seconds": made.duration_seconds, "file_seconds": decoded.duration}
+    return header, made.to_bytes()
+
+
 def _limit_self(options: WorkerOptions) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (options.memory_bytes, options.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (options.cpu_seconds, options.cpu_seconds + 1))
@@ -80,7 +99,8 @@ def main() -> int:
     out = sys.stdout.buffer
     try:
         # No name here keeps the file alive: transcode drops it once decoded.
-        header, archive = transcode(source.read(), options)
+        work = fingerprint_file if options.mode == "fingerprint" else transcode
+        header, archive = work(source.read(), options)
     except ValueError as exc:
         kind = "too_long" if "longer than the limit" in str(exc) else "invalid"
         header, archive = {"ok": False, "kind": kind, "detail": str(exc)}, b""

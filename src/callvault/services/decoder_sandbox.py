@@ -6,7 +6,8 @@ crashed PyAV's sample conversion) must not take the server, and every live
 call it is recording, down with it. Each file is therefore decoded by a fresh
 ``python -m callvault.services.decode_worker`` that reads its options from a
 pipe, limits its own address space, CPU time and file writes, then reads the
-file from the same pipe; it hands back the encoded archive. A crash, a limit
+file from the same pipe; it hands back the encoded archive (or, for a
+recording announcement, its fingerprint). A crash, a limit
 hit or a timeout fails that one request with a precise error and leaves the
 server as it was.
 
@@ -30,6 +31,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from callvault.errors import PayloadTooLarge, UnprocessableMedia, UnsupportedMedia
 
@@ -47,6 +49,8 @@ class WorkerOptions:
     silence_gate_dbfs: float | None
     memory_bytes: int
     cpu_seconds: int
+    # "archive": the file as a recording; "fingerprint": an announcement's fingerprint.
+    mode: str = "archive"
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -70,6 +74,15 @@ class Transcoded:
     @property
     def duration_seconds(self) -> float:
         return self.samples / self.sample_rate
+
+
+@dataclass(frozen=True)
+class AnnouncementPrint:
+    """The fingerprint made from an untrusted announcement file (see :mod:`callvault.media.announcement_match`)."""
+
+    fingerprint: bytes
+    sound_seconds: float
+    file_seconds: float
 
 
 class DecoderSandbox:
@@ -105,6 +118,31 @@ class DecoderSandbox:
             memory_bytes=self._memory,
             cpu_seconds=self._timeout,
         )
+        header, archive = self._run(options, data)
+        return Transcoded(
+            archive=archive,
+            sample_rate=int(header["sample_rate"]),
+            channels=int(header["channels"]),
+            samples=int(header["samples"]),
+            damage=tuple(str(d) for d in header["damage"]),
+            decode_errors=int(header["decode_errors"]),
+        )
+
+    def fingerprint(self, data: bytes, max_seconds: float) -> AnnouncementPrint:
+        """The fingerprint of an announcement file; damaged, silent or non-audio files are refused."""
+        options = WorkerOptions(
+            max_seconds=max_seconds,
+            bitrate_per_channel=0,
+            silence_gate_dbfs=None,
+            memory_bytes=self._memory,
+            cpu_seconds=self._timeout,
+            mode="fingerprint",
+        )
+        header, body = self._run(options, data)
+        return AnnouncementPrint(body, float(header["sound_seconds"]), float(header["file_seconds"]))
+
+    def _run(self, options: WorkerOptions, data: bytes) -> tuple[dict[str, Any], bytes]:
+        """Hand ``data`` to a fresh worker: its JSON header and what follows it."""
         with self._slots:
             worker = _take_worker(tuple(self._command))
             with worker:
@@ -118,9 +156,10 @@ class DecoderSandbox:
                     raise UnprocessableMedia(
                         f"decoding took longer than {self._timeout} s; the file was refused"
                     ) from None
-        return self._result(subprocess.CompletedProcess(self._command, worker.returncode, stdout, stderr))
+        done = subprocess.CompletedProcess(self._command, worker.returncode, stdout, stderr)
+        return self._result(done, options.mode)
 
-    def _result(self, done: subprocess.CompletedProcess[bytes]) -> Transcoded:
+    def _result(self, done: subprocess.CompletedProcess[bytes], mode: str) -> tuple[dict[str, Any], bytes]:
         if done.returncode != 0:
             log.warning("audio decoder failed (%s): %s", _describe(done.returncode), _last_line(done.stderr))
             if done.returncode == -signal.SIGXCPU:
@@ -138,18 +177,14 @@ class DecoderSandbox:
         if not header.get("ok"):
             detail = str(header.get("detail", "undecodable audio"))
             if header.get("kind") == "too_long":
-                raise PayloadTooLarge(f"{detail} (CALLVAULT_MAX_UPLOAD_SECONDS)")
+                limit = "CALLVAULT_MAX_UPLOAD_SECONDS" if mode == "archive" else "announcement files"
+                raise PayloadTooLarge(f"{detail} ({limit})")
             if header.get("kind") == "memory":
                 raise PayloadTooLarge(f"{detail} (CALLVAULT_DECODER_MEMORY_MB)")
+            if header.get("kind") == "unusable":
+                raise UnprocessableMedia(detail)
             raise UnsupportedMedia(detail)
-        return Transcoded(
-            archive=archive,
-            sample_rate=int(header["sample_rate"]),
-            channels=int(header["channels"]),
-            samples=int(header["samples"]),
-            damage=tuple(str(d) for d in header["damage"]),
-            decode_errors=int(header["decode_errors"]),
-        )
+        return header, archive
 
 
 # One started spare per worker command, shared by every sandbox of the process (tests open

@@ -22,6 +22,7 @@ from callvault.services.access import Action, Principal, check_recording, record
 from callvault.services.audit import AccessLog
 from callvault.services.deletion import tombstone
 from callvault.services.directory import AgentDirectory
+from callvault.services.disclosure_report import disclosure_condition, disclosure_view
 from callvault.services.manifest import iso
 from callvault.services.phone import normalise_number
 
@@ -50,6 +51,7 @@ class RecordingQuery:
     max_duration: float | None = None
     call_id: str | None = None
     status: str | None = None
+    disclosure: str | None = None  # verified | missing | not_required
     limit: int = 50
     offset: int = 0
     sort: str = "-started_at"
@@ -124,6 +126,8 @@ class RecordingCatalog:
             conditions.append(Recording.queue == query.queue)
         if query.status:
             conditions.append(Recording.status == query.status)
+        if query.disclosure:
+            conditions.append(disclosure_condition(query.disclosure))
         if query.min_duration is not None:
             conditions.append(Recording.duration_seconds >= query.min_duration)
         if query.max_duration is not None:
@@ -179,6 +183,7 @@ class RecordingCatalog:
             "agent": agent,
             "mixed": r.mixed,
             "tags": tags,
+            "disclosure": disclosure_view(session, r.id),
         }
 
     def _detail(self, session: Session, r: Recording) -> dict[str, Any]:

@@ -62,6 +62,7 @@ from callvault.runtime.media.render_schedule import RENDER_STEP, RenderSchedule
 from callvault.runtime.media.sealing import SEAL_RETRY_SECONDS, Sealer
 from callvault.runtime.media.session import MediaSession
 from callvault.services.call_record import CallEvent, FinalStatus
+from callvault.services.disclosure_check import DisclosureChecker
 from callvault.services.recordings import RecordingService
 from callvault.settings import Settings
 
@@ -82,6 +83,7 @@ class MediaEngine:
         render_step: float = RENDER_STEP,
         spool_backlog: float | None = None,
         seal_retry: float = SEAL_RETRY_SECONDS,
+        disclosure: DisclosureChecker | None = None,
     ) -> None:
         self.settings = settings
         # Spool keys are wrapped by the same provider as the recordings' data keys.
@@ -101,7 +103,7 @@ class MediaEngine:
         self._sessions: dict[str, MediaSession] = {}  # open sessions only: removed at close
         self._tasks: set[asyncio.Future[Any]] = set()
         self.disk = DiskReserve(watched_volumes(settings), settings.min_free_disk_mb)
-        self.sealer = Sealer(recordings, settings.loss_threshold, seal_retry)
+        self.sealer = Sealer(recordings, settings.loss_threshold, seal_retry, disclosure)
         self.recovery = Recovery(settings.spool_dir, self.keys, recordings)
         self.admission = Admission(settings.admission_max_backlog_seconds)  # see .admission
 

@@ -84,3 +84,11 @@ RENDER_TAIL_SECONDS = Histogram(
     "Seconds of audio left to render at hang-up (the rest was rendered while the call ran).",
     buckets=(1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 150.0, 600.0),
 )
+DISCLOSURE_CHECKS = Counter(
+    "callvault_disclosure_checks", "Calls checked for the recording announcement, by result.", ["status"]
+)
+DISCLOSURE_CHECK_SECONDS = Histogram(
+    "callvault_disclosure_check_seconds",
+    "Seconds one disclosure check took at sealing (matching and the catalog write; in a thread).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)

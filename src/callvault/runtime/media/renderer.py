@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from callvault.media.archive import ArchiveEncoder
+from callvault.media.band_envelope import EnvelopeFollower
 from callvault.media.codec_spec import CodecSpec
 from callvault.rtp.render import PayloadDecoderLike, render_placements
 from callvault.rtp.stats import StreamGuard, guards_from_events
@@ -66,7 +67,7 @@ from callvault.runtime.media.tracks import (
     srtp_receiver,
     unprotect_all,
 )
-from callvault.services.call_record import ArchiveAudio
+from callvault.services.call_record import ArchiveAudio, CallOpening
 from callvault.storage.spool import ArchivePart, SpoolStream, SpoolTail, archive_part_path
 
 HOLDBACK_SECONDS = 15.0
@@ -121,6 +122,8 @@ class JournalRenderer:
         self.started_at: float | None = None
         self._latest: float | None = None
         self._encoder: ArchiveEncoder | None = None
+        # Band envelopes of the first seconds, taken from the PCM on its way to the encoder.
+        self._opening: EnvelopeFollower | None = None
         self.rate = NARROW_RATE
         self._mono = False
         self.rendered = 0  # samples from started_at handed to the encoder
@@ -191,6 +194,9 @@ class JournalRenderer:
             self.rate = WIDE_RATE if wide else NARROW_RATE
             self._mono = is_mono([live.spool.channel for live in self._streams.values()])
             self._encoder = self.options.encoder(self.rate, 1 if self._mono else 2)
+            if self.options.disclosure_seconds > 0:
+                channels = 1 if self._mono else 2
+                self._opening = EnvelopeFollower(self.rate, channels, self.options.disclosure_seconds)
         return self._encoder
 
     def advance(self, now: float | None = None) -> float:
@@ -230,7 +236,10 @@ class JournalRenderer:
         chunk = round(CHUNK_SECONDS * self.rate)
         while self.rendered < target:
             end = min(target, self.rendered + chunk)
-            encoder.write(self._mix(views, self.rendered, end))
+            block = self._mix(views, self.rendered, end)
+            if self._opening is not None and not self._opening.done:
+                self._opening.feed(block)
+            encoder.write(block)
             self.rendered = end
         self._part.append(encoder.drain())
         if self.rendered - self._released >= RELEASE_SECONDS * self.rate:
@@ -336,6 +345,9 @@ class JournalRenderer:
         self._part.close()
         rendered = self._result(data, end)
         rendered.tail_seconds = tail / self.rate
+        if self._opening is not None:
+            names = ("mixed",) if self._mono else ("agent", "customer")
+            rendered.opening = CallOpening(self._opening.envelopes(), names, self.options.disclosure_seconds)
         self.timings["finish"] = time.perf_counter() - began
         rendered.timings = dict(self.timings)
         return rendered

@@ -1,7 +1,10 @@
 """Sealing a rendered recording: final status, the vault (encrypt, hash, sign, catalogue), the journal deleted.
 
 ``RecordingService.finalise`` runs in a thread (it writes the vault and the
-catalogue). A seal that fails keeps the rendered recording in a
+catalogue). Before the seal, the call's opening is checked for the recording
+announcement (:mod:`callvault.services.disclosure_check`, in a thread too):
+where it was heard becomes an event of the recording, signed with it. A
+check that fails is logged and the recording sealed without it. A seal that fails keeps the rendered recording in a
 :class:`~.seal_retry.SealRetry` and the journal on disk, so it is tried again
 later, or recovered after a stop; a journal whose recording the catalogue
 does not know is deleted.
@@ -20,7 +23,8 @@ from callvault.runtime.media import metrics
 from callvault.runtime.media.journal_backlog import LOSS_EVENT
 from callvault.runtime.media.seal_retry import SEAL_RETRY_SECONDS, SealRetry
 from callvault.runtime.media.tracks import RenderedRecording
-from callvault.services.call_record import FinalStatus
+from callvault.services.call_record import CallEvent, FinalStatus
+from callvault.services.disclosure_check import DisclosureChecker
 from callvault.services.recordings import RecordingService
 from callvault.storage.spool import delete_spool
 
@@ -45,10 +49,15 @@ def final_status(requested: FinalStatus, rendered: RenderedRecording, loss_thres
 
 class Sealer:
     def __init__(
-        self, recordings: RecordingService, loss_threshold: float, retry: float = SEAL_RETRY_SECONDS
+        self,
+        recordings: RecordingService,
+        loss_threshold: float,
+        retry: float = SEAL_RETRY_SECONDS,
+        disclosure: DisclosureChecker | None = None,
     ) -> None:
         self._recordings = recordings
         self._loss_threshold = loss_threshold
+        self._disclosure = disclosure
         self.unsealed = SealRetry(retry)  # rendered, sealing failed: tried again (see .seal_retry)
 
     def due(self, now: float) -> list[tuple[Path, RenderedRecording, FinalStatus]]:
@@ -59,6 +68,7 @@ class Sealer:
         """Seal a rendered recording and delete its journal; False when it stays for later."""
         final = final_status(status, rendered, self._loss_threshold)
         ended = datetime.fromtimestamp(rendered.ended_at, UTC)
+        events = rendered.events + await self._check_disclosure(rendered)
         try:
             await asyncio.to_thread(
                 self._recordings.finalise,
@@ -66,7 +76,7 @@ class Sealer:
                 rendered.audio,
                 final,
                 rendered.streams,
-                rendered.events,
+                events,
                 ended,
             )
         except NotFound:
@@ -85,3 +95,19 @@ class Sealer:
         metrics.SPOOL_LOST_PACKETS.inc(rendered.spool_lost)
         metrics.SPOOL_WRITE_FAILURES.inc(sum(1 for e in rendered.events if e.kind == LOSS_EVENT))
         return True
+
+    async def _check_disclosure(self, rendered: RenderedRecording) -> list[CallEvent]:
+        """Check and store the call's disclosure state; the events to seal with it."""
+        if self._disclosure is None:
+            return []
+        began = time.perf_counter()
+        try:
+            verdict = await asyncio.to_thread(self._disclosure.check, rendered.recording_id, rendered.opening)
+        except NotFound:
+            return []  # the seal finds it gone too, and deletes the journal
+        except Exception:
+            log.exception("disclosure check of %s failed; sealing without it", rendered.recording_id)
+            return []
+        metrics.DISCLOSURE_CHECK_SECONDS.observe(time.perf_counter() - began)
+        metrics.DISCLOSURE_CHECKS.labels(verdict.status).inc()
+        return verdict.events()

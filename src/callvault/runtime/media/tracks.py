@@ -43,6 +43,7 @@ from callvault.services.call_record import (
     MIXED_CHANNEL,
     ArchiveAudio,
     CallEvent,
+    CallOpening,
     StreamRecord,
 )
 from callvault.settings import Settings
@@ -63,6 +64,8 @@ class RenderOptions:
     ended_at: float | None = None  # when the call ended (BYE); None: the last audio (crash)
     # Storage failures capture could not write to the journal (see .journal_backlog), JSON dicts.
     spool_losses: tuple[dict[str, Any], ...] = ()
+    # Seconds from the call start whose band envelopes the disclosure check gets (0: none).
+    disclosure_seconds: float = 0.0
 
     @classmethod
     def from_settings(
@@ -74,6 +77,7 @@ class RenderOptions:
             silence_gate_dbfs=settings.archive_silence_gate,
             ended_at=ended_at,
             spool_losses=spool_losses,
+            disclosure_seconds=float(settings.disclosure_window),
         )
 
     def encoder(self, rate: int, channels: int) -> ArchiveEncoder:
@@ -100,6 +104,8 @@ class RenderedRecording:
     # Audio is missing because of storage (disk full, damaged journal): see .spool_losses.
     storage_incomplete: bool = False
     spool_lost: int = 0
+    # The call's first seconds for the disclosure check (None: not taken).
+    opening: CallOpening | None = None
 
 
 @dataclass
