@@ -25,6 +25,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["BANDS", "FRAME_RATE", "EnvelopeFollower", "band_envelope"]
 
@@ -41,7 +42,7 @@ Envelope = npt.NDArray[np.float32]
 
 
 class _Analyser:
-    """The framing and band matrix for one sample rate."""
+    """The framing and band edges for one sample rate."""
 
     def __init__(self, rate: int) -> None:
         if rate not in _RATES:
@@ -49,27 +50,26 @@ class _Analyser:
         self.rate = rate
         self.hop = rate // FRAME_RATE
         self.window = round(WINDOW_SECONDS * rate)
-        taper = np.hanning(self.window + 2)[1:-1]  # no zero end points
-        self.taper = taper.astype(np.float64)
+        self.taper = np.hanning(self.window + 2)[1:-1]  # no zero end points
         freqs = np.fft.rfftfreq(self.window, 1.0 / rate)
-        edges = np.geomspace(LOW_HZ, HIGH_HZ, BANDS + 1)
-        weights = np.zeros((freqs.size, BANDS))
-        for band in range(BANDS):
-            inside = (freqs >= edges[band]) & (freqs < edges[band + 1])
-            weights[inside, band] = 1.0 / max(1, int(inside.sum()))
-        # Full-scale int16 in, power per sample of the windowed frame out.
-        scale = 1.0 / (32768.0**2 * float(np.sum(self.taper**2)))
-        self.weights = weights * scale
+        edges = np.searchsorted(freqs, np.geomspace(LOW_HZ, HIGH_HZ, BANDS + 1))
+        if np.any(np.diff(edges) == 0):
+            raise ValueError(f"a {self.window}-sample window leaves a band empty")
+        # Bins lo..hi are all the bands need; each band's bins start at starts[b] (relative to lo).
+        self.lo, self.hi = int(edges[0]), int(edges[-1])
+        self.starts = edges[:-1] - self.lo
+        widths = np.diff(edges).astype(np.float64)
+        # Full-scale int16 in, mean power per bin of the windowed frame out.
+        self.scale = 1.0 / (widths * 32768.0**2 * float(np.sum(self.taper**2)))
 
     def frames(self, samples: npt.NDArray[np.float64]) -> Envelope:
         """Envelope of ``samples`` (whole frames only; the caller keeps the rest)."""
-        count = 0 if samples.size < self.window else 1 + (samples.size - self.window) // self.hop
-        if count == 0:
+        if samples.size < self.window:
             return np.zeros((0, BANDS), dtype=np.float32)
-        starts = np.arange(count)[:, None] * self.hop
-        framed = samples[starts + np.arange(self.window)[None, :]] * self.taper
-        power = np.abs(np.fft.rfft(framed, axis=1)) ** 2
-        bands = power @ self.weights
+        framed = sliding_window_view(samples, self.window)[:: self.hop] * self.taper
+        spectrum = np.fft.rfft(framed, axis=1)[:, self.lo : self.hi]
+        power = spectrum.real**2 + spectrum.imag**2
+        bands = np.add.reduceat(power, self.starts, axis=1) * self.scale
         return (10.0 * np.log10(bands + _POWER_FLOOR)).astype(np.float32)
 
 
