@@ -47,7 +47,7 @@ MAX_ANNOUNCEMENT_SECONDS: Final = 120.0
 # A frame is sound when its loudest band is within this of the file's loudest frame.
 _SOUND_RANGE_DB: Final = 40.0
 _RANGE_DB: Final = 35.0
-_RANGE_BLOCK: Final = 50  # frames: the floor follows the loudest of the block and its neighbours
+_RANGE_BLOCK: Final = 25  # frames: the floor follows the loudest of the block and its neighbours
 _RANGE_REACH: Final = 2  # blocks on each side
 _CALL_FLOOR_DB: Final = -80.0
 # Summed squared deviation per frame under which a stretch of call counts as flat.

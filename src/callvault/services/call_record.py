@@ -118,7 +118,7 @@ class IngestSource:
 class CallOpening:
     """The first seconds of a call as the disclosure check compares them.
 
-    ``envelopes`` is ``(channels, frames, bands)``: band energies in dB at 100
+    ``envelopes`` is ``(channels, frames, bands)``: band energies in dB at 50
     frames a second (:mod:`callvault.media.band_envelope`), one row per
     archive channel, named in ``channels`` ("agent", "customer" or "mixed").
     """
