@@ -46,6 +46,9 @@ def test_documented_commands_exist() -> None:
         ["webhooks", "list"],
         ["webhooks", "deliveries"],
         ["webhooks", "remove"],
+        ["announcements", "add"],
+        ["announcements", "list"],
+        ["announcements", "remove"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -30,6 +30,12 @@ crosses a window end carried into the next window, so the output does not
 depend on how the journal was cut into steps (the tests check it against a
 one-shot reference render).
 
+The mixed PCM of the first ``options.disclosure_seconds`` also goes
+through an :class:`~callvault.media.band_envelope.EnvelopeFollower` on its
+way to the encoder: the envelopes (not the audio) come back as the
+recording's ``opening``, which the disclosure check at sealing compares
+with the recording announcements, so that audio is never decoded twice.
+
 Shared pieces (options, SRTP, mixing, result assembly) live in :mod:`.tracks`;
 the worker-process entry points in :mod:`.render_jobs`.
 """
