@@ -54,6 +54,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # The first-start admin's one-time password may only be used to choose a new one.
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Regulated staff (migration must_record_0004): no recording rule may stop their calls being
+    # recorded, and a call of theirs that was not recorded whole raises an alert.
+    must_record: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     team: Mapped[Team | None] = relationship()
     sip_identities: Mapped[list[SipIdentity]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
