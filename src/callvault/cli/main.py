@@ -262,7 +262,8 @@ def keys_rotate(
 def create_user(
     name: str,
     role: Annotated[
-        str, typer.Option(help="admin, compliance_officer, supervisor, qa_evaluator, agent, auditor")
+        str,
+        typer.Option(help="admin, compliance_officer, supervisor, qa_evaluator, agent, auditor, integration"),
     ],
     team: str | None = None,
     sip_identity: Annotated[list[str] | None, typer.Option(help="AOR or extension (repeatable).")] = None,

@@ -21,8 +21,14 @@ forbidden, so its existence is not revealed.
 | hold.manage          |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | erasure.manage       |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | webhook.manage       |   ✓   |         –          |    –       |     –        |   –   |    –    |
+| call.control         |   ✓   |         –          |   team     |     –        |  own  |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
+
+``call.control`` covers the controls of a call in progress (PCI pause and resume,
+keep, consent): the call's agent, their supervisor and admins; and the
+``integration`` role, a service account whose tokens a CTI or payment system
+uses for every call and which may do nothing else (no search, no audio).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class Role(StrEnum):
     QA_EVALUATOR = "qa_evaluator"
     AGENT = "agent"
     AUDITOR = "auditor"
+    INTEGRATION = "integration"
 
     @classmethod
     def parse(cls, value: str) -> Role:
@@ -68,6 +75,7 @@ class Action(StrEnum):
     HOLD_MANAGE = "hold.manage"
     ERASURE_MANAGE = "erasure.manage"
     WEBHOOK_MANAGE = "webhook.manage"
+    CALL_CONTROL = "call.control"
 
 
 class Scope(StrEnum):
@@ -112,6 +120,12 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.HOLD_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.ERASURE_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.WEBHOOK_MANAGE: {R.ADMIN: Scope.ALL},
+    A.CALL_CONTROL: {
+        R.ADMIN: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.AGENT: Scope.OWN,
+        R.INTEGRATION: Scope.ALL,
+    },
 }
 del A, R
 

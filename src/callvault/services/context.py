@@ -25,6 +25,7 @@ from callvault.services.access_requests import AccessRequestService
 from callvault.services.alerts import AlertService
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
+from callvault.services.call_refs import CallRefs
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.deletion import DeletionService
 from callvault.services.directory import AgentDirectory
@@ -85,6 +86,8 @@ class ServiceContext:
     labels: RecordingLabels
     webhooks: WebhookService
     webhook_outbox: WebhookOutbox
+    # Call references (recording id, SIP Call-ID, vendor ids) of call-time controls.
+    call_refs: CallRefs
 
     def close(self) -> None:
         self.importer.close()
@@ -186,6 +189,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             settings.webhook_allow_private_targets,
         ),
         webhook_outbox=webhook_outbox,
+        call_refs=CallRefs(catalog),
     )
 
 

@@ -84,3 +84,8 @@ RENDER_TAIL_SECONDS = Histogram(
     "Seconds of audio left to render at hang-up (the rest was rendered while the call ran).",
     buckets=(1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 150.0, 600.0),
 )
+PAUSES = Counter(
+    "callvault_recording_pauses",
+    "Silences started on live calls (PCI pause by API, keypad digits, ...), by cause.",
+    ["cause"],
+)
