@@ -424,6 +424,30 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds from a call's start in which the recording announcement must be heard (whole); "
         "0 turns the disclosure check off.",
     ),
+    Setting(
+        "pci_pause_max_seconds",
+        _positive_int,
+        "300",
+        "A PCI pause (POST /api/v1/calls/{ref}/pause) resumes by itself after this many seconds.",
+    ),
+    Setting(
+        "pci_digit_pause",
+        _bool,
+        "true",
+        "Pause recording while keypad digits flow (RFC 4733 events), so card numbers are never stored.",
+    ),
+    Setting(
+        "pci_inband_digits",
+        _bool,
+        "true",
+        "Also detect keypad tones in the audio of plain-RTP G.711 streams (costs capture CPU).",
+    ),
+    Setting(
+        "pci_digit_resume_seconds",
+        _positive_float,
+        "5",
+        "A pause started by keypad digits resumes this many seconds after the last digit.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -490,6 +514,10 @@ class Settings:
     webhook_concurrency: int
     admission_max_backlog_seconds: float
     disclosure_window: int
+    pci_pause_max_seconds: int
+    pci_digit_pause: bool
+    pci_inband_digits: bool
+    pci_digit_resume_seconds: float
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -153,7 +153,18 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.AGENT: "-",
         Role.AUDITOR: "-",
     },
+    Action.CALL_CONTROL: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "-",
+        Role.SUPERVISOR: "team",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "own",
+        Role.AUDITOR: "-",
+        Role.INTEGRATION: "all",
+    },
 }
+# An integration account (a CTI or payment system's service account) controls live calls and
+# nothing else: every cell it is not written into above is "-".
 
 CELLS = [(action, role) for action in Action for role in Role]
 
@@ -161,7 +172,8 @@ CELLS = [(action, role) for action in Action for role in Role]
 @pytest.mark.parametrize(("action", "role"), CELLS, ids=[f"{a.value}-{r.value}" for a, r in CELLS])
 def test_policy_cell(action: Action, role: Role) -> None:
     scope = allowed(Principal(1, "x", role, 1), action)
-    assert (scope.value if scope else "-") == EXPECTED[action][role]
+    expected = EXPECTED[action].get(role, "-") if role is Role.INTEGRATION else EXPECTED[action][role]
+    assert (scope.value if scope else "-") == expected
 
 
 def test_policy_covers_every_action() -> None:
@@ -233,7 +245,7 @@ def test_role_names_are_parsed_leniently(text: str, role: Role) -> None:
 
 
 def test_unknown_role_lists_the_choices() -> None:
-    choices = "admin, compliance_officer, supervisor, qa_evaluator, agent, auditor"
+    choices = "admin, compliance_officer, supervisor, qa_evaluator, agent, auditor, integration"
     with pytest.raises(InvalidInput, match=re.escape(f"unknown role 'overlord'; choose one of {choices}")):
         Role.parse("overlord")
 

@@ -281,11 +281,13 @@ async def test_codecs_transports_and_srtp_concurrently(tmp_path: Path, database_
             }, (name, codecs)
 
 
-async def test_dtmf_is_recorded_as_an_event_without_the_digit(recorder: Recorder) -> None:
+async def test_dtmf_is_recorded_as_an_event_without_the_digit(tmp_path: Path, database_url: str) -> None:
     # Digit 5 for 200 ms from 0.6 s on the customer's stream; the audio of those frames is the event.
-    sent = await _two_party_call(recorder, CallSpec(customer_digits=((5, 30, 10),)))
-    recording = await _check_stereo(recorder, sent)
-    detail = await asyncio.to_thread(recorder.detail, recording.id)
+    # With the PCI pause on digits turned off (tests/siprec/test_pci_pause.py has it on).
+    async with start_recorder(tmp_path / "data", database_url, pci_digit_pause="false") as recorder:
+        sent = await _two_party_call(recorder, CallSpec(customer_digits=((5, 30, 10),)))
+        recording = await _check_stereo(recorder, sent)
+        detail = await asyncio.to_thread(recorder.detail, recording.id)
     dtmf = [e for e in detail["events"] if e["kind"] == "dtmf"]
     assert len(dtmf) == 1, detail["events"]
     assert "digit" not in dtmf[0]["data"]  # presence only (PCI DSS)

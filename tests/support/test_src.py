@@ -131,11 +131,13 @@ class RtpSender:
     digits: tuple[tuple[int, int, int], ...] = ()
     event_payload_type: int = 101
     source: str = "127.0.0.1"  # the address the packets are sent from
+    first_seq: int | None = None  # None: random (a sender continuing a stream gives its next numbers)
+    first_ts: int | None = None
 
     def packets(self) -> list[bytes | None]:
         """One entry per 20 ms slot; ``None`` where a packet is lost."""
-        seq = secrets.randbelow(30000)
-        ts = secrets.randbits(31)
+        seq = secrets.randbelow(30000) if self.first_seq is None else self.first_seq
+        ts = secrets.randbits(31) if self.first_ts is None else self.first_ts
         protect = None
         if self.srtp_key is not None:
             import pylibsrtp

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from callvault import __version__
 from callvault.api import (
     routes_auth,
+    routes_calls,
     routes_compliance,
     routes_disclosure,
     routes_erasure,
@@ -46,6 +47,7 @@ from callvault.errors import (
     StorageFull,
     TooManyAttempts,
 )
+from callvault.runtime.call_control import CallControl
 from callvault.services.access import Role
 from callvault.services.audit import current_refusals
 from callvault.services.context import ServiceContext
@@ -57,7 +59,10 @@ HealthCheck = Callable[[], dict[str, Any]]
 RETRY_AFTER_SECONDS = "5"
 
 
-def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> FastAPI:
+def create_app(
+    ctx: ServiceContext, health_extra: HealthCheck | None = None, calls: CallControl | None = None
+) -> FastAPI:
+    """``calls``: the controls of the recorder's live calls (None: a server that records no calls)."""
     app = FastAPI(
         title="callvault",
         version=__version__,
@@ -66,6 +71,7 @@ def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> 
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.calls = calls if calls is not None else CallControl(ctx, None)
     app.include_router(routes_recordings.router, prefix="/api/v1")
     app.include_router(routes_auth.router, prefix="/api/v1")
     app.include_router(routes_users.router, prefix="/api/v1")
@@ -75,6 +81,7 @@ def create_app(ctx: ServiceContext, health_extra: HealthCheck | None = None) -> 
     app.include_router(routes_erasure.router, prefix="/api/v1")
     app.include_router(routes_webhooks.router, prefix="/api/v1")
     app.include_router(routes_disclosure.router, prefix="/api/v1")
+    app.include_router(routes_calls.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

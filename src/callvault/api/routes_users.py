@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path
 
 from callvault.api.deps import context, principal
+from callvault.errors import InvalidInput
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 from callvault.services.manifest import iso
+from callvault.services.users import UserInfo
 
 router = APIRouter(prefix="/users", tags=["users"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -19,20 +21,35 @@ Username = Annotated[str, Path(min_length=1, max_length=120)]
 TokenId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
+def _user_json(u: UserInfo) -> dict[str, Any]:
+    return {
+        "username": u.username,
+        "role": u.role,
+        "team": u.team,
+        "sip_identities": u.sip_identities,
+        "disabled": u.disabled,
+        "must_record": u.must_record,
+    }
+
+
 @router.get("")
 def list_users(ctx: Ctx, caller: Caller) -> dict[str, Any]:
-    return {
-        "items": [
-            {
-                "username": u.username,
-                "role": u.role,
-                "team": u.team,
-                "sip_identities": u.sip_identities,
-                "disabled": u.disabled,
-            }
-            for u in ctx.users.list_users(caller)
-        ]
-    }
+    return {"items": [_user_json(u) for u in ctx.users.list_users(caller)]}
+
+
+@router.patch("/{username}")
+def update_user(
+    username: Username,
+    ctx: Ctx,
+    caller: Caller,
+    body: Annotated[dict[str, Any], Body(examples=[{"must_record": True}])],
+) -> dict[str, Any]:
+    """``{"must_record": true|false}``: regulated staff, whose calls no recording rule may leave
+    unrecorded (a call of theirs that is not recorded, or recorded incomplete, raises an alert)."""
+    value = body.get("must_record")
+    if set(body) != {"must_record"} or not isinstance(value, bool):
+        raise InvalidInput('body must be {"must_record": true|false}')
+    return _user_json(ctx.users.set_must_record(caller, username, value))
 
 
 @router.post("/{username}/disable", status_code=204)

@@ -264,7 +264,8 @@ def keys_rotate(
 def create_user(
     name: str,
     role: Annotated[
-        str, typer.Option(help="admin, compliance_officer, supervisor, qa_evaluator, agent, auditor")
+        str,
+        typer.Option(help="admin, compliance_officer, supervisor, qa_evaluator, agent, auditor, integration"),
     ],
     team: str | None = None,
     sip_identity: Annotated[list[str] | None, typer.Option(help="AOR or extension (repeatable).")] = None,
@@ -272,6 +273,9 @@ def create_user(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
     display_name: str | None = None,
+    must_record: Annotated[
+        bool, typer.Option("--must-record", help="Regulated staff: every call recorded, whatever the rules.")
+    ] = False,
 ) -> None:
     """Create a user (agents: link their SIP identities so recordings attach to them)."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
@@ -284,6 +288,7 @@ def create_user(
             sip_identities=list(sip_identity or []),
             password=password,
             display_name=display_name,
+            must_record=must_record,
         )
     sys.stdout.write(
         f"created {info.role} {info.username}" + (f" in team {info.team}" if info.team else "") + "\n"
@@ -360,6 +365,18 @@ def enable_user(name: str) -> None:
     sys.stdout.write(f"enabled {name}\n")
 
 
+@admin_app.command("must-record")
+@handle_errors
+def set_must_record(
+    name: str,
+    off: Annotated[bool, typer.Option("--off", help="Clear the flag instead of setting it.")] = False,
+) -> None:
+    """Mark a user as regulated staff: no recording rule can stop their calls being recorded."""
+    with service_context() as ctx:
+        ctx.users.set_must_record(cli_principal(), name, not off)
+    sys.stdout.write(f"{name}: must_record {'off' if off else 'on'}\n")
+
+
 @admin_app.command("set-password")
 @handle_errors
 def set_password(
@@ -390,6 +407,7 @@ def list_users() -> None:
         sys.stdout.write(
             f"{user.username}\t{user.role}\t{user.team or '-'}\t{','.join(user.sip_identities)}"
             + ("\tdisabled" if user.disabled else "")
+            + ("\tmust_record" if user.must_record else "")
             + "\n"
         )
 

@@ -38,6 +38,7 @@ from callvault.api.app import create_app
 from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
 from callvault.runtime.audit_checkpoints import audit_checkpoints
+from callvault.runtime.call_control import CallControl
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
@@ -186,7 +187,8 @@ async def running_server(
 
         sock = _bind_http(settings)
         http_port = int(sock.getsockname()[1])
-        http = _http_server(settings, create_app(context, health_extra=health))
+        calls = CallControl(context, media)
+        http = _http_server(settings, create_app(context, health_extra=health, calls=calls))
         http_task = asyncio.create_task(http.serve(sockets=[sock]))
         while not http.started:
             if http_task.done():

@@ -98,7 +98,9 @@ def loss_gaps(
 # become the stream's stats, not call events.
 SOURCE_EVENT = "rtp_source"  # data: {"stream", "address"}: the source the stream latched to
 DROPPED_EVENT = "rtp_dropped"  # data: {"stream", "source"}: packets from other sources so far
-GUARD_EVENTS = frozenset({SOURCE_EVENT, DROPPED_EVENT})
+# data: {"stream", "packets"}: packets silenced (a PCI pause) between stored ones, so far
+WITHHELD_EVENT = "rtp_withheld"
+GUARD_EVENTS = frozenset({SOURCE_EVENT, DROPPED_EVENT, WITHHELD_EVENT})
 
 
 @dataclass(slots=True)
@@ -114,12 +116,18 @@ class StreamGuard:
       key is wrong is silent, and must not pass for complete.
     * ``srtp_replayed``: SRTP replays (a network duplicate of a packet already
       taken); like duplicates, not loss.
+    * ``withheld``: packets the recorder dropped on purpose between two stored
+      ones (a pause: the audio must never be stored). Their sequence numbers
+      are missing, but they are neither expected nor lost; the count itself is
+      not published (with the pause's length it would tell how many keypad
+      events flowed).
     """
 
     source: str | None = None
     dropped_source: int = 0
     srtp_auth_failed: int = 0
     srtp_replayed: int = 0
+    withheld: int = 0
 
     def apply_event(self, kind: str, data: dict[str, object]) -> None:
         if kind == SOURCE_EVENT:
@@ -129,13 +137,20 @@ class StreamGuard:
             # A running total per writer, so the largest one seen is the count.
             if isinstance(count, int):
                 self.dropped_source = max(self.dropped_source, count)
+        elif kind == WITHHELD_EVENT:
+            count = data.get("packets", 0)
+            if isinstance(count, int):
+                self.withheld = max(self.withheld, count)
 
     def add_to(self, stats: dict[str, object]) -> dict[str, object]:
         """``stats`` with the guard's figures, SRTP authentication failures counted as loss."""
         failed = self.srtp_auth_failed
+        received = stats.get("received", 0)
         for key in ("expected", "lost"):
             value = stats.get(key, 0)
-            stats[key] = (value if isinstance(value, int) else 0) + failed
+            value = (value if isinstance(value, int) else 0) - self.withheld
+            floor = received if key == "expected" and isinstance(received, int) else 0
+            stats[key] = max(value, floor) + failed
         stats["source"] = self.source
         stats["dropped_source"] = self.dropped_source
         stats["srtp_auth_failed"] = failed

@@ -24,8 +24,14 @@ forbidden, so its existence is not revealed.
 | announcement.manage  |   ✓   |         –          |    –       |     –        |   –   |    –    |
 | announcement.view    |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
 | disclosure.report    |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
+| call.control         |   ✓   |         –          |   team     |     –        |  own  |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
+
+``call.control`` covers the controls of a call in progress (PCI pause and resume,
+keep, consent): the call's agent, their supervisor and admins; and the
+``integration`` role, a service account whose tokens a CTI or payment system
+uses for every call and which may do nothing else (no search, no audio).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class Role(StrEnum):
     QA_EVALUATOR = "qa_evaluator"
     AGENT = "agent"
     AUDITOR = "auditor"
+    INTEGRATION = "integration"
 
     @classmethod
     def parse(cls, value: str) -> Role:
@@ -74,6 +81,7 @@ class Action(StrEnum):
     ANNOUNCEMENT_MANAGE = "announcement.manage"
     ANNOUNCEMENT_VIEW = "announcement.view"
     DISCLOSURE_REPORT = "disclosure.report"
+    CALL_CONTROL = "call.control"
 
 
 class Scope(StrEnum):
@@ -121,6 +129,12 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.ANNOUNCEMENT_MANAGE: {R.ADMIN: Scope.ALL},
     A.ANNOUNCEMENT_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
     A.DISCLOSURE_REPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.CALL_CONTROL: {
+        R.ADMIN: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.AGENT: Scope.OWN,
+        R.INTEGRATION: Scope.ALL,
+    },
 }
 del A, R
 

@@ -22,9 +22,11 @@ from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
 from callvault.services.access_requests import AccessRequestService
+from callvault.services.alerts import AlertService
 from callvault.services.announcements import AnnouncementService
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
+from callvault.services.call_refs import CallRefs
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.deletion import DeletionService
 from callvault.services.directory import AgentDirectory
@@ -73,6 +75,8 @@ class ServiceContext:
     seal_log: SealLog
     # Domain events (webhooks and alerts subscribe); services publish after commit.
     events: EventBus
+    # Every kind of alert (usage limits, must-record calls not recorded whole).
+    alerts: AlertService
     # Plays/downloads/exports per hour against role limits and own baselines.
     usage_monitor: UsageMonitor
     # Compliance lifecycle (retention, legal holds, erasure, key epochs).
@@ -89,6 +93,8 @@ class ServiceContext:
     announcements: AnnouncementService
     disclosure: DisclosureChecker
     disclosure_report: DisclosureReport
+    # Call references (recording id, SIP Call-ID, vendor ids) of call-time controls.
+    call_refs: CallRefs
 
     def close(self) -> None:
         self.importer.close()
@@ -126,7 +132,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     events.subscribe(webhook_outbox)
     recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log, events)
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
-    usage_monitor = UsageMonitor(catalog, access_log, events, UsagePolicy.from_settings(settings))
+    alerts = AlertService(catalog, access_log, events)
+    usage_monitor = UsageMonitor(catalog, alerts, UsagePolicy.from_settings(settings))
     access_log.watch(usage_monitor.observe)
     hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
     search = RecordingCatalog(catalog, directory, access_log, region)
@@ -171,6 +178,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         ),
         seal_log=seal_log,
         events=events,
+        alerts=alerts,
         usage_monitor=usage_monitor,
         deletion=deletion,
         retention=RetentionService(catalog, deletion, access_log, settings.retention_default_days),
@@ -192,6 +200,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         announcements=AnnouncementService(catalog, access_log, sandbox, settings.max_upload_bytes),
         disclosure=DisclosureChecker(catalog),
         disclosure_report=DisclosureReport(catalog, access_log),
+        call_refs=CallRefs(catalog),
     )
 
 

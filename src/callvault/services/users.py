@@ -81,6 +81,7 @@ class UserInfo:
     team: str | None
     sip_identities: list[str]
     disabled: bool = False
+    must_record: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class UserService:
         sip_identities: list[str] | None = None,
         password: str | None = None,
         display_name: str | None = None,
+        must_record: bool = False,
     ) -> UserInfo:
         require(actor, Action.USER_MANAGE)
         if not _USERNAME.match(username):
@@ -152,6 +154,7 @@ class UserService:
                 team=team_row,
                 password_hash=_hasher.hash(password) if password else None,
                 created_at=datetime.now(UTC),
+                must_record=must_record,
             )
             session.add(user)
             stored: list[str] = []
@@ -165,8 +168,10 @@ class UserService:
                 stored.append(key)
             session.flush()
             detail = f"user={username} role={parsed_role.value} team={team or '-'} identities={len(stored)}"
+            if must_record:
+                detail += " must_record=true"
             self._log.record_in(session, actor, "user_create", detail=detail)
-            info = UserInfo(user.id, username, parsed_role.value, team, stored)
+            info = UserInfo(user.id, username, parsed_role.value, team, stored, must_record=must_record)
         if stored and self._on_identities_added is not None:
             self._on_identities_added(stored)
         return info
@@ -378,21 +383,23 @@ class UserService:
             self._user(session, username).disabled = disabled
         self._log.record(actor, "user_disable" if disabled else "user_enable", detail=f"user={username}")
 
+    def set_must_record(self, actor: Principal, username: str, must_record: bool) -> UserInfo:
+        """Mark ``username`` as regulated staff (every call recorded, whatever the rules), or not."""
+        require(actor, Action.USER_MANAGE)
+        with self._catalog.write() as session:
+            user = self._user(session, username)
+            changed = bool(user.must_record) != must_record
+            user.must_record = must_record
+            if changed:
+                detail = f"user={username} must_record={'true' if must_record else 'false'}"
+                self._log.record_in(session, actor, "user_must_record", detail=detail)
+            return _info(user)
+
     def list_users(self, actor: Principal) -> list[UserInfo]:
         require(actor, Action.USER_MANAGE)
         with self._catalog.read() as session:
             users = session.scalars(select(User).order_by(User.username)).all()
-            return [
-                UserInfo(
-                    u.id,
-                    u.username,
-                    u.role,
-                    u.team.name if u.team else None,
-                    [s.identity for s in u.sip_identities],
-                    bool(u.disabled),
-                )
-                for u in users
-            ]
+            return [_info(u) for u in users]
 
     def ensure_initial_admin(self) -> str | None:
         """On first start create ``admin`` with a random one-time password and return it (once, ever).
@@ -418,6 +425,18 @@ class UserService:
                 password = ""
             session.add(ServerState(key="initial_admin_created", value=datetime.now(UTC).isoformat()))
             return password or None
+
+
+def _info(user: User) -> UserInfo:
+    return UserInfo(
+        user.id,
+        user.username,
+        user.role,
+        user.team.name if user.team else None,
+        [s.identity for s in user.sip_identities],
+        bool(user.disabled),
+        bool(user.must_record),
+    )
 
 
 def _aware(value: datetime) -> datetime:

@@ -72,8 +72,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from callvault.rtp.stats import DROPPED_EVENT, SOURCE_EVENT
+from callvault.rtp.stats import DROPPED_EVENT, SOURCE_EVENT, WITHHELD_EVENT
+from callvault.runtime.media.digit_watch import DigitWatch
 from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS, Batch, JournalBacklog
+from callvault.runtime.media.withholding import DigitsReport, Withholding
 from callvault.storage.spool import SpoolWriter
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,16 @@ class Capture(Protocol):
 
     def flush_all(self) -> None: ...
 
+    def silence(
+        self, key: str, name: str, streams: frozenset[int] | None, start: float, end: float | None
+    ) -> None:
+        """Withhold the session's packets (of ``streams``; None: all) arriving in [start, end) (see :mod:`.withholding`)."""
+        ...
+
+    def watch_stream(self, key: str, index: int, event_types: list[int], g711: dict[int, str]) -> None:
+        """Look for keypad digits on a stream: RFC 4733 payload types, G.711 payload types to decode."""
+        ...
+
     def take_losses(self, key: str) -> list[dict[str, Any]]:
         """Storage failures of a closed session not written to its journal (see :mod:`.journal_backlog`)."""
         ...
@@ -119,6 +131,7 @@ class CaptureStream:
     reported_source: bool = False
     reported_dropped: int = 0
     key: str = ""
+    journalled: bool = False  # some of its packets reached the journal
 
 
 @dataclass(eq=False)
@@ -135,6 +148,8 @@ class CaptureSession:
     packets: int = 0
     backlog_seconds: float = BACKLOG_SECONDS
     backlog: JournalBacklog = field(init=False)
+    # Silences and digit watches (PCI pause, consent); None while the session has neither.
+    withholding: Withholding | None = None
 
     def __post_init__(self) -> None:
         self.backlog = JournalBacklog(self.writer, self.backlog_seconds)
@@ -151,6 +166,9 @@ class CaptureLoop:
         clock: Callable[[], float] = time.time,
         poll_interval: float = POLL_INTERVAL,
         backlog_seconds: float = BACKLOG_SECONDS,
+        on_digits: Callable[[str, str, str, float, str], None] | None = None,
+        digits_resume: float = 5.0,
+        digits_prefix: str = "",
     ) -> None:
         if not 0 < flush_interval <= 1.0:
             raise ValueError("flush_interval must be in (0, 1] seconds: the journal must lag at most 1 s")
@@ -175,6 +193,11 @@ class CaptureLoop:
         self._thread: threading.Thread | None = None
         self._running = False
         self.packets_total = 0
+        self.packets_withheld = 0
+        # on_digits(session key, interval name, "start" | "end", time, how), on the capture thread.
+        self._on_digits = on_digits
+        self._digits_resume = digits_resume
+        self._digits_prefix = digits_prefix
 
     # -- control, from any thread -------------------------------------------------
 
@@ -243,6 +266,45 @@ class CaptureLoop:
             done(packets)
 
         self.call(command)
+
+    def silence(
+        self, key: str, name: str, streams: frozenset[int] | None, start: float, end: float | None
+    ) -> None:
+        def command() -> None:
+            session = self._sessions.get(key)
+            if session is not None and not session.closed:
+                self._withholding(session).set_interval(name, streams, start, end)
+
+        self.call(command)
+
+    def watch_stream(self, key: str, index: int, event_types: list[int], g711: dict[int, str]) -> None:
+        watch = DigitWatch(bytes(event_types), dict(g711)) if event_types or g711 else None
+
+        def command() -> None:
+            session = self._sessions.get(key)
+            if session is None or session.closed:
+                return
+            if watch is None and session.withholding is None:
+                return
+            self._withholding(session).watch(index, watch)
+
+        self.call(command)
+
+    def _withholding(self, session: CaptureSession) -> Withholding:
+        if session.withholding is None:
+            key = session.key
+
+            def report(name: str, state: str, at: float, how: str) -> None:
+                if self._on_digits is not None:
+                    try:
+                        self._on_digits(key, name, state, at, how)
+                    except Exception:
+                        log.exception("digits callback failed for %s", key)
+
+            withholding: DigitsReport = report
+            session.withholding = Withholding(self._digits_resume, withholding, prefix=self._digits_prefix)
+            session.withholding.journalled_before([s.index for s in session.streams if s.journalled])
+        return session.withholding
 
     def flush_all(self) -> None:
         """Flush every session now (an explicit flush tick, used by tests)."""
@@ -426,7 +488,7 @@ class CaptureLoop:
                 except Exception:
                     log.exception("RTP timeout callback failed for %s", session.key)
 
-    def _flush(self, session: CaptureSession, now: float) -> None:
+    def _flush(self, session: CaptureSession, now: float, final: bool = False) -> None:
         self._report_guards(session)
         records: list[Batch] = []
         received = 0
@@ -435,16 +497,22 @@ class CaptureLoop:
             if not buffer:
                 continue
             stream.buffer = []
+            stream.journalled = True  # read only when a first silence starts (Withholding.journalled_before)
             if stream.fd in self._appenders:
                 self._appenders[stream.fd] = stream.buffer.append
             records.append((stream.index, buffer[0::2], buffer[1::2]))
             received += len(buffer) >> 1
-        if not records and not session.backlog.waiting:
-            return
-        if records:
+        if received:
             session.last_activity = now
             session.packets += received
             self.packets_total += received
+        withholding = session.withholding
+        if withholding is not None and not withholding.idle:
+            # PCI: silenced packets and keypad digits never reach the journal (see .withholding).
+            records = withholding.apply(records, now, final)
+            self.packets_withheld += received - sum(len(r[1]) for r in records)
+        if not records and not session.backlog.waiting:
+            return
         try:
             # On a failed write the backlog keeps the packets to retry (see .journal_backlog).
             session.backlog.write(records, now)
@@ -471,6 +539,13 @@ class CaptureLoop:
             except Exception as exc:
                 # The packet backlog reports the disk trouble itself; retried at the next flush.
                 log.debug("source report of %s not written: %s", session.key, exc)
+        if session.withholding is not None:
+            for index, total in session.withholding.withheld_totals():
+                try:
+                    session.writer.write_event(WITHHELD_EVENT, 0.0, {"stream": index, "packets": total})
+                except Exception as exc:
+                    session.withholding.mark_unreported(index)
+                    log.debug("withheld count of %s not written: %s", session.key, exc)
 
     def _close_now(self, session: CaptureSession) -> int:
         if session.closed:
@@ -487,7 +562,9 @@ class CaptureLoop:
             self._drain_socket(stream)
             self._close_stray(stream)
         now = self._clock()
-        self._flush(session, now)
+        self._flush(session, now, final=True)
+        if session.withholding is not None:
+            self._report_guards(session)  # the last withheld count
         losses = session.backlog.close(now)
         if losses:
             self._losses[session.key] = losses

@@ -31,6 +31,11 @@ Crash recovery (:mod:`.recovery`): :meth:`MediaEngine.start` renders every
 journal left in the spool with the same renderer, from its first byte, and
 seals it as *interrupted*.
 
+Silencing (:mod:`.silencing`): :meth:`MediaEngine.silence` and
+:meth:`~MediaEngine.unsilence` keep all or one side of a live call's audio off
+the disk from a moment on (PCI pause, consent objection); capture watches
+each stream for keypad digits and silences the call while they flow.
+
 Scaling beyond one core: with ``settings.media_workers`` > 1 capture runs in
 a :class:`~.workers.CapturePool` of worker processes, each over an
 interleaved slice of the RTP port range; the engine keeps binding the sockets
@@ -49,18 +54,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from callvault.crypto.keyprovider import KeyProvider
-from callvault.errors import InvalidInput
+from callvault.errors import Conflict, InvalidInput
 from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media import metrics
 from callvault.runtime.media.admission import Admission
 from callvault.runtime.media.capture import Capture, CaptureLoop
 from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
+from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS
 from callvault.runtime.media.ports import PortAllocator, raise_descriptor_limit
 from callvault.runtime.media.recovery import Recovery
 from callvault.runtime.media.render_pool import RenderPool
 from callvault.runtime.media.render_schedule import RENDER_STEP, RenderSchedule
 from callvault.runtime.media.sealing import SEAL_RETRY_SECONDS, Sealer
 from callvault.runtime.media.session import MediaSession
+from callvault.runtime.media.silencing import Channels, Listener, Silencer, SilenceStatus
 from callvault.services.call_record import CallEvent, FinalStatus
 from callvault.services.disclosure_check import DisclosureChecker
 from callvault.services.recordings import RecordingService
@@ -106,6 +113,7 @@ class MediaEngine:
         self.sealer = Sealer(recordings, settings.loss_threshold, seal_retry, disclosure)
         self.recovery = Recovery(settings.spool_dir, self.keys, recordings)
         self.admission = Admission(settings.admission_max_backlog_seconds)  # see .admission
+        self.silencer = Silencer(lambda: self.capture.silence, clock)
 
     # -- life cycle --------------------------------------------------------
 
@@ -123,11 +131,17 @@ class MediaEngine:
                 self.settings.rtp_ports,
                 self._timeout_in_capture,
                 flush_interval=self._flush_interval,
+                on_digits=self._digits_in_capture,
+                digits_resume=self.settings.pci_digit_resume_seconds,
             )
         else:
-            backlog = {} if self._spool_backlog is None else {"backlog_seconds": self._spool_backlog}
             self._capture = CaptureLoop(
-                self._timeout_in_capture, flush_interval=self._flush_interval, clock=self._clock, **backlog
+                self._timeout_in_capture,
+                flush_interval=self._flush_interval,
+                clock=self._clock,
+                backlog_seconds=BACKLOG_SECONDS if self._spool_backlog is None else self._spool_backlog,
+                on_digits=self._digits_in_capture,
+                digits_resume=self.settings.pci_digit_resume_seconds,
             )
         self._capture.start()
         self._schedule = RenderSchedule(
@@ -232,6 +246,7 @@ class MediaEngine:
         key = session.spool_key
         self.capture.open_session(recording_id, session.writer, float(self.settings.rtp_timeout), key)
         self.schedule.add(recording_id, str(session.journal), key, started_at)
+        self.silencer.open(session)
         metrics.SESSIONS_ACTIVE.inc()
         return session
 
@@ -264,8 +279,20 @@ class MediaEngine:
             sock = self.ports.bind()
         stream = session.add_stream(label, codecs, channel, participant_aor, srtp, sock)
         self.capture.add_stream(recording_id, sock.fileno(), stream.index)
+        self._watch(recording_id, stream.index, codecs, srtp is not None)
+        self.silencer.streams_changed(recording_id)
         port: int = sock.getsockname()[1]
         return port
+
+    def _watch(self, recording_id: str, index: int, codecs: list[CodecSpec], srtp: bool) -> None:
+        """Have capture look for keypad digits on a stream (events always; tones in plain G.711)."""
+        if not self.settings.pci_digit_pause:
+            return
+        events = [c.payload_type for c in codecs if c.is_telephone_event]
+        g711: dict[int, str] = {}
+        if self.settings.pci_inband_digits and not srtp:
+            g711 = {c.payload_type: c.encoding for c in codecs if c.encoding in ("PCMU", "PCMA")}
+        self.capture.watch_stream(recording_id, index, events, g711)
 
     def update_stream(
         self,
@@ -279,9 +306,60 @@ class MediaEngine:
         session = self._open(recording_id)
         offset = max(0.0, self._clock() - session.started_at)
         session.update_stream(label, offset, codecs, channel, srtp, on_hold)
+        stream = next((s for s in session.streams if s.label == label), None)
+        if stream is not None and (codecs is not None or srtp is not None):
+            self._watch(recording_id, stream.index, stream.codecs, stream.srtp is not None)
+        if channel is not None:
+            self.silencer.streams_changed(recording_id)
 
     def record_event(self, recording_id: str, event: CallEvent) -> None:
         self._open(recording_id).record_event(event)
+
+    # -- silencing (PCI pause, consent objection; see .silencing) ------------------------------
+
+    def is_live(self, recording_id: str) -> bool:
+        """The call's media is being captured now (not ended, not closing)."""
+        session = self._sessions.get(recording_id)
+        return session is not None and not session.closing
+
+    def silence(
+        self,
+        recording_id: str,
+        cause: str,
+        *,
+        channels: Channels = "all",
+        by: str = "system",
+        max_seconds: float | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> SilenceStatus:
+        """Keep ``channels`` of a live call off the disk from now on, for ``cause``, until
+        :meth:`unsilence` (or ``max_seconds``, or the call's end); Conflict if the call is not live."""
+        if not self.is_live(recording_id):
+            raise Conflict(f"recording {recording_id} is not live")
+        return self.silencer.start(
+            recording_id, cause, channels=channels, by=by, max_seconds=max_seconds, detail=detail
+        )
+
+    def unsilence(
+        self, recording_id: str, cause: str, *, by: str = "system", reason: str = "request"
+    ) -> SilenceStatus:
+        """End ``cause``'s silence now; Conflict if the call is not live or not silenced for ``cause``."""
+        if not self.is_live(recording_id):
+            raise Conflict(f"recording {recording_id} is not live")
+        return self.silencer.end(recording_id, cause, by=by, reason=reason)
+
+    def silence_status(self, recording_id: str) -> SilenceStatus | None:
+        """The live call's silences, or None when the call is not live."""
+        return self.silencer.status(recording_id) if self.is_live(recording_id) else None
+
+    def add_silence_listener(self, listener: Listener) -> None:
+        """``listener(change)`` on the event loop after every silence starts or ends (audit, alerts)."""
+        self.silencer.add_listener(listener)
+
+    def _digits_in_capture(self, recording_id: str, name: str, state: str, at: float, how: str) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.silencer.digits, recording_id, name, state, at, how)
 
     async def close(self, recording_id: str, status: Literal["complete", "interrupted"]) -> None:
         """Stop capturing and hand the journal to rendering and sealing; returns without waiting for them."""
@@ -290,6 +368,7 @@ class MediaEngine:
             return
         closed = time.monotonic()
         ended_at = self._clock()
+        self.silencer.close(recording_id, ended_at)
         metrics.FINALISE_BACKLOG.inc()
         self.schedule.hang_up(recording_id)
         loop = asyncio.get_running_loop()

@@ -92,3 +92,8 @@ DISCLOSURE_CHECK_SECONDS = Histogram(
     "Seconds one disclosure check took at sealing (matching and the catalog write; in a thread).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+PAUSES = Counter(
+    "callvault_recording_pauses",
+    "Silences started on live calls (PCI pause by API, keypad digits, ...), by cause.",
+    ["cause"],
+)

@@ -29,8 +29,15 @@ the engine and its sessions do not know which one they drive:
   An RTP timeout fires once every part of the session has reported one.
 
 Workers use the real clock (a fake engine clock cannot cross processes).
-Commands: ``open``/``add``/``close``/``flush``/``sync``/``stop`` (engine to
-worker), ``closed``/``timeout``/``synced`` (worker to engine), JSON encoded.
+* Silences (:mod:`.withholding`) go to every worker holding part of the
+  session, and are replayed to a worker that gets its first stream of the
+  session later; a worker that finds keypad digits silences its own streams at
+  once and reports it, and the engine relays the interval to the others (the
+  hold-back covers the relay's delay).
+
+Commands: ``open``/``add``/``close``/``flush``/``sync``/``silence``/``watch``/``stop``
+(engine to worker), ``closed``/``timeout``/``synced``/``digits`` (worker to
+engine), JSON encoded.
 """
 
 from __future__ import annotations
@@ -90,6 +97,8 @@ class _PoolSession:
     packets: int = 0
     done: Callable[[int], None] | None = None
     losses: list[dict[str, Any]] = field(default_factory=list)
+    stream_workers: dict[int, int] = field(default_factory=dict)  # stream index -> worker
+    silences: dict[str, dict[str, Any]] = field(default_factory=dict)  # replayed to a new part
 
 
 @dataclass(eq=False)
@@ -114,6 +123,8 @@ class CapturePool:
         on_timeout: Callable[[str], None],
         *,
         flush_interval: float = 1.0,
+        on_digits: Callable[[str, str, str, float, str], None] | None = None,
+        digits_resume: float = 5.0,
     ) -> None:
         if workers < 2:
             raise ValueError("a capture pool needs at least two workers; use CaptureLoop for one")
@@ -122,6 +133,8 @@ class CapturePool:
         self._count = workers
         self._port_range = port_range
         self._on_timeout = on_timeout
+        self._on_digits = on_digits
+        self._digits_resume = digits_resume
         self._flush_interval = flush_interval
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
@@ -144,6 +157,8 @@ class CapturePool:
                     str(theirs.fileno()),
                     repr(self._flush_interval),
                     str(os.getpid()),
+                    repr(self._digits_resume),
+                    str(number),
                 ],
                 pass_fds=(theirs.fileno(),),
                 close_fds=True,
@@ -227,7 +242,40 @@ class CapturePool:
                 return
             if number not in session.parts:
                 self._open_part(key, session, number)
+            session.stream_workers[index] = number
             self._send(self._workers[number], {"op": "add", "key": key, "index": index}, fd)
+
+    def silence(
+        self, key: str, name: str, streams: frozenset[int] | None, start: float, end: float | None
+    ) -> None:
+        message = {
+            "op": "silence",
+            "key": key,
+            "name": name,
+            "streams": None if streams is None else sorted(streams),
+            "start": start,
+            "end": end,
+        }
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None or session.closing is not None:
+                return
+            session.silences[name] = message
+            if end is not None and len(session.silences) > 64:
+                # Ended long ago: a worker that joins the session later holds no packets of then.
+                ended = [n for n, m in session.silences.items() if m["end"] is not None]
+                for stale in ended[: len(ended) // 2]:
+                    del session.silences[stale]
+            for number in session.parts:
+                self._send(self._workers[number], message)
+
+    def watch_stream(self, key: str, index: int, event_types: list[int], g711: dict[int, str]) -> None:
+        message = {"op": "watch", "key": key, "index": index, "events": event_types, "g711": g711}
+        with self._lock:
+            session = self._sessions.get(key)
+            number = session.stream_workers.get(index) if session is not None else None
+            if number is not None:
+                self._send(self._workers[number], message)
 
     def close_session(self, key: str, done: Callable[[int], None]) -> None:
         """Flush and forget the session in every worker; ``done(packets)`` runs in a pool thread."""
@@ -275,6 +323,8 @@ class CapturePool:
             "writer": number + 1,
         }
         self._send(self._workers[number], message)
+        for silence in session.silences.values():
+            self._send(self._workers[number], silence)
 
     def _send(self, worker: _Worker, message: dict[str, Any], fd: int | None = None) -> None:
         data = json.dumps(message, separators=(",", ":")).encode()
@@ -322,6 +372,10 @@ class CapturePool:
                 self._on_timeout(key)
         elif op == "synced":
             self._settle_sync(int(reply["id"]), worker.number)
+        elif op == "digits":
+            if self._on_digits is not None:
+                args = (str(reply["name"]), str(reply["state"]), float(reply["at"]), str(reply["how"]))
+                self._on_digits(str(reply["key"]), *args)
         elif op == "ready":
             worker.ready.set()
 
@@ -397,12 +451,22 @@ class _Part:
 class _WorkerServer:
     """A worker's main thread: carries out the engine's commands until ``stop`` or end of file."""
 
-    def __init__(self, control: socket.socket, flush_interval: float) -> None:
+    def __init__(
+        self, control: socket.socket, flush_interval: float, digits_resume: float = 5.0, number: int = 0
+    ) -> None:
         self._control = control
         self._send_lock = threading.Lock()
         self._parts: dict[str, _Part] = {}
+
+        def digits(key: str, name: str, state: str, at: float, how: str) -> None:
+            self._reply({"op": "digits", "key": key, "name": name, "state": state, "at": at, "how": how})
+
         self._capture = CaptureLoop(
-            lambda key: self._reply({"op": "timeout", "key": key}), flush_interval=flush_interval
+            lambda key: self._reply({"op": "timeout", "key": key}),
+            flush_interval=flush_interval,
+            on_digits=digits,
+            digits_resume=digits_resume,
+            digits_prefix=f"w{number}.",
         )
 
     def _reply(self, message: dict[str, Any]) -> None:
@@ -471,6 +535,19 @@ class _WorkerServer:
             capture.close_session(key, done)
         elif op == "flush":
             capture.flush_all()
+        elif op == "silence":
+            streams = command["streams"]
+            end = command["end"]
+            capture.silence(
+                key,
+                str(command["name"]),
+                None if streams is None else frozenset(int(i) for i in streams),
+                float(command["start"]),
+                None if end is None else float(end),
+            )
+        elif op == "watch":
+            g711 = {int(pt): str(name) for pt, name in dict(command["g711"]).items()}
+            capture.watch_stream(key, int(command["index"]), [int(t) for t in command["events"]], g711)
         elif op == "sync":
             sync = int(command["id"])
             capture.call(lambda: self._reply({"op": "synced", "id": sync}))
@@ -486,7 +563,9 @@ def main(argv: list[str]) -> int:
     if len(argv) > 2:
         watch(int(argv[2]))  # die with the server even after its kill -9
     control = socket.socket(fileno=int(argv[0]))
-    _WorkerServer(control, float(argv[1])).serve()
+    digits_resume = float(argv[3]) if len(argv) > 3 else 5.0
+    number = int(argv[4]) if len(argv) > 4 else 0
+    _WorkerServer(control, float(argv[1]), digits_resume, number).serve()
     return 0
 
 

@@ -1,7 +1,7 @@
 """disclosure verification: recording announcements and each call's check
 
 Revision ID: disclosure_0004
-Revises: audit_0003
+Revises: alerts_0004
 
 Two new tables; existing recordings get no check (their disclosure reads as
 not checked).
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "disclosure_0004"
-down_revision = "audit_0003"
+down_revision = "alerts_0004"
 branch_labels = None
 depends_on = None
 
