@@ -115,7 +115,9 @@ async def test_a_tone_played_during_a_pause_is_absent_and_the_length_unchanged(
 
 
 async def test_keypad_digits_pause_the_recording_by_themselves(tmp_path: Path, database_url: str) -> None:
-    async with start_recorder(tmp_path / "data", database_url, pci_digit_resume_seconds="1") as recorder:
+    async with start_recorder(
+        tmp_path / "data", database_url, pci_digit_resume_seconds="1", pci_inband_digits="true"
+    ) as recorder:
         # RFC 4733: eight key presses of 100 ms, every 200 ms, in place of the customer's audio.
         call = await as_peer(lambda: open_call(recorder.port))
         agent, customer = voice(4.0, RATE, 140.0, seed=3), voice(4.0, RATE, 220.0, seed=4)
