@@ -7,7 +7,9 @@ the archive after it is sealed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
+import struct
 import time
 from collections.abc import Callable
 
@@ -19,6 +21,7 @@ from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.media.silencing import SilenceChange
 from callvault.runtime.media.spool_key import journal_reader
+from callvault.runtime.media.workers import CapturePool
 from callvault.services.context import ServiceContext
 from callvault.storage.spool import read_spool
 
@@ -165,3 +168,64 @@ async def test_one_side_can_be_silenced_until_the_pause_runs_out(services: Servi
         ("pause", None, False),
         ("resume", "auto_resume", True),
     ]
+
+
+def _keyed(packets: list[bytes], first: int, count: int) -> list[bytes]:
+    """``packets`` with ``count`` of them from ``first`` replaced by one RFC 4733 key press (5)."""
+    out = list(packets)
+    stamp = packets[first][4:8]
+    for step in range(count):
+        end = 0x80 if step == count - 1 else 0
+        header = bytes([0x80, 101]) + packets[first + step][2:4] + stamp + packets[first + step][8:12]
+        out[first + step] = header + struct.pack("!BBH", 5, end | 10, 160 * (step + 1))
+    return out
+
+
+async def test_digits_found_by_one_capture_worker_silence_the_stream_of_another(
+    services: ServiceContext,
+) -> None:
+    settings = dataclasses.replace(services.settings, media_workers=2, pci_digit_resume_seconds=0.5)
+    # Journals flushed five times a second, so the digits' end is seen within the 3 s call.
+    engine = MediaEngine(settings, services.recordings, flush_interval=0.2)
+    changes: list[SilenceChange] = []
+    engine.add_silence_listener(changes.append)
+    await engine.start()
+    try:
+        pool = engine.capture
+        assert isinstance(pool, CapturePool)
+        recording_id = begin_call(services)
+        session = engine.open_session(recording_id, time.time())
+        socks = [engine.ports.bind()]
+        while True:  # one stream in each worker
+            candidate = engine.ports.bind()
+            if pool.owner(candidate.getsockname()[1]) != pool.owner(socks[0].getsockname()[1]):
+                socks.append(candidate)
+                break
+            engine.ports.release(candidate)
+        ports = [
+            engine.add_stream(recording_id, "agent", [PCMU, DTMF], 0, None, None, sock=socks[0]),
+            engine.add_stream(recording_id, "customer", [PCMU, DTMF], 1, None, None, sock=socks[1]),
+        ]
+        agent = rtp_packets(tone(440, 3 * SEGMENT), ssrc=0x1111)
+        customer = _keyed(rtp_packets(tone(1000, 3 * SEGMENT), ssrc=0x2222), FRAMES, 15)  # 1.0-1.3 s
+        schedule = [(i * 0.02, p, ("127.0.0.1", ports[0])) for i, p in enumerate(agent)]
+        schedule += [(i * 0.02 + 0.001, p, ("127.0.0.1", ports[1])) for i, p in enumerate(customer)]
+        await asyncio.to_thread(send_paced, schedule)
+        closing = time.time()
+        await engine.close(recording_id, "complete")
+        recording = await wait_final(services, recording_id)
+    finally:
+        await engine.stop()
+    assert [(c.kind, c.cause, c.detail.get("detected"), c.reason) for c in changes] == [
+        ("pause", "dtmf", "rfc4733", None),
+        ("resume", "dtmf", "rfc4733", "digits_stopped"),
+    ]
+    began, ended = changes[0].at, changes[1].at
+    assert 0.4 <= ended - began <= 0.4 + 0.5 + 0.2  # the key's 0.3 s, the lead, then 0.5 s
+    pcm, _ = archive_pcm(services, recording)
+    assert abs(pcm.shape[1] / RATE - (closing - session.started_at)) < 0.1
+    onset = int(np.flatnonzero(np.abs(pcm[0].astype(np.int32)) > 4000)[0]) / RATE
+    for channel in pcm:  # the agent's side too, though its worker heard no key
+        assert _rms(channel, onset + SEGMENT - 0.05, onset + SEGMENT + 0.7) < 50
+        assert _rms(channel, onset + 2 * SEGMENT, onset + 3 * SEGMENT - 0.1) > 5000
+    assert all(s.stats is not None and s.stats["lost"] == 0 for s in recording.streams)

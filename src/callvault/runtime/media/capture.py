@@ -175,6 +175,7 @@ class CaptureLoop:
         on_digits: Callable[[str, str, str, float, str], None] | None = None,
         digits_resume: float = 5.0,
         digits_prefix: str = "",
+        holdback: float = HOLDBACK_SECONDS,
     ) -> None:
         if not 0 < flush_interval <= 1.0:
             raise ValueError("flush_interval must be in (0, 1] seconds: the journal must lag at most 1 s")
@@ -203,6 +204,9 @@ class CaptureLoop:
         self._on_digits = on_digits
         self._digits_resume = digits_resume
         self._digits_prefix = digits_prefix
+        # Seconds of each watched stream kept for the next flush (see .withholding); a worker
+        # pool's workers hold back a flush interval more (see .workers).
+        self._holdback = holdback
 
     # -- control, from any thread -------------------------------------------------
 
@@ -293,7 +297,7 @@ class CaptureLoop:
                 if stream.index == index:
                     stream.watch = watch
             watched = any(stream.watch is not None for stream in session.streams)
-            session.holdback = HOLDBACK_SECONDS if watched else 0.0
+            session.holdback = self._holdback if watched else 0.0
             if watched:
                 self._withholding(session)
 
