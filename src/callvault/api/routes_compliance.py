@@ -1,4 +1,4 @@
-"""Compliance endpoints: audit events, usage alerts, evidence bundles, GDPR access requests."""
+"""Compliance endpoints: audit events, alerts, evidence bundles, GDPR access requests."""
 
 from __future__ import annotations
 
@@ -81,8 +81,14 @@ async def access_request(
 
 
 @router.get("/alerts")
-def usage_alerts(
-    ctx: Ctx, caller: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+def alerts(
+    ctx: Ctx,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    kind: Annotated[str | None, Query(max_length=48)] = None,
 ) -> dict[str, Any]:
-    """Usage alerts (plays/downloads/exports per hour over a role limit or the user's own baseline)."""
-    return {"items": ctx.usage_monitor.list(caller, limit)}
+    """Alerts, newest first (``kind`` filters): ``role_limit`` / ``baseline`` (a user's plays,
+    downloads and exports per hour over their role's limit or their own baseline: user, role,
+    count, threshold, window_seconds), ``must_record_not_recorded`` / ``must_record_incomplete``
+    (a regulated user's call not recorded, or recorded incomplete: recording_id, detail)."""
+    return {"items": ctx.alerts.list(caller, limit, kind)}

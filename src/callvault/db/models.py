@@ -267,21 +267,32 @@ class AuditCheckpoint(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class UsageAlert(Base):
-    """A user crossed a usage limit (plays, downloads, exports per hour): see services.usage_monitor."""
+class Alert(Base):
+    """Something a compliance officer must look at (see :mod:`callvault.services.alerts`).
 
-    __tablename__ = "usage_alerts"
+    ``kind`` says what: a usage limit crossed (``role_limit``, ``baseline``: user, role,
+    count, threshold, window), a must-record call not recorded whole (``recording_id``).
+    Migration alerts_0004 renamed ``usage_alerts`` and made the usage columns optional.
+    """
+
+    __tablename__ = "alerts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    username: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(48))
+    username: Mapped[str | None] = mapped_column(String(120))
     user_id: Mapped[int | None] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(32))
-    count: Mapped[int] = mapped_column(Integer)
-    threshold: Mapped[int] = mapped_column(Integer)
-    window_seconds: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str | None] = mapped_column(String(32))
+    count: Mapped[int | None] = mapped_column(Integer)
+    threshold: Mapped[int | None] = mapped_column(Integer)
+    window_seconds: Mapped[int | None] = mapped_column(Integer)
+    recording_id: Mapped[str | None] = mapped_column(String(36))
+    detail: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_usage_alerts_user_at", "username", "at"),)
+    __table_args__ = (
+        Index("ix_alerts_user_at", "username", "at"),
+        Index("ix_alerts_kind_at", "kind", "at"),
+        Index("ix_alerts_recording", "recording_id"),
+    )
 
 
 class LoginThrottle(Base):
@@ -340,6 +351,7 @@ class SealCheckpoint(Base):
 
 __all__ = [
     "AccessEvent",
+    "Alert",
     "ApiToken",
     "AuditCheckpoint",
     "Base",
@@ -356,6 +368,5 @@ __all__ = [
     "SipIdentity",
     "Stream",
     "Team",
-    "UsageAlert",
     "User",
 ]

@@ -22,6 +22,7 @@ from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
 from callvault.services.access_requests import AccessRequestService
+from callvault.services.alerts import AlertService
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
 from callvault.services.call_refs import CallRefs
@@ -71,6 +72,8 @@ class ServiceContext:
     seal_log: SealLog
     # Domain events (webhooks and alerts subscribe); services publish after commit.
     events: EventBus
+    # Every kind of alert (usage limits, must-record calls not recorded whole).
+    alerts: AlertService
     # Plays/downloads/exports per hour against role limits and own baselines.
     usage_monitor: UsageMonitor
     # Compliance lifecycle (retention, legal holds, erasure, key epochs).
@@ -122,7 +125,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     events.subscribe(webhook_outbox)
     recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log, events)
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
-    usage_monitor = UsageMonitor(catalog, access_log, events, UsagePolicy.from_settings(settings))
+    alerts = AlertService(catalog, access_log, events)
+    usage_monitor = UsageMonitor(catalog, alerts, UsagePolicy.from_settings(settings))
     access_log.watch(usage_monitor.observe)
     hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
     search = RecordingCatalog(catalog, directory, access_log, region)
@@ -166,6 +170,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         ),
         seal_log=seal_log,
         events=events,
+        alerts=alerts,
         usage_monitor=usage_monitor,
         deletion=deletion,
         retention=RetentionService(catalog, deletion, access_log, settings.retention_default_days),

@@ -9,11 +9,10 @@ download or export the user's count over the last hour is compared with
   hourly count over the previous 7 days, once they have a day of history, and
   never below ``CALLVAULT_USAGE_BASELINE_MIN``.
 
-Crossing one raises an alert, once per user and kind per hour: a row in
-``usage_alerts`` (``GET /api/v1/alerts``), an audit entry ``alert_raised``, the
-domain event ``alert.raised`` (webhooks) and the Prometheus counter
-``callvault_usage_alerts_total``. Raising is serialised with audit appends, so
-concurrent requests raise one alert, not several.
+Crossing one raises an alert (:mod:`callvault.services.alerts`: ``GET
+/api/v1/alerts``, audit entry ``alert_raised``, event ``alert.raised``), once per
+user and kind per hour, also counted in ``callvault_usage_alerts_total{kind,role}``.
+Concurrent requests raise one alert, not several (see there).
 """
 
 from __future__ import annotations
@@ -22,20 +21,16 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
-from callvault.db.models import AccessEvent, UsageAlert
-from callvault.db.seal_chain import utc_iso
+from callvault.db.models import AccessEvent
 from callvault.errors import CallvaultError
-from callvault.services.access import Action, Principal, require
-from callvault.services.audit import AccessLog
-from callvault.services.audit_log import lock_chain
-from callvault.services.events import EventBus
+from callvault.services.access import Principal
+from callvault.services.alerts import AlertService, NewAlert
 from callvault.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,14 +59,12 @@ class UsageMonitor:
     def __init__(
         self,
         catalog: Catalog,
-        access_log: AccessLog,
-        events: EventBus,
+        alerts: AlertService,
         policy: UsagePolicy,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._catalog = catalog
-        self._log = access_log
-        self._events = events
+        self._alerts = alerts
         self._policy = policy
         self._clock = clock
 
@@ -93,10 +86,19 @@ class UsageMonitor:
         if not crossed:
             return
         kind, limit = crossed[0]
-        raised = self._raise(principal, kind, count, limit, now)
-        if raised is not None:
+        detail = f"{count} plays/downloads/exports in the last hour, {kind} {limit}"
+        alert = NewAlert(
+            kind,
+            detail,
+            username=principal.username,
+            user_id=principal.user_id,
+            role=principal.role.value,
+            count=count,
+            threshold=limit,
+            window_seconds=int(WINDOW.total_seconds()),
+        )
+        if self._alerts.raise_alert(alert, principal, once_within=WINDOW, at=now) is not None:
             ALERTS.labels(kind=kind, role=principal.role.value).inc()
-            self._events.publish("alert.raised", raised)
 
     def _limits(self, session: Session, principal: Principal, now: datetime) -> list[tuple[str, int]]:
         limits = []
@@ -116,46 +118,6 @@ class UsageMonitor:
                 ("baseline", max(self._policy.baseline_min, int(baseline * self._policy.baseline_factor)))
             )
         return limits
-
-    def _raise(
-        self, principal: Principal, kind: str, count: int, limit: int, now: datetime
-    ) -> dict[str, Any] | None:
-        with self._catalog.write() as session:
-            lock_chain(session)  # serialises with every audit append: one alert, not one per thread
-            recent = session.scalar(
-                select(UsageAlert.id).where(
-                    UsageAlert.username == principal.username,
-                    UsageAlert.kind == kind,
-                    UsageAlert.at >= now - WINDOW,
-                )
-            )
-            if recent is not None:
-                return None
-            alert = UsageAlert(
-                at=now,
-                username=principal.username,
-                user_id=principal.user_id,
-                role=principal.role.value,
-                kind=kind,
-                count=count,
-                threshold=limit,
-                window_seconds=int(WINDOW.total_seconds()),
-            )
-            session.add(alert)
-            session.flush()
-            detail = f"alert {alert.id}: {count} plays/downloads/exports in the last hour, {kind} {limit}"
-            self._log.record_in(session, principal, "alert_raised", detail=detail)
-            data = _view(alert)
-        log.warning("usage alert %s for %s: %s", data["id"], principal.username, detail)
-        return data
-
-    def list(self, principal: Principal, limit: int = 100) -> list[dict[str, Any]]:
-        require(principal, Action.AUDIT_READ)
-        with self._catalog.read() as session:
-            rows = session.scalars(
-                select(UsageAlert).order_by(UsageAlert.id.desc()).limit(max(1, min(limit, 1000)))
-            )
-            return [_view(a) for a in rows]
 
 
 def _count(session: Session, username: str, since: datetime, until: datetime) -> int:
@@ -177,16 +139,3 @@ def _count(session: Session, username: str, since: datetime, until: datetime) ->
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _view(alert: UsageAlert) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "at": utc_iso(alert.at),
-        "user": alert.username,
-        "role": alert.role,
-        "kind": alert.kind,
-        "count": alert.count,
-        "threshold": alert.threshold,
-        "window_seconds": alert.window_seconds,
-    }
