@@ -5,7 +5,8 @@ Run: ``python bench/capture.py [--steps 500,1000,1500,2000,2500,3000] [--seconds
 For each step, a fresh recorder process pinned to one core opens N sessions
 with two RTP streams each through the MediaEngine's real path (ports, spool
 journals, capture loop), and ONE load-generator process pinned to another core
-sends real 172-byte G.711 RTP (sequence number and timestamp advancing) to
+sends real 172-byte G.711 RTP (sequence number and timestamp advancing; the payload a
+20 ms frame of a speech-like signal, one per stream) to
 every stream every 20 ms. The generator's Python cost does not grow with N:
 the packets live in one preallocated numpy array (only the sequence/timestamp
 columns are rewritten per tick), and each ``sendmmsg`` call (ctypes) carries up
@@ -25,12 +26,26 @@ the table's "gen usr+sys" shows it is nearly all kernel time). The ramp stops at
 the first step that lost packets or where the generator fell behind. The same
 ramp is then run against a plain asyncio ``DatagramProtocol`` counter (no
 uvloop) as the baseline, from its own smaller steps, until it loses.
+
+PCI pause (``--pauses CALLS``): at a fixed load the MediaEngine recorder is run
+in four modes, interleaved ``--repeat`` times so that drift of a shared
+machine hits them alike: ``pci off`` (no digit watch, no pauses: capture as it
+was before PCI pause existed), ``RFC 4733`` (the default: every stream scanned
+for telephone events, with the 0.25 s hold-back), ``with pauses`` (the default
+plus ``--pause-share`` of the calls paused through ``MediaEngine.silence`` at
+any time, each for 5 s: every second some calls pause and as many resume;
+silenced packets withheld, pause/resume events journalled) and ``+ in-band`` (the default with
+``CALLVAULT_PCI_INBAND_DIGITS``: keypad tones also looked for in the G.711
+audio). Printed: recorder CPU per call-second (median of the repeats),
+packets lost, and each mode against ``pci off``. Loss counts withheld packets
+as received: they were read from the socket and dropped on purpose.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import ctypes
 import multiprocessing as mp
 import os
@@ -48,6 +63,7 @@ PACKET = 172
 TICK = 0.02
 PHASES = 10  # sending phases per 20 ms tick (--phases)
 GRACE = 0.3
+PAUSE_SECONDS = 5  # how long each pause of the pause scenario lasts
 BATCH = 1024
 PACKETS_PER_CALL_SECOND = 2 / TICK  # two streams, one packet each per 20 ms
 
@@ -87,13 +103,30 @@ def _pin(core: int) -> None:
         pass
 
 
+def _speech_frames(count: int) -> np.ndarray:
+    """µ-law payloads: 20 ms frames cut from a speech-like signal (a pitched harmonic source
+    under a syllable-rate envelope), a different frame per stream, so a stream is loud or quiet
+    as a talker is, and the in-band keypad detector meets talk, not digital silence."""
+    from callvault.media.g711 import ulaw_encode
+
+    rate, seconds = 8000, 8
+    t = np.arange(rate * seconds) / rate
+    pitch = 140.0 * (1 + 0.08 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    source = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = (0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t)) ** 2
+    pcm = (source * envelope / 2.6 * 0.6 * 32767).astype(np.int16)
+    frames = np.frombuffer(ulaw_encode(pcm), dtype=np.uint8).reshape(-1, 160)
+    return frames[(np.arange(count) * 7) % len(frames)]
+
+
 def _generator(ports: list[int], start_at: float, seconds: float, core: int, out: Connection) -> None:
     _pin(core)
     libc = ctypes.CDLL(None, use_errno=True)
     n = len(ports)
     buf = np.zeros((n, PACKET), dtype=np.uint8)
     buf[:, 0] = 0x80  # RTP v2, PT 0 (PCMU)
-    buf[:, 12:] = 0xFF  # µ-law silence
+    buf[:, 12:] = _speech_frames(n)
     buf[:, 8:12] = np.arange(1, n + 1, dtype=">u4").view(np.uint8).reshape(n, 4)  # SSRC
     names = np.zeros((n, 16), dtype=np.uint8)  # struct sockaddr_in per destination
     names[:, 0:2] = np.frombuffer(np.uint16(socket.AF_INET).tobytes(), dtype=np.uint8)
@@ -171,7 +204,9 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _engine_recorder(calls: int, core: int, conn: Connection) -> None:
+def _engine_recorder(
+    calls: int, core: int, conn: Connection, mode: str = "default", share: float = 0.2
+) -> None:
     _pin(core)
     _raise_fd_limit()
     from callvault.media.codec_spec import CodecSpec
@@ -180,11 +215,13 @@ def _engine_recorder(calls: int, core: int, conn: Connection) -> None:
     from callvault.settings import load_settings
 
     data = tempfile.mkdtemp(prefix="cv-capture-")
-    settings = load_settings(env={}, data_dir=data, rtp_ports="20000-39999", sip_host="127.0.0.1")
+    pci = {"off": {"pci_digit_pause": "false"}, "inband": {"pci_inband_digits": "true"}}.get(mode, {})
+    settings = load_settings(env={}, data_dir=data, rtp_ports="20000-39999", sip_host="127.0.0.1", **pci)
     ctx = open_context(settings)
 
     async def main() -> None:
-        engine = MediaEngine(settings, ctx.recordings, render_executor=_NoExecutor())
+        # No render step during the run: the bench measures capture alone.
+        engine = MediaEngine(settings, ctx.recordings, render_executor=_NoExecutor(), render_step=3600.0)
         await engine.start()
         pcmu = CodecSpec(0, "PCMU", 8000)
         ports: list[int] = []
@@ -196,7 +233,10 @@ def _engine_recorder(calls: int, core: int, conn: Connection) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "start"
         times0 = os.times()
+        rotating = asyncio.ensure_future(_rotate_pauses(engine, calls, share)) if mode == "pauses" else None
         await loop.run_in_executor(None, conn.recv)  # "count"
+        if rotating is not None:
+            rotating.cancel()
         # Packets still queued 0.3 s after the last send count as lost: a receiver
         # that falls behind in real time loses them once the socket buffers fill.
         await asyncio.sleep(GRACE)
@@ -213,11 +253,31 @@ def _engine_recorder(calls: int, core: int, conn: Connection) -> None:
         shutil.rmtree(data, ignore_errors=True)
 
 
-class _NoExecutor:
-    """The capture bench never finalises (the recorder process is discarded)."""
+async def _rotate_pauses(engine: Any, calls: int, share: float) -> None:
+    """Keep ``share`` of the calls paused, each pause lasting PAUSE_SECONDS: every second a new
+    group of calls is paused and the group paused PAUSE_SECONDS ago resumes."""
+    groups = max(1, round(PAUSE_SECONDS / share))
+    tick = 0
+    while True:
+        for c in range(tick % groups, calls, groups):
+            engine.silence(f"bench-{c}", "api", by="bench")
+        if tick >= PAUSE_SECONDS:
+            for c in range((tick - PAUSE_SECONDS) % groups, calls, groups):
+                engine.unsilence(f"bench-{c}", "api", by="bench")
+        tick += 1
+        await asyncio.sleep(1.0)
 
-    def submit(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("not used")
+
+class _NoExecutor:
+    """The capture bench never finalises (the recorder process is discarded); the render pool's
+    start-up probe (``warm``) runs inline."""
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if fn is not os.getpid:
+            raise RuntimeError("the capture bench renders nothing")
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        done.set_result(fn())
+        return done
 
     def shutdown(self, wait: bool = True) -> None:
         pass
@@ -262,14 +322,27 @@ def _udp_drops() -> int:
 
 
 def run_step(
-    kind: str, calls: int, seconds: float, recorder_core: int, generator_core: int
+    kind: str,
+    calls: int,
+    seconds: float,
+    recorder_core: int,
+    generator_core: int,
+    mode: str = "default",
+    share: float = 0.2,
 ) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     drops0 = _udp_drops()
     parent, child = ctx.Pipe()
-    target = _engine_recorder if kind == "engine" else _asyncio_recorder
-    recorder = ctx.Process(target=target, args=(calls, recorder_core, child), daemon=True)
+    if kind == "engine":
+        recorder = ctx.Process(
+            target=_engine_recorder, args=(calls, recorder_core, child, mode, share), daemon=True
+        )
+    else:
+        recorder = ctx.Process(target=_asyncio_recorder, args=(calls, recorder_core, child), daemon=True)
     recorder.start()
+    if not parent.poll(300):
+        recorder.kill()
+        raise RuntimeError(f"the {kind} recorder did not start (see its error above)")
     ports: list[int] = parent.recv()
     start_at = time.time() + 0.5
     a, b = ctx.Pipe()
@@ -357,6 +430,45 @@ def headline(label: str, best: dict[str, Any] | None, why: str) -> None:
     )
 
 
+PAUSE_MODES = (
+    ("off", "pci off"),
+    ("default", "RFC 4733"),
+    ("pauses", "with pauses"),
+    ("inband", "+ in-band"),
+)
+
+
+def compare_pauses(
+    calls: int, seconds: float, repeat: int, share: float, recorder_core: int, generator_core: int
+) -> None:
+    """The PCI pause scenario: the three modes at one load, interleaved, against ``pci off``."""
+    print(
+        f"PCI pause scenario: {calls} calls, {seconds:.0f} s per run, {repeat} rounds; "
+        f"'with pauses' keeps {100 * share:.0f} % of the calls paused, {PAUSE_SECONDS} s each"
+    )
+    results: dict[str, list[dict[str, Any]]] = {mode: [] for mode, _ in PAUSE_MODES}
+    for round_ in range(repeat):
+        order = PAUSE_MODES if round_ % 2 == 0 else tuple(reversed(PAUSE_MODES))
+        for mode, label in order:
+            r = run_step("engine", calls, seconds, recorder_core, generator_core, mode, share)
+            results[mode].append(r)
+            print(
+                f"  round {round_ + 1} {label:<12} CPU {r['cpu_per_call_second']:.6f} s/call-s, "
+                f"{100 * r['cpu_share']:.0f} % of the core, lost {r['lost']} of {r['sent']}"
+                + ("" if r["on_schedule"] else " (generator behind)"),
+                flush=True,
+            )
+    base = float(np.median([r["cpu_per_call_second"] for r in results["off"]]))
+    print()
+    for mode, label in PAUSE_MODES:
+        median = float(np.median([r["cpu_per_call_second"] for r in results[mode]]))
+        lost = sum(r["lost"] for r in results[mode])
+        print(
+            f"{label:<12} {median:.6f} CPU-s per call-second (median), {100 * (median / base - 1):+.1f} % "
+            f"against pci off; {lost} packets lost in {repeat} runs"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -366,6 +478,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--phases", type=int, default=10, help="sending phases per 20 ms tick")
+    parser.add_argument("--pauses", type=int, default=0, help="run the PCI pause scenario at this many calls")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the pause scenario")
+    parser.add_argument("--pause-share", type=float, default=0.2, help="share of calls paused each second")
     args = parser.parse_args()
     global PHASES
     PHASES = args.phases  # the generator processes are forked and inherit it
@@ -377,6 +492,11 @@ def main() -> None:
         f"{len(cores)} cores: recorder pinned to core {recorder_core}, one generator process pinned to "
         f"core {generator_core}, {args.seconds:.0f} s per step, 2 RTP streams per call"
     )
+    if args.pauses:
+        compare_pauses(
+            args.pauses, args.seconds, args.repeat, args.pause_share, recorder_core, generator_core
+        )
+        return
     print(HEADER)
     steps = [int(x) for x in args.steps.split(",")]
     engine = ramp("engine", steps, args.seconds, recorder_core, generator_core)

@@ -439,8 +439,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "pci_inband_digits",
         _bool,
-        "true",
-        "Also detect keypad tones in the audio of plain-RTP G.711 streams (costs capture CPU).",
+        "false",
+        "Also pause on keypad tones heard in the audio of plain-RTP G.711 streams, for SBCs that do not "
+        "send them as RFC 4733 events (costs capture CPU: see the README).",
     ),
     Setting(
         "pci_digit_resume_seconds",

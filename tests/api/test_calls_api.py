@@ -90,6 +90,11 @@ async def test_pause_and_resume_by_any_reference_within_scope(recorder: Recorder
     twice = await post("sam", f"{recording_id}/resume")
     assert twice.status_code == 409 and "not paused" in twice.json()["detail"]
     assert (await post("payments", f"{UCID}/pause")).status_code == 200  # left paused at hang-up
+    metrics = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{recorder.http_port}/metrics")
+    counted = [
+        line for line in metrics.text.splitlines() if line.startswith("callvault_recording_pauses_total")
+    ]
+    assert any('cause="api"' in line and float(line.split()[-1]) >= 2 for line in counted), counted
 
     await as_peer(lambda: call.send(np.zeros(4000, np.int16), np.zeros(4000, np.int16)))
     await as_peer(call.hang_up)

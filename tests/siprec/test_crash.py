@@ -85,8 +85,9 @@ def test_server_killed_mid_call_leaves_an_interrupted_recording_with_its_audio(
             audio, rate = read_wav(ctx.playback.open_audio(ADMIN, recording_id, fmt="wav").read())
         finally:
             ctx.close()
-    # The journal is flushed at least once a second, so at most ~1 s of the 3 s can be lost.
-    assert audio.shape[0] == 2 and audio.shape[1] / rate >= 2.0, audio.shape
+    # The journal is flushed at least once a second, less the last 0.25 s of each stream held back
+    # while keypad digits are watched (PCI pause): at most ~1.25 s of the 3 s can be lost.
+    assert audio.shape[0] == 2 and audio.shape[1] / rate >= 1.7, audio.shape
     # The recording starts before our 200 reached the SRC: by a delivery delay at most.
     assert audio.shape[1] / rate <= lead_in + seconds + DELIVERY_SLACK
     agent_ref, customer_ref = agent_pcm.astype(np.float64), customer_pcm.astype(np.float64)

@@ -9,6 +9,7 @@ its own schedule (:meth:`LiveCall.send`, in real time) and hangs up with
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -39,6 +40,8 @@ class LiveCall:
     encoding: str = "PCMU"
     sent_frames: int = 0  # frames sent on each stream so far
     _sequence: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # One socket per stream for the whole call: the recorder latches a stream to its first source.
+    _sockets: dict[str, socket.socket] = field(default_factory=dict)
 
     @property
     def call_id(self) -> str:
@@ -73,7 +76,11 @@ class LiveCall:
                 (seq + len(frames)) & 0xFFFF,
                 (ts + 160 * len(frames)) & 0xFFFFFFFF,
             )
-        started = send_rtp(senders)
+        for label in ("agent", "customer"):
+            if label not in self._sockets:
+                self._sockets[label] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self._sockets[label].bind(("127.0.0.1", 0))
+        started = send_rtp(senders, sockets=[self._sockets["agent"], self._sockets["customer"]])
         self.sent_frames += len(senders[0].frames)
         return started
 
@@ -82,6 +89,8 @@ class LiveCall:
         left = time.monotonic()
         assert self.src.bye().status == 200
         self.src.close()
+        for sock in self._sockets.values():
+            sock.close()
         return left
 
 

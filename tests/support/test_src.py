@@ -175,12 +175,17 @@ class RtpSender:
         return out
 
 
-def send_rtp(senders: list[RtpSender], ptime: float = 0.02) -> float:
-    """Send every stream's packets interleaved, paced at ``ptime``, from one socket per stream;
+def send_rtp(
+    senders: list[RtpSender], ptime: float = 0.02, sockets: list[socket.socket] | None = None
+) -> float:
+    """Send every stream's packets interleaved, paced at ``ptime``, from one socket per stream
+    (``sockets``, kept open by the caller, for a stream sent in several parts from one address);
     returns when (``time.monotonic``) the first packets went out."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in senders]
-    for sock, sender in zip(sockets, senders, strict=True):
-        sock.bind((sender.source, 0))
+    own = sockets is None
+    if sockets is None:
+        sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in senders]
+        for sock, sender in zip(sockets, senders, strict=True):
+            sock.bind((sender.source, 0))
     streams = [s.packets() for s in senders]
     start = time.monotonic()
     try:
@@ -194,8 +199,9 @@ def send_rtp(senders: list[RtpSender], ptime: float = 0.02) -> float:
                 if packet is not None:
                     sock.sendto(packet, (sender.host, sender.port))
     finally:
-        for sock in sockets:
-            sock.close()
+        if own:
+            for sock in sockets:
+                sock.close()
     return start
 
 

@@ -69,36 +69,56 @@ class KeyActivity:
     last: int  # first sample after the last block holding a key
 
 
+# Blocks per matrix product: beyond a few hundred rows OpenBLAS spreads one product over
+# threads, which on a busy (or, in capture, pinned) core costs far more than it saves.
+_CHUNK = 128
+
+
 def classify(blocks: npt.NDArray[np.float32], limits: DetectorLimits = DetectorLimits()) -> list[int]:
     """Per block (rows of ``blocks``, BLOCK samples each), the key index 0-15 or -1."""
-    if blocks.shape[0] == 0:
+    count = blocks.shape[0]
+    if count == 0:
         return []
+    keys = np.full(count, -1, dtype=np.int64)
+    mean_power = np.einsum("ij,ij->i", blocks, blocks) * (1.0 / BLOCK)  # of a block: A^2 / 2 per sine
+    # Two tones of at least min_amplitude each put at least min_amplitude^2 into a block (a tone
+    # filling part of it, less, but then its amplitude reads lower in proportion): quieter blocks,
+    # the silences and noise of a call, are keyless without a transform.
+    loud = np.flatnonzero(mean_power >= limits.min_amplitude**2)
+    for at in range(0, loud.size, _CHUNK):
+        rows = loud[at : at + _CHUNK]
+        keys[rows] = _keys(blocks[rows], mean_power[rows], limits)
+    return keys.tolist()
+
+
+def _keys(
+    blocks: npt.NDArray[np.float32], mean_power: npt.NDArray[np.float32], limits: DetectorLimits
+) -> npt.NDArray[np.int64]:
     coefficients = blocks @ _BASIS
-    power = coefficients[:, :8] ** 2 + coefficients[:, 8:] ** 2  # |X(f)|^2
-    # A sine of amplitude A gives |X| = A * BLOCK / 2 at its own frequency.
-    amplitude2 = power * (4.0 / (BLOCK * BLOCK))
+    coefficients *= coefficients
+    # A sine of amplitude A gives |X| = A * BLOCK / 2 at its own frequency: A^2 = |X|^2 * 4 / BLOCK^2.
+    amplitude2 = (coefficients[:, :8] + coefficients[:, 8:]) * (4.0 / (BLOCK * BLOCK))
     rows, columns = amplitude2[:, :4], amplitude2[:, 4:]
-    row = np.argmax(rows, axis=1)
-    column = np.argmax(columns, axis=1)
-    picked = np.arange(blocks.shape[0])
-    row_power = rows[picked, row]
-    column_power = columns[picked, column]
-    row_second = np.partition(rows, 2, axis=1)[:, 2]
-    column_second = np.partition(columns, 2, axis=1)[:, 2]
-    mean_power = np.einsum("ij,ij->i", blocks, blocks) / BLOCK  # of the block: A^2 / 2 per sine
+    row_power = rows.max(axis=1)
+    column_power = columns.max(axis=1)
+    # Purity first: it rejects speech at once, so most blocks end here.
+    pure = (row_power + column_power) * 0.5 >= limits.min_purity * mean_power
+    if not pure.any():
+        return np.full(blocks.shape[0], -1, dtype=np.int64)
     floor = limits.min_amplitude**2
     twist = 10.0 ** (limits.max_twist_db / 10.0)
+    row_second = np.partition(rows, 2, axis=1)[:, 2]
+    column_second = np.partition(columns, 2, axis=1)[:, 2]
     ok = (
-        (row_power >= floor)
+        pure
+        & (row_power >= floor)
         & (column_power >= floor)
         & (column_power <= row_power * twist)
         & (row_power <= column_power * twist)
         & (row_power >= row_second * limits.min_peak_ratio)
         & (column_power >= column_second * limits.min_peak_ratio)
-        & ((row_power + column_power) / 2.0 >= limits.min_purity * np.maximum(mean_power, 1e-9))
     )
-    keys = np.where(ok, row * 4 + column, -1)
-    return [int(k) for k in keys]
+    return np.where(ok, np.argmax(rows, axis=1) * 4 + np.argmax(columns, axis=1), -1)
 
 
 class DtmfDetector:
@@ -115,7 +135,12 @@ class DtmfDetector:
     def fed(self) -> int:
         return self._fed
 
-    def feed(self, pcm: npt.NDArray[np.int16]) -> KeyActivity | None:
+    @property
+    def aligned(self) -> bool:
+        """No samples of an unfinished block are waiting: the next sample starts a block."""
+        return self._pending.size == 0
+
+    def feed(self, pcm: npt.NDArray[np.int16] | npt.NDArray[np.float32]) -> KeyActivity | None:
         """Account ``pcm`` (following what was fed before); the key activity in its whole blocks."""
         samples = np.concatenate([self._pending, pcm.astype(np.float32)]) if self._pending.size else pcm
         start = self._fed - self._pending.size  # position of samples[0]
@@ -125,9 +150,23 @@ class DtmfDetector:
         if whole == 0:
             return None
         blocks = np.asarray(samples[: whole * BLOCK], dtype=np.float32).reshape(whole, BLOCK)
+        return self._follow(classify(blocks, self._limits), start)
+
+    def feed_keys(self, keys: list[int]) -> KeyActivity | None:
+        """Account whole blocks already classified (:func:`classify` over many streams at once);
+        only while :attr:`aligned`."""
+        if not self.aligned:
+            raise ValueError("feed_keys needs the detector at a block boundary")
+        start = self._fed
+        self._fed += len(keys) * BLOCK
+        return self._follow(keys, start)
+
+    def _follow(self, keys: list[int], start: int) -> KeyActivity | None:
+        if self._previous < 0 and max(keys, default=-1) < 0:
+            return None  # the usual batch: no key anywhere
         first: int | None = None
         last = 0
-        for i, key in enumerate(classify(blocks, self._limits)):
+        for i, key in enumerate(keys):
             at = start + i * BLOCK
             if key >= 0 and key == self._previous:
                 if not self._sounding:

@@ -73,9 +73,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from callvault.rtp.stats import DROPPED_EVENT, SOURCE_EVENT, WITHHELD_EVENT
-from callvault.runtime.media.digit_watch import DigitWatch
+from callvault.runtime.media.digit_watch import DigitSpan, DigitWatch, scan_many
 from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS, Batch, JournalBacklog
-from callvault.runtime.media.withholding import DigitsReport, Withholding
+from callvault.runtime.media.withholding import HOLDBACK_SECONDS, DigitsReport, Withholding
 from callvault.storage.spool import SpoolWriter
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,9 @@ log = logging.getLogger(__name__)
 MAX_DATAGRAM = 2048
 POLL_INTERVAL = 0.02
 MAX_EVENTS = 16384
+
+# One watched stream's new packets to scan for keypad digits: (watch, arrival times, datagrams).
+Scan = tuple[DigitWatch, list[float], list[bytes]]
 
 
 class Capture(Protocol):
@@ -132,6 +135,8 @@ class CaptureStream:
     reported_dropped: int = 0
     key: str = ""
     journalled: bool = False  # some of its packets reached the journal
+    watch: DigitWatch | None = None  # keypad digits looked for (PCI pause; see .withholding)
+    held: int = 0  # packets left at the head of ``buffer`` by the last flush's hold-back (scanned)
 
 
 @dataclass(eq=False)
@@ -148,8 +153,9 @@ class CaptureSession:
     packets: int = 0
     backlog_seconds: float = BACKLOG_SECONDS
     backlog: JournalBacklog = field(init=False)
-    # Silences and digit watches (PCI pause, consent); None while the session has neither.
+    # Silences and keypad digits (PCI pause, consent); None while the session has neither.
     withholding: Withholding | None = None
+    holdback: float = 0.0  # seconds of each stream kept for the next flush while digits are watched
 
     def __post_init__(self) -> None:
         self.backlog = JournalBacklog(self.writer, self.backlog_seconds)
@@ -169,6 +175,7 @@ class CaptureLoop:
         on_digits: Callable[[str, str, str, float, str], None] | None = None,
         digits_resume: float = 5.0,
         digits_prefix: str = "",
+        holdback: float = HOLDBACK_SECONDS,
     ) -> None:
         if not 0 < flush_interval <= 1.0:
             raise ValueError("flush_interval must be in (0, 1] seconds: the journal must lag at most 1 s")
@@ -193,11 +200,13 @@ class CaptureLoop:
         self._thread: threading.Thread | None = None
         self._running = False
         self.packets_total = 0
-        self.packets_withheld = 0
         # on_digits(session key, interval name, "start" | "end", time, how), on the capture thread.
         self._on_digits = on_digits
         self._digits_resume = digits_resume
         self._digits_prefix = digits_prefix
+        # Seconds of each watched stream kept for the next flush (see .withholding); a worker
+        # pool's workers hold back a flush interval more (see .workers).
+        self._holdback = holdback
 
     # -- control, from any thread -------------------------------------------------
 
@@ -284,9 +293,13 @@ class CaptureLoop:
             session = self._sessions.get(key)
             if session is None or session.closed:
                 return
-            if watch is None and session.withholding is None:
-                return
-            self._withholding(session).watch(index, watch)
+            for stream in session.streams:
+                if stream.index == index:
+                    stream.watch = watch
+            watched = any(stream.watch is not None for stream in session.streams)
+            session.holdback = self._holdback if watched else 0.0
+            if watched:
+                self._withholding(session)
 
         self.call(command)
 
@@ -474,13 +487,30 @@ class CaptureLoop:
 
     def _flush_due(self, now: float) -> None:
         schedule = self._schedule
+        due: list[CaptureSession] = []
         while schedule and schedule[0].due <= now:
             session = schedule.popleft()
             if session.closed:
                 continue
-            self._flush(session, now)
             session.due = now + session.flush_interval
             schedule.append(session)
+            due.append(session)
+        if not due:
+            return
+        taken = [self._take(session, now, final=False) for session in due]
+        # PCI: the new packets of every watched stream of this tick are scanned for keypad
+        # digits together (one numpy pass for their in-band tones; see .digit_watch).
+        scans = [scan for _, found in taken for scan in found]
+        spans = iter(scan_many(scans) if scans else [])
+        for session, (records, found) in zip(due, taken, strict=True):
+            digits: DigitSpan | None = None
+            for _ in found:
+                span = next(spans)
+                if span is not None:
+                    digits = span.join(digits)
+            if session.withholding is not None:
+                records = session.withholding.settle(records, digits, now, False)
+            self._write(session, records, now)
             if not session.timed_out and now - session.last_activity >= session.rtp_timeout:
                 session.timed_out = True
                 try:
@@ -489,28 +519,54 @@ class CaptureLoop:
                     log.exception("RTP timeout callback failed for %s", session.key)
 
     def _flush(self, session: CaptureSession, now: float, final: bool = False) -> None:
+        records, scans = self._take(session, now, final)
+        if session.withholding is not None:
+            # PCI: silenced packets and keypad digits never reach the journal (see .withholding).
+            digits: DigitSpan | None = None
+            for span in scan_many(scans) if scans else []:
+                if span is not None:
+                    digits = span.join(digits)
+            records = session.withholding.settle(records, digits, now, final)
+        self._write(session, records, now)
+
+    def _take(self, session: CaptureSession, now: float, final: bool) -> tuple[list[Batch], list[Scan]]:
+        """Swap each stream's buffer for a new one: the session's packets since the last flush,
+        less the hold-back's young ones (left in the new buffer), and the new packets to scan
+        for keypad digits."""
         self._report_guards(session)
         records: list[Batch] = []
+        scans: list[Scan] = []
         received = 0
+        horizon = now - session.holdback if session.holdback and not final else None
         for stream in session.streams:
             buffer = stream.buffer
             if not buffer:
                 continue
-            stream.buffer = []
-            stream.journalled = True  # read only when a first silence starts (Withholding.journalled_before)
+            size, held = len(buffer), stream.held
+            cut = size
+            if horizon is not None:
+                while cut and buffer[cut - 2] >= horizon:  # arrival times only grow along a buffer
+                    cut -= 2
+            if stream.watch is not None and size > 2 * held:
+                scans.append((stream.watch, buffer[2 * held :: 2], buffer[2 * held + 1 :: 2]))
+            rest: list[Any] = []
+            if cut < size:
+                rest = buffer[cut:]
+                del buffer[cut:]
+            stream.buffer, stream.held = rest, len(rest) >> 1
             if stream.fd in self._appenders:
-                self._appenders[stream.fd] = stream.buffer.append
-            records.append((stream.index, buffer[0::2], buffer[1::2]))
-            received += len(buffer) >> 1
+                self._appenders[stream.fd] = rest.append
+            received += (size >> 1) - held
+            if cut:
+                stream.journalled = True  # read only when a first silence starts (journalled_before)
+                records.append((stream.index, buffer[0::2], buffer[1::2]))
         if received:
             session.last_activity = now
             session.packets += received
             self.packets_total += received
-        withholding = session.withholding
-        if withholding is not None and not withholding.idle:
-            # PCI: silenced packets and keypad digits never reach the journal (see .withholding).
-            records = withholding.apply(records, now, final)
-            self.packets_withheld += received - sum(len(r[1]) for r in records)
+        return records, scans
+
+    def _write(self, session: CaptureSession, records: list[Batch], now: float) -> None:
         if not records and not session.backlog.waiting:
             return
         try:

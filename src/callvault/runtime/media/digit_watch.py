@@ -27,14 +27,24 @@ from operator import itemgetter
 import numpy as np
 import numpy.typing as npt
 
-from callvault.media.dtmf_detect import RATE, DtmfDetector
+from callvault.media.codec_spec import CodecSpec
+from callvault.media.dtmf_detect import BLOCK, RATE, DtmfDetector, KeyActivity, classify
 from callvault.media.g711 import ALAW_DECODE, ULAW_DECODE
 from callvault.rtp.packet import RTP_HEADER_LENGTH, parse_headers
 
 _FIRST_BYTE = itemgetter(0)
 _SECOND_BYTE = itemgetter(1)
 _NO_MARKER = bytes(b & 0x7F for b in range(256))  # payload type: the second byte less the marker bit
-_LAWS = {"PCMU": ULAW_DECODE, "PCMA": ALAW_DECODE}
+# Decoded straight to the detector's float32, in one lookup.
+_LAWS = {"PCMU": ULAW_DECODE.astype(np.float32), "PCMA": ALAW_DECODE.astype(np.float32)}
+
+
+def digits_to_watch(codecs: list[CodecSpec], srtp: bool, inband: bool) -> tuple[list[int], dict[int, str]]:
+    """What to look for on a stream offering ``codecs``: its telephone-event payload types, and
+    (``inband``, plain RTP only) its G.711 payload types to decode."""
+    events = [c.payload_type for c in codecs if c.is_telephone_event]
+    g711 = {c.payload_type: c.encoding for c in codecs if c.encoding in _LAWS} if inband and not srtp else {}
+    return events, g711
 
 
 @dataclass(frozen=True)
@@ -70,78 +80,120 @@ class DigitWatch:
 
     def scan(self, arrivals: list[float], packets: list[bytes]) -> DigitSpan | None:
         """Digit activity in one flush's packets of the stream (in arrival order)."""
-        if not packets:
-            return None
-        if min(map(len, packets)) < RTP_HEADER_LENGTH:
-            # Runts (a peer may send anything) are no RTP: left out rather than read past their end.
-            keep = [i for i, p in enumerate(packets) if len(p) >= RTP_HEADER_LENGTH]
-            arrivals, packets = [arrivals[i] for i in keep], [packets[i] for i in keep]
-            if not packets:
-                return None
+        return scan_many([(self, arrivals, packets)])[0]
+
+    def _events(self, arrivals: list[float], types: bytes) -> DigitSpan | None:
         span: DigitSpan | None = None
-        if self.event_types:
-            types = bytes(map(_SECOND_BYTE, packets)).translate(_NO_MARKER)
-            for event_type in self.event_types:
-                first = types.find(event_type)
-                if first >= 0:
-                    found = DigitSpan(arrivals[first], arrivals[types.rfind(event_type)], "rfc4733")
-                    span = found.join(span)
-        if self.detector is not None:
-            inband = self._tones(arrivals, packets)
-            if inband is not None:
-                span = inband.join(span)
+        for event_type in self.event_types:
+            first = types.find(event_type)
+            if first >= 0:
+                found = DigitSpan(arrivals[first], arrivals[types.rfind(event_type)], "rfc4733")
+                span = found.join(span)
         return span
 
+    def _block_law(self, packets: list[bytes], types: bytes) -> str | None:
+        """The law of ``packets`` when they are one block each (20 ms of G.711 behind a bare
+        header) and the detector is at a block boundary: then they join the batch of all streams."""
+        law = self.g711.get(types[0])
+        if (
+            law is None
+            or self.detector is None
+            or not self.detector.aligned
+            or len(packets[0]) != RTP_HEADER_LENGTH + BLOCK
+            or types.count(types[0]) != len(packets)  # one payload type
+            or bytes(map(_FIRST_BYTE, packets)).count(0x80) != len(packets)  # no padding, extension, CSRCs
+            or len(set(map(len, packets))) != 1
+        ):
+            return None
+        return law
+
     def _tones(self, arrivals: list[float], packets: list[bytes]) -> DigitSpan | None:
+        """In-band keys in packets of any shape (the general path, one stream at a time)."""
         assert self.detector is not None
-        pcm, owners = self._decode(packets)
+        pcm, sizes = self._decode_each(packets)
         if pcm.size == 0:
             return None
         start = self.detector.fed
-        activity = self.detector.feed(pcm)
-        if activity is None:
-            return None
+        return _span(self.detector.feed(pcm), start, arrivals, np.cumsum(sizes))
 
-        def when(sample: int) -> float:
-            offset = sample - start
-            if offset < 0:  # in an earlier flush's packets: count back from this one's first
-                return arrivals[int(owners[0])] + offset / RATE
-            return arrivals[int(owners[min(offset, owners.size - 1)])]
-
-        return DigitSpan(when(activity.first), when(max(activity.last - 1, activity.first)), "inband")
-
-    def _decode(self, packets: list[bytes]) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int64]]:
-        """The G.711 audio of ``packets`` and, per sample, the index of its packet."""
-        size = len(packets[0])
-        types = bytes(map(_SECOND_BYTE, packets)).translate(_NO_MARKER)
-        law = _LAWS.get(self.g711.get(types[0], ""))
-        if (
-            law is not None
-            and size > RTP_HEADER_LENGTH
-            and types.count(types[0]) == len(packets)  # one payload type
-            and bytes(map(_FIRST_BYTE, packets)).count(0x80) == len(packets)  # no padding, extension, CSRCs
-            and all(len(p) == size for p in packets)
-        ):
-            # The common case: equal packets with a bare header, decoded in one lookup.
-            codes = np.frombuffer(b"".join(packets), dtype=np.uint8).reshape(len(packets), size)
-            pcm = law.take(codes[:, RTP_HEADER_LENGTH:]).reshape(-1)
-            per = size - RTP_HEADER_LENGTH
-            return pcm, np.repeat(np.arange(len(packets), dtype=np.int64), per)
-        return self._decode_each(packets)
-
-    def _decode_each(self, packets: list[bytes]) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int64]]:
+    def _decode_each(self, packets: list[bytes]) -> tuple[npt.NDArray[np.float32], list[int]]:
         headers = parse_headers(packets)
-        parts: list[npt.NDArray[np.int16]] = []
-        owners: list[npt.NDArray[np.int64]] = []
+        parts: list[npt.NDArray[np.float32]] = []
+        sizes: list[int] = []
         for i, packet in enumerate(packets):
-            if not headers.valid[i]:
-                continue
-            law = _LAWS.get(self.g711.get(int(headers.payload_type[i]), ""))
+            law = _LAWS.get(self.g711.get(int(headers.payload_type[i]), "")) if headers.valid[i] else None
             if law is None:
-                continue  # events, comfort noise, another codec
+                sizes.append(0)  # events, comfort noise, another codec, not RTP
+                continue
             payload = packet[int(headers.payload_start[i]) : int(headers.payload_end[i])]
             parts.append(law.take(np.frombuffer(payload, dtype=np.uint8)))
-            owners.append(np.full(len(payload), i, dtype=np.int64))
+            sizes.append(len(payload))
         if not parts:
-            return np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.int64)
-        return np.concatenate(parts), np.concatenate(owners)
+            return np.zeros(0, dtype=np.float32), sizes
+        return np.concatenate(parts), sizes
+
+
+def _span(
+    activity: KeyActivity | None, start: int, arrivals: list[float], ends: npt.NDArray[np.int64]
+) -> DigitSpan | None:
+    """``activity`` (sample positions) as arrival times; ``ends``: where each packet's samples end,
+    counted from ``start``, the position of this flush's first sample."""
+    if activity is None:
+        return None
+
+    def when(sample: int) -> float:
+        offset = sample - start
+        if offset < 0:  # in an earlier flush's packets: count back from this one's first
+            return arrivals[0] + offset / RATE
+        return arrivals[min(int(np.searchsorted(ends, offset, side="right")), len(arrivals) - 1)]
+
+    return DigitSpan(when(activity.first), when(max(activity.last - 1, activity.first)), "inband")
+
+
+def _usable(arrivals: list[float], packets: list[bytes]) -> tuple[list[float], list[bytes], bytes]:
+    """The packets long enough to be RTP and their payload types (runts are left out, not read past)."""
+    try:
+        return arrivals, packets, bytes(map(_SECOND_BYTE, packets)).translate(_NO_MARKER)
+    except IndexError:
+        keep = [i for i, p in enumerate(packets) if len(p) >= RTP_HEADER_LENGTH]
+        arrivals, packets = [arrivals[i] for i in keep], [packets[i] for i in keep]
+        return arrivals, packets, bytes(map(_SECOND_BYTE, packets)).translate(_NO_MARKER)
+
+
+def scan_many(items: list[tuple[DigitWatch, list[float], list[bytes]]]) -> list[DigitSpan | None]:
+    """:meth:`DigitWatch.scan` of many streams' flushes at once.
+
+    The common in-band case, 20 ms of plain G.711 per packet, goes through one
+    decode and one Goertzel matrix product for all the streams together: numpy's
+    cost per call, not per sample, dominates a single stream's second of audio,
+    so the capture loop hands over every session due in one flush tick.
+    """
+    spans: list[DigitSpan | None] = []
+    batches: dict[str, list[tuple[int, DigitWatch, list[float], list[bytes]]]] = {}
+    for position, (watch, arrivals, packets) in enumerate(items):
+        arrivals, packets, types = _usable(arrivals, packets) if packets else (arrivals, packets, b"")
+        spans.append(watch._events(arrivals, types) if packets else None)
+        if not packets or watch.detector is None:
+            continue
+        law = watch._block_law(packets, types)
+        if law is not None:
+            batches.setdefault(law, []).append((position, watch, arrivals, packets))
+            continue
+        found = watch._tones(arrivals, packets)
+        if found is not None:
+            spans[position] = found.join(spans[position])
+    for law, members in batches.items():
+        joined = b"".join(b"".join(packets) for _, _, _, packets in members)
+        codes = np.frombuffer(joined, dtype=np.uint8).reshape(-1, RTP_HEADER_LENGTH + BLOCK)
+        keys = classify(_LAWS[law].take(codes[:, RTP_HEADER_LENGTH:]))
+        at = 0
+        for position, watch, arrivals, packets in members:
+            detector = watch.detector
+            assert detector is not None
+            start = detector.fed
+            activity = detector.feed_keys(keys[at : at + len(packets)])
+            at += len(packets)
+            if activity is not None:
+                found = _span(activity, start, arrivals, np.arange(1, len(packets) + 1) * BLOCK)
+                spans[position] = found.join(spans[position]) if found is not None else spans[position]
+    return spans

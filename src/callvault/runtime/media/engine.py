@@ -59,6 +59,7 @@ from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media import metrics
 from callvault.runtime.media.admission import Admission
 from callvault.runtime.media.capture import Capture, CaptureLoop
+from callvault.runtime.media.digit_watch import digits_to_watch
 from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
 from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS
 from callvault.runtime.media.ports import PortAllocator, raise_descriptor_limit
@@ -285,14 +286,10 @@ class MediaEngine:
         return port
 
     def _watch(self, recording_id: str, index: int, codecs: list[CodecSpec], srtp: bool) -> None:
-        """Have capture look for keypad digits on a stream (events always; tones in plain G.711)."""
-        if not self.settings.pci_digit_pause:
-            return
-        events = [c.payload_type for c in codecs if c.is_telephone_event]
-        g711: dict[int, str] = {}
-        if self.settings.pci_inband_digits and not srtp:
-            g711 = {c.payload_type: c.encoding for c in codecs if c.encoding in ("PCMU", "PCMA")}
-        self.capture.watch_stream(recording_id, index, events, g711)
+        """Have capture look for keypad digits on a stream (PCI pause; see .digit_watch)."""
+        if self.settings.pci_digit_pause:
+            events, g711 = digits_to_watch(codecs, srtp, self.settings.pci_inband_digits)
+            self.capture.watch_stream(recording_id, index, events, g711)
 
     def update_stream(
         self,

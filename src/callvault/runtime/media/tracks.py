@@ -214,6 +214,7 @@ def assemble(
 ) -> RenderedRecording:
     """The rendered recording: the archive, per-stream statistics, and every event of the call."""
     streams = stream_records(tracks)
+    drop_paused_gaps(streams, tracks, raw_events, start)
     events = journal_events(raw_events, options.dtmf_mode)
     for track in tracks:
         events.extend(dtmf_events(track, start, options.dtmf_mode))
@@ -283,6 +284,52 @@ def dtmf_events(track: Track, start: float, dtmf_mode: str) -> list[CallEvent]:
         data: dict[str, object] = {"digit": placed.event.digit} if dtmf_mode == "digits" else {}
         events.append(CallEvent("dtmf", max(0.0, offset), data))
     return events
+
+
+# A gap this close to a pause's edges is the pause (packets withheld on purpose), not loss.
+_PAUSE_EDGE_SECONDS = 0.1
+_SIDES_OF = {"agent": (AGENT_CHANNEL, MIXED_CHANNEL), "customer": (CUSTOMER_CHANNEL, MIXED_CHANNEL)}
+
+
+def paused_spans(raw_events: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
+    """``(from, to, channels)`` of each pause in the journal's events (seconds from the start;
+    a pause the journal never saw end runs to infinity)."""
+    open_: dict[str, tuple[float, str]] = {}
+    spans: list[tuple[float, float, str]] = []
+    for raw in sorted(raw_events, key=lambda e: float(e.get("offset", 0.0))):
+        data = raw.get("data") or {}
+        cause = str(data.get("cause", ""))
+        if raw.get("kind") == "pause":
+            open_.setdefault(cause, (float(raw.get("offset", 0.0)), str(data.get("channels", "all"))))
+        elif raw.get("kind") == "resume" and cause in open_:
+            began, channels = open_.pop(cause)
+            spans.append((began, float(raw.get("offset", 0.0)), channels))
+    spans.extend((began, float("inf"), channels) for began, channels in open_.values())
+    return spans
+
+
+def drop_paused_gaps(
+    streams: list[StreamRecord], tracks: list[Track], raw_events: list[dict[str, Any]], start: float
+) -> None:
+    """Take the holes a pause left out of each stream's ``gaps`` (they are not loss)."""
+    spans = paused_spans(raw_events)
+    if not spans:
+        return
+    for record, track in zip(streams, tracks, strict=True):
+        gaps = record.stats.get("gaps")
+        if track.timeline is None or not isinstance(gaps, list) or not gaps:
+            continue
+        anchor = track.timeline.anchor_wall - start
+        covering = [
+            (a - _PAUSE_EDGE_SECONDS, b + _PAUSE_EDGE_SECONDS)
+            for a, b, channels in spans
+            if channels not in _SIDES_OF or record.channel in _SIDES_OF[channels]
+        ]
+        record.stats["gaps"] = [
+            [at, length]
+            for at, length in gaps
+            if not any(a <= anchor + at and anchor + at + length <= b for a, b in covering)
+        ]
 
 
 def journal_events(raw_events: list[dict[str, Any]], dtmf_mode: str) -> list[CallEvent]:

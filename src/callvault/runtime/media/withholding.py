@@ -1,29 +1,31 @@
-"""What capture keeps off the disk: one session's silence intervals and keypad digits, applied per flush.
+"""What capture keeps off the disk: one session's silence intervals and keypad digits, per flush.
 
 The capture loop (:mod:`.capture`) hands each flush of a session that has
 silences or watched streams to its :class:`Withholding` before anything is
-journalled. Three things happen, in this order:
+journalled:
 
-1. **Digits** (:mod:`.digit_watch`): the new packets of each watched stream
-   are scanned for RFC 4733 events and in-band tones. The first digit opens
-   a silence of every stream of the call from ``DIGIT_LEAD_SECONDS`` before
-   it (the tone's start, or the audio an SBC let through before it switched to
-   events); it ends ``resume_after`` seconds after the last digit. Both are
-   reported (never the digit) so the engine puts them on the timeline.
-2. **Hold-back**: while streams are watched, the last ``HOLDBACK_SECONDS`` of
-   each stream stay in memory until the next flush, so the digit that
-   triggers a pause is blanked too: a tone is confirmed 40 ms after it began,
-   an event arrives after its lead-in, and a digit of one stream must also
-   blank the other stream's packets of the same moment, which in a worker
-   pool may sit in another process. A journal then lags by up to one flush
-   interval plus the hold-back (1.25 s) instead of one interval.
+1. **Digits** (:mod:`.digit_watch`): capture scans the new packets of each
+   watched stream for RFC 4733 events and in-band tones (for all the sessions
+   of a flush tick at once) and passes what it found to :meth:`Withholding.settle`.
+   The first digit opens a silence of every stream of the call from
+   ``DIGIT_LEAD_SECONDS`` before it (the tone's start, or the audio an SBC let
+   through before it switched to events); it ends ``resume_after`` seconds
+   after the last digit. Both are reported (never the digit) so the engine
+   puts them on the timeline.
+2. **Hold-back** (capture's side): while a session's streams are watched,
+   capture leaves each stream's last ``HOLDBACK_SECONDS`` in its buffer for the
+   next flush, so the digit that triggers a pause is blanked too: a tone is
+   confirmed 40 ms after it began, an event arrives after its lead-in, and a
+   digit of one stream must also blank the other stream's packets of that
+   moment, which in a worker pool sit in another process. A journal then lags
+   by up to one flush interval plus the hold-back (1.25 s) instead of one.
 3. **Withholding**: packets whose arrival time falls in a silence interval
    covering their stream are dropped. The count of those dropped between two
-   stored packets of a stream (which the stream's sequence numbers would
-   otherwise show as lost) goes to the journal as a running ``rtp_withheld``
-   total, so the renderer does not count a pause as packet loss; packets
-   silenced before a stream's first stored packet or after its last are
-   outside its sequence range and are not counted.
+   stored packets of a stream (which its sequence numbers would otherwise show
+   as lost) goes to the journal as a running ``rtp_withheld`` total, so the
+   renderer does not count a pause as packet loss; packets silenced before a
+   stream's first stored packet or after its last are outside its sequence
+   range and are not counted.
 
 Intervals are named by whoever opened them (``api:3``, ``dtmf:1``) and set
 again to move their end. An ended interval is kept a few seconds, as packets
@@ -37,7 +39,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from callvault.runtime.media.digit_watch import DigitSpan, DigitWatch
+from callvault.runtime.media.digit_watch import DigitSpan, DigitWatch, scan_many
 from callvault.runtime.media.journal_backlog import Batch
 
 HOLDBACK_SECONDS = 0.25
@@ -73,11 +75,8 @@ class _Count:
 class Withholding:
     resume_after: float
     report: DigitsReport
-    holdback: float = HOLDBACK_SECONDS
     prefix: str = ""  # makes digit interval names unique across capture workers
     intervals: dict[str, Interval] = field(default_factory=dict)
-    watches: dict[int, DigitWatch] = field(default_factory=dict)
-    _held: dict[int, tuple[list[float], list[bytes]]] = field(default_factory=dict)
     _counts: dict[int, _Count] = field(default_factory=dict)
     _digits: str | None = None  # the open digits interval
     _digits_last: float = 0.0
@@ -86,8 +85,8 @@ class Withholding:
 
     @property
     def idle(self) -> bool:
-        """Nothing to do: no silence, no watched stream, nothing held."""
-        return not self.intervals and not self.watches and not self._held
+        """No silence in force or remembered: nothing to withhold."""
+        return not self.intervals
 
     def set_interval(
         self, name: str, streams: frozenset[int] | None, start: float, end: float | None
@@ -102,46 +101,34 @@ class Withholding:
         for index in indexes:
             self._counts.setdefault(index, _Count()).stored = True
 
-    def watch(self, index: int, watch: DigitWatch | None) -> None:
-        if watch is None:
-            self.watches.pop(index, None)
-        else:
-            self.watches[index] = watch
-
     # -- one flush -------------------------------------------------------------------------------
 
-    def apply(self, records: list[Batch], now: float, final: bool) -> list[Batch]:
-        """What of this flush's ``records`` (and what was held back) may be journalled now."""
-        merged: dict[int, tuple[list[float], list[bytes], int]] = {
-            index: (arrivals, packets, len(arrivals)) for index, (arrivals, packets) in self._held.items()
-        }
-        self._held = {}
-        for index, arrivals, packets in records:
-            if index in merged:
-                held_arrivals, held_packets, new_from = merged[index]
-                merged[index] = (held_arrivals + arrivals, held_packets + packets, new_from)
-            else:
-                merged[index] = (arrivals, packets, 0)
-        if self.watches:
-            self._digits_step(self._scan(merged), now, final)
-        horizon = now - self.holdback if self.watches and not final else None
-        out: list[Batch] = []
-        for index, (arrivals, packets, _) in merged.items():
-            if horizon is not None:
-                cut = bisect_left(arrivals, horizon)
-                if cut < len(arrivals):
-                    self._held[index] = (arrivals[cut:], packets[cut:])
-                    arrivals, packets = arrivals[:cut], packets[:cut]
-            if not arrivals:
-                continue
-            if self.intervals:
-                arrivals, packets = self._withhold(index, arrivals, packets)
-            else:
+    def settle(self, records: list[Batch], digits: DigitSpan | None, now: float, final: bool) -> list[Batch]:
+        """What of this flush's ``records`` may be journalled, ``digits`` being what capture's scan
+        found in the packets that arrived since the last flush (watched streams only)."""
+        self._digits_step(digits, now, final)
+        if not self.intervals:
+            for index, _, _ in records:
                 self._stored(index)
+            return records
+        out: list[Batch] = []
+        for index, arrivals, packets in records:
+            arrivals, packets = self._withhold(index, arrivals, packets)
             if arrivals:
                 out.append((index, arrivals, packets))
         self._forget(now)
         return out
+
+    def apply(
+        self, records: list[Batch], now: float, final: bool, watches: dict[int, DigitWatch] | None = None
+    ) -> list[Batch]:
+        """:meth:`settle` after scanning ``records`` with ``watches`` (by stream index) itself."""
+        items = [(watches[i], a, p) for i, a, p in records if watches and i in watches]
+        found: DigitSpan | None = None
+        for span in scan_many(items):
+            if span is not None:
+                found = span.join(found)
+        return self.settle(records, found, now, final)
 
     def withheld_totals(self) -> list[tuple[int, int]]:
         """``(stream index, total)`` of each stream whose withheld count changed since last asked."""
@@ -159,17 +146,6 @@ class Withholding:
             count.reported = -1
 
     # -- the steps ---------------------------------------------------------------------------------
-
-    def _scan(self, merged: dict[int, tuple[list[float], list[bytes], int]]) -> DigitSpan | None:
-        span: DigitSpan | None = None
-        for index, (arrivals, packets, new_from) in merged.items():
-            watch = self.watches.get(index)
-            if watch is None or new_from >= len(arrivals):
-                continue
-            found = watch.scan(arrivals[new_from:], packets[new_from:])
-            if found is not None:
-                span = found.join(span)
-        return span
 
     def _digits_step(self, span: DigitSpan | None, now: float, final: bool) -> None:
         if span is not None:
@@ -207,24 +183,30 @@ class Withholding:
         if not drops:
             self._stored(index)
             return arrivals, packets
-        keep = [True] * len(arrivals)
-        for lo, hi in drops:
-            keep[lo:hi] = [False] * (hi - lo)
+        drops.sort()
         count = self._counts.setdefault(index, _Count())
-        for kept in keep:
-            if not kept:
-                count.pending += 1
-            elif count.stored:
-                count.total += count.pending
-                count.pending = 0
-            else:
-                count.stored, count.pending = True, 0
-        kept_arrivals = [a for a, k in zip(arrivals, keep, strict=True) if k]
-        kept_packets = [p for p, k in zip(packets, keep, strict=True) if k]
+        kept_arrivals: list[float] = []
+        kept_packets: list[bytes] = []
+        at = 0
+        for lo, hi in drops:
+            if lo > at:  # a kept run: what was withheld before it lies between stored packets
+                self._stored(index)
+                kept_arrivals += arrivals[at:lo]
+                kept_packets += packets[at:lo]
+            if hi > at:
+                count.pending += hi - max(lo, at)
+                at = hi
+        if at < len(arrivals):
+            self._stored(index)
+            kept_arrivals += arrivals[at:]
+            kept_packets += packets[at:]
         return kept_arrivals, kept_packets
 
     def _stored(self, index: int) -> None:
-        count = self._counts.setdefault(index, _Count())
+        count = self._counts.get(index)
+        if count is None:
+            self._counts[index] = _Count(stored=True)
+            return
         if count.stored:
             count.total += count.pending
         count.stored, count.pending = True, 0

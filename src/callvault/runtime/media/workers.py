@@ -32,8 +32,12 @@ Workers use the real clock (a fake engine clock cannot cross processes).
 * Silences (:mod:`.withholding`) go to every worker holding part of the
   session, and are replayed to a worker that gets its first stream of the
   session later; a worker that finds keypad digits silences its own streams at
-  once and reports it, and the engine relays the interval to the others (the
-  hold-back covers the relay's delay).
+  once and reports it, and the engine relays the interval to the others. The
+  parts of a session flush on their own schedules, so a digit found by one
+  worker can be up to a flush interval old: workers hold watched streams back
+  by a flush interval plus the usual hold-back (a ``kill -9`` then loses up to
+  2.25 s instead of 1.25 s), so the relayed silence still finds the other
+  streams' packets of that moment in memory.
 
 Commands: ``open``/``add``/``close``/``flush``/``sync``/``silence``/``watch``/``stop``
 (engine to worker), ``closed``/``timeout``/``synced``/``digits`` (worker to
@@ -60,6 +64,7 @@ from callvault.log_format import configure_logging
 from callvault.runtime.media.capture import CaptureLoop
 from callvault.runtime.media.lifeline import watch
 from callvault.runtime.media.spool_key import journal_seal
+from callvault.runtime.media.withholding import HOLDBACK_SECONDS
 from callvault.storage.spool import SpoolWriter
 
 log = logging.getLogger(__name__)
@@ -454,6 +459,7 @@ class _WorkerServer:
     def __init__(
         self, control: socket.socket, flush_interval: float, digits_resume: float = 5.0, number: int = 0
     ) -> None:
+        # A digit one worker finds may be a flush interval old when the engine relays it here.
         self._control = control
         self._send_lock = threading.Lock()
         self._parts: dict[str, _Part] = {}
@@ -467,6 +473,7 @@ class _WorkerServer:
             on_digits=digits,
             digits_resume=digits_resume,
             digits_prefix=f"w{number}.",
+            holdback=flush_interval + HOLDBACK_SECONDS,
         )
 
     def _reply(self, message: dict[str, Any]) -> None:
