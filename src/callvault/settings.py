@@ -265,6 +265,14 @@ SETTINGS: tuple[Setting, ...] = (
         "2160",
         "Longest lifetime of any API token, including admin create-token (hours).",
     ),
+    # -- web UI (callvault.web) --
+    Setting(
+        "web_idle_minutes",
+        _positive_int,
+        "30",
+        "A web UI session unused for this many minutes ends; the user signs in again.",
+    ),
+    Setting("web_session_hours", _positive_int, "12", "Longest web UI session, active or not (hours)."),
     Setting("metrics_require_token", _bool, "false", "Serve /metrics only to a valid bearer token."),
     Setting(
         "docs_require_token",
@@ -486,6 +494,8 @@ class Settings:
     login_failure_window: int
     login_lockout_seconds: int
     token_max_lifetime_hours: int
+    web_idle_minutes: int
+    web_session_hours: int
     metrics_require_token: bool
     docs_require_token: bool
     http_tls_cert: str

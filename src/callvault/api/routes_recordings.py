@@ -30,6 +30,7 @@ def list_recordings(
     ctx: Ctx,
     caller: Caller,
     agent: str | None = None,
+    team: str | None = None,
     customer: str | None = None,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
@@ -47,6 +48,7 @@ def list_recordings(
 ) -> dict[str, Any]:
     query = RecordingQuery(
         agent=agent,
+        team=team,
         customer=customer,
         started_from=from_,
         started_to=to,

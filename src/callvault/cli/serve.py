@@ -34,7 +34,6 @@ from typing import Any
 
 import uvicorn
 
-from callvault.api.app import create_app
 from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
 from callvault.runtime.audit_checkpoints import audit_checkpoints
@@ -47,6 +46,7 @@ from callvault.runtime.webhooks.delivery import WebhookDispatcher
 from callvault.services.context import ServiceContext, open_context
 from callvault.services.start_audit import audit_settings_at_start
 from callvault.settings import Settings
+from callvault.web.app import create_app
 
 log = logging.getLogger("callvault")
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from callvault.errors import CallvaultError, Conflict
 from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.silencing import API_CAUSE, SilenceChange, SilenceStatus
 from callvault.services.access import Action, Principal
 from callvault.services.call_refs import CallRecordingRef, ResolvedCall
@@ -56,6 +57,10 @@ class CallControl:
         self._audits: set[asyncio.Future[None]] = set()
         if engine is not None:
             engine.add_silence_listener(self.on_silence)
+
+    def live_sessions(self) -> dict[str, MediaSession]:
+        """The calls this server records now, by recording id (none without an engine)."""
+        return {} if self._engine is None else self._engine.live_sessions()
 
     # -- resolution ---------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from callvault.services.announcements import AnnouncementService
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
 from callvault.services.call_refs import CallRefs
+from callvault.services.comments import CommentService
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.deletion import DeletionService
 from callvault.services.directory import AgentDirectory
@@ -47,6 +48,7 @@ from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
+from callvault.services.waveform import WaveformService
 from callvault.services.webhook_outbox import WebhookOutbox
 from callvault.services.webhooks import WebhookService
 from callvault.settings import Settings
@@ -95,8 +97,12 @@ class ServiceContext:
     disclosure_report: DisclosureReport
     # Call references (recording id, SIP Call-ID, vendor ids) of call-time controls.
     call_refs: CallRefs
+    # The web UI's recording page: comments pinned to a moment, waveform peaks (cached).
+    comments: CommentService
+    waveforms: WaveformService
 
     def close(self) -> None:
+        self.waveforms.close()
         self.importer.close()
         self.seal_log.flush()
         self.audit_log.checkpoint_quietly()
@@ -140,6 +146,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
     sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
+    waveforms = WaveformService(catalog, playback)
+    events.subscribe(waveforms)
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -201,6 +209,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         disclosure=DisclosureChecker(catalog),
         disclosure_report=DisclosureReport(catalog, access_log),
         call_refs=CallRefs(catalog),
+        comments=CommentService(catalog, access_log),
+        waveforms=waveforms,
     )
 
 

@@ -16,7 +16,16 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
-from callvault.db.models import Call, CallIdentifier, Participant, Recording, RecordingTag, Stream, User
+from callvault.db.models import (
+    Call,
+    CallIdentifier,
+    Participant,
+    Recording,
+    RecordingTag,
+    Stream,
+    Team,
+    User,
+)
 from callvault.errors import InvalidInput, NotFound
 from callvault.services.access import Action, Principal, check_recording, recording_scope
 from callvault.services.audit import AccessLog
@@ -41,6 +50,7 @@ MAX_DURATION = 10.0**7
 @dataclass
 class RecordingQuery:
     agent: str | None = None
+    team: str | None = None  # a team's name
     customer: str | None = None
     started_from: datetime | None = None
     started_to: datetime | None = None
@@ -111,6 +121,9 @@ class RecordingCatalog:
         if query.agent:
             agent_id = self._directory.resolve_user(query.agent)
             conditions.append(Recording.agent_user_id == (agent_id if agent_id is not None else -1))
+        if query.team:
+            team_id = select(Team.id).where(Team.name == query.team).scalar_subquery()
+            conditions.append(Recording.team_id == team_id)
         if query.customer:
             number = normalise_number(query.customer, self._region)
             if number is None:

@@ -49,7 +49,7 @@ def _dummy_hash() -> str:
     return _hasher.hash("callvault-timing-equaliser")
 
 
-def _hash_token(token: str) -> str:
+def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -296,7 +296,7 @@ class UserService:
                 ApiToken(
                     user_id=user.id,
                     name=name[:120],
-                    token_hash=_hash_token(token),
+                    token_hash=token_hash(token),
                     created_at=now,
                     expires_at=now + lifetime,
                 )
@@ -309,7 +309,7 @@ class UserService:
 
     def revoke_token(self, actor: Principal, token: str) -> None:
         with self._catalog.write() as session:
-            row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
+            row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
             if row is None:
                 raise NotFound("token not found")
             if actor.user_id != row.user_id:
@@ -329,7 +329,7 @@ class UserService:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             raise AuthenticationFailed("invalid or expired token")
         with self._catalog.read() as session:
-            row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
+            row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
             if (
                 row is None
                 or row.revoked_at is not None

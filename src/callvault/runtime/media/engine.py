@@ -237,6 +237,10 @@ class MediaEngine:
     def session(self, recording_id: str) -> MediaSession | None:
         return self._sessions.get(recording_id)
 
+    def live_sessions(self) -> dict[str, MediaSession]:
+        """The sessions open now, by recording id (a copy: the live calls page reads it)."""
+        return dict(self._sessions)
+
     # -- a call's media, driven by the SIP side ------------------------------
 
     def open_session(self, recording_id: str, started_at: float) -> MediaSession:
