@@ -19,8 +19,8 @@ Alerts about a recording carry its id, so whoever else notices the same
 recording (the recorder at call end) raises no second one.
 
 Each run sets the Prometheus gauges of the last reconciliation (outcome
-counts of the calls it looked at, and when), and an audit entry when it
-changed anything.
+counts of the calls it looked at, unless it looked at none, and when), and
+writes an audit entry when it changed anything.
 """
 
 from __future__ import annotations
@@ -165,8 +165,9 @@ class Reconciler:
             changed += chunk_changed
             alerts += raised
         result = {o: counts.get(o, 0) for o in OUTCOMES}
-        for outcome, count in result.items():
-            LAST_OUTCOMES.labels(outcome=outcome).set(count)
+        if keys:  # a run that looked at nothing (a batch sent again) leaves the last counts standing
+            for outcome, count in result.items():
+                LAST_OUTCOMES.labels(outcome=outcome).set(count)
         LAST_RUN.set(self._clock().timestamp())
         if changed or alerts:
             log.info("assurance reconciliation: %d calls, %d changed, %d alerts", len(keys), changed, alerts)
