@@ -30,8 +30,18 @@ MAX_PAGE = 1000
 def disclosure_view(session: Session, recording_id: str) -> dict[str, Any] | None:
     """A recording's disclosure state for its API view; None when it was never checked."""
     check = session.get(DisclosureCheck, recording_id)
-    if check is None:
-        return None
+    return None if check is None else _view(check)
+
+
+def disclosure_views(session: Session, recording_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """:func:`disclosure_view` of many recordings in one query (a search page); unchecked ones absent."""
+    if not recording_ids:
+        return {}
+    checks = session.scalars(select(DisclosureCheck).where(DisclosureCheck.recording_id.in_(recording_ids)))
+    return {check.recording_id: _view(check) for check in checks}
+
+
+def _view(check: DisclosureCheck) -> dict[str, Any]:
     return {
         "status": check.status,
         "offset_seconds": check.offset_seconds,
