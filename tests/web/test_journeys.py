@@ -88,6 +88,9 @@ def test_recording_plays_on_both_lanes_and_seeks_by_clicking_the_customer_lane(
     expect(page.locator("#download")).to_be_visible()  # a supervisor may download
     assert_accessible(page)
     screenshot(page, "recording")
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "recording-tablet")
     assert [e.recording_id for e in _events(web, "view", "sam")].count(call_id) >= 1
     assert call_id in [e.recording_id for e in _events(web, "play", "sam")]
 

@@ -14,9 +14,10 @@ from playwright.sync_api import BrowserContext, expect
 from sqlalchemy import select, update
 
 from callvault.db.models import AccessEvent, ApiToken
-from callvault.db.web_models import RecordingComment
+from callvault.db.web_models import RecordingComment, RecordingPeaks
 from callvault.services.web_sessions import SESSION_NAME
 from tests.support.people import password_of
+from tests.support.processes import wait_for
 from tests.support.web_server import WebServer
 from tests.web.conftest import assert_accessible, screenshot, sign_in
 
@@ -99,10 +100,13 @@ def test_forms_without_the_csrf_token_or_from_another_origin_change_nothing(
         assert client.post("/login", data={"username": "sam", "password": "x"}).status_code == 403
         with web.running.ctx.catalog.read() as session:
             assert session.scalar(select(RecordingComment).where(RecordingComment.body == "forged")) is None
+        hostile = '<img src=x onerror="alert(1)">'
         answer = client.post(
-            f"/recordings/{call_id}/comments", data={"at": "0:01", "body": "real", "csrf": csrf}
+            f"/recordings/{call_id}/comments", data={"at": "0:01", "body": hostile, "csrf": csrf}
         )
         assert answer.status_code == 303
+        page = client.get(f"/recordings/{call_id}").text
+        assert hostile not in page and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
 
 
 def test_sign_in_never_redirects_off_site(web: WebServer) -> None:
@@ -210,6 +214,12 @@ def test_hostile_comments_and_peaks_requests_are_refused(web: WebServer, call_id
 def test_comments_and_peaks_through_the_api(web: WebServer, call_id: str) -> None:
     users = web.running.ctx.users
     base = f"{web.url}/api/v1/recordings/{call_id}"
+
+    def cached() -> bool:  # computed when the call was sealed, before anybody asked
+        with web.running.ctx.catalog.read() as session:
+            return session.get(RecordingPeaks, call_id) is not None
+
+    wait_for(cached, 30, "the peaks computed at sealing")
 
     def bearer(name: str) -> dict[str, str]:
         return {

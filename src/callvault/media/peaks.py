@@ -55,7 +55,15 @@ def _as_float(frame: av.AudioFrame) -> npt.NDArray[np.float32]:
 
 
 def archive_peaks(source: BinaryIO, bucket_seconds: float = DEFAULT_BUCKET_SECONDS) -> Peaks:
-    """Decode an archive (any container FFmpeg reads) once and return its peaks."""
+    """Decode an archive (any container FFmpeg reads) once and return its peaks;
+    ValueError when it cannot be decoded."""
+    try:
+        return _decode_peaks(source, bucket_seconds)
+    except (av.FFmpegError, IndexError) as exc:  # IndexError: no audio stream
+        raise ValueError(f"cannot decode the archive: {exc}") from None
+
+
+def _decode_peaks(source: BinaryIO, bucket_seconds: float) -> Peaks:
     with av.open(source, mode="r") as container:
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or 48000

@@ -42,6 +42,8 @@ def _health(request: Request) -> dict[str, Any]:
 def live_page(request: Request, caller: Caller) -> Response:
     ctx: ServiceContext = request.app.state.ctx
     calls = live_calls(ctx, request.app.state.calls, caller)
+    # The page shows calls (who with whom): opening it is an access event, its updates are not.
+    ctx.access_log.record(caller, "live_view", detail=f"{len(calls)} calls in scope")
     return page(request, "live.html", calls=calls, health=_health(request))
 
 
