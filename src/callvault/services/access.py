@@ -82,6 +82,8 @@ class Action(StrEnum):
     ANNOUNCEMENT_VIEW = "announcement.view"
     DISCLOSURE_REPORT = "disclosure.report"
     CALL_CONTROL = "call.control"
+    RULES_VIEW = "recording_rules.view"
+    RULES_MANAGE = "recording_rules.manage"
 
 
 class Scope(StrEnum):
@@ -129,6 +131,8 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.ANNOUNCEMENT_MANAGE: {R.ADMIN: Scope.ALL},
     A.ANNOUNCEMENT_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
     A.DISCLOSURE_REPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.RULES_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
+    A.RULES_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.CALL_CONTROL: {
         R.ADMIN: Scope.ALL,
         R.SUPERVISOR: Scope.TEAM,

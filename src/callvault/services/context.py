@@ -41,6 +41,7 @@ from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
 from callvault.services.playback import PlaybackService
 from callvault.services.recording_labels import RecordingLabels
+from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
@@ -95,6 +96,8 @@ class ServiceContext:
     disclosure_report: DisclosureReport
     # Call references (recording id, SIP Call-ID, vendor ids) of call-time controls.
     call_refs: CallRefs
+    # Recording rules: which calls are recorded, sampled, kept on demand or not recorded.
+    recording_rules: RecordingRuleStore
 
     def close(self) -> None:
         self.importer.close()
@@ -201,6 +204,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         disclosure=DisclosureChecker(catalog),
         disclosure_report=DisclosureReport(catalog, access_log),
         call_refs=CallRefs(catalog),
+        recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
     )
 
 
