@@ -49,6 +49,14 @@ def test_documented_commands_exist() -> None:
         ["announcements", "add"],
         ["announcements", "list"],
         ["announcements", "remove"],
+        ["assurance", "import"],
+        ["assurance", "reconcile"],
+        ["assurance", "report"],
+        ["rules", "add"],
+        ["rules", "list"],
+        ["rules", "test"],
+        ["rules", "update"],
+        ["rules", "remove"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

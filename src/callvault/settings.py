@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callvault.errors import ConfigError
 
@@ -114,6 +115,14 @@ def _gate(value: str) -> float | None:
     if not -90.0 <= level <= -20.0:
         raise ValueError("must be a level in dBFS between -90 and -20, or 'off'")
     return level
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone name (e.g. Europe/Paris)") from None
+    return value
 
 
 def _optional_days(value: str) -> int | None:
@@ -449,6 +458,42 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "A pause started by keypad digits resumes this many seconds after the last digit.",
     ),
+    # Recording assurance (call records from the PBX/ACD reconciled with recordings).
+    Setting(
+        "assurance_match_tolerance",
+        _positive_float,
+        "30",
+        "Seconds a call record's start may differ from a recording's to match it by numbers and time.",
+    ),
+    Setting(
+        "assurance_grace_seconds",
+        _non_negative_int,
+        "300",
+        "A call record without a recording counts as missing only this many seconds after the call ended.",
+    ),
+    Setting(
+        "assurance_interval",
+        _non_negative_int,
+        "300",
+        "Seconds between reconciliations of undecided call records inside `callvault serve` (0: off).",
+    ),
+)
+
+SETTINGS += (
+    # Recording rules (services/recording_rules.py).
+    Setting(
+        "site_time_zone",
+        _time_zone,
+        "UTC",
+        "IANA time zone in which recording rules read weekdays and time windows (a rule may name its own).",
+    ),
+    Setting(
+        "on_demand_keep_seconds",
+        _non_negative_int,
+        "300",
+        "Seconds after an on_demand call ends during which POST /api/v1/calls/{ref}/keep still keeps "
+        "its audio; after that it is discarded.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -519,6 +564,11 @@ class Settings:
     pci_digit_pause: bool
     pci_inband_digits: bool
     pci_digit_resume_seconds: float
+    assurance_match_tolerance: float
+    assurance_grace_seconds: int
+    assurance_interval: int
+    site_time_zone: str
+    on_demand_keep_seconds: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callvault import __version__
 from callvault.api import (
+    routes_assurance,
     routes_auth,
     routes_calls,
     routes_compliance,
@@ -33,6 +34,7 @@ from callvault.api import (
     routes_holds,
     routes_recordings,
     routes_retention,
+    routes_rules,
     routes_users,
     routes_webhooks,
 )
@@ -82,6 +84,8 @@ def create_app(
     app.include_router(routes_webhooks.router, prefix="/api/v1")
     app.include_router(routes_disclosure.router, prefix="/api/v1")
     app.include_router(routes_calls.router, prefix="/api/v1")
+    app.include_router(routes_assurance.router, prefix="/api/v1")
+    app.include_router(routes_rules.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

@@ -37,6 +37,7 @@ import uvicorn
 from callvault.api.app import create_app
 from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
+from callvault.runtime.assurance_sweeper import AssuranceSweeper
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
 from callvault.runtime.media.engine import MediaEngine
@@ -45,6 +46,7 @@ from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
 from callvault.runtime.webhooks.delivery import WebhookDispatcher
 from callvault.services.context import ServiceContext, open_context
+from callvault.services.must_record_alerts import MustRecordAlerts
 from callvault.services.start_audit import audit_settings_at_start
 from callvault.settings import Settings
 
@@ -157,6 +159,7 @@ async def running_server(
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
     sweeper = RetentionSweeper(context, float(settings.retention_interval))
+    assurance = AssuranceSweeper(context, float(settings.assurance_interval))
     webhooks: WebhookDispatcher | None = None
     try:
         await asyncio.to_thread(audit_settings_at_start, context.catalog, context.access_log, settings)
@@ -173,12 +176,21 @@ async def running_server(
             render_executor=render_executor,
             flush_interval=flush_interval,
             disclosure=context.disclosure,
+            after_call=MustRecordAlerts(context.catalog, context.alerts).check,
         )
         await media.start()
         webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)
         await webhooks.start()
         if settings.sip_port or sip_any_port:
-            sip = SiprecServer(settings, context.recordings, context.directory, media, clock=sip_clock)
+            sip = SiprecServer(
+                settings,
+                context.recordings,
+                context.directory,
+                media,
+                clock=sip_clock,
+                rules=context.recording_rules,
+                alerts=context.alerts,
+            )
             await sip.start()
         engine = media
 
@@ -196,12 +208,14 @@ async def running_server(
                 raise RuntimeError("the HTTP server did not start")
             await asyncio.sleep(0.01)
         sweeper.start()
+        assurance.start()
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
         async with audit_checkpoints(context.audit_log, float(settings.audit_checkpoint_seconds)):
             yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await sweeper.stop()
+        await assurance.stop()
         await _stop(settings, sip, media, http, http_task)
         if webhooks is not None:
             # Last: events of the calls sealed while stopping are queued for the next start.
