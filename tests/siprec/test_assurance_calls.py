@@ -48,7 +48,9 @@ def _started(recorder: Recorder, recording_id: str) -> datetime:
 def _cdr_line(pbx_id: str, start: datetime, seconds: float, customer: str, sip_call_id: str = "") -> str:
     # The PBX writes local times with an offset and national numbers: both are normalised.
     began, ended = (t.astimezone(PBX_ZONE).isoformat() for t in (start, start + timedelta(seconds=seconds)))
-    return f"{pbx_id},{began},{ended},inbound,{customer},(415) 555-0100,1001@pbx.example,sales,{sip_call_id}\n"
+    return (
+        f"{pbx_id},{began},{ended},inbound,{customer},(415) 555-0100,1001@pbx.example,sales,{sip_call_id}\n"
+    )
 
 
 async def test_a_cdr_file_with_an_unrecorded_must_record_call_yields_it_missing_and_an_alert(
