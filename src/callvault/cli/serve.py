@@ -188,7 +188,8 @@ async def running_server(
         sock = _bind_http(settings)
         http_port = int(sock.getsockname()[1])
         calls = CallControl(context, media)
-        http = _http_server(settings, create_app(context, health_extra=health, calls=calls))
+        app = create_app(context, health_extra=health, calls=calls, seal_journal=media.seal_journal)
+        http = _http_server(settings, app)
         http_task = asyncio.create_task(http.serve(sockets=[sock]))
         while not http.started:
             if http_task.done():
