@@ -13,6 +13,7 @@ import av
 import httpx
 import numpy as np
 import numpy.typing as npt
+import pytest
 import scipy.signal
 
 from callvault.services.context import ServiceContext
@@ -135,3 +136,36 @@ def test_a_team_supervisor_and_an_agent_may_not_import_captures(
         response = upload(client, staff.tokens[name], "call.pcap", pcap(call_frames(plan)))
         assert response.status_code == 403, (name, response.text)
     assert client.get("/api/v1/recordings", headers=auth(staff.tokens["carol"])).json()["total"] == 0
+
+
+def _variant(name: str, plan: CallPlan) -> None:
+    if name == "tcp":
+        plan.transport = "TCP"
+    elif name == "fragmented_invite":
+        plan.padding_header_bytes, plan.fragment_invite_mtu = 3000, 1500
+    elif name == "vlan":
+        plan.vlan = 42
+    elif name == "cooked":
+        plan.cooked = True
+    elif name == "srtp":
+        plan.caller.srtp_key, plan.callee.srtp_key = bytes(range(30)), bytes(range(100, 130))
+    elif name == "hold":
+        plan.hold_at, plan.resume_after = 2.0, 1.0
+
+
+@pytest.mark.parametrize("variant", ["tcp", "fragmented_invite", "vlan", "cooked", "srtp", "hold"])
+def test_captured_call_variants_keep_both_voices_on_their_side(
+    client: httpx.Client, staff: Staff, ctx: ServiceContext, variant: str
+) -> None:
+    plan, agent_voice, customer_voice = customer_calls_alice(f"{variant}@test")
+    _variant(variant, plan)
+    body = upload(client, staff.tokens["carol"], f"{variant}.pcap", plan.capture()).json()
+    assert body["sealed"] == 1 and body["damage"] == {}, body
+    detail, pcm = recording(client, staff.tokens["carol"], body["recording_ids"][0])
+    assert detail["status"] == "complete"
+    assert abs(float(detail["duration"]) - SECONDS) < 0.1
+    assert correlation(pcm[0], agent_voice, LAG) >= 0.9
+    assert correlation(pcm[1], customer_voice, LAG) >= 0.9
+    if variant == "hold":
+        kinds = [e["kind"] for e in detail["events"]]  # type: ignore[union-attr]
+        assert kinds.count("hold") == 1 and kinds.count("resume") == 1, kinds

@@ -8,6 +8,7 @@ BYE, 200) between a caller and a callee with known audio in each direction.
 
 from __future__ import annotations
 
+import base64
 import socket
 import struct
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+import pylibsrtp
 
 from tests.support.test_src import alaw_encode, ulaw_encode
 
@@ -139,7 +141,23 @@ class Party:
     sip_port: int
     rtp_port: int
     audio: npt.NDArray[np.int16] = field(default_factory=lambda: np.zeros(0, np.int16))
-    crypto: str | None = None
+    srtp_key: bytes | None = None  # 30 bytes key + salt: SDES a=crypto, and the RTP it sends is SRTP
+
+    @property
+    def crypto(self) -> str | None:
+        if self.srtp_key is None:
+            return None
+        return f"1 AES_CM_128_HMAC_SHA1_80 inline:{base64.b64encode(self.srtp_key).decode()}"
+
+
+def protect(packets: list[bytes], key: bytes) -> list[bytes]:
+    policy = pylibsrtp.Policy(
+        key=key,
+        ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+        srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    )
+    session = pylibsrtp.Session(policy=policy)
+    return [session.protect(p) for p in packets]
 
 
 @dataclass
@@ -155,7 +173,13 @@ class CallPlan:
     fragment_invite_mtu: int | None = None
     padding_header_bytes: int = 0  # a big header, so the INVITE needs fragmenting
     vlan: int | None = None
+    cooked: bool = False  # Linux cooked capture instead of Ethernet
     bye: bool = True
+
+    def capture(self, *, ng: bool = False) -> bytes:
+        """The call as a pcap (or pcapng) file."""
+        linktype = LINKTYPE_SLL if self.cooked else LINKTYPE_ETHERNET
+        return (pcapng if ng else pcap)(call_frames(self), linktype)
 
 
 class _Wire:
@@ -168,15 +192,24 @@ class _Wire:
         self.seq: dict[tuple[str, int], int] = {}
 
     def ip_frame(self, at: float, packet: bytes) -> None:
-        self.frames.append((at, ethernet(packet, vlan=self.plan.vlan)))
+        frame = cooked(packet) if self.plan.cooked else ethernet(packet, vlan=self.plan.vlan)
+        self.frames.append((at, frame))
 
     def send(self, at: float, src: Party, dst: Party, payload: bytes, *, sip_message: bool = True) -> None:
         self.ident += 1
         sport, dport = (src.sip_port, dst.sip_port) if sip_message else (src.rtp_port, dst.rtp_port)
         if sip_message and self.plan.transport == "TCP":
+            # Each message split across two segments, the second sent first (reordered).
+            if (src.ip, sport) not in self.seq:  # the connection's SYN (each direction)
+                self.ip_frame(at, ipv4(src.ip, dst.ip, 6, tcp(sport, dport, 999, b"", 0x02), self.ident))
             seq = self.seq.get((src.ip, sport), 1000)
             self.seq[(src.ip, sport)] = seq + len(payload)
-            self.ip_frame(at, ipv4(src.ip, dst.ip, 6, tcp(sport, dport, seq, payload), self.ident))
+            half = len(payload) // 2
+            self.ip_frame(
+                at, ipv4(src.ip, dst.ip, 6, tcp(sport, dport, seq + half, payload[half:]), self.ident)
+            )
+            self.ip_frame(at, ipv4(src.ip, dst.ip, 6, tcp(sport, dport, seq, payload[:half]), self.ident + 1))
+            self.ident += 1
             return
         datagram = udp(sport, dport, payload)
         mtu = self.plan.fragment_invite_mtu
@@ -227,6 +260,10 @@ def call_frames(plan: CallPlan) -> list[Frame]:
     ssrc_a, ssrc_b = 0x1111AAAA, 0x2222BBBB
     to_callee = rtp_packets(a.audio, plan.encoding, ssrc_a)
     to_caller = rtp_packets(b.audio, plan.encoding, ssrc_b)
+    if a.srtp_key is not None:
+        to_callee = protect(to_callee, a.srtp_key)
+    if b.srtp_key is not None:
+        to_caller = protect(to_caller, b.srtp_key)
     first_rtp = answer_at + 0.02
     for i in range(max(len(to_callee), len(to_caller))):
         at = first_rtp + i * 0.02
