@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import socket
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -190,6 +191,7 @@ class _Wire:
         self.frames: list[Frame] = []
         self.ident = 100
         self.seq: dict[tuple[str, int], int] = {}
+        self.datagrams: list[tuple[float, tuple[str, int], tuple[str, int], bytes]] = []  # UDP, for replay
 
     def ip_frame(self, at: float, packet: bytes) -> None:
         frame = cooked(packet) if self.plan.cooked else ethernet(packet, vlan=self.plan.vlan)
@@ -212,6 +214,7 @@ class _Wire:
             self.ident += 1
             return
         datagram = udp(sport, dport, payload)
+        self.datagrams.append((at, (src.ip, sport), (dst.ip, dport), payload))
         mtu = self.plan.fragment_invite_mtu
         if sip_message and mtu and len(datagram) + 20 > mtu:
             for piece in fragments(src.ip, dst.ip, datagram, mtu, self.ident):
@@ -233,6 +236,35 @@ def rtp_packets(audio: npt.NDArray[np.int16], encoding: str, ssrc: int) -> list[
 
 def call_frames(plan: CallPlan) -> list[Frame]:
     """Every frame of the call, in time order; RTP starts at the answer, one packet per 20 ms each way."""
+    return sorted(_call(plan).frames, key=lambda f: f[0])
+
+
+def play_call(plan: CallPlan) -> float:
+    """Send the call over real UDP sockets (SIP and RTP, each from its own address), paced in real
+    time as the capture says; returns the monotonic time the BYE was sent."""
+    datagrams = sorted(_call(plan).datagrams, key=lambda d: d[0])
+    sockets: dict[tuple[str, int], socket.socket] = {}
+    for _, src, dst, _ in datagrams:
+        for address in (src, dst):
+            if address not in sockets:
+                sock = sockets[address] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.bind(address)  # receivers too: no ICMP port unreachable
+    began, bye_sent = time.monotonic(), 0.0
+    try:
+        for at, src, dst, payload in datagrams:
+            delay = began + (at - plan.start) - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # pacing a real-time sender, not waiting for a condition
+            sockets[src].sendto(payload, dst)
+            if payload.startswith(b"BYE "):
+                bye_sent = time.monotonic()
+    finally:
+        for sock in sockets.values():
+            sock.close()
+    return bye_sent
+
+
+def _call(plan: CallPlan) -> _Wire:
     wire = _Wire(plan)
     a, b = plan.caller, plan.callee
     t = plan.start
@@ -285,4 +317,4 @@ def call_frames(plan: CallPlan) -> list[Frame]:
             end, a, b, sip(f"BYE sip:{b.number}@{b.ip} SIP/2.0", [via(a), *answered, ("CSeq", "4 BYE")])
         )
         wire.send(end + 0.01, b, a, sip("SIP/2.0 200 OK", [via(a), *answered, ("CSeq", "4 BYE")]))
-    return sorted(wire.frames, key=lambda f: f[0])
+    return wire

@@ -40,6 +40,7 @@ from callvault.log_format import configure_logging
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
 from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.passive.live import LiveCapture
 from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
@@ -154,6 +155,7 @@ async def running_server(
     context = await asyncio.to_thread(open_context, settings) if ctx is None else ctx
     sip: SiprecServer | None = None
     media: MediaEngine | None = None
+    live: LiveCapture | None = None
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
     sweeper = RetentionSweeper(context, float(settings.retention_interval))
@@ -175,6 +177,9 @@ async def running_server(
             disclosure=context.disclosure,
         )
         await media.start()
+        if settings.capture_interfaces:  # passive capture (port mirroring), see runtime/passive/live.py
+            live = LiveCapture(context, media, settings.capture_interfaces, settings.capture_filter)
+            live.start()
         webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)
         await webhooks.start()
         if settings.sip_port or sip_any_port:
@@ -203,6 +208,8 @@ async def running_server(
             yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await sweeper.stop()
+        if live is not None:
+            await live.stop()  # first: the calls it still follows are sealed by the engine's stop
         await _stop(settings, sip, media, http, http_task)
         if webhooks is not None:
             # Last: events of the calls sealed while stopping are queued for the next start.
