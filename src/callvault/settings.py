@@ -488,6 +488,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Record RTP whose SIP was not seen (capture started mid-call) as unsignalled stream pairs; "
         "otherwise it is only counted (callvault_capture_unsignalled_packets_total).",
     ),
+    # Recording assurance (call records from the PBX/ACD reconciled with recordings).
+    Setting(
+        "assurance_match_tolerance",
+        _positive_float,
+        "30",
+        "Seconds a call record's start may differ from a recording's to match it by numbers and time.",
+    ),
+    Setting(
+        "assurance_grace_seconds",
+        _non_negative_int,
+        "300",
+        "A call record without a recording counts as missing only this many seconds after the call ended.",
+    ),
+    Setting(
+        "assurance_interval",
+        _non_negative_int,
+        "300",
+        "Seconds between reconciliations of undecided call records inside `callvault serve` (0: off).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -562,6 +581,9 @@ class Settings:
     capture_filter: str
     capture_agent_networks: tuple[Network, ...]
     capture_unsignalled: bool
+    assurance_match_tolerance: float
+    assurance_grace_seconds: int
+    assurance_interval: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

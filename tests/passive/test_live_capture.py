@@ -21,7 +21,7 @@ from callvault.runtime.passive.live import open_interface
 from callvault.services.context import ServiceContext, open_context
 from tests.api.conftest import auth, serving
 from tests.conftest import make_settings
-from tests.passive.test_import_api import LAG, RATE, decode_ogg
+from tests.passive.test_import_api import RATE, decode_ogg
 from tests.support.audio import correlation, voice
 from tests.support.people import Staff, create_staff
 from tests.support.wire import CallPlan, Party, play_call
@@ -89,9 +89,11 @@ def test_a_call_sniffed_on_loopback_is_sealed_within_two_seconds_of_bye(
     assert detail["status"] == "complete" and detail["direction"] == "inbound"
     assert abs(float(detail["duration"]) - SECONDS) < 0.15, detail["duration"]
     pcm = decode_ogg(client.get(f"/api/v1/recordings/{recording_id}/audio", headers=auth(token)).content)
-    assert correlation(pcm[0], agent_voice, LAG) >= 0.9
-    assert correlation(pcm[1], customer_voice, LAG) >= 0.9
-    assert correlation(pcm[0], customer_voice, LAG) < 0.5
+    # Where the audio starts depends on how late a loaded machine delivers it: up to 0.5 s of lag.
+    slack = RATE // 2
+    assert correlation(pcm[0], agent_voice, slack) >= 0.9
+    assert correlation(pcm[1], customer_voice, slack) >= 0.9
+    assert correlation(pcm[0], customer_voice, slack) < 0.5
 
 
 def test_an_interface_that_does_not_exist_is_named() -> None:
