@@ -21,10 +21,12 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from callvault.crypto.keyprovider import KeyProvider
 from callvault.media.codec_spec import CodecSpec
+from callvault.media.payload_codecs import create_decoder
 from callvault.rtp.srtp import SdesCrypto
 from callvault.runtime.media.session import srtp_params
 from callvault.runtime.media.spool_key import SpoolKey
@@ -92,10 +94,30 @@ def _sender_crypto(call: PassiveCall, sender: Side) -> object | None:
         return None
 
 
+@cache
+def _decodable(encoding: str, clock_rate: int, channels: int) -> bool:
+    if encoding in ("TELEPHONE-EVENT", "CN"):
+        return True
+    try:
+        create_decoder(encoding, clock_rate, channels)
+    except ValueError:
+        return False
+    return True
+
+
 def _codecs(call: PassiveCall, sender: Side) -> list[CodecSpec]:
-    """Payload types of what ``sender`` sends: as its peer (the receiver) declared them, else its own."""
+    """Payload types of what ``sender`` sends (as its peer, the receiver, declared them, else its own)
+    that the renderer can decode: a call in GSM or Speex is still catalogued, its audio silence."""
     receiver = call.party("callee" if sender == "caller" else "caller")
-    return list(receiver.media.codecs or call.party(sender).media.codecs)
+    offered = receiver.media.codecs or call.party(sender).media.codecs
+    return [c for c in offered if _decodable(c.encoding.upper(), c.clock_rate, c.channels)]
+
+
+def _undecodable(call: PassiveCall) -> bool:
+    """Neither side offered an audio codec callvault decodes."""
+    return not any(
+        not (c.is_telephone_event or c.is_comfort_noise) for side in SIDES for c in _codecs(call, side)
+    )
 
 
 class PassiveRecorder:
@@ -188,7 +210,8 @@ class PassiveRecorder:
                 self._end(action.call, action.at, action.reason)
 
     def _begin(self, call: PassiveCall, at: float) -> None:
-        plan = plan_call(call, agent_for=self._agent_for, agent_networks=self._networks, tags=self._tags)
+        tags = self._tags + (["undecodable-codec"] if _undecodable(call) else [])
+        plan = plan_call(call, agent_for=self._agent_for, agent_networks=self._networks, tags=tags)
         recording_id = self._recordings.begin(plan.call, self._source)
         spool_key = SpoolKey.new(self._keys, recording_id)
         writer = spool_key.create_journal(self._spool_dir, at)
