@@ -31,6 +31,8 @@ from callvault.api import (
     routes_disclosure,
     routes_erasure,
     routes_holds,
+    routes_qa,
+    routes_qa_library,
     routes_recordings,
     routes_retention,
     routes_users,
@@ -82,6 +84,8 @@ def create_app(
     app.include_router(routes_webhooks.router, prefix="/api/v1")
     app.include_router(routes_disclosure.router, prefix="/api/v1")
     app.include_router(routes_calls.router, prefix="/api/v1")
+    app.include_router(routes_qa.router, prefix="/api/v1")
+    app.include_router(routes_qa_library.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

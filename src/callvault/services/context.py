@@ -40,6 +40,7 @@ from callvault.services.key_epochs import KeyEpochs
 from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
 from callvault.services.playback import PlaybackService
+from callvault.services.qa import QaServices, open_qa
 from callvault.services.recording_labels import RecordingLabels
 from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
@@ -95,6 +96,8 @@ class ServiceContext:
     disclosure_report: DisclosureReport
     # Call references (recording id, SIP Call-ID, vendor ids) of call-time controls.
     call_refs: CallRefs
+    # Quality management: forms, evaluations, disputes, calibration, scorecards, coaching.
+    qa: QaServices
 
     def close(self) -> None:
         self.importer.close()
@@ -201,6 +204,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         disclosure=DisclosureChecker(catalog),
         disclosure_report=DisclosureReport(catalog, access_log),
         call_refs=CallRefs(catalog),
+        qa=open_qa(catalog, access_log, alerts, playback),
     )
 
 
