@@ -69,7 +69,8 @@ class ScorecardService:
             query = query.where(QaEvaluation.form_id.in_(_family(form_id)))
         with self._catalog.write() as session:
             evaluations = list(session.scalars(query.order_by(QaEvaluation.call_started_at)))
-            weeks = max(1, math.ceil((end - start).total_seconds() / (7 * 86400)))
+            # Whole weeks of the period, rounded (a "last 14 days" period is 2 weeks, not 3).
+            weeks = max(1, round((end - start).total_seconds() / (7 * 86400)))
             lines = [
                 _line(session, group, key, rows, weeks)
                 for key, rows in sorted(
