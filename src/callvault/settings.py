@@ -449,6 +449,25 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "A pause started by keypad digits resumes this many seconds after the last digit.",
     ),
+    # Recording assurance (call records from the PBX/ACD reconciled with recordings).
+    Setting(
+        "assurance_match_tolerance",
+        _positive_float,
+        "30",
+        "Seconds a call record's start may differ from a recording's to match it by numbers and time.",
+    ),
+    Setting(
+        "assurance_grace_seconds",
+        _non_negative_int,
+        "300",
+        "A call record without a recording counts as missing only this many seconds after the call ended.",
+    ),
+    Setting(
+        "assurance_interval",
+        _non_negative_int,
+        "300",
+        "Seconds between reconciliations of undecided call records inside `callvault serve` (0: off).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -519,6 +538,9 @@ class Settings:
     pci_digit_pause: bool
     pci_inband_digits: bool
     pci_digit_resume_seconds: float
+    assurance_match_tolerance: float
+    assurance_grace_seconds: int
+    assurance_interval: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
