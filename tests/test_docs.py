@@ -52,6 +52,11 @@ def test_documented_commands_exist() -> None:
         ["assurance", "import"],
         ["assurance", "reconcile"],
         ["assurance", "report"],
+        ["qa", "form-add"],
+        ["qa", "form-edit"],
+        ["qa", "forms"],
+        ["qa", "sample"],
+        ["qa", "scorecard"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -33,11 +33,11 @@ def test_forms_sampling_and_scorecard_from_the_command_line(env: dict[str, str],
     broken = tmp_path / "broken.json"
     broken.write_text('{"name": "x", "sections": [')
     refused = invoke_cli(["qa", "form-add", str(broken)], env)
-    assert refused.returncode == 2 and "is not JSON" in refused.stderr
+    assert refused.returncode == 2 and "is not JSON" in " ".join(refused.stderr.split())
     bad_weights = tmp_path / "weights.json"
     bad_weights.write_text(json.dumps({**FORM, "sections": FORM["sections"][:1]}))
     refused = invoke_cli(["qa", "form-add", str(bad_weights)], env)
-    assert refused.returncode == 2 and "section weights add up to 40" in refused.stderr
+    assert refused.returncode == 2 and "section weights add up to 40" in " ".join(refused.stderr.split())
     assert [f["id"] for f in json.loads(invoke_cli(["qa", "forms"], env).stdout)] == [form["id"]]
 
     ctx = open_context(load_settings(env=env))

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from callvault.db.catalog import Catalog
+from callvault.db.models import Recording
 from callvault.db.qa_models import QaDispute, QaEvaluation, QaForm
 from callvault.errors import InvalidInput, NotFound, PermissionDenied
 from callvault.services.access import Action, Principal, require
@@ -129,8 +130,9 @@ class DisputeService:
     @staticmethod
     def _rescore(session: Any, evaluation: QaEvaluation, raw: Any) -> None:
         form = session.get(QaForm, evaluation.form_id)
-        recording_duration = evaluation_view(session, evaluation)["duration_seconds"]
-        answers = parse_answers(form.definition, raw, recording_duration)
+        recording = session.get(Recording, evaluation.recording_id)
+        duration = recording.duration_seconds if recording is not None else None
+        answers = parse_answers(form.definition, raw, duration)
         missing = unanswered(form.definition, answers)
         if missing:
             raise InvalidInput(f"question(s) {', '.join(map(str, missing))} are not answered")

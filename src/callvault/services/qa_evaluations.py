@@ -24,7 +24,7 @@ from callvault.db.catalog import Catalog
 from callvault.db.models import Recording
 from callvault.db.qa_models import QaCalibration, QaEvaluation, QaForm, QaQueueItem, QaRevision
 from callvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from callvault.services.access import Action, Principal, require
+from callvault.services.access import Action, Principal, Role, require
 from callvault.services.alerts import AlertService, NewAlert
 from callvault.services.audit import AccessLog
 from callvault.services.qa_forms import load as load_form
@@ -172,7 +172,7 @@ class EvaluationService:
             .limit(max(1, min(limit, MAX_PAGE)))
             .offset(max(0, offset))
         )
-        if principal.role.value == "agent":
+        if principal.role is Role.AGENT:
             query = query.where(
                 QaEvaluation.state != State.DRAFT.value, QaEvaluation.calibration_id.is_(None)
             )
@@ -255,9 +255,9 @@ def visible(session: Session, principal: Principal, evaluation_id: int, lock: bo
     ):
         raise NotFound(f"evaluation {evaluation_id} not found")
     own = evaluation.evaluator == principal.username
-    if principal.role.value == "agent" and (evaluation.state == State.DRAFT or evaluation.calibration_id):
+    if principal.role is Role.AGENT and (evaluation.state == State.DRAFT or evaluation.calibration_id):
         raise NotFound(f"evaluation {evaluation_id} not found")
-    if evaluation.state == State.DRAFT and not own and principal.role.value not in ("admin", "supervisor"):
+    if evaluation.state == State.DRAFT and not own and principal.role not in (Role.ADMIN, Role.SUPERVISOR):
         raise NotFound(f"evaluation {evaluation_id} not found")
     return evaluation
 
