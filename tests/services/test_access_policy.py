@@ -179,6 +179,22 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.AGENT: "-",
         Role.AUDITOR: "all",
     },
+    Action.RULES_VIEW: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "all",
+    },
+    Action.RULES_MANAGE: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
     Action.QA_FORM_MANAGE: {
         Role.ADMIN: "all",
         Role.COMPLIANCE_OFFICER: "-",

@@ -36,6 +36,7 @@ from callvault.api import (
     routes_qa_library,
     routes_recordings,
     routes_retention,
+    routes_rules,
     routes_users,
     routes_webhooks,
 )
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(routes_disclosure.router, prefix="/api/v1")
     app.include_router(routes_calls.router, prefix="/api/v1")
     app.include_router(routes_assurance.router, prefix="/api/v1")
+    app.include_router(routes_rules.router, prefix="/api/v1")
     app.include_router(routes_qa.router, prefix="/api/v1")
     app.include_router(routes_qa_library.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))

@@ -100,6 +100,8 @@ class Action(StrEnum):
     CALL_CONTROL = "call.control"
     CALL_RECORDS_SUBMIT = "call_records.submit"
     ASSURANCE_REPORT = "assurance.report"
+    RULES_VIEW = "recording_rules.view"
+    RULES_MANAGE = "recording_rules.manage"
     # Quality management (qa_* services).
     QA_FORM_MANAGE = "qa.form.manage"
     QA_EVALUATE = "qa.evaluate"
@@ -155,6 +157,8 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.ANNOUNCEMENT_MANAGE: {R.ADMIN: Scope.ALL},
     A.ANNOUNCEMENT_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
     A.DISCLOSURE_REPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.RULES_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
+    A.RULES_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.CALL_CONTROL: {
         R.ADMIN: Scope.ALL,
         R.SUPERVISOR: Scope.TEAM,

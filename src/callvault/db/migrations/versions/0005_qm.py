@@ -1,7 +1,7 @@
 """quality management: forms, evaluations, disputes, calibration, sampling, coaching library
 
 Revision ID: qm_0005
-Revises: assurance_0005
+Revises: rules_0005
 
 New tables only (``qa_*``); nothing existing changes.
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "qm_0005"
-down_revision = "assurance_0005"
+down_revision = "rules_0005"
 branch_labels = None
 depends_on = None
 
