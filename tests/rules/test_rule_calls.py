@@ -207,3 +207,78 @@ async def test_a_must_record_agent_is_recorded_whatever_the_rules_say(
             "record",
             ["hr"],
         )
+
+
+async def test_a_must_record_agent_joining_an_unrecorded_call_starts_its_recording(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with start_recorder(tmp_path / "data", database_url) as recorder:
+        await asyncio.to_thread(recorder.ctx.users.set_must_record, ADMIN, "bob", True)
+        _rule(
+            recorder,
+            {"name": "Doctors line", "action": "do_not_record", "match": {"customers": [CUSTOMER_E164]}},
+        )
+        call = await as_peer(lambda: _call(recorder.port))
+        recording_id = await recorder.recording_for(call.call_id)
+        agent, customer = voice(2.0, RATE, 140.0, seed=7), voice(2.0, RATE, 220.0, seed=8)
+        await as_peer(lambda: call.send(agent[:RATE], customer[:RATE]))
+        assert _spool_bytes(recorder) == 0
+        streams = [Stream("agent", "PCMU", sender_aor=AGENT), Stream("customer", "PCMU", sender_aor=CUSTOMER)]
+        joined = [("YQ==", AGENT), ("cA==", CUSTOMER), ("dA==", "sip:1002@pbx.example")]  # bob, regulated
+        update = await as_peer(
+            lambda: call.src.in_dialog(
+                "UPDATE", metadata_xml(joined, streams).encode(), "application/rs-metadata+xml"
+            )
+        )
+        assert update.status == 200
+        state = await asyncio.to_thread(_api, recorder, "GET", f"/calls/{call.call_id}")
+        assert state.json()["state"] == "recording", state.text
+        await as_peer(lambda: call.send(agent[RATE:], customer[RATE:]))
+        await as_peer(call.hang_up)
+        recording = await recorder.finished(recording_id)
+        assert (recording.status, recording.rule_action) == ("complete", "record")
+        detail = await asyncio.to_thread(recorder.detail, recording_id)
+        started = [e for e in detail["events"] if e["kind"] == "recording_started"]
+        assert len(started) == 1 and started[0]["data"] == {"reason": "must_record"}
+        assert started[0]["offset_seconds"] >= 1.0  # from the join on, not before
+        sound, _ = await asyncio.to_thread(recorder.audio, recording_id)
+        assert sound.shape[1] >= int(1.8 * RATE)  # the call's length; silence before the join
+        at = int(started[0]["offset_seconds"] * RATE)
+        after = [
+            abs(sound[:, i : i + RATE // 5].astype(float)).mean()
+            for i in range(at, sound.shape[1], RATE // 5)
+        ]
+        assert sum(level > 500 for level in after) >= 3  # the second of audio sent after the join is there
+        before = sound[:, : at - RATE // 10].astype(float)
+        assert float(abs(before).mean()) < 30  # nothing from before it, not even what was queued
+
+
+async def test_a_participant_who_must_not_be_recorded_joining_silences_the_rest_of_the_call(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with start_recorder(tmp_path / "data", database_url) as recorder:
+        _rule(recorder, {"name": "Works council", "action": "do_not_record", "match": {"agents": ["bob"]}})
+        call = await as_peer(lambda: _call(recorder.port))
+        recording_id = await recorder.recording_for(call.call_id)
+        agent, customer = voice(2.0, RATE, 140.0, seed=9), voice(2.0, RATE, 220.0, seed=10)
+        lead = await as_peer(lambda: call.send(agent[:RATE], customer[:RATE])) - call.answered
+        streams = [Stream("agent", "PCMU", sender_aor=AGENT), Stream("customer", "PCMU", sender_aor=CUSTOMER)]
+        joined = [("YQ==", AGENT), ("cA==", CUSTOMER), ("dA==", "sip:1002@pbx.example")]  # bob joins
+        update = await as_peer(
+            lambda: call.src.in_dialog(
+                "UPDATE", metadata_xml(joined, streams).encode(), "application/rs-metadata+xml"
+            )
+        )
+        assert update.status == 200
+        await as_peer(lambda: call.send(agent[RATE:], customer[RATE:]))
+        await as_peer(call.hang_up)
+        recording = await recorder.finished(recording_id)
+        assert (recording.rule_name, recording.rule_action) == ("Works council", "do_not_record")
+        detail = await asyncio.to_thread(recorder.detail, recording_id)
+        paused = [e for e in detail["events"] if e["kind"] == "pause"]
+        assert [e["data"]["cause"] for e in paused] == ["rule"]
+        sound, _ = await asyncio.to_thread(recorder.audio, recording_id)
+        start = int(lead * RATE)
+        assert float(abs(sound[:, start + RATE // 5 : start + int(0.8 * RATE)].astype(float)).mean()) > 100
+        at = int(paused[0]["offset_seconds"] * RATE)
+        assert float(abs(sound[:, at + RATE // 10 :].astype(float)).mean()) < 30  # nothing after bob joined

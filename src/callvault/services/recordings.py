@@ -408,6 +408,19 @@ class RecordingService:
             self._announce_sealed(session, recording)
         log.info("recording %s ended without audio: %s", recording_id, status)
 
+    def apply_rule(self, recording_id: str, columns: dict[str, Any]) -> None:
+        """A live call's rule decision changed (new metadata): its rule columns, and ``recording``
+        when an unrecorded call starts being recorded."""
+        with self._catalog.write() as session:
+            recording = _locked(session, recording_id)
+            if recording is None or recording.finalized_at is not None:
+                return
+            for column in ("rule_name", "rule_action", "labels"):
+                if column in columns:
+                    setattr(recording, column, columns[column])
+            if recording.status == "not_recorded" and columns.get("status", "recording") == "recording":
+                recording.status = "recording"
+
     def keep(self, recording_id: str, at: datetime) -> bool:
         """Mark an on-demand call's audio to be kept; False if it was already. Conflict unless the
         recording is on demand and not yet decided."""
