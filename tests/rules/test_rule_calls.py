@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ from sqlalchemy import select
 
 from callvault.db.models import Participant, Recording
 from callvault.services.access import Principal
+from callvault.services.call_record import CallRecord
+from callvault.services.context import open_context
 from callvault.services.recording_rules import in_sample
+from tests.conftest import make_settings
 from tests.siprec.conftest import Recorder, as_peer, start_recorder
 from tests.support.audio import voice
 from tests.support.live_call import AGENT, CUSTOMER, LiveCall
@@ -282,3 +286,50 @@ async def test_a_participant_who_must_not_be_recorded_joining_silences_the_rest_
         assert float(abs(sound[:, start + RATE // 5 : start + int(0.8 * RATE)].astype(float)).mean()) > 100
         at = int(paused[0]["offset_seconds"] * RATE)
         assert float(abs(sound[:, at + RATE // 10 :].astype(float)).mean()) < 30  # nothing after bob joined
+
+
+async def test_queue_and_labels_from_the_invite_headers_drive_the_rules(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with start_recorder(tmp_path / "data", database_url) as recorder:
+        _rule(recorder, {"name": "HR queue", "action": "do_not_record", "match": {"queues": ["hr"]}})
+        _rule(
+            recorder,
+            {"name": "Regulated", "action": "record", "match": {"labels": ["mifid2"]}, "set_labels": ["7y"]},
+        )
+        streams = [Stream("agent", "PCMU", sender_aor=AGENT), Stream("customer", "PCMU", sender_aor=CUSTOMER)]
+        content_type, body = multipart(
+            sdp_offer(streams), metadata_xml([("YQ==", AGENT), ("cA==", CUSTOMER)], streams)
+        )
+        ids = []
+        for headers in (["X-Queue: hr"], ["X-Queue: sales", "X-Recording-Labels: mifid2, <bad>"]):
+            src = TestSrc("127.0.0.1", recorder.port)
+            assert (await as_peer(lambda: src.invite(content_type, body, headers))).status == 200  # noqa: B023
+            ids.append(await recorder.recording_for(src.call_id))
+            assert (await as_peer(src.bye)).status == 200
+            src.close()
+        hr, regulated = [await _ended(recorder, i) for i in ids]
+        assert (hr.status, hr.queue, hr.rule_name) == ("not_recorded", "hr", "HR queue")
+        assert (regulated.queue, regulated.rule_name, regulated.labels) == (
+            "sales",
+            "Regulated",
+            ["7y", "mifid2"],
+        )
+        assert regulated.status != "not_recorded"
+
+
+async def test_an_unrecorded_call_the_recorder_did_not_see_end_is_closed_at_the_next_start(
+    tmp_path: Path, database_url: str
+) -> None:
+    # As a recorder killed during an unrecorded call leaves it: catalogued, never ended.
+    ctx = open_context(make_settings(tmp_path / "data", database_url))
+    try:
+        record = CallRecord(started_at=datetime.now(UTC), source="siprec", sip_call_ids=["lost@src"])
+        rule = {"status": "not_recorded", "rule_name": "HR", "rule_action": "do_not_record"}
+        recording_id = ctx.recordings.begin(record, None, rule)
+    finally:
+        ctx.close()
+    async with start_recorder(tmp_path / "data", database_url) as recorder:
+        recording = await _ended(recorder, recording_id)
+        assert (recording.status, recording.duration_seconds) == ("not_recorded", None)
+        assert recording.manifest_signature is not None
