@@ -30,6 +30,7 @@ def test_documented_commands_exist() -> None:
     for command in (
         ["serve"],
         ["import-audio"],
+        ["import-pcap"],
         ["recordings", "list"],
         ["recordings", "show"],
         ["verify"],
@@ -49,6 +50,9 @@ def test_documented_commands_exist() -> None:
         ["announcements", "add"],
         ["announcements", "list"],
         ["announcements", "remove"],
+        ["assurance", "import"],
+        ["assurance", "reconcile"],
+        ["assurance", "report"],
         ["rules", "add"],
         ["rules", "list"],
         ["rules", "test"],

@@ -37,9 +37,11 @@ import uvicorn
 from callvault.api.app import create_app
 from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
+from callvault.runtime.assurance_sweeper import AssuranceSweeper
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
 from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.passive.live import LiveCapture
 from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
@@ -155,9 +157,11 @@ async def running_server(
     context = await asyncio.to_thread(open_context, settings) if ctx is None else ctx
     sip: SiprecServer | None = None
     media: MediaEngine | None = None
+    live: LiveCapture | None = None
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
     sweeper = RetentionSweeper(context, float(settings.retention_interval))
+    assurance = AssuranceSweeper(context, float(settings.assurance_interval))
     webhooks: WebhookDispatcher | None = None
     try:
         await asyncio.to_thread(audit_settings_at_start, context.catalog, context.access_log, settings)
@@ -177,6 +181,9 @@ async def running_server(
             after_call=MustRecordAlerts(context.catalog, context.alerts).check,
         )
         await media.start()
+        if settings.capture_interfaces:  # passive capture (port mirroring), see runtime/passive/live.py
+            live = LiveCapture(context, media, settings.capture_interfaces, settings.capture_filter)
+            live.start()
         webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)
         await webhooks.start()
         if settings.sip_port or sip_any_port:
@@ -198,7 +205,8 @@ async def running_server(
         sock = _bind_http(settings)
         http_port = int(sock.getsockname()[1])
         calls = CallControl(context, media)
-        http = _http_server(settings, create_app(context, health_extra=health, calls=calls))
+        app = create_app(context, health_extra=health, calls=calls, seal_journal=media.seal_journal)
+        http = _http_server(settings, app)
         http_task = asyncio.create_task(http.serve(sockets=[sock]))
         while not http.started:
             if http_task.done():
@@ -206,12 +214,16 @@ async def running_server(
                 raise RuntimeError("the HTTP server did not start")
             await asyncio.sleep(0.01)
         sweeper.start()
+        assurance.start()
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
         async with audit_checkpoints(context.audit_log, float(settings.audit_checkpoint_seconds)):
             yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await sweeper.stop()
+        if live is not None:
+            await live.stop()  # first: the calls it still follows are sealed by the engine's stop
+        await assurance.stop()
         await _stop(settings, sip, media, http, http_task)
         if webhooks is not None:
             # Last: events of the calls sealed while stopping are queued for the next start.

@@ -24,8 +24,11 @@ from callvault.db.models import Recording, SealLogEntry
 from callvault.services.access_requests import AccessRequestService
 from callvault.services.alerts import AlertService
 from callvault.services.announcements import AnnouncementService
+from callvault.services.assurance import Reconciler
+from callvault.services.assurance_report import AssuranceReport
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
+from callvault.services.call_records import CallRecordStore
 from callvault.services.call_refs import CallRefs
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.deletion import DeletionService
@@ -96,6 +99,10 @@ class ServiceContext:
     disclosure_report: DisclosureReport
     # Call references (recording id, SIP Call-ID, vendor ids) of call-time controls.
     call_refs: CallRefs
+    # Recording assurance: the PBX's call records, their reconciliation, the report.
+    call_records: CallRecordStore
+    assurance: Reconciler
+    assurance_report: AssuranceReport
     # Recording rules: which calls are recorded, sampled, kept on demand or not recorded.
     recording_rules: RecordingRuleStore
 
@@ -204,6 +211,17 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         disclosure=DisclosureChecker(catalog),
         disclosure_report=DisclosureReport(catalog, access_log),
         call_refs=CallRefs(catalog),
+        call_records=CallRecordStore(catalog, directory, access_log, hasher, region),
+        assurance=Reconciler(
+            catalog,
+            alerts,
+            access_log,
+            hasher,
+            region,
+            settings.assurance_match_tolerance,
+            settings.assurance_grace_seconds,
+        ),
+        assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
     )
 

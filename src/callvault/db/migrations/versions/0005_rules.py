@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "rules_0005"
-down_revision = "disclosure_0004"
+down_revision = "assurance_0005"
 branch_labels = None
 depends_on = None
 
