@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from callvault.db.models import AccessEvent, Alert
 from callvault.db.qa_models import QaEvaluation
+from callvault.services.call_record import CallRecord, ParticipantRecord
 from callvault.services.context import ServiceContext
 from tests.qa.conftest import FORM, Api
 from tests.support.vault_calls import seal_call
@@ -221,3 +223,44 @@ def test_calibration_with_three_evaluators(ctx: ServiceContext, qa_api: Api) -> 
     assert alice("GET", f"/qa/calibrations/{calibration_id}/results").status_code == 403
     with ctx.catalog.read() as session:
         assert session.scalar(select(QaEvaluation.id).where(QaEvaluation.calibration_id.is_(None))) is None
+
+
+def test_calibration_scores_stay_hidden_until_you_submit(ctx: ServiceContext, qa_api: Api) -> None:
+    sam, rita, ray = qa_api.as_("sam"), qa_api.as_("rita"), qa_api.as_("ray")
+    form = sam("POST", "/qa/forms", json=FORM).json()
+    recording = seal_call(ctx, agent_aor=ALICE)
+    calibration_id = sam(
+        "POST",
+        "/qa/calibrations",
+        json={"name": "c", "recording_id": recording, "form_id": form["id"], "evaluators": ["rita", "ray"]},
+    ).json()["id"]
+    start = {"recording_id": recording, "form_id": form["id"], "calibration_id": calibration_id}
+    ids = {
+        name: qa_api.as_(name)("POST", "/qa/evaluations", json=start).json()["id"] for name in ("rita", "ray")
+    }
+    assert rita("POST", "/qa/evaluations", json=start).status_code == 409  # one each
+    rita("PUT", f"/qa/evaluations/{ids['rita']}", json={"answers": answers("yes", "yes", 5, "full")})
+    assert rita("POST", f"/qa/evaluations/{ids['rita']}/submit").status_code == 200
+    assert ray("GET", f"/qa/evaluations/{ids['rita']}").status_code == 404  # ray has not submitted
+    assert ids["rita"] not in [e["id"] for e in ray("GET", "/qa/evaluations").json()["items"]]
+    ray("PUT", f"/qa/evaluations/{ids['ray']}", json={"answers": answers("yes", "no", 3, "none")})
+    assert ray("POST", f"/qa/evaluations/{ids['ray']}/submit").status_code == 200
+    assert ray("GET", f"/qa/evaluations/{ids['rita']}").status_code == 200
+    assert sam("GET", f"/qa/evaluations/{ids['ray']}").status_code == 200  # the QA lead, not an evaluator
+
+
+def test_a_call_without_audio_cannot_be_evaluated(ctx: ServiceContext, qa_api: Api) -> None:
+    sam = qa_api.as_("sam")
+    form = sam("POST", "/qa/forms", json=FORM).json()
+    call = CallRecord(
+        started_at=datetime.now(UTC) - timedelta(minutes=5),
+        source="siprec",
+        direction="inbound",
+        participants=[ParticipantRecord(aor=ALICE, role="agent")],
+    )
+    unrecorded = ctx.recordings.begin(call, rule={"name": "no record", "action": "do_not_record"})
+    ctx.recordings.end_without_audio(unrecorded, "not_recorded", datetime.now(UTC), 60.0)
+    refused = sam("POST", "/qa/evaluations", json={"recording_id": unrecorded, "form_id": form["id"]})
+    assert refused.status_code == 409 and "no audio to evaluate" in refused.json()["detail"]
+    clip = sam("POST", "/qa/clips", json={"recording_id": unrecorded, "start": 0, "end": 5, "title": "x"})
+    assert clip.status_code == 409

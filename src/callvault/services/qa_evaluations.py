@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
@@ -172,10 +172,16 @@ class EvaluationService:
             .limit(max(1, min(limit, MAX_PAGE)))
             .offset(max(0, offset))
         )
+        # Drafts and calibration scores of others are not listed (see visible()); calibration
+        # results are read through their session.
+        mine = QaEvaluation.evaluator == principal.username
+        query = query.where(or_(QaEvaluation.calibration_id.is_(None), mine))
         if principal.role is Role.AGENT:
             query = query.where(
                 QaEvaluation.state != State.DRAFT.value, QaEvaluation.calibration_id.is_(None)
             )
+        elif principal.role not in (Role.ADMIN, Role.SUPERVISOR):
+            query = query.where(or_(QaEvaluation.state != State.DRAFT.value, mine))
         if recording_id:
             query = query.where(QaEvaluation.recording_id == recording_id)
         if state:
@@ -259,7 +265,25 @@ def visible(session: Session, principal: Principal, evaluation_id: int, lock: bo
         raise NotFound(f"evaluation {evaluation_id} not found")
     if evaluation.state == State.DRAFT and not own and principal.role not in (Role.ADMIN, Role.SUPERVISOR):
         raise NotFound(f"evaluation {evaluation_id} not found")
+    if evaluation.calibration_id is not None and not own and _calibrating(session, principal, evaluation):
+        raise NotFound(f"evaluation {evaluation_id} not found")  # independence: submit yours first
     return evaluation
+
+
+def _calibrating(session: Session, principal: Principal, evaluation: QaEvaluation) -> bool:
+    """Whether ``principal`` is an evaluator of the evaluation's calibration session who has not
+    submitted their own evaluation yet (and so must not see anyone else's)."""
+    calibration = session.get(QaCalibration, evaluation.calibration_id)
+    if calibration is None or principal.username not in calibration.evaluators:
+        return False
+    submitted = session.scalar(
+        select(QaEvaluation.id).where(
+            QaEvaluation.calibration_id == calibration.id,
+            QaEvaluation.evaluator == principal.username,
+            QaEvaluation.state != State.DRAFT.value,
+        )
+    )
+    return submitted is None
 
 
 def _not_evaluated_yet(session: Session, recording_id: str, form: QaForm) -> None:

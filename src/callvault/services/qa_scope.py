@@ -18,6 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from callvault.db.models import Recording, Team, User
 from callvault.errors import Conflict, InvalidInput, KeyUnavailable
 from callvault.services.access import Action, Principal, Scope, check_recording, require
+from callvault.services.recordings import FINAL_STATUSES
 
 
 def in_scope(principal: Principal, action: Action, team_id: int | None, agent_user_id: int | None) -> bool:
@@ -55,6 +56,9 @@ def evaluable_recording(
         raise Conflict("the call is still being recorded; evaluate it once it has ended")
     if recording.deleted_at is not None or recording.key_destroyed_at is not None:
         raise KeyUnavailable("the recording's audio has been destroyed")
+    if not recording.object_key or recording.status not in FINAL_STATUSES:
+        # Calls a recording rule left unrecorded (not_recorded, not_kept) are catalogued without audio.
+        raise Conflict(f"the call has no audio to evaluate (status {recording.status})")
     return recording
 
 
