@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callvault.errors import ConfigError
 
@@ -116,6 +117,14 @@ def _gate(value: str) -> float | None:
     return level
 
 
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone name (e.g. Europe/Paris)") from None
+    return value
+
+
 def _optional_days(value: str) -> int | None:
     """Empty means none (keep for ever); otherwise a positive number of days."""
     if not value.strip():
@@ -141,6 +150,16 @@ def _networks(value: str) -> tuple[Network, ...]:
         return tuple(ipaddress.ip_network(item, strict=False) for item in items)
     except ValueError as exc:
         raise ValueError(f"not an address or network: {exc}") from None
+
+
+def _optional_networks(value: str) -> tuple[Network, ...]:
+    """Like a network list, but empty means none."""
+    return _networks(value) if value.strip() else ()
+
+
+def _names(value: str) -> tuple[str, ...]:
+    """Comma-separated names (interfaces); empty means none."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 def _role_limits(value: str) -> tuple[tuple[str, int], ...]:
@@ -457,6 +476,35 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "A pause started by keypad digits resumes this many seconds after the last digit.",
     ),
+    # -- passive capture (port mirroring; see runtime/passive) --
+    Setting(
+        "capture_interfaces",
+        _names,
+        "",
+        "Network interfaces to sniff SIP and RTP on (comma-separated, e.g. a mirrored port); empty: no "
+        "live capture. Needs CAP_NET_RAW.",
+    ),
+    Setting(
+        "capture_filter",
+        _text,
+        "",
+        "BPF filter (tcpdump syntax, compiled with libpcap) narrowing the live capture, e.g. "
+        "'host 10.0.0.5 or udp portrange 10000-20000'.",
+    ),
+    Setting(
+        "capture_agent_networks",
+        _optional_networks,
+        "",
+        "PBX-side networks (comma-separated CIDR): in a sniffed call the party in them is the agent when "
+        "the agent directory does not know either party.",
+    ),
+    Setting(
+        "capture_unsignalled",
+        _bool,
+        "false",
+        "Record RTP whose SIP was not seen (capture started mid-call) as unsignalled stream pairs; "
+        "otherwise it is only counted (callvault_capture_unsignalled_packets_total).",
+    ),
     # Recording assurance (call records from the PBX/ACD reconciled with recordings).
     Setting(
         "assurance_match_tolerance",
@@ -475,6 +523,23 @@ SETTINGS: tuple[Setting, ...] = (
         _non_negative_int,
         "300",
         "Seconds between reconciliations of undecided call records inside `callvault serve` (0: off).",
+    ),
+)
+
+SETTINGS += (
+    # Recording rules (services/recording_rules.py).
+    Setting(
+        "site_time_zone",
+        _time_zone,
+        "UTC",
+        "IANA time zone in which recording rules read weekdays and time windows (a rule may name its own).",
+    ),
+    Setting(
+        "on_demand_keep_seconds",
+        _non_negative_int,
+        "300",
+        "Seconds after an on_demand call ends during which POST /api/v1/calls/{ref}/keep still keeps "
+        "its audio; after that it is discarded.",
     ),
 )
 
@@ -548,9 +613,15 @@ class Settings:
     pci_digit_pause: bool
     pci_inband_digits: bool
     pci_digit_resume_seconds: float
+    capture_interfaces: tuple[str, ...]
+    capture_filter: str
+    capture_agent_networks: tuple[Network, ...]
+    capture_unsignalled: bool
     assurance_match_tolerance: float
     assurance_grace_seconds: int
     assurance_interval: int
+    site_time_zone: str
+    on_demand_keep_seconds: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

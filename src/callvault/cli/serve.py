@@ -40,11 +40,13 @@ from callvault.runtime.assurance_sweeper import AssuranceSweeper
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
 from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.passive.live import LiveCapture
 from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
 from callvault.runtime.webhooks.delivery import WebhookDispatcher
 from callvault.services.context import ServiceContext, open_context
+from callvault.services.must_record_alerts import MustRecordAlerts
 from callvault.services.start_audit import audit_settings_at_start
 from callvault.settings import Settings
 from callvault.web.app import create_app
@@ -155,6 +157,7 @@ async def running_server(
     context = await asyncio.to_thread(open_context, settings) if ctx is None else ctx
     sip: SiprecServer | None = None
     media: MediaEngine | None = None
+    live: LiveCapture | None = None
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
     sweeper = RetentionSweeper(context, float(settings.retention_interval))
@@ -175,12 +178,24 @@ async def running_server(
             render_executor=render_executor,
             flush_interval=flush_interval,
             disclosure=context.disclosure,
+            after_call=MustRecordAlerts(context.catalog, context.alerts).check,
         )
         await media.start()
+        if settings.capture_interfaces:  # passive capture (port mirroring), see runtime/passive/live.py
+            live = LiveCapture(context, media, settings.capture_interfaces, settings.capture_filter)
+            live.start()
         webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)
         await webhooks.start()
         if settings.sip_port or sip_any_port:
-            sip = SiprecServer(settings, context.recordings, context.directory, media, clock=sip_clock)
+            sip = SiprecServer(
+                settings,
+                context.recordings,
+                context.directory,
+                media,
+                clock=sip_clock,
+                rules=context.recording_rules,
+                alerts=context.alerts,
+            )
             await sip.start()
         engine = media
 
@@ -190,7 +205,8 @@ async def running_server(
         sock = _bind_http(settings)
         http_port = int(sock.getsockname()[1])
         calls = CallControl(context, media)
-        http = _http_server(settings, create_app(context, health_extra=health, calls=calls))
+        app = create_app(context, health_extra=health, calls=calls, seal_journal=media.seal_journal)
+        http = _http_server(settings, app)
         http_task = asyncio.create_task(http.serve(sockets=[sock]))
         while not http.started:
             if http_task.done():
@@ -205,6 +221,8 @@ async def running_server(
             yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await sweeper.stop()
+        if live is not None:
+            await live.stop()  # first: the calls it still follows are sealed by the engine's stop
         await assurance.stop()
         await _stop(settings, sip, media, http, http_task)
         if webhooks is not None:
