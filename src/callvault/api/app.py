@@ -28,6 +28,7 @@ from callvault.api import (
     routes_auth,
     routes_calls,
     routes_compliance,
+    routes_consent,
     routes_disclosure,
     routes_erasure,
     routes_holds,
@@ -48,6 +49,7 @@ from callvault.errors import (
     TooManyAttempts,
 )
 from callvault.runtime.call_control import CallControl
+from callvault.runtime.consent_control import ConsentControl
 from callvault.services.access import Role
 from callvault.services.audit import current_refusals
 from callvault.services.context import ServiceContext
@@ -60,9 +62,12 @@ RETRY_AFTER_SECONDS = "5"
 
 
 def create_app(
-    ctx: ServiceContext, health_extra: HealthCheck | None = None, calls: CallControl | None = None
+    ctx: ServiceContext,
+    health_extra: HealthCheck | None = None,
+    calls: CallControl | None = None,
+    consent: ConsentControl | None = None,
 ) -> FastAPI:
-    """``calls``: the controls of the recorder's live calls (None: a server that records no calls)."""
+    """``calls``, ``consent``: the controls of the recorder's live calls (None: a server that records none)."""
     app = FastAPI(
         title="callvault",
         version=__version__,
@@ -72,6 +77,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.calls = calls if calls is not None else CallControl(ctx, None)
+    app.state.consent = consent if consent is not None else ConsentControl(ctx, None, app.state.calls)
     app.include_router(routes_recordings.router, prefix="/api/v1")
     app.include_router(routes_auth.router, prefix="/api/v1")
     app.include_router(routes_users.router, prefix="/api/v1")
@@ -82,6 +88,8 @@ def create_app(
     app.include_router(routes_webhooks.router, prefix="/api/v1")
     app.include_router(routes_disclosure.router, prefix="/api/v1")
     app.include_router(routes_calls.router, prefix="/api/v1")
+    app.include_router(routes_consent.calls_router, prefix="/api/v1")
+    app.include_router(routes_consent.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

@@ -39,6 +39,7 @@ from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
+from callvault.runtime.consent_control import ConsentControl
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
@@ -188,7 +189,11 @@ async def running_server(
         sock = _bind_http(settings)
         http_port = int(sock.getsockname()[1])
         calls = CallControl(context, media)
-        http = _http_server(settings, create_app(context, health_extra=health, calls=calls))
+        consent = ConsentControl(context, media, calls)
+        if sip is not None:
+            sip.on_metadata(consent.on_metadata)
+        app = create_app(context, health_extra=health, calls=calls, consent=consent)
+        http = _http_server(settings, app)
         http_task = asyncio.create_task(http.serve(sockets=[sock]))
         while not http.started:
             if http_task.done():

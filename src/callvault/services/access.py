@@ -25,6 +25,7 @@ forbidden, so its existence is not revealed.
 | announcement.view    |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
 | disclosure.report    |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | call.control         |   ✓   |         –          |   team     |     –        |  own  |    –    |
+| consent.manage       |   ✓   |         –          |    –       |     –        |   –   |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
 
@@ -82,6 +83,7 @@ class Action(StrEnum):
     ANNOUNCEMENT_VIEW = "announcement.view"
     DISCLOSURE_REPORT = "disclosure.report"
     CALL_CONTROL = "call.control"
+    CONSENT_MANAGE = "consent.manage"
 
 
 class Scope(StrEnum):
@@ -135,6 +137,7 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.AGENT: Scope.OWN,
         R.INTEGRATION: Scope.ALL,
     },
+    A.CONSENT_MANAGE: {R.ADMIN: Scope.ALL},
 }
 del A, R
 

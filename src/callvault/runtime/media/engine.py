@@ -349,6 +349,13 @@ class MediaEngine:
         """The live call's silences, or None when the call is not live."""
         return self.silencer.status(recording_id) if self.is_live(recording_id) else None
 
+    def mark(self, recording_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Put an event on a live call's timeline now (a consent change); Conflict if it is not live."""
+        if not self.is_live(recording_id):
+            raise Conflict(f"recording {recording_id} is not live")
+        session = self._open(recording_id)
+        session.record_event(CallEvent(kind, max(0.0, self._clock() - session.started_at), data))
+
     def add_silence_listener(self, listener: Listener) -> None:
         """``listener(change)`` on the event loop after every silence starts or ends (audit, alerts)."""
         self.silencer.add_listener(listener)

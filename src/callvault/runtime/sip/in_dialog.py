@@ -169,6 +169,7 @@ class DialogHandler:
                 raise Refusal(488, f"metadata refused: {exc}") from None
             _check_open(call)
             _publish(core, call, events)
+            core.metadata_changed(call)
             changed = True
         elif offer_body.metadata_error:
             log.warning("call %s: metadata update ignored: %s", call.call_id, offer_body.metadata_error)
