@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from callvault.log_format import SafeFormatter, escape_control
 from tests.support.cli import invoke_cli
+from tests.support.ports import rtp_range
 from tests.support.processes import callvault_command, free_port, run_cli, wait_for
 
 
@@ -31,7 +32,7 @@ def env(data_dir: Path, database_url: str) -> dict[str, str]:
         "CALLVAULT_DATABASE_URL": database_url,
         "CALLVAULT_HTTP_PORT": str(free_port()),
         "CALLVAULT_SIP_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "CALLVAULT_RTP_PORTS": "42000-42999",
+        "CALLVAULT_RTP_PORTS": rtp_range(100),
     }
 
 

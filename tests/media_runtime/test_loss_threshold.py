@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from tests.media_runtime.conftest import begin_call, wait_final
 from tests.media_runtime.rtp_send import rtp_packets, send_paced, tone
+from tests.support.ports import rtp_range
 
 from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media.engine import MediaEngine
@@ -61,7 +62,7 @@ async def test_a_stricter_threshold_flags_a_call_the_default_would_pass(
     settings = load_settings(
         env={},
         data_dir=str(tmp_path / "data"),
-        rtp_ports="43000-43999",
+        rtp_ports=rtp_range(200),
         sip_host="127.0.0.1",
         database_url=database_url,
         loss_threshold="0.02",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from callvault.runtime.media.disk_reserve import MB, DiskReserve, watched_volume
 from tests.siprec.conftest import Recorder, as_peer, start_recorder
 from tests.siprec.test_calls import AGENT, CUSTOMER, CallSpec, _check_stereo, _two_party_call
 from tests.support.full_disk import full_disk
+from tests.support.ports import rtp_range
 from tests.support.processes import callvault_command, free_port, wait_for
 from tests.support.test_src import Response, Stream, TestSrc, metadata_xml, multipart, sdp_offer
 
@@ -121,12 +121,11 @@ def _serving(env: dict[str, str], log_path: Path) -> Iterator[None]:
 
 
 def test_serve_with_low_disk_reports_degraded_and_refuses_calls(tmp_path: Path, database_url: str) -> None:
-    low = random.randrange(30000, 50000, 2)
     env = {
         "CALLVAULT_DATA_DIR": str(tmp_path / "data"),
         "CALLVAULT_HTTP_PORT": str(free_port()),
         "CALLVAULT_SIP_PORT": str(free_port()),
-        "CALLVAULT_RTP_PORTS": f"{low}-{low + 100}",
+        "CALLVAULT_RTP_PORTS": rtp_range(100),
         "CALLVAULT_DATABASE_URL": database_url,
         "CALLVAULT_MIN_FREE_DISK_MB": HUGE_RESERVE_MB,
     }

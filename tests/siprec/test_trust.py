@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import random
 import socket
 import ssl
 import struct
@@ -35,6 +34,7 @@ from callvault.settings import load_settings
 from tests.siprec.conftest import Recorder, as_peer, start_recorder
 from tests.siprec.test_calls import AGENT, CUSTOMER, CallSpec, _check_stereo, _two_party_call
 from tests.support.audio import correlation, voice
+from tests.support.ports import rtp_range
 from tests.support.test_src import (
     RtpSender,
     Stream,
@@ -390,28 +390,11 @@ async def test_more_streams_than_allowed_are_refused_with_488_and_hold_no_port(r
     await _until(lambda: recorder.media.ports.in_use == 0, "the ports to be released")
 
 
-def _free_even_range(ports: int) -> tuple[int, int]:
-    """A range of ``ports`` even ports that nothing holds right now."""
-    for _ in range(100):
-        low = random.randrange(50000, 60000, 2)
-        probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(ports)]
-        try:
-            for i, probe in enumerate(probes):
-                probe.bind(("127.0.0.1", low + 2 * i))
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-        return low, low + 2 * (ports - 1)
-    raise AssertionError("no free port range")
-
-
 async def test_running_out_of_rtp_ports_answers_503_and_keeps_serving(
     tmp_path: Path, database_url: str
 ) -> None:
-    low, high = _free_even_range(2)  # room for one two-stream call
-    async with start_recorder(tmp_path / "data", database_url, rtp_ports=f"{low}-{high}") as recorder:
+    ports = rtp_range(2)  # two even ports: room for one two-stream call
+    async with start_recorder(tmp_path / "data", database_url, rtp_ports=ports) as recorder:
         _, content_type, body = _offer()
 
         def first_and_refused() -> tuple[int, int, str | None, str, int]:

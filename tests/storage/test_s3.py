@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable
 
 import pytest
+from tests.support.ports import free_port
 from tests.support.s3server import S3Endpoint
 
 from callvault.errors import ConfigError, NotFound, StorageError
 from callvault.storage.s3 import MiB, S3BlobStore
 
 S3StoreFactory = Callable[..., S3BlobStore]
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_describe_and_repr_hold_no_secret(s3_endpoint: S3Endpoint, s3_store_factory: S3StoreFactory) -> None:
@@ -95,7 +89,7 @@ def test_unreachable_endpoint_is_storage_error_without_secret() -> None:
     with pytest.raises(StorageError) as caught:
         S3BlobStore(
             "offline-bucket",
-            endpoint_url=f"http://127.0.0.1:{_closed_port()}",
+            endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
             region="us-east-1",
             access_key="AKIAEXAMPLE",
             secret_key=secret,

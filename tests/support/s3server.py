@@ -21,7 +21,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -38,10 +37,15 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tests.support.ports import free_ports
+
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 30.0
-STOP_GRACE_S = 2.0  # weed's filer waits 15 s for gRPC streams on SIGTERM; the data is throwaway
+STOP_GRACE_S = 2.0
+# weed's filer waits 15 s for its gRPC streams on SIGTERM, so a graceful stop is a fixed wait
+# of the whole grace; its data is throwaway, so it is killed at once.
+WEED_STOP_GRACE_S = 0.0
 _PROBE_BUCKET = "callvault-probe"
 
 
@@ -79,20 +83,6 @@ class S3ServerUnavailable(RuntimeError):
     pass
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports free right now; held open together so they are distinct."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def find_weed() -> Path | None:
     override = os.environ.get("CALLVAULT_TEST_WEED")
     if override:
@@ -124,11 +114,12 @@ class _Process:
             return ""
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM, and SIGKILL after ``grace_s``; with no grace at once (throwaway data)."""
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
+                os.killpg(self.popen.pid, signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
             try:
-                self.popen.wait(timeout=grace_s)
+                self.popen.wait(timeout=grace_s if grace_s > 0 else 10)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.popen.pid, signal.SIGKILL)
@@ -190,7 +181,7 @@ def _seaweedfs(workdir: Path) -> Iterator[S3Endpoint]:
         )
     )
     config.chmod(0o600)
-    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = ports = _free_ports(8)
+    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = ports = free_ports(8)
     sockets = data if len(str(data)) < 80 else Path(tempfile.mkdtemp(prefix="cvs3"))
     argv = [
         str(weed),
@@ -229,7 +220,7 @@ def _seaweedfs(workdir: Path) -> Iterator[S3Endpoint]:
         log.info("SeaweedFS S3 server ready at %s in %.1f s", endpoint.url, endpoint.startup_s)
         yield endpoint
     finally:
-        process.stop()
+        process.stop(WEED_STOP_GRACE_S)
         for path in _grpc_socket_paths(ports):
             path.unlink(missing_ok=True)
         if sockets != data:
@@ -238,7 +229,7 @@ def _seaweedfs(workdir: Path) -> Iterator[S3Endpoint]:
 
 @contextlib.contextmanager
 def _moto(workdir: Path) -> Iterator[S3Endpoint]:
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     process = _Process(
