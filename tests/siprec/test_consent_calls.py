@@ -214,3 +214,39 @@ class _NoSilence:
 
 
 _NONE = _NoSilence()
+
+
+async def test_the_consent_digit_sets_the_pressing_side_objected(tmp_path: Path, database_url: str) -> None:
+    # PCI digit pauses off (only the consent digit is read) and two capture worker processes
+    # (a press one worker finds reaches the engine through the relay).
+    async with start_recorder(
+        tmp_path / "data", database_url, consent_dtmf_digit="9", pci_digit_pause="false", media_workers="2"
+    ) as recorder:
+        call = await as_peer(lambda: open_call(recorder.port))
+        agent, customer = voice(4.0, RATE, 140.0, seed=15), voice(4.0, RATE, 220.0, seed=16)
+        # The customer presses 1 (nothing), then 9 at 1.5 s: 100 ms each, RFC 4733 events.
+        keys = ((1, 25, 5), (9, 75, 5))
+        lead = await as_peer(lambda: call.send(agent, customer, customer_digits=keys)) - call.answered
+        span = await as_peer(call.hang_up) - call.answered
+        recording_id, audio, detail = await _recorded(recorder, call)
+
+        assert abs(audio.shape[1] / RATE - span) < 0.5
+        start = int(lead * RATE)
+        assert correlation(audio[1][start : start + RATE], customer[:RATE], max_lag=800) > 0.9
+        pauses = [e for e in detail["events"] if e["kind"] == "pause"]
+        assert [(p["data"]["cause"], p["data"]["channels"], p["data"]["source"]) for p in pauses] == [
+            ("consent", "customer", "dtmf")
+        ]
+        pressed = pauses[0]["offset_seconds"]
+        assert lead + 1.5 <= pressed <= lead + 3.0  # after the key, as soon as capture flushed it
+        assert _rms(audio[1], pressed + 0.1, span - 0.1) < 30  # the customer, silent from then on
+        after = audio[0][int((pressed + 0.1) * RATE) : start + 4 * RATE]
+        shift = int((pressed + 0.1) * RATE) - start
+        assert correlation(after, agent[shift:], max_lag=800) > 0.9  # the agent, kept
+        assert [(c["party"], c["state"], c["source"]) for c in detail["consents"]] == [
+            ("customer", "objected", "dtmf")
+        ]
+        assert not [e for e in detail["events"] if e["kind"] == "dtmf" and e["data"]]  # no digit stored
+        assert await asyncio.to_thread(_consent_trail, recorder, recording_id) == [
+            ("system", "ok", "party=customer state=objected source=dtmf"),
+        ]

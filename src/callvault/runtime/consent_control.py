@@ -55,6 +55,8 @@ class ConsentControl:
         # What each live call's metadata last said, per party: a snapshot repeating it changes nothing.
         self._from_metadata: dict[str, dict[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        if engine is not None and ctx.settings.consent_dtmf_digit:
+            engine.add_consent_digit_listener(self.on_digit)
 
     # -- the API --------------------------------------------------------------------------------
 
