@@ -510,6 +510,25 @@ SETTINGS: tuple[Setting, ...] = (
         "objected",
         "The consent state the CALLVAULT_CONSENT_DTMF_DIGIT sets: notified, consented or objected.",
     ),
+    # Recording assurance (call records from the PBX/ACD reconciled with recordings).
+    Setting(
+        "assurance_match_tolerance",
+        _positive_float,
+        "30",
+        "Seconds a call record's start may differ from a recording's to match it by numbers and time.",
+    ),
+    Setting(
+        "assurance_grace_seconds",
+        _non_negative_int,
+        "300",
+        "A call record without a recording counts as missing only this many seconds after the call ended.",
+    ),
+    Setting(
+        "assurance_interval",
+        _non_negative_int,
+        "300",
+        "Seconds between reconciliations of undecided call records inside `callvault serve` (0: off).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -586,6 +605,9 @@ class Settings:
     consent_site_jurisdiction: str
     consent_dtmf_digit: str
     consent_dtmf_state: str
+    assurance_match_tolerance: float
+    assurance_grace_seconds: int
+    assurance_interval: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

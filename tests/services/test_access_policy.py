@@ -162,9 +162,33 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.AUDITOR: "-",
         Role.INTEGRATION: "all",
     },
+    Action.CALL_RECORDS_SUBMIT: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+        Role.INTEGRATION: "all",
+    },
+    Action.ASSURANCE_REPORT: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "team",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "all",
+    },    Action.CONSENT_MANAGE: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "-",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
 }
-# An integration account (a CTI or payment system's service account) controls live calls and
-# nothing else: every cell it is not written into above is "-".
+# An integration account (a CTI or payment system's service account) controls live calls, sends
+# call records and nothing else: every cell it is not written into above is "-".
 
 CELLS = [(action, role) for action in Action for role in Role]
 

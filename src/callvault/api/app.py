@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callvault import __version__
 from callvault.api import (
+    routes_assurance,
     routes_auth,
     routes_calls,
     routes_compliance,
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(routes_calls.router, prefix="/api/v1")
     app.include_router(routes_consent.calls_router, prefix="/api/v1")
     app.include_router(routes_consent.router, prefix="/api/v1")
+    app.include_router(routes_assurance.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

@@ -1,4 +1,5 @@
-"""``callvault`` commands: serve, import-audio, recordings, verify, keys, admin, webhooks, announcements, demo, settings."""
+"""``callvault`` commands: serve, import-audio, recordings, verify, keys, admin, webhooks, announcements,
+assurance, demo, settings."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from callvault.cli import evidence_cmd
 from callvault.cli.announcements import announcements_app
+from callvault.cli.assurance_cmd import assurance_app
 from callvault.cli.audit_cmd import audit_app
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
 from callvault.cli.demo_setup import ensure_demo_agent
@@ -46,6 +48,7 @@ app.add_typer(erasure_app, name="erasure")
 app.command("verify-certificate")(verify_certificate_command)
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(announcements_app, name="announcements")
+app.add_typer(assurance_app, name="assurance")
 out = Console()
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}

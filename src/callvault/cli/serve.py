@@ -37,6 +37,7 @@ import uvicorn
 from callvault.api.app import create_app
 from callvault.errors import ConfigError
 from callvault.log_format import configure_logging
+from callvault.runtime.assurance_sweeper import AssuranceSweeper
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
 from callvault.runtime.consent_control import ConsentControl
@@ -158,6 +159,7 @@ async def running_server(
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
     sweeper = RetentionSweeper(context, float(settings.retention_interval))
+    assurance = AssuranceSweeper(context, float(settings.assurance_interval))
     webhooks: WebhookDispatcher | None = None
     try:
         await asyncio.to_thread(audit_settings_at_start, context.catalog, context.access_log, settings)
@@ -201,12 +203,14 @@ async def running_server(
                 raise RuntimeError("the HTTP server did not start")
             await asyncio.sleep(0.01)
         sweeper.start()
+        assurance.start()
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
         async with audit_checkpoints(context.audit_log, float(settings.audit_checkpoint_seconds)):
             yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await sweeper.stop()
+        await assurance.stop()
         await _stop(settings, sip, media, http, http_task)
         if webhooks is not None:
             # Last: events of the calls sealed while stopping are queued for the next start.

@@ -26,6 +26,8 @@ forbidden, so its existence is not revealed.
 | disclosure.report    |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | call.control         |   ✓   |         –          |   team     |     –        |  own  |    –    |
 | consent.manage       |   ✓   |         –          |    –       |     –        |   –   |    –    |
+| call_records.submit  |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
+| assurance.report     |   ✓   |         ✓          |   team     |     –        |   –   |    ✓    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
 
@@ -33,6 +35,8 @@ forbidden, so its existence is not revealed.
 keep, consent): the call's agent, their supervisor and admins; and the
 ``integration`` role, a service account whose tokens a CTI or payment system
 uses for every call and which may do nothing else (no search, no audio).
+``call_records.submit`` (the PBX/ACD's call records for recording assurance,
+and reconciling them) is also open to the ``integration`` role.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class Action(StrEnum):
     DISCLOSURE_REPORT = "disclosure.report"
     CALL_CONTROL = "call.control"
     CONSENT_MANAGE = "consent.manage"
+    CALL_RECORDS_SUBMIT = "call_records.submit"
+    ASSURANCE_REPORT = "assurance.report"
 
 
 class Scope(StrEnum):
@@ -138,6 +144,14 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.INTEGRATION: Scope.ALL,
     },
     A.CONSENT_MANAGE: {R.ADMIN: Scope.ALL},
+    # Recording assurance: the PBX's call records in, the report out.
+    A.CALL_RECORDS_SUBMIT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.INTEGRATION: Scope.ALL},
+    A.ASSURANCE_REPORT: {
+        R.ADMIN: Scope.ALL,
+        R.COMPLIANCE_OFFICER: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.AUDITOR: Scope.ALL,
+    },
 }
 del A, R
 

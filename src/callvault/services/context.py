@@ -24,8 +24,11 @@ from callvault.db.models import Recording, SealLogEntry
 from callvault.services.access_requests import AccessRequestService
 from callvault.services.alerts import AlertService
 from callvault.services.announcements import AnnouncementService
+from callvault.services.assurance import Reconciler
+from callvault.services.assurance_report import AssuranceReport
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
+from callvault.services.call_records import CallRecordStore
 from callvault.services.call_refs import CallRefs
 from callvault.services.consent import ConsentStates
 from callvault.services.decoder_sandbox import DecoderSandbox
@@ -100,6 +103,10 @@ class ServiceContext:
     # Consent and jurisdiction: the requirements table in force, each party's consent state.
     jurisdictions: JurisdictionTable
     consent: ConsentStates
+    # Recording assurance: the PBX's call records, their reconciliation, the report.
+    call_records: CallRecordStore
+    assurance: Reconciler
+    assurance_report: AssuranceReport
 
     def close(self) -> None:
         self.importer.close()
@@ -216,6 +223,15 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         call_refs=CallRefs(catalog),
         jurisdictions=jurisdictions,
         consent=ConsentStates(catalog, access_log, region),
+        call_records=CallRecordStore(catalog, directory, access_log, region),
+        assurance=Reconciler(
+            catalog,
+            alerts,
+            access_log,
+            settings.assurance_match_tolerance,
+            settings.assurance_grace_seconds,
+        ),
+        assurance_report=AssuranceReport(catalog, access_log),
     )
 
 
