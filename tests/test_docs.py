@@ -56,6 +56,11 @@ def test_documented_commands_exist() -> None:
         ["assurance", "import"],
         ["assurance", "reconcile"],
         ["assurance", "report"],
+        ["rules", "add"],
+        ["rules", "list"],
+        ["rules", "test"],
+        ["rules", "update"],
+        ["rules", "remove"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

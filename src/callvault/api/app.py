@@ -35,6 +35,7 @@ from callvault.api import (
     routes_holds,
     routes_recordings,
     routes_retention,
+    routes_rules,
     routes_users,
     routes_webhooks,
 )
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(routes_consent.calls_router, prefix="/api/v1")
     app.include_router(routes_consent.router, prefix="/api/v1")
     app.include_router(routes_assurance.router, prefix="/api/v1")
+    app.include_router(routes_rules.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

@@ -59,6 +59,19 @@ async def pause_call(ref: Ref, request: Request) -> dict[str, Any]:
 
 
 @router.post(
+    "/{ref}/keep",
+    summary="Keep an on-demand call's audio",
+    description="For calls an `on_demand` recording rule holds in the encrypted spool: during the call or "
+    "up to CALLVAULT_ON_DEMAND_KEEP_SECONDS after it; otherwise the audio is discarded and the call "
+    "catalogued `not_kept`. Answers `recording_id`, `recording_ids`, `live`, `state` (`kept`), `kept_at`. "
+    "409 for a call not recorded on demand, one whose keep time has passed, or one not recorded.",
+)
+async def keep_call(ref: Ref, request: Request) -> dict[str, Any]:
+    caller = await run_in_threadpool(principal, request)
+    return await _calls(request).keep(caller, ref)
+
+
+@router.post(
     "/{ref}/resume",
     summary="End a PCI pause",
     description="409 when the call is not paused by a request (a pause on keypad digits ends by itself). "

@@ -27,6 +27,7 @@ from callvault.cli.retention import (
     retention_app,
     verify_certificate_command,
 )
+from callvault.cli.rules import rules_app
 from callvault.cli.webhooks import webhooks_app
 from callvault.errors import InvalidInput
 from callvault.services.call_record import IngestSource
@@ -51,6 +52,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(announcements_app, name="announcements")
 app.add_typer(assurance_app, name="assurance")
 app.add_typer(consent_app, name="consent")
+app.add_typer(rules_app, name="rules")
 out = Console()
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}

@@ -90,6 +90,8 @@ class Action(StrEnum):
     CONSENT_MANAGE = "consent.manage"
     CALL_RECORDS_SUBMIT = "call_records.submit"
     ASSURANCE_REPORT = "assurance.report"
+    RULES_VIEW = "recording_rules.view"
+    RULES_MANAGE = "recording_rules.manage"
 
 
 class Scope(StrEnum):
@@ -137,6 +139,8 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.ANNOUNCEMENT_MANAGE: {R.ADMIN: Scope.ALL},
     A.ANNOUNCEMENT_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
     A.DISCLOSURE_REPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.RULES_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
+    A.RULES_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.CALL_CONTROL: {
         R.ADMIN: Scope.ALL,
         R.SUPERVISOR: Scope.TEAM,

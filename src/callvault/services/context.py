@@ -46,6 +46,7 @@ from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
 from callvault.services.playback import PlaybackService
 from callvault.services.recording_labels import RecordingLabels
+from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
@@ -107,6 +108,8 @@ class ServiceContext:
     call_records: CallRecordStore
     assurance: Reconciler
     assurance_report: AssuranceReport
+    # Recording rules: which calls are recorded, sampled, kept on demand or not recorded.
+    recording_rules: RecordingRuleStore
 
     def close(self) -> None:
         self.importer.close()
@@ -232,6 +235,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             settings.assurance_grace_seconds,
         ),
         assurance_report=AssuranceReport(catalog, access_log),
+        recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
     )
 
 

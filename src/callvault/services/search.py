@@ -29,7 +29,8 @@ from callvault.services.disclosure_report import disclosure_condition, disclosur
 from callvault.services.manifest import iso
 from callvault.services.phone import normalise_number
 
-STATUSES = ("recording", "complete", "incomplete", "interrupted", "deleted")
+# not_recorded / not_kept: calls catalogued without audio by a recording rule (services/recording_rules.py).
+STATUSES = ("recording", "complete", "incomplete", "interrupted", "deleted", "not_recorded", "not_kept")
 SORTS = {
     "started_at": Recording.started_at,
     "duration": Recording.duration_seconds,
@@ -199,6 +200,8 @@ class RecordingCatalog:
             "disclosure": disclosure_view(session, r.id),
             "consent_requirement": r.consent_requirement,
             "consent_state": r.consent_state,
+            "rule": r.rule_name,
+            "rule_action": r.rule_action,
         }
 
     def _detail(self, session: Session, r: Recording) -> dict[str, Any]:
