@@ -99,6 +99,15 @@ def test_records_are_idempotent_on_the_pbx_call_id_and_a_correction_is_reconcile
     assert _outcomes(ctx)["c-2"] == ("recorded_complete", recording, "sip_call_id")
     with ctx.catalog.read() as session:
         assert session.scalar(select(func.count()).select_from(ExpectedCall)) == 2
+        # No second copy of customers' numbers: only keyed hashes, the same for every spelling.
+        stored = [str(v) for r in session.scalars(select(ExpectedCall)) for v in vars(r).values()]
+        assert not any("5550199" in v for v in stored)
+        hashes = {r.calling_hash for r in session.scalars(select(ExpectedCall))}
+        assert len(hashes) == 1 and len(next(iter(hashes)) or "") == 64
+    spelled = ctx.call_records.store(ADMIN, [_record("c-3", calling_number="tel:(415) 555-0199")], "test")
+    with ctx.catalog.read() as session:
+        row = session.get(ExpectedCall, spelled.ids[0])
+        assert row is not None and row.calling_hash in hashes
     details = [e.detail for e in ctx.access_log.list(ADMIN, limit=100) if e.action == "call_records_import"]
     assert "source=test received=2 created=0 updated=0 unchanged=2" in details
     assert not any(CUSTOMER in (e.detail or "") for e in ctx.access_log.list(ADMIN, limit=1000))

@@ -36,6 +36,7 @@ from prometheus_client import Gauge
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
+from callvault.crypto.personal_hash import PersonalHasher
 from callvault.db.assurance_models import ExpectedCall
 from callvault.db.catalog import Catalog
 from callvault.db.models import Call, CallIdentifier, Recording, User
@@ -49,6 +50,7 @@ from callvault.services.alerts import (
 )
 from callvault.services.assurance_match import Candidate, Expected, Match, match_calls
 from callvault.services.audit import AccessLog
+from callvault.services.call_records import number_hash
 from callvault.services.manifest import iso
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,8 @@ class Reconciler:
         catalog: Catalog,
         alerts: AlertService,
         access_log: AccessLog,
+        hasher: PersonalHasher,
+        region: str,
         tolerance_seconds: float,
         grace_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -130,6 +134,8 @@ class Reconciler:
         self._catalog = catalog
         self._alerts = alerts
         self._log = access_log
+        self._hasher = hasher
+        self._region = region
         self._tolerance = timedelta(seconds=tolerance_seconds)
         self._grace = timedelta(seconds=grace_seconds)
         self._clock = clock
@@ -222,7 +228,7 @@ class Reconciler:
                 row.id,
                 _aware(row.started_at),
                 frozenset(v for v in (row.pbx_call_id, row.sip_call_id, row.vendor_call_id) if v),
-                frozenset(n for n in (row.calling_number, row.called_number) if n),
+                frozenset(h for h in (row.calling_hash, row.called_hash) if h),
                 row.agent_user_id,
             )
             for row in rows
@@ -255,7 +261,7 @@ class Reconciler:
                 _aware(r.started_at),
                 r.status,
                 identifiers.get(r.call_id, {}),
-                frozenset(n for n in (calling, called, r.customer_number) if n),
+                self._hashes(calling, called, r.customer_number),
                 r.agent_user_id,
             )
             for r, calling, called in recordings
@@ -271,6 +277,10 @@ class Reconciler:
             if rid is not None
         )
         return match_calls(expected, candidates, self._tolerance, claimed)
+
+    def _hashes(self, *numbers: str | None) -> frozenset[str]:
+        """A recording's numbers as call records keep them (keyed hashes), to compare."""
+        return frozenset(h for n in numbers if (h := number_hash(self._hasher, n, self._region)))
 
     @staticmethod
     def _recording_facts(

@@ -499,6 +499,25 @@ class MediaEngine:
         finally:
             metrics.FINALISE_BACKLOG.dec()
 
+    # -- journals written by passive capture (see runtime/passive) --------------
+
+    def seal_journal(
+        self, journal: Path, key: bytes, ended_at: float, status: FinalStatus
+    ) -> asyncio.Future[bool]:
+        """Render a closed journal whole and seal it, as recovery does; stop() waits for it."""
+        job = asyncio.ensure_future(self._seal_journal(journal, key, ended_at, status))
+        self._tasks.add(job)
+        job.add_done_callback(self._tasks.discard)
+        return job
+
+    async def _seal_journal(self, journal: Path, key: bytes, ended_at: float, status: FinalStatus) -> bool:
+        metrics.FINALISE_BACKLOG.inc()
+        try:
+            rendered = await self.schedule.render_whole(journal, key, ended_at)
+            return await self.sealer.seal(journal, rendered, status)
+        finally:
+            metrics.FINALISE_BACKLOG.dec()
+
     # -- every second ----------------------------------------------------------
 
     async def _tick(self) -> None:
