@@ -218,7 +218,7 @@ def test_the_migration_moves_stored_consent_to_the_new_vocabulary(ctx: ServiceCo
     config.set_main_option("script_location", str(_MIGRATIONS))
     with ctx.catalog.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "rules_0005")
+        command.downgrade(config, "qm_0005")
         for recording_id, state in ((granted, "granted"), (refused, "refused"), (withdrawn, "withdrawn")):
             connection.execute(
                 text("UPDATE recordings SET consent_state = :state WHERE id = :id"),

@@ -1,7 +1,7 @@
 """consent and jurisdiction: each call's consent requirement, each party's consent state
 
 Revision ID: consent_0005
-Revises: rules_0005
+Revises: qm_0005
 
 Recordings gain ``consent_requirement`` (searchable), participants their
 ``jurisdiction``; two new tables hold the administrators' edits of the
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "consent_0005"
-down_revision = "rules_0005"
+down_revision = "qm_0005"
 branch_labels = None
 depends_on = None
 
