@@ -250,3 +250,45 @@ async def test_the_consent_digit_sets_the_pressing_side_objected(tmp_path: Path,
         assert await asyncio.to_thread(_consent_trail, recorder, recording_id) == [
             ("system", "ok", "party=customer state=objected source=dtmf"),
         ]
+
+
+async def test_an_agents_objection_silences_the_agent_until_they_consent(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with start_recorder(tmp_path / "data", database_url) as recorder:
+        token = await asyncio.to_thread(recorder.ctx.users.create_token, ADMIN, "alice", "desk")
+        call = await as_peer(lambda: open_call(recorder.port))
+        agent, customer = voice(3.0, RATE, 140.0, seed=17), voice(3.0, RATE, 220.0, seed=18)
+
+        def consent(state: str) -> dict[str, Any]:
+            body = {"state": state, "party": "agent"}
+            response = _api(recorder, token, "POST", f"calls/{call.call_id}/consent", body)
+            assert response.status_code == 200, response.text
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        lead = await as_peer(lambda: call.send(agent[:RATE], customer[:RATE])) - call.answered
+        assert (await asyncio.to_thread(consent, "objected"))["silenced"] == "agent"
+        await as_peer(lambda: call.send(agent[RATE : 2 * RATE], customer[RATE : 2 * RATE]))
+        back = await asyncio.to_thread(consent, "consented")
+        assert back["silenced"] is None and back["consent_state"] == "consented"
+        resumed_at = time.monotonic() - call.answered
+        await as_peer(lambda: call.send(agent[2 * RATE :], customer[2 * RATE :]))
+        span = await as_peer(call.hang_up) - call.answered
+        _, audio, detail = await _recorded(recorder, call)
+
+        assert abs(audio.shape[1] / RATE - span) < 0.5
+        marks = [e for e in detail["events"] if e["kind"] in ("pause", "resume")]
+        assert [(e["kind"], e["data"]["channels"], e["data"].get("reason")) for e in marks] == [
+            ("pause", "agent", None),
+            ("resume", "agent", "consent_changed"),
+        ]
+        assert marks[1]["offset_seconds"] <= resumed_at + 0.1
+        # The recording places audio by its RTP timestamps, which run on from one burst sent to
+        # the next: the second second of audio is the one sent while the agent objected.
+        start = int(lead * RATE)
+        assert _rms(audio[0], lead + 1.1, lead + 1.9) < 30  # the agent, silent while objecting
+        # The customer is kept throughout, and the agent again once they consented.
+        assert correlation(audio[1][start : start + 3 * RATE], customer, max_lag=800) > 0.9
+        tail = audio[0][start + 2 * RATE + 800 : start + 3 * RATE]
+        assert correlation(tail, agent[2 * RATE + 800 :], max_lag=800) > 0.9
