@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from callvault.api.app import create_app
 from callvault.db.catalog import _MIGRATIONS
 from callvault.db.models import AccessEvent, Participant, Recording
+from callvault.errors import InvalidInput
 from callvault.services.call_record import CallRecord, ParticipantRecord
 from callvault.services.context import ServiceContext, open_context
 from tests.api.conftest import auth
@@ -249,3 +250,17 @@ def test_the_migration_moves_stored_consent_to_the_new_vocabulary(ctx: ServiceCo
         }
     finally:
         upgraded.close()
+
+
+def test_a_participant_named_by_number_is_stored_in_e164_and_masked_in_the_audit(ctx: ServiceContext) -> None:
+    recording_id = _call(ctx, "+14155550100", "+12125550100")
+    change = ctx.consent.set(ADMIN, recording_id, "(212) 555-0100", "objected", "api")
+    assert change.party == "+12125550100" and change.side == "customer"
+    assert change.objecting_sides == frozenset({"customer"}) and change.call_state == "objected"
+    again = ctx.consent.set(ADMIN, recording_id, "customer", "consented", "api")
+    assert again.previous is None and again.call_state == "objected"  # the New York party still objects
+    with pytest.raises(InvalidInput, match="neither customer, agent nor a participant"):
+        ctx.consent.set(ADMIN, recording_id, "+4930123456", "objected", "api")
+    details = [d for _, _, _, d in _trail(ctx, "call_consent")]
+    assert details[1] == "party=customer state=consented source=api"
+    assert "2125550100" not in details[0] and details[0].endswith("state=objected source=api")

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from callvault.db.models import AccessEvent
@@ -62,6 +63,11 @@ def _consent_trail(recorder: Recorder, recording_id: str) -> list[tuple[str, str
             .order_by(AccessEvent.seq)
         ).all()
     return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def _counted(state: str, source: str) -> float:
+    labels = {"state": state, "source": source}
+    return REGISTRY.get_sample_value("callvault_consent_changes_total", labels) or 0.0
 
 
 def _metadata(customer_state: str | None) -> str:
@@ -166,6 +172,7 @@ async def test_an_objection_by_api_silences_the_customer_of_a_california_call(
 async def test_the_srcs_metadata_extension_sets_consent_and_an_objection_silences_all(
     tmp_path: Path, database_url: str
 ) -> None:
+    objections = _counted("objected", "metadata")
     async with start_recorder(tmp_path / "data", database_url, consent_objection="all") as recorder:
         call = await as_peer(lambda: _open_with_metadata(recorder.port, "notified"))
         agent, customer = voice(3.0, RATE, 140.0, seed=13), voice(3.0, RATE, 220.0, seed=14)
@@ -183,6 +190,7 @@ async def test_the_srcs_metadata_extension_sets_consent_and_an_objection_silence
         await as_peer(lambda: call.send(agent[RATE:], customer[RATE:]))
         span = await as_peer(call.hang_up) - call.answered
         recording_id, audio, detail = await _recorded(recorder, call)
+        assert _counted("objected", "metadata") == objections + 1  # once, though sent three times
 
         assert abs(audio.shape[1] / RATE - span) < 0.5
         start = int(lead * RATE)

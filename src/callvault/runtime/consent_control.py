@@ -30,6 +30,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from prometheus_client import Counter
+
 from callvault.errors import CallvaultError, Conflict, InvalidInput
 from callvault.runtime.call_control import CallControl
 from callvault.runtime.media.engine import MediaEngine
@@ -44,6 +46,11 @@ log = logging.getLogger(__name__)
 
 CAUSE = "consent"
 EVENT = "consent"
+CHANGES = Counter(
+    "callvault_consent_changes",
+    "Consent states set on live calls, by state and source (api, metadata, dtmf).",
+    ["state", "source"],
+)
 
 
 class ConsentControl:
@@ -125,6 +132,7 @@ class ConsentControl:
         change = await asyncio.to_thread(self._ctx.consent.set, principal, recording_id, party, state, source)
         if self._engine is None or not self._engine.is_live(recording_id):
             raise Conflict("cannot set the consent of the call: it has ended")
+        CHANGES.labels(state=state, source=source).inc()
         data = {"party": shown(change.party), "state": state, "source": source, "by": principal.username}
         try:
             self._engine.mark(recording_id, EVENT, data)
