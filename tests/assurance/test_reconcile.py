@@ -152,3 +152,13 @@ def test_an_agent_the_pbx_did_not_name_is_taken_from_the_recording(ctx: ServiceC
     with ctx.catalog.read() as session:
         row = session.scalar(select(ExpectedCall))
         assert row is not None and row.agent_user_id is not None and row.team_id is not None
+
+
+def test_a_batch_larger_than_one_chunk_is_reconciled_whole(ctx: ServiceContext) -> None:
+    recording = catalogue(ctx, Catalogued(identifiers={"sip_call_id": "last@sbc"}))
+    records = [_record(f"c-{i}", T0 + timedelta(minutes=i), calling_number=None) for i in range(1200)]
+    records[-1] = _record("c-1199", T0 + timedelta(minutes=1199), calling_number=None, sip_call_id="last@sbc")
+    result = _load(ctx, records)
+    assert result["reconciled"] == 1200
+    assert result["outcomes"]["missing"] == 1199 and result["outcomes"]["recorded_complete"] == 1
+    assert _outcomes(ctx)["c-1199"] == ("recorded_complete", recording, "sip_call_id")

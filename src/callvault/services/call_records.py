@@ -14,6 +14,7 @@ appear in no log line and no audit entry.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from callvault.services.directory import AgentDirectory
 from callvault.services.phone import normalise_number
 
 PENDING = "pending"
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _CHUNK = 500  # ids per IN (...) lookup
 _VALUES = (
     "started_at",
@@ -66,7 +68,9 @@ def number_hash(hasher: PersonalHasher, raw: str | None, region: str) -> str | N
     """The keyed hash a number is stored and compared as (E.164 first where it is a number)."""
     if not raw:
         return None
-    return hasher.digest("phone", normalise_number(raw, region) or raw.strip())
+    # Already E.164 (as the catalogue stores numbers): what normalising would give, without its cost.
+    e164 = raw if _E164.match(raw) else normalise_number(raw, region)
+    return hasher.digest("phone", e164 or raw.strip())
 
 
 class CallRecordStore:
