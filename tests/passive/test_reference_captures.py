@@ -15,11 +15,19 @@ from callvault.services.context import ServiceContext
 from tests.support.reference import corpus_names
 
 # Calls each capture holds (answered INVITE dialogs), as read in Wireshark's VoIP calls view.
-ANSWERED = {"sip-rtp-g726.pcap": 8, "sip-rtp-l16.pcap": 4, "sip-rtp-speex.pcap": 3, "aaa.pcap": 0, "ipip.pcap": 0}
+ANSWERED = {
+    "sip-rtp-g726.pcap": 8,
+    "sip-rtp-l16.pcap": 4,
+    "sip-rtp-speex.pcap": 3,
+    "aaa.pcap": 0,
+    "ipip.pcap": 0,
+}
 
 
 @pytest.mark.parametrize("name", corpus_names("pcaps"))
-def test_reference_capture_imports_without_errors(reference_dir: Path, ctx: ServiceContext, name: str) -> None:
+def test_reference_capture_imports_without_errors(
+    reference_dir: Path, ctx: ServiceContext, name: str
+) -> None:
     path = reference_dir / name
     source = IngestSource("import", user="test")
 

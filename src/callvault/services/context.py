@@ -43,6 +43,7 @@ from callvault.services.key_epochs import KeyEpochs
 from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
 from callvault.services.playback import PlaybackService
+from callvault.services.qa import QaServices, open_qa
 from callvault.services.recording_labels import RecordingLabels
 from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recordings import RecordingService
@@ -105,6 +106,8 @@ class ServiceContext:
     assurance_report: AssuranceReport
     # Recording rules: which calls are recorded, sampled, kept on demand or not recorded.
     recording_rules: RecordingRuleStore
+    # Quality management: forms, evaluations, disputes, calibration, scorecards, coaching.
+    qa: QaServices
 
     def close(self) -> None:
         self.importer.close()
@@ -223,6 +226,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         ),
         assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
+        qa=open_qa(catalog, access_log, alerts, playback),
     )
 
 

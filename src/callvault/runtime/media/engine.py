@@ -71,7 +71,7 @@ from callvault.runtime.media.render_schedule import RENDER_STEP, RenderSchedule
 from callvault.runtime.media.sealing import SEAL_RETRY_SECONDS, Sealer
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.silencing import Channels, Listener, Silencer, SilenceStatus
-from callvault.runtime.media.unrecorded import UnrecordedCalls, UnrecordedSession
+from callvault.runtime.media.unrecorded import UnrecordedCalls, UnrecordedSession, drain
 from callvault.services.call_record import CallEvent, FinalStatus
 from callvault.services.disclosure_check import DisclosureChecker
 from callvault.services.recordings import RecordingService
@@ -336,6 +336,28 @@ class MediaEngine:
     def open_unrecorded(self, recording_id: str, started_at: float) -> UnrecordedSession:
         """A call answered and watched for its end, whose audio is never written (not even spooled)."""
         return self.unrecorded.open(recording_id, started_at, self._clock())
+
+    def record_unrecorded(
+        self,
+        recording_id: str,
+        streams: list[tuple[str, list[CodecSpec], int, str | None, object | None, bool]],
+    ) -> MediaSession:
+        """Start capturing a call so far left unrecorded (a must-record agent joined), on the ports
+        it already has: ``streams`` are (label, codecs, channel, participant aor, srtp, on hold)."""
+        unrecorded = self.unrecorded.close(recording_id)
+        if unrecorded is None:
+            raise Conflict(f"recording {recording_id} is not an unrecorded live call")
+        sockets = {label: stream.sock for label, stream in unrecorded.streams.items()}
+        for sock in sockets.values():
+            drain(sock)  # what queued before this moment stays unrecorded
+        session = self.open_session(recording_id, unrecorded.started_at)
+        for label, codecs, channel, aor, srtp, on_hold in streams:
+            self.add_stream(recording_id, label, codecs, channel, aor, srtp, sockets.pop(label, None))
+            if on_hold:
+                self.update_stream(recording_id, label, on_hold=True)
+        for sock in sockets.values():
+            self.ports.release(sock)
+        return session
 
     def is_unrecorded_live(self, recording_id: str) -> bool:
         return self.unrecorded.is_live(recording_id)

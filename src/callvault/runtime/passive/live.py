@@ -30,7 +30,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from callvault.errors import ConfigError
 from callvault.runtime.media.engine import MediaEngine
@@ -89,6 +89,45 @@ def kernel_drops(sock: socket.socket) -> int:
     return int(drops)
 
 
+def capture_loop(
+    sockets: dict[str, socket.socket],
+    frame: Callable[[float, int, bytes], None],
+    stop: threading.Event,
+    each_second: Callable[[float], None],
+) -> None:
+    """Read every socket until ``stop``: each frame to ``frame``, ``each_second`` about once a second.
+
+    The hot path: one epoll wake-up drains a socket, frames stamped with the
+    wake-up's time; the sent copy of a loopback frame is skipped.
+    """
+    poller = select.epoll()
+    by_fd = {sock.fileno(): sock for sock in sockets.values()}
+    for fd in by_fd:
+        poller.register(fd, select.EPOLLIN)
+    buffer = bytearray(MAX_FRAME)
+    view = memoryview(buffer)
+    next_tick = time.time() + 1.0
+    try:
+        while not stop.is_set():
+            for fd, _ in poller.poll(0.2):
+                recv = by_fd[fd].recvfrom_into
+                now = time.time()
+                while True:
+                    try:
+                        size, address = recv(buffer)
+                    except BlockingIOError:
+                        break
+                    if address[2] == PACKET_OUTGOING and address[3] == ARPHRD_LOOPBACK:
+                        continue
+                    frame(now, LINKTYPE_ETHERNET, bytes(view[:size]))
+            now = time.time()
+            if now >= next_tick:
+                next_tick = now + 1.0
+                each_second(now)
+    finally:
+        poller.close()
+
+
 class LiveCapture:
     def __init__(
         self, ctx: ServiceContext, engine: MediaEngine, interfaces: Sequence[str], bpf: str = ""
@@ -145,36 +184,17 @@ class LiveCapture:
             )
 
     def _run(self) -> None:
-        poller = select.epoll()
-        by_fd = {sock.fileno(): (name, sock) for name, sock in self._sockets.items()}
-        for fd in by_fd:
-            poller.register(fd, select.EPOLLIN)
-        buffer = bytearray(MAX_FRAME)
-        view = memoryview(buffer)
-        frame = self.recorder.frame
-        next_tick = time.time() + 1.0
         reported = dict(self.recorder.counts)
+
+        def each_second(now: float) -> None:
+            nonlocal reported
+            reported = self._each_second(now, reported)
+
         try:
-            while not self._stop.is_set():
-                for fd, _ in poller.poll(0.2):
-                    sock = by_fd[fd][1]
-                    now = time.time()
-                    while True:  # drain the socket: one wake-up, many frames
-                        try:
-                            size, address = sock.recvfrom_into(buffer)
-                        except BlockingIOError:
-                            break
-                        if address[2] == PACKET_OUTGOING and address[3] == ARPHRD_LOOPBACK:
-                            continue
-                        frame(now, LINKTYPE_ETHERNET, bytes(view[:size]))
-                now = time.time()
-                if now >= next_tick:
-                    next_tick = now + 1.0
-                    reported = self._each_second(now, reported)
+            capture_loop(self._sockets, self.recorder.frame, self._stop, each_second)
         except Exception:
             log.exception("live capture stopped by an error; calls in progress are sealed as interrupted")
         finally:
-            poller.close()
             self.recorder.finish()
 
     def _each_second(self, now: float, reported: dict[str, int]) -> dict[str, int]:
