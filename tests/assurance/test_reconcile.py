@@ -3,6 +3,7 @@ idempotent records, grace, late recordings, deduplicated must-record alerts, gau
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -162,3 +163,13 @@ def test_a_batch_larger_than_one_chunk_is_reconciled_whole(ctx: ServiceContext) 
     assert result["reconciled"] == 1200
     assert result["outcomes"]["missing"] == 1199 and result["outcomes"]["recorded_complete"] == 1
     assert _outcomes(ctx)["c-1199"] == ("recorded_complete", recording, "sip_call_id")
+
+
+def test_the_same_batch_sent_at_once_from_several_connections_is_stored_once(ctx: ServiceContext) -> None:
+    batch = [_record(f"race-{i}", T0 + timedelta(minutes=i)) for i in range(50)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: ctx.call_records.store(ADMIN, batch, "test"), range(4)))
+    assert sum(r.created for r in results) == 50
+    assert sum(r.unchanged for r in results) == 150
+    with ctx.catalog.read() as session:
+        assert session.scalar(select(func.count()).select_from(ExpectedCall)) == 50
