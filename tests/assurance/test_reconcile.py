@@ -173,3 +173,17 @@ def test_the_same_batch_sent_at_once_from_several_connections_is_stored_once(ctx
     assert sum(r.unchanged for r in results) == 150
     with ctx.catalog.read() as session:
         assert session.scalar(select(func.count()).select_from(ExpectedCall)) == 50
+
+
+def test_erasing_a_customers_number_drops_it_from_the_call_records(ctx: ServiceContext) -> None:
+    catalogue(ctx, Catalogued(customer=CUSTOMER))
+    _load(
+        ctx,
+        [_record("theirs", calling_number="(415) 555-0199"), _record("other", calling_number=OTHER_CUSTOMER)],
+    )
+    request = ctx.erasure.create(ADMIN, {"subject": {"phone": CUSTOMER}})
+    ctx.erasure.execute(ADMIN, request["id"])
+    with ctx.catalog.read() as session:
+        hashes = {r.pbx_call_id: r.calling_hash for r in session.scalars(select(ExpectedCall))}
+    assert hashes["theirs"] is None and hashes["other"] is not None
+    assert _outcomes(ctx).keys() == {"theirs", "other"}  # the records themselves stay
