@@ -30,6 +30,7 @@ def test_documented_commands_exist() -> None:
     for command in (
         ["serve"],
         ["import-audio"],
+        ["import-pcap"],
         ["recordings", "list"],
         ["recordings", "show"],
         ["verify"],
@@ -57,6 +58,11 @@ def test_documented_commands_exist() -> None:
         ["rules", "test"],
         ["rules", "update"],
         ["rules", "remove"],
+        ["qa", "form-add"],
+        ["qa", "form-edit"],
+        ["qa", "forms"],
+        ["qa", "sample"],
+        ["qa", "scorecard"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)
