@@ -53,6 +53,16 @@ def test_documented_commands_exist() -> None:
         ["assurance", "import"],
         ["assurance", "reconcile"],
         ["assurance", "report"],
+        ["rules", "add"],
+        ["rules", "list"],
+        ["rules", "test"],
+        ["rules", "update"],
+        ["rules", "remove"],
+        ["qa", "form-add"],
+        ["qa", "form-edit"],
+        ["qa", "forms"],
+        ["qa", "sample"],
+        ["qa", "scorecard"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callvault.errors import ConfigError
 
@@ -114,6 +115,14 @@ def _gate(value: str) -> float | None:
     if not -90.0 <= level <= -20.0:
         raise ValueError("must be a level in dBFS between -90 and -20, or 'off'")
     return level
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone name (e.g. Europe/Paris)") from None
+    return value
 
 
 def _optional_days(value: str) -> int | None:
@@ -509,6 +518,23 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+SETTINGS += (
+    # Recording rules (services/recording_rules.py).
+    Setting(
+        "site_time_zone",
+        _time_zone,
+        "UTC",
+        "IANA time zone in which recording rules read weekdays and time windows (a rule may name its own).",
+    ),
+    Setting(
+        "on_demand_keep_seconds",
+        _non_negative_int,
+        "300",
+        "Seconds after an on_demand call ends during which POST /api/v1/calls/{ref}/keep still keeps "
+        "its audio; after that it is discarded.",
+    ),
+)
+
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
@@ -584,6 +610,8 @@ class Settings:
     assurance_match_tolerance: float
     assurance_grace_seconds: int
     assurance_interval: int
+    site_time_zone: str
+    on_demand_keep_seconds: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

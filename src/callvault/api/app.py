@@ -33,8 +33,11 @@ from callvault.api import (
     routes_disclosure,
     routes_erasure,
     routes_holds,
+    routes_qa,
+    routes_qa_library,
     routes_recordings,
     routes_retention,
+    routes_rules,
     routes_users,
     routes_webhooks,
 )
@@ -92,6 +95,9 @@ def create_app(
     app.include_router(routes_calls.router, prefix="/api/v1")
     app.include_router(routes_captures.router, prefix="/api/v1")
     app.include_router(routes_assurance.router, prefix="/api/v1")
+    app.include_router(routes_rules.router, prefix="/api/v1")
+    app.include_router(routes_qa.router, prefix="/api/v1")
+    app.include_router(routes_qa_library.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

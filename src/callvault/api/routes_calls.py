@@ -31,7 +31,8 @@ Ref = Annotated[
 
 _STATE = (
     "`recording_id` (the live recording; `recording_ids` when the call is recorded more than once), "
-    "`live`, `state` (`recording`, `paused` or `ended`) and `silences` (cause, channels, since, by, "
+    "`live`, `state` (`recording`, `paused`, `not_recorded` for a live call a recording rule keeps off "
+    "disk, or `ended`) and `silences` (cause, channels, since, by, "
     "resumes_at)."
 )
 
@@ -56,6 +57,19 @@ async def call_state(ref: Ref, request: Request) -> dict[str, Any]:
 async def pause_call(ref: Ref, request: Request) -> dict[str, Any]:
     caller = await run_in_threadpool(principal, request)
     return await _calls(request).pause(caller, ref)
+
+
+@router.post(
+    "/{ref}/keep",
+    summary="Keep an on-demand call's audio",
+    description="For calls an `on_demand` recording rule holds in the encrypted spool: during the call or "
+    "up to CALLVAULT_ON_DEMAND_KEEP_SECONDS after it; otherwise the audio is discarded and the call "
+    "catalogued `not_kept`. Answers `recording_id`, `recording_ids`, `live`, `state` (`kept`), `kept_at`. "
+    "409 for a call not recorded on demand, one whose keep time has passed, or one not recorded.",
+)
+async def keep_call(ref: Ref, request: Request) -> dict[str, Any]:
+    caller = await run_in_threadpool(principal, request)
+    return await _calls(request).keep(caller, ref)
 
 
 @router.post(

@@ -7,13 +7,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response
 
+from callvault.api.audio_response import audio_response
 from callvault.api.deps import context, principal
-from callvault.api.metrics import AUDIO_BYTES_SERVED, RECORDINGS_IMPORTED
-from callvault.api.ranges import parse_range, unsatisfiable_headers
+from callvault.api.metrics import RECORDINGS_IMPORTED
 from callvault.api.upload_form import UploadForm, read_upload_form
-from callvault.errors import CallvaultError, InvalidInput, RangeNotSatisfiable
+from callvault.errors import CallvaultError, InvalidInput
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
@@ -81,27 +81,7 @@ def get_audio(
     download: bool = False,
 ) -> Response:
     audio = ctx.playback.open_audio(caller, recording_id, format, download=download)
-    try:
-        byte_range = parse_range(request.headers.get("range"), audio.size)
-    except RangeNotSatisfiable as exc:
-        return JSONResponse(
-            exc.to_dict(), status_code=exc.status_code, headers=unsatisfiable_headers(audio.size)
-        )
-    disposition = "attachment" if download else "inline"
-    headers = {
-        "Accept-Ranges": "bytes",
-        "Content-Disposition": f'{disposition}; filename="{audio.filename}"',
-        "Cache-Control": "no-store",
-    }
-    start, end = byte_range if byte_range else (0, audio.size)
-    headers["Content-Length"] = str(end - start)
-    status = 206 if byte_range else 200
-    if byte_range:
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{audio.size}"
-    AUDIO_BYTES_SERVED.inc(end - start)
-    return StreamingResponse(
-        audio.iter_range(start, end), status_code=status, media_type=audio.content_type, headers=headers
-    )
+    return audio_response(request, audio, download)
 
 
 UPLOAD_FIELDS = ("agent", "customer", "direction", "started_at", "queue", "tag")

@@ -1,5 +1,5 @@
 """``callvault`` commands: serve, import-audio, import-pcap, recordings, verify, keys, admin, webhooks,
-announcements, assurance, demo, settings."""
+announcements, assurance, rules, qa, demo, settings."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from callvault.cli.audit_cmd import audit_app
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
 from callvault.cli.demo_setup import ensure_demo_agent
 from callvault.cli.import_pcap import import_pcap
+from callvault.cli.qa_cmd import qa_app
 from callvault.cli.recordings_table import recordings_table, resolve_id
 from callvault.cli.retention import (
     erasure_app,
@@ -27,6 +28,7 @@ from callvault.cli.retention import (
     retention_app,
     verify_certificate_command,
 )
+from callvault.cli.rules import rules_app
 from callvault.cli.webhooks import webhooks_app
 from callvault.errors import InvalidInput
 from callvault.services.call_record import IngestSource
@@ -50,6 +52,8 @@ app.command("verify-certificate")(verify_certificate_command)
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(announcements_app, name="announcements")
 app.add_typer(assurance_app, name="assurance")
+app.add_typer(rules_app, name="rules")
+app.add_typer(qa_app, name="qa")
 out = Console()
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}

@@ -47,6 +47,7 @@ from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
 from callvault.runtime.webhooks.delivery import WebhookDispatcher
 from callvault.services.context import ServiceContext, open_context
+from callvault.services.must_record_alerts import MustRecordAlerts
 from callvault.services.start_audit import audit_settings_at_start
 from callvault.settings import Settings
 
@@ -177,6 +178,7 @@ async def running_server(
             render_executor=render_executor,
             flush_interval=flush_interval,
             disclosure=context.disclosure,
+            after_call=MustRecordAlerts(context.catalog, context.alerts).check,
         )
         await media.start()
         if settings.capture_interfaces:  # passive capture (port mirroring), see runtime/passive/live.py
@@ -185,7 +187,15 @@ async def running_server(
         webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)
         await webhooks.start()
         if settings.sip_port or sip_any_port:
-            sip = SiprecServer(settings, context.recordings, context.directory, media, clock=sip_clock)
+            sip = SiprecServer(
+                settings,
+                context.recordings,
+                context.directory,
+                media,
+                clock=sip_clock,
+                rules=context.recording_rules,
+                alerts=context.alerts,
+            )
             await sip.start()
         engine = media
 

@@ -176,6 +176,11 @@ class Recording(Base):
     deletion_basis: Mapped[str | None] = mapped_column(String(200))
     subject_hashes: Mapped[list[str] | None] = mapped_column(JSON)
     deletion_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    # Recording rules (migration rules_0005): the rule that decided, its action; an on-demand
+    # call's keep request (see services/recording_rules.py, db/rule_models.py).
+    rule_name: Mapped[str | None] = mapped_column(String(120))
+    rule_action: Mapped[str | None] = mapped_column(String(16))
+    kept_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     call: Mapped[Call] = relationship()
     streams: Mapped[list[Stream]] = relationship(back_populates="recording", cascade="all, delete-orphan")
     tags: Mapped[list[RecordingTag]] = relationship(back_populates="recording", cascade="all, delete-orphan")

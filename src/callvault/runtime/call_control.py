@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PAUSE_ACTION = "call_pause"
 RESUME_ACTION = "call_resume"
+KEEP_ACTION = "call_keep"
 NOT_RECORDED = frozenset({"not_recorded", "not_kept"})
 
 
@@ -83,10 +84,71 @@ class CallControl:
     def is_live(self, recording_id: str) -> bool:
         return self._engine is not None and self._engine.is_live(recording_id)
 
+    def _unrecorded_live(self, recording_id: str) -> bool:
+        return self._engine is not None and self._engine.is_unrecorded_live(recording_id)
+
+    # -- keep (on-demand calls; see runtime/media/on_demand.py) ---------------------------------
+
+    async def keep(self, principal: Principal, ref: str) -> dict[str, Any]:
+        """Keep an on-demand call's audio: during the call or within its keep time after it."""
+        resolved = await asyncio.to_thread(self._ctx.call_refs.resolve, principal, ref, Action.CALL_CONTROL)
+        engine = self._engine
+        held = [
+            r for r in resolved.recordings if engine is not None and engine.keep_gate.holds(r.recording_id)
+        ]
+        if not held:
+            error = self._not_keepable(resolved)
+            await self._audit(principal, KEEP_ACTION, [resolved.primary], error.message, "conflict")
+            raise error
+        assert engine is not None
+        await self._audit(principal, KEEP_ACTION, held, "kept")
+        now = datetime.now(UTC)
+        for recording in held:
+            try:
+                await asyncio.to_thread(self._ctx.recordings.keep, recording.recording_id, now)
+            except Conflict as exc:
+                await self._audit(principal, KEEP_ACTION, [recording], exc.message, "conflict")
+                raise
+            engine.keep_gate.keep(recording.recording_id)
+        primary = held[0]
+        live = self.is_live(primary.recording_id)
+        return {
+            "recording_id": primary.recording_id,
+            "recording_ids": [r.recording_id for r in held],
+            "live": live,
+            "state": "kept",
+            "kept_at": _iso(now.timestamp()),
+        }
+
+    def _not_keepable(self, resolved: ResolvedCall) -> Conflict:
+        statuses = {r.status for r in resolved.recordings}
+        if "not_kept" in statuses:
+            return Conflict("cannot keep the call: its keep time has passed and its audio was discarded")
+        if statuses & {"not_recorded"}:
+            return Conflict("cannot keep the call: it is not being recorded")
+        if any(self.is_live(r.recording_id) for r in resolved.recordings) or statuses & {
+            "complete",
+            "incomplete",
+            "interrupted",
+        }:
+            return Conflict("cannot keep the call: it is not recorded on demand (it is kept anyway)")
+        return Conflict("cannot keep the call: it has ended")
+
     # -- pause and resume ---------------------------------------------------------------------
 
     async def state(self, principal: Principal, ref: str) -> dict[str, Any]:
         resolved, live = await self._resolve(principal, ref)
+        unrecorded = [r for r in resolved.recordings if self._unrecorded_live(r.recording_id)]
+        if not live and unrecorded:
+            # Running, answered and watched for its end, but a recording rule keeps its audio off disk.
+            return {
+                "recording_id": unrecorded[0].recording_id,
+                "recording_ids": [r.recording_id for r in unrecorded],
+                "live": True,
+                "state": "not_recorded",
+                "status": unrecorded[0].status,
+                "silences": [],
+            }
         if not live:
             primary = resolved.primary
             return {

@@ -27,8 +27,20 @@ forbidden, so its existence is not revealed.
 | call.control         |   ✓   |         –          |   team     |     –        |  own  |    –    |
 | call_records.submit  |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | assurance.report     |   ✓   |         ✓          |   team     |     –        |   –   |    ✓    |
+| qa.form.manage       |   ✓   |         –          |    ✓       |     ✓        |   –   |    –    |
+| qa.evaluate          |   ✓   |         –          |   team     |    team      |   –   |    –    |
+| qa.view              |   ✓   |         ✓          |   team     |    team      |  own  |    –    |
+| qa.dispute           |   –   |         –          |    –       |     –        |  own  |    –    |
+| qa.review            |   ✓   |         –          |   team     |    team      |   –   |    –    |
+| qa.coach             |   ✓   |         –          |   team     |    team      |   –   |    –    |
+| qa.library           |   ✓   |         ✓          |   team     |    team      | shared|    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
+
+The ``qa.*`` rows are quality management (:mod:`callvault.services.qa_evaluations`
+and its neighbours): forms are shared by everyone who manages them; evaluations,
+disputes, clips and coaching are scoped by the evaluated call's team and agent;
+an agent's ``qa.library`` scope is the clips shared with them or their team.
 
 ``call.control`` covers the controls of a call in progress (PCI pause and resume,
 keep, consent): the call's agent, their supervisor and admins; and the
@@ -88,6 +100,16 @@ class Action(StrEnum):
     CALL_CONTROL = "call.control"
     CALL_RECORDS_SUBMIT = "call_records.submit"
     ASSURANCE_REPORT = "assurance.report"
+    RULES_VIEW = "recording_rules.view"
+    RULES_MANAGE = "recording_rules.manage"
+    # Quality management (qa_* services).
+    QA_FORM_MANAGE = "qa.form.manage"
+    QA_EVALUATE = "qa.evaluate"
+    QA_VIEW = "qa.view"
+    QA_DISPUTE = "qa.dispute"
+    QA_REVIEW = "qa.review"
+    QA_COACH = "qa.coach"
+    QA_LIBRARY = "qa.library"
 
 
 class Scope(StrEnum):
@@ -135,6 +157,8 @@ POLICY: dict[Action, dict[Role, Scope]] = {
     A.ANNOUNCEMENT_MANAGE: {R.ADMIN: Scope.ALL},
     A.ANNOUNCEMENT_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
     A.DISCLOSURE_REPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.RULES_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.AUDITOR: Scope.ALL},
+    A.RULES_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
     A.CALL_CONTROL: {
         R.ADMIN: Scope.ALL,
         R.SUPERVISOR: Scope.TEAM,
@@ -148,6 +172,26 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.COMPLIANCE_OFFICER: Scope.ALL,
         R.SUPERVISOR: Scope.TEAM,
         R.AUDITOR: Scope.ALL,
+    },
+    # Quality management.
+    A.QA_FORM_MANAGE: {R.ADMIN: Scope.ALL, R.SUPERVISOR: Scope.ALL, R.QA_EVALUATOR: Scope.ALL},
+    A.QA_EVALUATE: {R.ADMIN: Scope.ALL, R.SUPERVISOR: Scope.TEAM, R.QA_EVALUATOR: Scope.TEAM},
+    A.QA_VIEW: {
+        R.ADMIN: Scope.ALL,
+        R.COMPLIANCE_OFFICER: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.QA_EVALUATOR: Scope.TEAM,
+        R.AGENT: Scope.OWN,
+    },
+    A.QA_DISPUTE: {R.AGENT: Scope.OWN},
+    A.QA_REVIEW: {R.ADMIN: Scope.ALL, R.SUPERVISOR: Scope.TEAM, R.QA_EVALUATOR: Scope.TEAM},
+    A.QA_COACH: {R.ADMIN: Scope.ALL, R.SUPERVISOR: Scope.TEAM, R.QA_EVALUATOR: Scope.TEAM},
+    A.QA_LIBRARY: {
+        R.ADMIN: Scope.ALL,
+        R.COMPLIANCE_OFFICER: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.QA_EVALUATOR: Scope.TEAM,
+        R.AGENT: Scope.OWN,
     },
 }
 del A, R

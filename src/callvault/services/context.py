@@ -43,7 +43,9 @@ from callvault.services.key_epochs import KeyEpochs
 from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
 from callvault.services.playback import PlaybackService
+from callvault.services.qa import QaServices, open_qa
 from callvault.services.recording_labels import RecordingLabels
+from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
@@ -102,6 +104,10 @@ class ServiceContext:
     call_records: CallRecordStore
     assurance: Reconciler
     assurance_report: AssuranceReport
+    # Recording rules: which calls are recorded, sampled, kept on demand or not recorded.
+    recording_rules: RecordingRuleStore
+    # Quality management: forms, evaluations, disputes, calibration, scorecards, coaching.
+    qa: QaServices
 
     def close(self) -> None:
         self.importer.close()
@@ -208,15 +214,19 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         disclosure=DisclosureChecker(catalog),
         disclosure_report=DisclosureReport(catalog, access_log),
         call_refs=CallRefs(catalog),
-        call_records=CallRecordStore(catalog, directory, access_log, region),
+        call_records=CallRecordStore(catalog, directory, access_log, hasher, region),
         assurance=Reconciler(
             catalog,
             alerts,
             access_log,
+            hasher,
+            region,
             settings.assurance_match_tolerance,
             settings.assurance_grace_seconds,
         ),
         assurance_report=AssuranceReport(catalog, access_log),
+        recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
+        qa=open_qa(catalog, access_log, alerts, playback),
     )
 
 

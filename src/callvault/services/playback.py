@@ -28,7 +28,8 @@ from callvault.errors import (
     NotFound,
     UnsupportedMedia,
 )
-from callvault.media.wav_render import WavLayout, iter_wav, wav_layout
+from callvault.media.wav import WAV_HEADER_SIZE
+from callvault.media.wav_render import WavLayout, iter_wav, wav_header, wav_layout
 from callvault.services.access import Action, Principal, check_recording
 from callvault.services.audit import AccessLog
 from callvault.services.recordings import RecordingService
@@ -112,6 +113,29 @@ class _WavSource:
             yield bytes(pending)
 
 
+class _SpanSource:
+    """The WAV of samples ``first:last`` of a rendition (coaching clips): its own header, then
+    the rendition's bytes of that span, decoded only up to the span's end."""
+
+    def __init__(self, whole: _WavSource, first: int, last: int) -> None:
+        self._whole = whole
+        self.layout = WavLayout(whole.layout.channels, whole.layout.sample_rate, last - first)
+        self._frame = whole.layout.channels * 2
+        self._offset = WAV_HEADER_SIZE + first * self._frame
+
+    def read(self, start: int, end_exclusive: int) -> bytes:
+        return b"".join(self.iter_chunks(start, end_exclusive))
+
+    def iter_chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        stop = self.layout.size if end is None else end
+        if start < WAV_HEADER_SIZE:
+            yield wav_header(self.layout)[start:stop]
+        body_start, body_end = max(start, WAV_HEADER_SIZE), stop
+        if body_end > body_start:
+            delta = self._offset - WAV_HEADER_SIZE
+            yield from self._whole.iter_chunks(body_start + delta, body_end + delta)
+
+
 @dataclass
 class PlaybackAudio:
     recording_id: str
@@ -174,6 +198,26 @@ class PlaybackService:
             raise IntegrityError(f"recording {recording_id} archive cannot be decoded: {exc}") from None
         return PlaybackAudio(
             recording_id, CONTENT_TYPES[fmt], layout.size, f"{recording_id}.wav", _WavSource(reader, layout)
+        )
+
+    def open_span(self, recording: Recording, start: float, end: float) -> PlaybackAudio:
+        """WAV of ``start``..``end`` seconds of a sealed recording, cut while it is decoded
+        (coaching clips; no access check or audit here: the caller has done both)."""
+        if recording.key_destroyed_at is not None or recording.status == "deleted":
+            raise KeyUnavailable("recording audio has been destroyed")
+        if not recording.object_key or recording.wrapped_key is None or recording.kek_id is None:
+            raise NotFound("recording has no audio")
+        reader = self.open_reader(recording)
+        size = reader.plaintext_size
+        try:
+            layout = wav_layout(reader.read(0, min(size, 8192)), reader.read(max(0, size - _TAIL), size))
+        except ValueError as exc:
+            raise IntegrityError(f"recording {recording.id} archive cannot be decoded: {exc}") from None
+        first = min(layout.samples, round(start * layout.sample_rate))
+        last = min(layout.samples, max(first, round(end * layout.sample_rate)))
+        span = _SpanSource(_WavSource(reader, layout), first, last)
+        return PlaybackAudio(
+            recording.id, CONTENT_TYPES["wav"], span.layout.size, f"clip-{recording.id}.wav", span
         )
 
     def destroy_audio(self, principal: Principal, recording_id: str, reason: str) -> bool:

@@ -113,11 +113,15 @@ class RecordingService:
 
     # -- cataloguing -------------------------------------------------------
 
-    def begin(self, call: CallRecord, source: IngestSource | None = None) -> str:
+    def begin(
+        self, call: CallRecord, source: IngestSource | None = None, rule: dict[str, Any] | None = None
+    ) -> str:
         """Catalogue a new recording in status 'recording' and return its id.
 
         ``source`` (who handed the recording in, from where) is kept with the
-        server's time of receipt and signed into the manifest.
+        server's time of receipt and signed into the manifest. ``rule``: what a
+        recording rule decided (columns ``status``, ``rule_name``, ``rule_action``,
+        ``labels``; see :func:`callvault.services.rule_outcome.rule_columns`).
         """
         if call.started_at.tzinfo is None:
             raise InvalidInput("started_at must be timezone-aware")
@@ -135,6 +139,7 @@ class RecordingService:
             "mixed": False,
             "created_at": created_at,
             **rows.recording,
+            **(rule or {}),
         }
         if source is not None:
             recording["ingest_source"] = {**source.to_dict(), "received_at": iso(created_at)}
@@ -200,6 +205,10 @@ class RecordingService:
             if recording is None:
                 raise NotFound(f"recording {recording_id} not found")
             if recording.status != "recording":
+                return
+            if recording.rule_action == "on_demand" and recording.kept_at is None:
+                # Nobody asked to keep it (see runtime/media/on_demand.py): no audio leaves the spool.
+                self.end_without_audio(recording_id, "not_kept", ended_at, audio.duration_seconds)
                 return
             key = object_key_for(recording_id, recording.started_at)
         audio_sha256 = hashlib.sha256(audio.data).hexdigest()
@@ -363,6 +372,14 @@ class RecordingService:
         with self._catalog.read() as session:
             return list(session.scalars(select(Recording.id).where(Recording.status == "recording")))
 
+    def unrecorded_unfinished(self) -> list[str]:
+        """Calls left unrecorded by a rule that never ended (the recorder stopped during them)."""
+        with self._catalog.read() as session:
+            query = select(Recording.id).where(
+                Recording.status == "not_recorded", Recording.finalized_at.is_(None)
+            )
+            return list(session.scalars(query))
+
     def mark_interrupted_without_audio(self, recording_id: str) -> None:
         """A recording whose spool is gone entirely: keep the row, flag it, no audio."""
         with self._catalog.write() as session:
@@ -373,6 +390,63 @@ class RecordingService:
             recording.finalized_at = datetime.now(UTC)
             self._sign(session, recording)
             self._announce_sealed(session, recording)
+
+    def end_without_audio(
+        self, recording_id: str, status: str, ended_at: datetime | None, duration_seconds: float | None = None
+    ) -> None:
+        """A call catalogued without audio (a recording rule; an on-demand call nobody kept) has
+        ended: its times and status are signed into the seal log as evidence that it happened.
+        ``ended_at`` None: unknown (the recorder stopped while the call ran)."""
+        with self._finalise_lock, self._catalog.write() as session:
+            recording = _locked(session, recording_id)
+            if recording is None or recording.finalized_at is not None:
+                return
+            call_row = session.get(Call, recording.call_id)
+            assert call_row is not None
+            call_row.ended_at = ended_at
+            recording.status = status
+            started = (
+                recording.started_at
+                if recording.started_at.tzinfo
+                else recording.started_at.replace(tzinfo=UTC)
+            )
+            span = duration_seconds
+            if span is None and ended_at is not None:
+                span = (ended_at - started).total_seconds()
+            recording.duration_seconds = None if span is None else round(max(0.0, span), 3)
+            recording.finalized_at = datetime.now(UTC)
+            self._sign(session, recording)
+            self._announce_sealed(session, recording)
+        log.info("recording %s ended without audio: %s", recording_id, status)
+
+    def apply_rule(self, recording_id: str, columns: dict[str, Any]) -> None:
+        """A live call's rule decision changed (new metadata): its rule columns, and ``recording``
+        when an unrecorded call starts being recorded."""
+        with self._catalog.write() as session:
+            recording = _locked(session, recording_id)
+            if recording is None or recording.finalized_at is not None:
+                return
+            for column in ("rule_name", "rule_action", "labels"):
+                if column in columns:
+                    setattr(recording, column, columns[column])
+            if recording.status == "not_recorded" and columns.get("status", "recording") == "recording":
+                recording.status = "recording"
+
+    def keep(self, recording_id: str, at: datetime) -> bool:
+        """Mark an on-demand call's audio to be kept; False if it was already. Conflict unless the
+        recording is on demand and not yet decided."""
+        with self._catalog.write() as session:
+            recording = _locked(session, recording_id)
+            if recording is None:
+                raise NotFound(f"recording {recording_id} not found")
+            if recording.rule_action != "on_demand":
+                raise Conflict("the call is not recorded on demand: there is nothing to keep")
+            if recording.kept_at is not None:
+                return False
+            if recording.status != "recording":
+                raise Conflict(f"the call's audio was already {recording.status.replace('_', ' ')}")
+            recording.kept_at = at
+            return True
 
 
 def _locked(session: Session, recording_id: str) -> Recording | None:

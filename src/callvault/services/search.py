@@ -26,7 +26,8 @@ from callvault.services.disclosure_report import disclosure_condition, disclosur
 from callvault.services.manifest import iso
 from callvault.services.phone import normalise_number
 
-STATUSES = ("recording", "complete", "incomplete", "interrupted", "deleted")
+# not_recorded / not_kept: calls catalogued without audio by a recording rule (services/recording_rules.py).
+STATUSES = ("recording", "complete", "incomplete", "interrupted", "deleted", "not_recorded", "not_kept")
 SORTS = {
     "started_at": Recording.started_at,
     "duration": Recording.duration_seconds,
@@ -184,6 +185,8 @@ class RecordingCatalog:
             "mixed": r.mixed,
             "tags": tags,
             "disclosure": disclosure_view(session, r.id),
+            "rule": r.rule_name,
+            "rule_action": r.rule_action,
         }
 
     def _detail(self, session: Session, r: Recording) -> dict[str, Any]:

@@ -35,7 +35,8 @@ from callvault.settings import Settings
 
 log = logging.getLogger(__name__)
 
-WATCHED = ("play", "download", "export")
+# A coaching clip played is audio of a recording played (services.qa_library).
+WATCHED = ("play", "download", "export", "clip_play")
 WINDOW = timedelta(hours=1)
 HISTORY = timedelta(days=7)
 MIN_HISTORY = timedelta(days=1)

@@ -50,6 +50,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +63,7 @@ from callvault.runtime.media.capture import Capture, CaptureLoop
 from callvault.runtime.media.digit_watch import digits_to_watch
 from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
 from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS
+from callvault.runtime.media.on_demand import KeepGate
 from callvault.runtime.media.ports import PortAllocator, raise_descriptor_limit
 from callvault.runtime.media.recovery import Recovery
 from callvault.runtime.media.render_pool import RenderPool
@@ -69,6 +71,7 @@ from callvault.runtime.media.render_schedule import RENDER_STEP, RenderSchedule
 from callvault.runtime.media.sealing import SEAL_RETRY_SECONDS, Sealer
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.silencing import Channels, Listener, Silencer, SilenceStatus
+from callvault.runtime.media.unrecorded import UnrecordedCalls, UnrecordedSession, drain
 from callvault.services.call_record import CallEvent, FinalStatus
 from callvault.services.disclosure_check import DisclosureChecker
 from callvault.services.recordings import RecordingService
@@ -92,6 +95,7 @@ class MediaEngine:
         spool_backlog: float | None = None,
         seal_retry: float = SEAL_RETRY_SECONDS,
         disclosure: DisclosureChecker | None = None,
+        after_call: Callable[[str], object] | None = None,
     ) -> None:
         self.settings = settings
         # Spool keys are wrapped by the same provider as the recordings' data keys.
@@ -115,6 +119,12 @@ class MediaEngine:
         self.recovery = Recovery(settings.spool_dir, self.keys, recordings)
         self.admission = Admission(settings.admission_max_backlog_seconds)  # see .admission
         self.silencer = Silencer(lambda: self.capture.silence, clock)
+        # Recording rules: calls left unrecorded, on-demand seals held back (see .unrecorded, .on_demand);
+        # ``after_call(recording_id)`` in a thread once a call is sealed or ended without audio.
+        self._recordings = recordings
+        self.unrecorded = UnrecordedCalls(float(settings.rtp_timeout))
+        self.keep_gate = KeepGate(float(settings.on_demand_keep_seconds))
+        self._after_call = after_call
 
     # -- life cycle --------------------------------------------------------
 
@@ -158,7 +168,7 @@ class MediaEngine:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
-        for recording_id in list(self._sessions):
+        for recording_id in [*self._sessions, *self.unrecorded.ids()]:
             await self.close(recording_id, "complete")
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -269,6 +279,10 @@ class MediaEngine:
     ) -> int:
         """Bind an RTP port for a new stream (or use ``sock``, bound by ``ports.bind``) and start
         capturing it; returns the port. The session owns ``sock`` from here on."""
+        if recording_id in self.unrecorded:
+            return self.unrecorded.add_stream(
+                recording_id, label, sock if sock is not None else self.ports.bind()
+            )
         session = self._sessions.get(recording_id)
         problem = session.refusal(label) if session is not None else f"recording {recording_id} is not open"
         if problem is not None:
@@ -300,6 +314,8 @@ class MediaEngine:
         srtp: object | None = None,
         on_hold: bool | None = None,
     ) -> None:
+        if recording_id in self.unrecorded:
+            return  # nothing is captured: codecs, channels and holds change nothing
         session = self._open(recording_id)
         offset = max(0.0, self._clock() - session.started_at)
         session.update_stream(label, offset, codecs, channel, srtp, on_hold)
@@ -310,7 +326,61 @@ class MediaEngine:
             self.silencer.streams_changed(recording_id)
 
     def record_event(self, recording_id: str, event: CallEvent) -> None:
+        if recording_id in self.unrecorded:
+            self.unrecorded.record_event(recording_id, event)
+            return
         self._open(recording_id).record_event(event)
+
+    # -- calls a recording rule leaves unrecorded or keeps on demand (see .unrecorded, .on_demand) ---
+
+    def open_unrecorded(self, recording_id: str, started_at: float) -> UnrecordedSession:
+        """A call answered and watched for its end, whose audio is never written (not even spooled)."""
+        return self.unrecorded.open(recording_id, started_at, self._clock())
+
+    def record_unrecorded(
+        self,
+        recording_id: str,
+        streams: list[tuple[str, list[CodecSpec], int, str | None, object | None, bool]],
+    ) -> MediaSession:
+        """Start capturing a call so far left unrecorded (a must-record agent joined), on the ports
+        it already has: ``streams`` are (label, codecs, channel, participant aor, srtp, on hold)."""
+        unrecorded = self.unrecorded.close(recording_id)
+        if unrecorded is None:
+            raise Conflict(f"recording {recording_id} is not an unrecorded live call")
+        sockets = {label: stream.sock for label, stream in unrecorded.streams.items()}
+        for sock in sockets.values():
+            drain(sock)  # what queued before this moment stays unrecorded
+        session = self.open_session(recording_id, unrecorded.started_at)
+        for label, codecs, channel, aor, srtp, on_hold in streams:
+            self.add_stream(recording_id, label, codecs, channel, aor, srtp, sockets.pop(label, None))
+            if on_hold:
+                self.update_stream(recording_id, label, on_hold=True)
+        for sock in sockets.values():
+            self.ports.release(sock)
+        return session
+
+    def is_unrecorded_live(self, recording_id: str) -> bool:
+        return self.unrecorded.is_live(recording_id)
+
+    async def _end_unrecorded(self, recording_id: str, ended_at: float) -> None:
+        session = self.unrecorded.close(recording_id)
+        if session is None:
+            return
+        for stream in session.streams.values():
+            self.ports.release(stream.sock)
+        ended = datetime.fromtimestamp(ended_at, UTC)
+        try:
+            await asyncio.to_thread(self._recordings.end_without_audio, recording_id, "not_recorded", ended)
+        except Exception:
+            log.exception("cataloguing the end of unrecorded call %s failed", recording_id)
+        await self._called(recording_id)
+
+    async def _called(self, recording_id: str) -> None:
+        if self._after_call is not None:
+            try:
+                await asyncio.to_thread(self._after_call, recording_id)
+            except Exception:
+                log.exception("after-call check of %s failed", recording_id)
 
     # -- silencing (PCI pause, consent objection; see .silencing) ------------------------------
 
@@ -360,6 +430,9 @@ class MediaEngine:
 
     async def close(self, recording_id: str, status: Literal["complete", "interrupted"]) -> None:
         """Stop capturing and hand the journal to rendering and sealing; returns without waiting for them."""
+        if recording_id in self.unrecorded:
+            self._spawn(self._end_unrecorded(recording_id, self._clock()))
+            return
         session = self._sessions.get(recording_id)
         if session is None or not session.hang_up():
             return
@@ -409,8 +482,10 @@ class MediaEngine:
                     "rendering %s failed; its journal stays for the next start", session.recording_id
                 )
                 return
+            await self.keep_gate.wait(session.recording_id)  # on-demand calls: a keep, or the time up
             if await self.sealer.seal(session.journal, rendered, status):
                 metrics.FINALISE_SECONDS.observe(time.monotonic() - closed)
+                await self._called(session.recording_id)
         finally:
             metrics.FINALISE_BACKLOG.dec()
 
@@ -445,6 +520,8 @@ class MediaEngine:
             self.admission.refusing()  # keeps the backlog gauges current between INVITEs
             for session in list(self._sessions.values()):
                 session.retry_spool()
+            for recording_id in self.unrecorded.drain(self._clock()):
+                self._unrecorded_timeout(recording_id)
             for path, rendered, status in self.sealer.due(time.monotonic()):
                 self._spawn(self.sealer.seal(path, rendered, status))
 
@@ -469,6 +546,13 @@ class MediaEngine:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._rtp_timeout, recording_id)
+
+    def _unrecorded_timeout(self, recording_id: str) -> None:
+        log.info("recording %s (not recorded): no RTP for %s s", recording_id, self.settings.rtp_timeout)
+        if self._on_timeout is not None:
+            self._spawn(self._on_timeout(recording_id))
+        else:
+            self._spawn(self.close(recording_id, "complete"))
 
     def _rtp_timeout(self, recording_id: str) -> None:
         session = self._sessions.get(recording_id)

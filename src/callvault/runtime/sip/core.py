@@ -18,10 +18,14 @@ from typing import Any, Literal
 
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.media.session import MediaSession
+from callvault.runtime.media.unrecorded import UnrecordedSession
 from callvault.runtime.sip.metrics import SIP_CALLS_ACTIVE, count_response
 from callvault.runtime.sip.offer import StreamPlan
 from callvault.runtime.sip.transport import Peer
+from callvault.services.alerts import AlertService
 from callvault.services.directory import AgentDirectory
+from callvault.services.recording_rule_store import RecordingRuleStore
+from callvault.services.recording_rules import Decision
 from callvault.services.recordings import RecordingService
 from callvault.services.siprec_session import SiprecSession
 from callvault.settings import Settings
@@ -45,7 +49,7 @@ class RecordingCall:
     session: SiprecSession
     state: CallState = "proceeding"
     recording_id: str | None = None
-    media: MediaSession | None = None
+    media: MediaSession | UnrecordedSession | None = None
     dialog: Dialog | None = None
     ok: OkRetransmitter | None = None
     streams: dict[str, StreamPlan] = field(default_factory=dict)
@@ -57,6 +61,9 @@ class RecordingCall:
     session_expires: int | None = None
     expires_at: float | None = None
     started_monotonic: float = 0.0
+    # Recording rules (see rules_hook): what they decided, and the labels the SRC sent.
+    decision: Decision | None = None
+    labels: list[str] = field(default_factory=list)
 
 
 def ended(call: RecordingCall) -> bool:
@@ -72,8 +79,12 @@ class ServerCore:
         directory: AgentDirectory,
         media: MediaEngine,
         clock: Callable[[], float] = time.monotonic,
+        rules: RecordingRuleStore | None = None,
+        alerts: AlertService | None = None,
     ) -> None:
         self.settings = settings
+        self.rules = rules  # None: every call recorded whole
+        self.alerts = alerts
         self.recordings = recordings
         self.directory = directory
         self.media = media

@@ -31,6 +31,7 @@ from callvault.runtime.sip.refusals import (
     release_ports,
     reserve_ports,
 )
+from callvault.runtime.sip.rules_hook import reevaluate
 from callvault.runtime.sip.timers import arm_session_timer, session_timer_headers
 from callvault.runtime.sip.transport import Peer
 from callvault.services.call_record import CallEvent
@@ -169,6 +170,7 @@ class DialogHandler:
                 raise Refusal(488, f"metadata refused: {exc}") from None
             _check_open(call)
             _publish(core, call, events)
+            await reevaluate(core, call)  # a participant joined or left: the rules may answer otherwise
             changed = True
         elif offer_body.metadata_error:
             log.warning("call %s: metadata update ignored: %s", call.call_id, offer_body.metadata_error)

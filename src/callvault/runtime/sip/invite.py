@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -43,9 +42,11 @@ from callvault.runtime.sip.refusals import (
     release_ports,
     reserve_ports,
 )
+from callvault.runtime.sip.rules_hook import decide, open_media, read_headers
 from callvault.runtime.sip.timers import arm_session_timer, session_expires, session_timer_headers
 from callvault.runtime.sip.transport import Peer
 from callvault.services.call_record import IngestSource
+from callvault.services.rule_outcome import rule_columns
 from callvault.services.siprec_session import SiprecSession, parse_direction
 from callvault.sip.dialog import Dialog, new_tag
 from callvault.sip.message import NameAddr, SipRequest, make_response
@@ -119,6 +120,7 @@ class InviteHandler:
             session_expires=expires,
             started_monotonic=core.clock(),
         )
+        read_headers(call, request)  # queue and labels for the recording rules
         core.calls[(request.call_id, request.from_addr.tag or "")] = call
         SIP_CALLS_ACTIVE.inc()
         core.spawn(self._answer_invite(call, transaction, offer_body.metadata, plans, sockets))
@@ -139,6 +141,10 @@ class InviteHandler:
             delayed = call.offer is None
             labels = list(DELAYED_OFFER_LABELS) if delayed else [p.label for p in plans_accepted(plans)]
             bindings = await asyncio.to_thread(call.session.bind_streams, labels)
+            if core.rules is not None:
+                call.decision = await asyncio.to_thread(
+                    decide, core.rules, call, core.settings.default_region
+                )
             if ended(call):
                 return
             call.recording_id = await _begin(core, call)
@@ -149,7 +155,7 @@ class InviteHandler:
             core.recording_ids[call.call_id] = call.recording_id
             if len(core.recording_ids) > 10_000:
                 del core.recording_ids[next(iter(core.recording_ids))]
-            media = core.media.open_session(call.recording_id, time.time())
+            media = open_media(core, call, call.recording_id)
             call.media = media
             core.by_recording[call.recording_id] = call
             by_label = {b.label: b for b in bindings}
@@ -240,7 +246,8 @@ async def _begin(core: ServerCore, call: RecordingCall) -> str:
         try:
             peer = call.peer  # the socket's address and, over mutual TLS, the certificate's subject
             src = IngestSource.siprec(peer.transport, peer.host, peer.port, peer.tls_subject)
-            return await asyncio.to_thread(core.recordings.begin, call.session.call, src)
+            rule = rule_columns(call.decision, call.labels) if call.decision is not None else None
+            return await asyncio.to_thread(core.recordings.begin, call.session.call, src, rule)
         except (OperationalError, CatalogUnavailable) as exc:
             if attempt + 1 == BEGIN_ATTEMPTS or ended(call):
                 raise

@@ -59,7 +59,9 @@ from callvault.runtime.sip.transport import (
     open_udp,
     tls_context,
 )
+from callvault.services.alerts import AlertService
 from callvault.services.directory import AgentDirectory
+from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recordings import RecordingService
 from callvault.settings import Settings
 from callvault.sip.message import SipRequest, SipResponse, make_response, stamp_received
@@ -77,12 +79,14 @@ class SiprecServer:
         media: MediaEngine,
         *,
         clock: Callable[[], float] = time.monotonic,
+        rules: RecordingRuleStore | None = None,
+        alerts: AlertService | None = None,
     ) -> None:
         self.settings = settings
         self.recordings = recordings
         self.directory = directory
         self.media = media
-        self._core = ServerCore(settings, recordings, directory, media, clock)
+        self._core = ServerCore(settings, recordings, directory, media, clock, rules, alerts)
         self._invites = InviteHandler(self._core)
         self._dialogs = DialogHandler(self._core)
         self._sources = SourcePolicy(settings.sip_allowed_sources)

@@ -1,0 +1,50 @@
+"""recording rules: the rules table, and what a rule decided on each recording
+
+Revision ID: rules_0005
+Revises: disclosure_0004
+
+Existing recordings were recorded whole: their rule columns stay empty.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "rules_0005"
+down_revision = "assurance_0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "recording_rules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=120), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("sample_percent", sa.Float(), nullable=True),
+        sa.Column("match", sa.JSON(), nullable=False),
+        sa.Column("set_labels", sa.JSON(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=120), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
+    )
+    op.create_index("ix_recording_rules_position", "recording_rules", ["position"], unique=False)
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("rule_name", sa.String(length=120), nullable=True))
+        batch_op.add_column(sa.Column("rule_action", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("kept_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.drop_column("kept_at")
+        batch_op.drop_column("rule_action")
+        batch_op.drop_column("rule_name")
+    op.drop_index("ix_recording_rules_position", table_name="recording_rules")
+    op.drop_table("recording_rules")
