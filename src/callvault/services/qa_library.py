@@ -31,7 +31,13 @@ from callvault.services.access import Action, Principal, Scope, require
 from callvault.services.audit import AccessLog
 from callvault.services.manifest import iso
 from callvault.services.playback import PlaybackAudio, PlaybackService
-from callvault.services.qa_scope import evaluable_recording, in_scope, team_named, user_id_named
+from callvault.services.qa_scope import (
+    evaluable_recording,
+    in_scope,
+    is_row_id,
+    team_named,
+    user_id_named,
+)
 
 MIN_CLIP_SECONDS = 0.5
 MAX_TAGS = 20
@@ -149,8 +155,8 @@ class ClipLibrary:
             raise InvalidInput("clip_ids must be a list of at most 500 distinct clip ids")
         with self._catalog.write() as session:
             for clip_id in clip_ids:
-                if isinstance(clip_id, bool) or not isinstance(clip_id, int):
-                    raise InvalidInput("clip_ids must be whole numbers")
+                if not is_row_id(clip_id):
+                    raise InvalidInput("clip_ids must be clip ids (whole numbers from 1)")
                 self._visible(session, principal, clip_id)
             playlist = QaPlaylist(
                 name=name,
