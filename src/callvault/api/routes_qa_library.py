@@ -68,6 +68,19 @@ def clip_audio(clip_id: RowId, request: Request, ctx: Ctx, caller: Caller) -> Re
     return audio_response(request, ctx.qa.library.open_clip_audio(caller, clip_id))
 
 
+@router.get("/clips/{clip_id}/export")
+def export_clip(
+    clip_id: RowId,
+    request: Request,
+    ctx: Ctx,
+    caller: Caller,
+    basis: Annotated[str, Query(min_length=3, max_length=500)],
+) -> Response:
+    """Compliance officers: the clip as a WAV attachment to keep under the policy named in
+    ``basis`` (audited as ``export``); it then no longer depends on the recording's retention."""
+    return audio_response(request, ctx.qa.library.export_clip(caller, clip_id, basis), download=True)
+
+
 @router.post("/clips/{clip_id}/share")
 def share_clip(clip_id: RowId, ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
     """``{"users": [usernames], "teams": [team names]}``, inside the caller's team."""

@@ -34,6 +34,7 @@ forbidden, so its existence is not revealed.
 | qa.review            |   ✓   |         –          |   team     |    team      |   –   |    –    |
 | qa.coach             |   ✓   |         –          |   team     |    team      |   –   |    –    |
 | qa.library           |   ✓   |         ✓          |   team     |    team      | shared|    –    |
+| qa.clip.export       |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
 
@@ -110,6 +111,7 @@ class Action(StrEnum):
     QA_REVIEW = "qa.review"
     QA_COACH = "qa.coach"
     QA_LIBRARY = "qa.library"
+    QA_CLIP_EXPORT = "qa.clip.export"
 
 
 class Scope(StrEnum):
@@ -193,6 +195,7 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.QA_EVALUATOR: Scope.TEAM,
         R.AGENT: Scope.OWN,
     },
+    A.QA_CLIP_EXPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
 }
 del A, R
 
