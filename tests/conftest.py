@@ -2,27 +2,28 @@
 
 Every test that takes ``ctx`` (or anything built on it) runs once per catalog
 backend: ``--db=sqlite,postgresql`` (the default) runs both. PostgreSQL tests
-each get a fresh schema in the ``test`` database (``CALLVAULT_TEST_POSTGRES_URL``
-overrides the server), dropped afterwards.
+each get a fresh copy of a migrated template database (tests.support.postgres) on
+the server of ``CALLVAULT_TEST_POSTGRES_URL`` (default: the local ``test``
+database's), dropped afterwards. Each pytest-xdist worker has its own template.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import uvloop
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from callvault.db.catalog import Catalog
 from callvault.services import users
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
 from tests.support.people import FixtureHashCache
+from tests.support.postgres import PostgresDatabases, copy_url
 from tests.support.reference import REFERENCE_DIR, absence_reason, corpus_required
 from tests.support.reports import REPORTS
 from tests.support.s3server import s3_endpoint_fixture
@@ -99,7 +100,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 
 
 def _postgres_database_url(name: str) -> str:
-    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    return copy_url(POSTGRES_URL, name)
 
 
 def _postgres_admin(statement: str) -> None:
@@ -112,20 +113,20 @@ def _postgres_admin(statement: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
-    """A database migrated to this checkout's head, copied for each test (and never used itself:
-    PostgreSQL copies a template only while nobody is connected to it)."""
-    name = f"cvtpl_{uuid.uuid4().hex[:12]}"
-    _postgres_admin(f"CREATE DATABASE {name}")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """This process's PostgreSQL template, migrated to this checkout's head, and its copies."""
+    databases = PostgresDatabases(POSTGRES_URL)
     try:
-        catalog = Catalog(_postgres_database_url(name))
-        try:
-            catalog.migrate()
-        finally:
-            catalog.dispose()
-        yield name
+        yield databases
     finally:
-        _postgres_admin(f"DROP DATABASE {name} WITH (FORCE)")
+        databases.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_databases: PostgresDatabases) -> str:
+    """The migrated template's name, for fixtures that copy it themselves (and never connect
+    to it: PostgreSQL copies a template only while nobody is connected to it)."""
+    return postgres_databases.template
 
 
 @pytest.fixture(scope="session")
@@ -160,14 +161,9 @@ def database_url(db_backend: str, request: pytest.FixtureRequest) -> Iterator[st
         return
     if db_backend != "postgresql":
         raise pytest.UsageError(f"unknown --db backend {db_backend!r}")
-    template = request.getfixturevalue("postgres_template")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    _postgres_admin(f"CREATE DATABASE {name} TEMPLATE {template}")
-    try:
-        yield _postgres_database_url(name)
-    finally:
-        # FORCE: a server the test killed may have left its connections behind.
-        _postgres_admin(f"DROP DATABASE {name} WITH (FORCE)")
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    with databases.fresh() as url:
+        yield url
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def test_documented_commands_exist() -> None:
     for command in (
         ["serve"],
         ["import-audio"],
+        ["import-pcap"],
         ["recordings", "list"],
         ["recordings", "show"],
         ["verify"],

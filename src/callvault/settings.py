@@ -152,6 +152,16 @@ def _networks(value: str) -> tuple[Network, ...]:
         raise ValueError(f"not an address or network: {exc}") from None
 
 
+def _optional_networks(value: str) -> tuple[Network, ...]:
+    """Like a network list, but empty means none."""
+    return _networks(value) if value.strip() else ()
+
+
+def _names(value: str) -> tuple[str, ...]:
+    """Comma-separated names (interfaces); empty means none."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 def _role_limits(value: str) -> tuple[tuple[str, int], ...]:
     """``agent=60,supervisor=100``: per-role limits; roles not named have none."""
     limits = []
@@ -458,6 +468,35 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "A pause started by keypad digits resumes this many seconds after the last digit.",
     ),
+    # -- passive capture (port mirroring; see runtime/passive) --
+    Setting(
+        "capture_interfaces",
+        _names,
+        "",
+        "Network interfaces to sniff SIP and RTP on (comma-separated, e.g. a mirrored port); empty: no "
+        "live capture. Needs CAP_NET_RAW.",
+    ),
+    Setting(
+        "capture_filter",
+        _text,
+        "",
+        "BPF filter (tcpdump syntax, compiled with libpcap) narrowing the live capture, e.g. "
+        "'host 10.0.0.5 or udp portrange 10000-20000'.",
+    ),
+    Setting(
+        "capture_agent_networks",
+        _optional_networks,
+        "",
+        "PBX-side networks (comma-separated CIDR): in a sniffed call the party in them is the agent when "
+        "the agent directory does not know either party.",
+    ),
+    Setting(
+        "capture_unsignalled",
+        _bool,
+        "false",
+        "Record RTP whose SIP was not seen (capture started mid-call) as unsignalled stream pairs; "
+        "otherwise it is only counted (callvault_capture_unsignalled_packets_total).",
+    ),
     # Recording assurance (call records from the PBX/ACD reconciled with recordings).
     Setting(
         "assurance_match_tolerance",
@@ -564,6 +603,10 @@ class Settings:
     pci_digit_pause: bool
     pci_inband_digits: bool
     pci_digit_resume_seconds: float
+    capture_interfaces: tuple[str, ...]
+    capture_filter: str
+    capture_agent_networks: tuple[Network, ...]
+    capture_unsignalled: bool
     assurance_match_tolerance: float
     assurance_grace_seconds: int
     assurance_interval: int

@@ -197,3 +197,19 @@ def test_a_missing_must_record_call_raises_one_alert_and_the_gauges_are_on_metri
     metrics = api.get("/metrics", headers=auth(people.tokens["carol"])).text
     assert 'callvault_assurance_last_calls{outcome="missing"}' in metrics
     assert "callvault_assurance_last_reconciliation_timestamp_seconds" in metrics
+
+
+def test_a_csv_file_can_be_posted_and_a_bad_line_or_an_oversized_body_is_refused(
+    api: TestClient, ctx: ServiceContext, people: Staff
+) -> None:
+    headers = auth(people.tokens["pbx"]) | {"content-type": "text/csv; charset=utf-8"}
+    csv = "pbx_call_id,started_at,agent\nacd-1,2026-01-31T09:00:00Z,alice\n"
+    bad = api.post("/api/v1/call-records", content=csv + "acd-2,soon,bob\n", headers=headers)
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("line 3: started_at:")
+    huge = api.post(
+        "/api/v1/call-records", content=b" " * (16 * 2**20 + 1), headers=auth(people.tokens["pbx"])
+    )
+    assert huge.status_code == 413
+    assert _stored(ctx) == 0
+    good = api.post("/api/v1/call-records", content=csv, headers=headers)
+    assert good.status_code == 200 and good.json()["created"] == 1

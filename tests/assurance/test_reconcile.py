@@ -99,6 +99,15 @@ def test_records_are_idempotent_on_the_pbx_call_id_and_a_correction_is_reconcile
     assert _outcomes(ctx)["c-2"] == ("recorded_complete", recording, "sip_call_id")
     with ctx.catalog.read() as session:
         assert session.scalar(select(func.count()).select_from(ExpectedCall)) == 2
+        # No second copy of customers' numbers: only keyed hashes, the same for every spelling.
+        stored = [str(v) for r in session.scalars(select(ExpectedCall)) for v in vars(r).values()]
+        assert not any("5550199" in v for v in stored)
+        hashes = {r.calling_hash for r in session.scalars(select(ExpectedCall))}
+        assert len(hashes) == 1 and len(next(iter(hashes)) or "") == 64
+    spelled = ctx.call_records.store(ADMIN, [_record("c-3", calling_number="tel:(415) 555-0199")], "test")
+    with ctx.catalog.read() as session:
+        row = session.get(ExpectedCall, spelled.ids[0])
+        assert row is not None and row.calling_hash in hashes
     details = [e.detail for e in ctx.access_log.list(ADMIN, limit=100) if e.action == "call_records_import"]
     assert "source=test received=2 created=0 updated=0 unchanged=2" in details
     assert not any(CUSTOMER in (e.detail or "") for e in ctx.access_log.list(ADMIN, limit=1000))
@@ -143,3 +152,13 @@ def test_an_agent_the_pbx_did_not_name_is_taken_from_the_recording(ctx: ServiceC
     with ctx.catalog.read() as session:
         row = session.scalar(select(ExpectedCall))
         assert row is not None and row.agent_user_id is not None and row.team_id is not None
+
+
+def test_a_batch_larger_than_one_chunk_is_reconciled_whole(ctx: ServiceContext) -> None:
+    recording = catalogue(ctx, Catalogued(identifiers={"sip_call_id": "last@sbc"}))
+    records = [_record(f"c-{i}", T0 + timedelta(minutes=i), calling_number=None) for i in range(1200)]
+    records[-1] = _record("c-1199", T0 + timedelta(minutes=1199), calling_number=None, sip_call_id="last@sbc")
+    result = _load(ctx, records)
+    assert result["reconciled"] == 1200
+    assert result["outcomes"]["missing"] == 1199 and result["outcomes"]["recorded_complete"] == 1
+    assert _outcomes(ctx)["c-1199"] == ("recorded_complete", recording, "sip_call_id")

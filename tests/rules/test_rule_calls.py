@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ from sqlalchemy import select
 
 from callvault.db.models import Participant, Recording
 from callvault.services.access import Principal
+from callvault.services.call_record import CallRecord
+from callvault.services.context import open_context
 from callvault.services.recording_rules import in_sample
+from tests.conftest import make_settings
 from tests.siprec.conftest import Recorder, as_peer, start_recorder
 from tests.support.audio import voice
 from tests.support.live_call import AGENT, CUSTOMER, LiveCall
@@ -207,3 +211,125 @@ async def test_a_must_record_agent_is_recorded_whatever_the_rules_say(
             "record",
             ["hr"],
         )
+
+
+async def test_a_must_record_agent_joining_an_unrecorded_call_starts_its_recording(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with start_recorder(tmp_path / "data", database_url) as recorder:
+        await asyncio.to_thread(recorder.ctx.users.set_must_record, ADMIN, "bob", True)
+        _rule(
+            recorder,
+            {"name": "Doctors line", "action": "do_not_record", "match": {"customers": [CUSTOMER_E164]}},
+        )
+        call = await as_peer(lambda: _call(recorder.port))
+        recording_id = await recorder.recording_for(call.call_id)
+        agent, customer = voice(2.0, RATE, 140.0, seed=7), voice(2.0, RATE, 220.0, seed=8)
+        await as_peer(lambda: call.send(agent[:RATE], customer[:RATE]))
+        assert _spool_bytes(recorder) == 0
+        streams = [Stream("agent", "PCMU", sender_aor=AGENT), Stream("customer", "PCMU", sender_aor=CUSTOMER)]
+        joined = [("YQ==", AGENT), ("cA==", CUSTOMER), ("dA==", "sip:1002@pbx.example")]  # bob, regulated
+        update = await as_peer(
+            lambda: call.src.in_dialog(
+                "UPDATE", metadata_xml(joined, streams).encode(), "application/rs-metadata+xml"
+            )
+        )
+        assert update.status == 200
+        state = await asyncio.to_thread(_api, recorder, "GET", f"/calls/{call.call_id}")
+        assert state.json()["state"] == "recording", state.text
+        await as_peer(lambda: call.send(agent[RATE:], customer[RATE:]))
+        await as_peer(call.hang_up)
+        recording = await recorder.finished(recording_id)
+        assert (recording.status, recording.rule_action) == ("complete", "record")
+        detail = await asyncio.to_thread(recorder.detail, recording_id)
+        started = [e for e in detail["events"] if e["kind"] == "recording_started"]
+        assert len(started) == 1 and started[0]["data"] == {"reason": "must_record"}
+        assert started[0]["offset_seconds"] >= 1.0  # from the join on, not before
+        sound, _ = await asyncio.to_thread(recorder.audio, recording_id)
+        assert sound.shape[1] >= int(1.8 * RATE)  # the call's length; silence before the join
+        at = int(started[0]["offset_seconds"] * RATE)
+        after = [
+            abs(sound[:, i : i + RATE // 5].astype(float)).mean()
+            for i in range(at, sound.shape[1], RATE // 5)
+        ]
+        assert sum(level > 500 for level in after) >= 3  # the second of audio sent after the join is there
+        before = sound[:, : at - RATE // 10].astype(float)
+        assert float(abs(before).mean()) < 30  # nothing from before it, not even what was queued
+
+
+async def test_a_participant_who_must_not_be_recorded_joining_silences_the_rest_of_the_call(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with start_recorder(tmp_path / "data", database_url) as recorder:
+        _rule(recorder, {"name": "Works council", "action": "do_not_record", "match": {"agents": ["bob"]}})
+        call = await as_peer(lambda: _call(recorder.port))
+        recording_id = await recorder.recording_for(call.call_id)
+        agent, customer = voice(2.0, RATE, 140.0, seed=9), voice(2.0, RATE, 220.0, seed=10)
+        lead = await as_peer(lambda: call.send(agent[:RATE], customer[:RATE])) - call.answered
+        streams = [Stream("agent", "PCMU", sender_aor=AGENT), Stream("customer", "PCMU", sender_aor=CUSTOMER)]
+        joined = [("YQ==", AGENT), ("cA==", CUSTOMER), ("dA==", "sip:1002@pbx.example")]  # bob joins
+        update = await as_peer(
+            lambda: call.src.in_dialog(
+                "UPDATE", metadata_xml(joined, streams).encode(), "application/rs-metadata+xml"
+            )
+        )
+        assert update.status == 200
+        await as_peer(lambda: call.send(agent[RATE:], customer[RATE:]))
+        await as_peer(call.hang_up)
+        recording = await recorder.finished(recording_id)
+        assert (recording.rule_name, recording.rule_action) == ("Works council", "do_not_record")
+        detail = await asyncio.to_thread(recorder.detail, recording_id)
+        paused = [e for e in detail["events"] if e["kind"] == "pause"]
+        assert [e["data"]["cause"] for e in paused] == ["rule"]
+        sound, _ = await asyncio.to_thread(recorder.audio, recording_id)
+        start = int(lead * RATE)
+        assert float(abs(sound[:, start + RATE // 5 : start + int(0.8 * RATE)].astype(float)).mean()) > 100
+        at = int(paused[0]["offset_seconds"] * RATE)
+        assert float(abs(sound[:, at + RATE // 10 :].astype(float)).mean()) < 30  # nothing after bob joined
+
+
+async def test_queue_and_labels_from_the_invite_headers_drive_the_rules(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with start_recorder(tmp_path / "data", database_url) as recorder:
+        _rule(recorder, {"name": "HR queue", "action": "do_not_record", "match": {"queues": ["hr"]}})
+        _rule(
+            recorder,
+            {"name": "Regulated", "action": "record", "match": {"labels": ["mifid2"]}, "set_labels": ["7y"]},
+        )
+        streams = [Stream("agent", "PCMU", sender_aor=AGENT), Stream("customer", "PCMU", sender_aor=CUSTOMER)]
+        content_type, body = multipart(
+            sdp_offer(streams), metadata_xml([("YQ==", AGENT), ("cA==", CUSTOMER)], streams)
+        )
+        ids = []
+        for headers in (["X-Queue: hr"], ["X-Queue: sales", "X-Recording-Labels: mifid2, <bad>"]):
+            src = TestSrc("127.0.0.1", recorder.port)
+            assert (await as_peer(lambda: src.invite(content_type, body, headers))).status == 200  # noqa: B023
+            ids.append(await recorder.recording_for(src.call_id))
+            assert (await as_peer(src.bye)).status == 200
+            src.close()
+        hr, regulated = [await _ended(recorder, i) for i in ids]
+        assert (hr.status, hr.queue, hr.rule_name) == ("not_recorded", "hr", "HR queue")
+        assert (regulated.queue, regulated.rule_name, regulated.labels) == (
+            "sales",
+            "Regulated",
+            ["7y", "mifid2"],
+        )
+        assert regulated.status != "not_recorded"
+
+
+async def test_an_unrecorded_call_the_recorder_did_not_see_end_is_closed_at_the_next_start(
+    tmp_path: Path, database_url: str
+) -> None:
+    # As a recorder killed during an unrecorded call leaves it: catalogued, never ended.
+    ctx = open_context(make_settings(tmp_path / "data", database_url))
+    try:
+        record = CallRecord(started_at=datetime.now(UTC), source="siprec", sip_call_ids=["lost@src"])
+        rule = {"status": "not_recorded", "rule_name": "HR", "rule_action": "do_not_record"}
+        recording_id = ctx.recordings.begin(record, None, rule)
+    finally:
+        ctx.close()
+    async with start_recorder(tmp_path / "data", database_url) as recorder:
+        recording = await _ended(recorder, recording_id)
+        assert (recording.status, recording.duration_seconds) == ("not_recorded", None)
+        assert recording.manifest_signature is not None

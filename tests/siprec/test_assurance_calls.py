@@ -1,15 +1,19 @@
 """Recording assurance end to end: real SIPREC calls from the test SRC to a running recorder
 (`callvault serve`'s composition root), then the PBX's CDR file with those calls and one
-call of a must-record agent that was never recorded, imported by the `callvault` command.
+call of a must-record agent that was never recorded, imported by the `callvault` command;
+and a call a recording rule left unrecorded, whose record the ACD posts by its vendor id.
 
 The report served by the running recorder lists the recorded calls as complete (one
 matched by its SIP Call-ID, one by numbers and start time) and the unrecorded one as
-missing; an alert about it exists, once, however often the calls are reconciled.
+missing; an alert about it exists, once, however often the calls are reconciled. The
+rule's call is reported as not recorded by rule, with no alert for an unregulated agent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,9 +23,12 @@ import httpx
 from callvault.db.models import Recording
 from tests.siprec.conftest import Recorder, as_peer
 from tests.siprec.test_calls import CallSpec, _two_party_call
+from tests.support.audio import voice
+from tests.support.live_call import open_call
 from tests.support.people import ADMIN
 from tests.support.processes import run_cli
 
+UCID = "00001002441638267012"
 PBX_ZONE = timezone(timedelta(hours=-5))
 HEADER = "pbx_call_id,started_at,ended_at,direction,calling_number,called_number,agent,queue,sip_call_id\n"
 
@@ -30,6 +37,17 @@ def _get(recorder: Recorder, path: str, **params: str) -> Any:
     response = httpx.get(
         f"http://127.0.0.1:{recorder.http_port}/api/v1/{path}",
         params=params,
+        headers={"Authorization": f"Bearer {recorder.token}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _post(recorder: Recorder, path: str, body: Any) -> Any:
+    response = httpx.post(
+        f"http://127.0.0.1:{recorder.http_port}/api/v1/{path}",
+        json=body,
         headers={"Authorization": f"Bearer {recorder.token}"},
         timeout=30,
     )
@@ -48,7 +66,9 @@ def _started(recorder: Recorder, recording_id: str) -> datetime:
 def _cdr_line(pbx_id: str, start: datetime, seconds: float, customer: str, sip_call_id: str = "") -> str:
     # The PBX writes local times with an offset and national numbers: both are normalised.
     began, ended = (t.astimezone(PBX_ZONE).isoformat() for t in (start, start + timedelta(seconds=seconds)))
-    return f"{pbx_id},{began},{ended},inbound,{customer},(415) 555-0100,1001@pbx.example,sales,{sip_call_id}\n"
+    return (
+        f"{pbx_id},{began},{ended},inbound,{customer},(415) 555-0100,1001@pbx.example,sales,{sip_call_id}\n"
+    )
 
 
 async def test_a_cdr_file_with_an_unrecorded_must_record_call_yields_it_missing_and_an_alert(
@@ -109,3 +129,36 @@ async def test_a_cdr_file_with_an_unrecorded_must_record_call_yields_it_missing_
     assert len(alerts) == 1 and "pbx-3" in alerts[0]["detail"] and alerts[0]["user"] == "alice"
     assert "0142" not in alerts[0]["detail"]
     assert not any("555-0142" in line or "5550142" in line for line in recorder.log_lines)
+
+
+async def _finalised(recorder: Recorder, recording_id: str, within: float = 30.0) -> Recording:
+    deadline = time.monotonic() + within
+    while True:
+        with recorder.ctx.catalog.read() as session:
+            recording = session.get(Recording, recording_id)
+            if recording is not None and recording.finalized_at is not None:
+                session.expunge(recording)
+                return recording
+        assert time.monotonic() < deadline, f"recording {recording_id} did not end within {within} s"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_call_a_rule_left_unrecorded_is_reported_as_such_by_its_vendor_id(recorder: Recorder) -> None:
+    rule = {"name": "Doctors line", "action": "do_not_record", "match": {"customers": ["+14155550199"]}}
+    await as_peer(lambda: recorder.ctx.recording_rules.create(ADMIN, rule))
+    call = await as_peer(lambda: open_call(recorder.port, ucid=UCID))
+    recording_id = await recorder.recording_for(call.call_id)
+    await as_peer(lambda: call.send(voice(0.5, 8000, 140.0, seed=1), voice(0.5, 8000, 220.0, seed=2)))
+    await as_peer(call.hang_up)
+    assert (await _finalised(recorder, recording_id)).status == "not_recorded"
+    # The ACD's record names the call by its UCID only, with its own clock an hour off.
+    record = {"pbx_call_id": "acd-77", "started_at": "2026-01-31T09:00:00Z", "vendor_call_id": UCID}
+    posted = await as_peer(lambda: _post(recorder, "call-records", {"records": [record]}))
+    assert posted["reconciliation"]["outcomes"]["not_recorded_by_rule"] == 1
+    report = await as_peer(lambda: _get(recorder, "reports/assurance", outcome="not_recorded_by_rule"))
+    assert [(i["pbx_call_id"], i["recording_id"], i["matched_by"], i["agent"]) for i in report["items"]] == [
+        ("acd-77", recording_id, "ucid", "alice")  # the agent taken from the recording
+    ]
+    assert report["totals"]["not_recorded_by_rule"] == 1 and report["totals"]["missing"] == 0
+    # alice is not regulated: leaving her call unrecorded by a rule is no alert.
+    assert (await as_peer(lambda: _get(recorder, "alerts", kind="must_record_not_recorded")))["items"] == []

@@ -28,6 +28,7 @@ from callvault.api import (
     routes_assurance,
     routes_auth,
     routes_calls,
+    routes_captures,
     routes_compliance,
     routes_disclosure,
     routes_erasure,
@@ -52,6 +53,7 @@ from callvault.errors import (
     TooManyAttempts,
 )
 from callvault.runtime.call_control import CallControl
+from callvault.runtime.passive.pcap_import import SealJournal
 from callvault.services.access import Role
 from callvault.services.audit import current_refusals
 from callvault.services.context import ServiceContext
@@ -64,9 +66,13 @@ RETRY_AFTER_SECONDS = "5"
 
 
 def create_app(
-    ctx: ServiceContext, health_extra: HealthCheck | None = None, calls: CallControl | None = None
+    ctx: ServiceContext,
+    health_extra: HealthCheck | None = None,
+    calls: CallControl | None = None,
+    seal_journal: SealJournal | None = None,
 ) -> FastAPI:
-    """``calls``: the controls of the recorder's live calls (None: a server that records no calls)."""
+    """``calls``: the controls of the recorder's live calls (None: a server that records no calls);
+    ``seal_journal``: the media engine's, for capture imports (None: captures answer 409)."""
     app = FastAPI(
         title="callvault",
         version=__version__,
@@ -76,6 +82,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.calls = calls if calls is not None else CallControl(ctx, None)
+    app.state.seal_journal = seal_journal
     app.include_router(routes_recordings.router, prefix="/api/v1")
     app.include_router(routes_auth.router, prefix="/api/v1")
     app.include_router(routes_users.router, prefix="/api/v1")
@@ -86,6 +93,7 @@ def create_app(
     app.include_router(routes_webhooks.router, prefix="/api/v1")
     app.include_router(routes_disclosure.router, prefix="/api/v1")
     app.include_router(routes_calls.router, prefix="/api/v1")
+    app.include_router(routes_captures.router, prefix="/api/v1")
     app.include_router(routes_assurance.router, prefix="/api/v1")
     app.include_router(routes_rules.router, prefix="/api/v1")
     app.include_router(routes_qa.router, prefix="/api/v1")

@@ -3,23 +3,26 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from callvault.api.deps import context, principal
-from callvault.errors import InvalidInput
-from callvault.services.access import Principal
+from callvault.errors import InvalidInput, PayloadTooLarge
+from callvault.services.access import Action, Principal, require
 from callvault.services.assurance import OUTCOMES, Period
 from callvault.services.assurance_report import MAX_PAGE
-from callvault.services.call_record_input import parse_batch
+from callvault.services.call_record_input import CallRecordInput, parse_batch, parse_csv
 from callvault.services.context import ServiceContext
 
 router = APIRouter(tags=["assurance"])
 
 Ctx = Annotated[ServiceContext, Depends(context)]
 Caller = Annotated[Principal, Depends(principal)]
+MAX_BODY = 16 * 2**20  # 10,000 records of ~1 KB, with room
 
 _EXAMPLE = {
     "records": [
@@ -39,23 +42,71 @@ _EXAMPLE = {
 }
 
 
-@router.post("/call-records")
-def submit_call_records(
-    ctx: Ctx, caller: Caller, body: Annotated[Any, Body(examples=[_EXAMPLE])]
-) -> dict[str, Any]:
+_BODY_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["records"],
+                    "properties": {"records": {"type": "array", "items": {"type": "object"}}},
+                },
+                "example": _EXAMPLE,
+            },
+            "text/csv": {"schema": {"type": "string", "description": "the CSV file (columns: README)"}},
+        },
+    }
+}
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge(f"body larger than {MAX_BODY // 2**20} MB; send smaller batches")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise PayloadTooLarge(f"body larger than {MAX_BODY // 2**20} MB; send smaller batches")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _records(content_type: str, body: bytes) -> list[CallRecordInput]:
+    if content_type == "text/csv":
+        return parse_csv(body)
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput('the body must be JSON, {"records": [...]}, or a CSV file as text/csv') from None
+    return parse_batch(parsed)
+
+
+@router.post("/call-records", openapi_extra=_BODY_SCHEMA)
+async def submit_call_records(request: Request) -> dict[str, Any]:
     """Call records (CDRs) of the PBX/ACD: the calls that should have been recorded.
 
-    ``{"records": [...]}`` (or a bare list), up to 10,000 records; fields as the CSV
-    columns in the README. Idempotent on ``pbx_call_id``: a record sent again changes
-    nothing, a changed one is updated and reconciled again. The whole batch is checked
-    first: one bad record answers 400 naming it (``record 3: started_at: ...``) and
-    nothing is stored. Stored records are reconciled with the recordings at once;
-    the answer has the counts and the outcomes of that reconciliation.
+    ``{"records": [...]}`` (or a bare list), up to 10,000 records, or a CSV file
+    sent as ``text/csv``; fields as the CSV columns in the README. Idempotent on
+    ``pbx_call_id``: a record sent again changes nothing, a changed one is updated
+    and reconciled again. The whole batch is checked first: one bad record answers
+    400 naming it (``record 3: started_at: ...``, ``line 7: ...``) and nothing is
+    stored; 413 over 16 MB. Stored records are reconciled with the recordings at
+    once; the answer has the counts and the outcomes of that reconciliation.
     """
-    records = parse_batch(body)
-    stored = ctx.call_records.store(caller, records, "api")
-    reconciled = ctx.assurance.reconcile(caller, ids=stored.ids)
-    return {"received": len(records), **stored.to_dict(), "reconciliation": reconciled}
+    ctx: ServiceContext = request.app.state.ctx
+    caller = await run_in_threadpool(principal, request)
+    require(caller, Action.CALL_RECORDS_SUBMIT)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    records = _records(content_type, await _body(request))
+
+    def store() -> dict[str, Any]:
+        stored = ctx.call_records.store(caller, records, "api")
+        reconciled = ctx.assurance.reconcile(caller, ids=stored.ids)
+        return {"received": len(records), **stored.to_dict(), "reconciliation": reconciled}
+
+    return await run_in_threadpool(store)
 
 
 def _period(start: datetime | None, end: datetime | None) -> Period:

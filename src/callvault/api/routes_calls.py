@@ -31,7 +31,8 @@ Ref = Annotated[
 
 _STATE = (
     "`recording_id` (the live recording; `recording_ids` when the call is recorded more than once), "
-    "`live`, `state` (`recording`, `paused` or `ended`) and `silences` (cause, channels, since, by, "
+    "`live`, `state` (`recording`, `paused`, `not_recorded` for a live call a recording rule keeps off "
+    "disk, or `ended`) and `silences` (cause, channels, since, by, "
     "resumes_at)."
 )
 

@@ -1,5 +1,5 @@
-"""``callvault`` commands: serve, import-audio, recordings, verify, keys, admin, webhooks, announcements,
-assurance, qa, demo, settings."""
+"""``callvault`` commands: serve, import-audio, import-pcap, recordings, verify, keys, admin, webhooks,
+announcements, assurance, rules, qa, demo, settings."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from callvault.cli.assurance_cmd import assurance_app
 from callvault.cli.audit_cmd import audit_app
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
 from callvault.cli.demo_setup import ensure_demo_agent
+from callvault.cli.import_pcap import import_pcap
 from callvault.cli.qa_cmd import qa_app
 from callvault.cli.recordings_table import recordings_table, resolve_id
 from callvault.cli.retention import (
@@ -65,6 +66,9 @@ def serve() -> None:
     from callvault.cli.serve import run_server
 
     run_server(load_settings())
+
+
+app.command("import-pcap")(import_pcap)
 
 
 @app.command("import-audio")

@@ -41,6 +41,7 @@ from callvault.runtime.assurance_sweeper import AssuranceSweeper
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
 from callvault.runtime.media.engine import MediaEngine
+from callvault.runtime.passive.live import LiveCapture
 from callvault.runtime.retention_sweeper import RetentionSweeper
 from callvault.runtime.sip.server import SiprecServer
 from callvault.runtime.sip.transport import install_uvloop
@@ -156,6 +157,7 @@ async def running_server(
     context = await asyncio.to_thread(open_context, settings) if ctx is None else ctx
     sip: SiprecServer | None = None
     media: MediaEngine | None = None
+    live: LiveCapture | None = None
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
     sweeper = RetentionSweeper(context, float(settings.retention_interval))
@@ -179,6 +181,9 @@ async def running_server(
             after_call=MustRecordAlerts(context.catalog, context.alerts).check,
         )
         await media.start()
+        if settings.capture_interfaces:  # passive capture (port mirroring), see runtime/passive/live.py
+            live = LiveCapture(context, media, settings.capture_interfaces, settings.capture_filter)
+            live.start()
         webhooks = WebhookDispatcher(context.webhooks, context.webhook_outbox, settings)
         await webhooks.start()
         if settings.sip_port or sip_any_port:
@@ -200,7 +205,8 @@ async def running_server(
         sock = _bind_http(settings)
         http_port = int(sock.getsockname()[1])
         calls = CallControl(context, media)
-        http = _http_server(settings, create_app(context, health_extra=health, calls=calls))
+        app = create_app(context, health_extra=health, calls=calls, seal_journal=media.seal_journal)
+        http = _http_server(settings, app)
         http_task = asyncio.create_task(http.serve(sockets=[sock]))
         while not http.started:
             if http_task.done():
@@ -215,6 +221,8 @@ async def running_server(
             yield RunningServer(settings, context, media, sip, http_port, http_task)
     finally:
         await sweeper.stop()
+        if live is not None:
+            await live.stop()  # first: the calls it still follows are sealed by the engine's stop
         await assurance.stop()
         await _stop(settings, sip, media, http, http_task)
         if webhooks is not None:

@@ -8,7 +8,8 @@ the PBX's own call id (``pbx_call_id``) so that sending a record again changes
 nothing. Its reconciliation (see :mod:`callvault.services.assurance`) is kept
 on the same row: which recording, matched how, and the outcome the assurance
 report counts. Agent and team are resolved when the record arrives, so the
-report is scoped and grouped from this table alone.
+report is scoped and grouped from this table alone. Phone numbers are kept
+only as keyed hashes.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ class ExpectedCall(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     direction: Mapped[str | None] = mapped_column(String(16))
-    # E.164 where the number is one, else as the PBX wrote it (extensions). Never logged.
-    calling_number: Mapped[str | None] = mapped_column(String(64))
-    called_number: Mapped[str | None] = mapped_column(String(64))
+    # Keyed hashes (crypto.personal_hash, kind "phone") of the numbers in E.164 where they are
+    # numbers: matching needs only equality, so no second copy of customers' numbers is kept.
+    calling_hash: Mapped[str | None] = mapped_column(String(64))
+    called_hash: Mapped[str | None] = mapped_column(String(64))
     agent: Mapped[str | None] = mapped_column(String(255))  # as the PBX named them
     agent_user_id: Mapped[int | None] = mapped_column(Integer)
     team_id: Mapped[int | None] = mapped_column(Integer)

@@ -33,9 +33,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Gauge
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from callvault.crypto.personal_hash import PersonalHasher
 from callvault.db.assurance_models import ExpectedCall
 from callvault.db.catalog import Catalog
 from callvault.db.models import Call, CallIdentifier, Recording, User
@@ -49,6 +50,7 @@ from callvault.services.alerts import (
 )
 from callvault.services.assurance_match import Candidate, Expected, Match, match_calls
 from callvault.services.audit import AccessLog
+from callvault.services.call_records import number_hash
 from callvault.services.manifest import iso
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,8 @@ class Reconciler:
         catalog: Catalog,
         alerts: AlertService,
         access_log: AccessLog,
+        hasher: PersonalHasher,
+        region: str,
         tolerance_seconds: float,
         grace_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -130,6 +134,8 @@ class Reconciler:
         self._catalog = catalog
         self._alerts = alerts
         self._log = access_log
+        self._hasher = hasher
+        self._region = region
         self._tolerance = timedelta(seconds=tolerance_seconds)
         self._grace = timedelta(seconds=grace_seconds)
         self._clock = clock
@@ -144,17 +150,10 @@ class Reconciler:
         """Reconcile the records ``ids``, or those of ``period`` (all: neither); ``undecided_only``
         keeps to records still ``pending`` or ``missing``. Returns the outcome counts."""
         require(principal, Action.CALL_RECORDS_SUBMIT)
-        where: list[ColumnElement[bool]] = [true()]
-        if ids is not None:
-            where = [ExpectedCall.id.in_(list(ids))] if ids else [ExpectedCall.id.is_(None)]
-        if period is not None:
-            where.extend(period.conditions())
+        where: list[ColumnElement[bool]] = [*(period.conditions() if period else [])]
         if undecided_only:
             where.append(ExpectedCall.outcome.in_((PENDING, MISSING)))
-        with self._catalog.read() as session:
-            keys = list(
-                session.scalars(select(ExpectedCall.id).where(*where).order_by(ExpectedCall.started_at))
-            )
+        keys = self._keys(where, ids)
         counts: Tally[str] = Tally()
         changed = alerts = 0
         for start in range(0, len(keys), _CHUNK):
@@ -172,6 +171,21 @@ class Reconciler:
         if changed or alerts:
             log.info("assurance reconciliation: %d calls, %d changed, %d alerts", len(keys), changed, alerts)
         return {"reconciled": len(keys), "changed": changed, "alerts": alerts, "outcomes": result}
+
+    def _keys(self, where: list[ColumnElement[bool]], ids: Sequence[int] | None) -> list[int]:
+        """The records to reconcile, in start order (so each chunk spans a short time)."""
+        query = select(ExpectedCall.started_at, ExpectedCall.id).where(*where)
+        found: list[tuple[datetime, int]] = []
+        with self._catalog.read() as session:
+            if ids is None:
+                found = [(at, key) for at, key in session.execute(query)]
+            wanted = list(ids or ())
+            for start in range(0, len(wanted), _CHUNK):  # bounded IN lists (SQLite's variable limit)
+                chunk = wanted[start : start + _CHUNK]
+                found.extend(
+                    (at, key) for at, key in session.execute(query.where(ExpectedCall.id.in_(chunk)))
+                )
+        return [key for _, key in sorted(found, key=lambda pair: (_aware(pair[0]), pair[1]))]
 
     def _reconcile_chunk(self, principal: Principal, keys: list[int]) -> tuple[Tally[str], int, int]:
         now = self._clock()
@@ -222,7 +236,7 @@ class Reconciler:
                 row.id,
                 _aware(row.started_at),
                 frozenset(v for v in (row.pbx_call_id, row.sip_call_id, row.vendor_call_id) if v),
-                frozenset(n for n in (row.calling_number, row.called_number) if n),
+                frozenset(h for h in (row.calling_hash, row.called_hash) if h),
                 row.agent_user_id,
             )
             for row in rows
@@ -249,13 +263,14 @@ class Reconciler:
             )
         ):
             identifiers.setdefault(call_id, {})[value] = kind
+        known: dict[str, str | None] = {}
         candidates = [
             Candidate(
                 r.id,
                 _aware(r.started_at),
                 r.status,
                 identifiers.get(r.call_id, {}),
-                frozenset(n for n in (calling, called, r.customer_number) if n),
+                self._hashes(known, calling, called, r.customer_number),
                 r.agent_user_id,
             )
             for r, calling, called in recordings
@@ -271,6 +286,17 @@ class Reconciler:
             if rid is not None
         )
         return match_calls(expected, candidates, self._tolerance, claimed)
+
+    def _hashes(self, known: dict[str, str | None], *numbers: str | None) -> frozenset[str]:
+        """A recording's numbers as call records keep them (keyed hashes), to compare;
+        ``known`` holds those hashed already (a line's own numbers recur on every call)."""
+        found: set[str] = set()
+        for number in numbers:
+            if number and number not in known:
+                known[number] = number_hash(self._hasher, number, self._region)
+            if number and known[number]:
+                found.add(str(known[number]))
+        return frozenset(found)
 
     @staticmethod
     def _recording_facts(

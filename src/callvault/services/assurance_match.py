@@ -21,6 +21,7 @@ the second way.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -111,10 +112,15 @@ def _compatible(record: Expected, candidate: Candidate, tolerance: timedelta) ->
 def _by_numbers_and_time(
     records: list[Expected], offered: list[Candidate], tolerance: timedelta
 ) -> dict[int, Match]:
+    # Only recordings started within the tolerance are looked at: bisect a list in start order.
+    ordered = sorted(offered, key=lambda c: c.started_at)
+    starts = [c.started_at for c in ordered]
     pairs = [
         (abs((c.started_at - r.started_at).total_seconds()), r.key, c.recording_id)
         for r in records
-        for c in offered
+        for c in ordered[
+            bisect_left(starts, r.started_at - tolerance) : bisect_right(starts, r.started_at + tolerance)
+        ]
         if _compatible(r, c, tolerance)
     ]
     choices: dict[int, int] = defaultdict(int)  # record -> how many recordings fit it

@@ -86,10 +86,11 @@ class IngestSource:
 
     ``siprec``: the SRC's transport address and, over TLS, its certificate
     subject. ``upload``: the API user and their address. ``import``: the
-    callvault user the CLI ran as and the operating-system account.
+    callvault user the CLI ran as and the operating-system account. ``capture``:
+    the interface a sniffed call was seen on (passive capture).
     """
 
-    kind: Literal["siprec", "upload", "import"]
+    kind: Literal["siprec", "upload", "import", "capture"]
     user: str | None = None
     user_id: int | None = None
     address: str | None = None

@@ -6,18 +6,22 @@ again changes nothing (``unchanged``); a record whose values changed (a
 corrected CDR) is updated and reconciled again. The agent is resolved to a
 user (by username or any SIP identity, through the agent directory) and
 their team when the record arrives, so the report can be scoped and grouped
-without the directory. Numbers are stored in E.164 where they are numbers;
-they appear in no log line and no audit entry.
+without the directory. Numbers are normalised (E.164 where they are numbers)
+and stored only as keyed hashes (:func:`number_hash`): matching needs only
+equality, and the catalogue keeps no second copy of customers' numbers. They
+appear in no log line and no audit entry.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from callvault.crypto.personal_hash import PersonalHasher
 from callvault.db.assurance_models import ExpectedCall
 from callvault.db.catalog import Catalog
 from callvault.services.access import Action, Principal, require
@@ -28,13 +32,14 @@ from callvault.services.directory import AgentDirectory
 from callvault.services.phone import normalise_number
 
 PENDING = "pending"
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _CHUNK = 500  # ids per IN (...) lookup
 _VALUES = (
     "started_at",
     "ended_at",
     "direction",
-    "calling_number",
-    "called_number",
+    "calling_hash",
+    "called_hash",
     "agent",
     "agent_user_id",
     "team_id",
@@ -59,13 +64,28 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+def number_hash(hasher: PersonalHasher, raw: str | None, region: str) -> str | None:
+    """The keyed hash a number is stored and compared as (E.164 first where it is a number)."""
+    if not raw:
+        return None
+    # Already E.164 (as the catalogue stores numbers): what normalising would give, without its cost.
+    e164 = raw if _E164.match(raw) else normalise_number(raw, region)
+    return hasher.digest("phone", e164 or raw.strip())
+
+
 class CallRecordStore:
     def __init__(
-        self, catalog: Catalog, directory: AgentDirectory, access_log: AccessLog, region: str
+        self,
+        catalog: Catalog,
+        directory: AgentDirectory,
+        access_log: AccessLog,
+        hasher: PersonalHasher,
+        region: str,
     ) -> None:
         self._catalog = catalog
         self._directory = directory
         self._log = access_log
+        self._hasher = hasher
         self._region = region
 
     def store(self, principal: Principal, records: list[CallRecordInput], source: str) -> Stored:
@@ -113,8 +133,8 @@ class CallRecordStore:
             "started_at": record.started_at,
             "ended_at": record.ended_at,
             "direction": record.direction,
-            "calling_number": self._number(record.calling_number),
-            "called_number": self._number(record.called_number),
+            "calling_hash": number_hash(self._hasher, record.calling_number, self._region),
+            "called_hash": number_hash(self._hasher, record.called_number, self._region),
             "agent": record.agent,
             "agent_user_id": user_id,
             "team_id": self._directory.team_of(user_id),
@@ -122,9 +142,6 @@ class CallRecordStore:
             "sip_call_id": record.sip_call_id,
             "vendor_call_id": record.vendor_call_id,
         }
-
-    def _number(self, raw: str | None) -> str | None:
-        return normalise_number(raw, self._region) or raw if raw else None
 
 
 def _differs(row: ExpectedCall, new: dict[str, Any]) -> bool:

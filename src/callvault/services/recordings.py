@@ -372,6 +372,14 @@ class RecordingService:
         with self._catalog.read() as session:
             return list(session.scalars(select(Recording.id).where(Recording.status == "recording")))
 
+    def unrecorded_unfinished(self) -> list[str]:
+        """Calls left unrecorded by a rule that never ended (the recorder stopped during them)."""
+        with self._catalog.read() as session:
+            query = select(Recording.id).where(
+                Recording.status == "not_recorded", Recording.finalized_at.is_(None)
+            )
+            return list(session.scalars(query))
+
     def mark_interrupted_without_audio(self, recording_id: str) -> None:
         """A recording whose spool is gone entirely: keep the row, flag it, no audio."""
         with self._catalog.write() as session:
@@ -384,10 +392,11 @@ class RecordingService:
             self._announce_sealed(session, recording)
 
     def end_without_audio(
-        self, recording_id: str, status: str, ended_at: datetime, duration_seconds: float | None = None
+        self, recording_id: str, status: str, ended_at: datetime | None, duration_seconds: float | None = None
     ) -> None:
         """A call catalogued without audio (a recording rule; an on-demand call nobody kept) has
-        ended: its times and status are signed into the seal log as evidence that it happened."""
+        ended: its times and status are signed into the seal log as evidence that it happened.
+        ``ended_at`` None: unknown (the recorder stopped while the call ran)."""
         with self._finalise_lock, self._catalog.write() as session:
             recording = _locked(session, recording_id)
             if recording is None or recording.finalized_at is not None:
@@ -401,12 +410,27 @@ class RecordingService:
                 if recording.started_at.tzinfo
                 else recording.started_at.replace(tzinfo=UTC)
             )
-            span = (ended_at - started).total_seconds() if duration_seconds is None else duration_seconds
-            recording.duration_seconds = round(max(0.0, span), 3)
+            span = duration_seconds
+            if span is None and ended_at is not None:
+                span = (ended_at - started).total_seconds()
+            recording.duration_seconds = None if span is None else round(max(0.0, span), 3)
             recording.finalized_at = datetime.now(UTC)
             self._sign(session, recording)
             self._announce_sealed(session, recording)
         log.info("recording %s ended without audio: %s", recording_id, status)
+
+    def apply_rule(self, recording_id: str, columns: dict[str, Any]) -> None:
+        """A live call's rule decision changed (new metadata): its rule columns, and ``recording``
+        when an unrecorded call starts being recorded."""
+        with self._catalog.write() as session:
+            recording = _locked(session, recording_id)
+            if recording is None or recording.finalized_at is not None:
+                return
+            for column in ("rule_name", "rule_action", "labels"):
+                if column in columns:
+                    setattr(recording, column, columns[column])
+            if recording.status == "not_recorded" and columns.get("status", "recording") == "recording":
+                recording.status = "recording"
 
     def keep(self, recording_id: str, at: datetime) -> bool:
         """Mark an on-demand call's audio to be kept; False if it was already. Conflict unless the

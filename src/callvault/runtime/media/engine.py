@@ -71,7 +71,7 @@ from callvault.runtime.media.render_schedule import RENDER_STEP, RenderSchedule
 from callvault.runtime.media.sealing import SEAL_RETRY_SECONDS, Sealer
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.silencing import Channels, Listener, Silencer, SilenceStatus
-from callvault.runtime.media.unrecorded import UnrecordedCalls, UnrecordedSession
+from callvault.runtime.media.unrecorded import UnrecordedCalls, UnrecordedSession, drain
 from callvault.services.call_record import CallEvent, FinalStatus
 from callvault.services.disclosure_check import DisclosureChecker
 from callvault.services.recordings import RecordingService
@@ -337,6 +337,28 @@ class MediaEngine:
         """A call answered and watched for its end, whose audio is never written (not even spooled)."""
         return self.unrecorded.open(recording_id, started_at, self._clock())
 
+    def record_unrecorded(
+        self,
+        recording_id: str,
+        streams: list[tuple[str, list[CodecSpec], int, str | None, object | None, bool]],
+    ) -> MediaSession:
+        """Start capturing a call so far left unrecorded (a must-record agent joined), on the ports
+        it already has: ``streams`` are (label, codecs, channel, participant aor, srtp, on hold)."""
+        unrecorded = self.unrecorded.close(recording_id)
+        if unrecorded is None:
+            raise Conflict(f"recording {recording_id} is not an unrecorded live call")
+        sockets = {label: stream.sock for label, stream in unrecorded.streams.items()}
+        for sock in sockets.values():
+            drain(sock)  # what queued before this moment stays unrecorded
+        session = self.open_session(recording_id, unrecorded.started_at)
+        for label, codecs, channel, aor, srtp, on_hold in streams:
+            self.add_stream(recording_id, label, codecs, channel, aor, srtp, sockets.pop(label, None))
+            if on_hold:
+                self.update_stream(recording_id, label, on_hold=True)
+        for sock in sockets.values():
+            self.ports.release(sock)
+        return session
+
     def is_unrecorded_live(self, recording_id: str) -> bool:
         return self.unrecorded.is_live(recording_id)
 
@@ -464,6 +486,25 @@ class MediaEngine:
             if await self.sealer.seal(session.journal, rendered, status):
                 metrics.FINALISE_SECONDS.observe(time.monotonic() - closed)
                 await self._called(session.recording_id)
+        finally:
+            metrics.FINALISE_BACKLOG.dec()
+
+    # -- journals written by passive capture (see runtime/passive) --------------
+
+    def seal_journal(
+        self, journal: Path, key: bytes, ended_at: float, status: FinalStatus
+    ) -> asyncio.Future[bool]:
+        """Render a closed journal whole and seal it, as recovery does; stop() waits for it."""
+        job = asyncio.ensure_future(self._seal_journal(journal, key, ended_at, status))
+        self._tasks.add(job)
+        job.add_done_callback(self._tasks.discard)
+        return job
+
+    async def _seal_journal(self, journal: Path, key: bytes, ended_at: float, status: FinalStatus) -> bool:
+        metrics.FINALISE_BACKLOG.inc()
+        try:
+            rendered = await self.schedule.render_whole(journal, key, ended_at)
+            return await self.sealer.seal(journal, rendered, status)
         finally:
             metrics.FINALISE_BACKLOG.dec()
 

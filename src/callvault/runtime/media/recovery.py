@@ -64,6 +64,11 @@ class Recovery:
                 continue
             log.warning("recording %s was interrupted and has no spool", recording_id)
             spawn(asyncio.to_thread(self._recordings.mark_interrupted_without_audio, recording_id))
+        # Calls a recording rule left unrecorded have no spool: they ended, when is unknown.
+        for recording_id in await asyncio.to_thread(self._recordings.unrecorded_unfinished):
+            if recording_id not in open_ids:
+                end = self._recordings.end_without_audio
+                spawn(asyncio.to_thread(end, recording_id, "not_recorded", None))
 
     async def _recover(self, path: Path, schedule: RenderSchedule, sealer: Sealer) -> None:
         metrics.FINALISE_BACKLOG.inc()

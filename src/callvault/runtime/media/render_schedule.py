@@ -149,6 +149,9 @@ class RenderSchedule:
             self._plans.pop(recording_id, None)
             self.pool.unpin(recording_id)
 
-    async def render_whole(self, journal: Path, key: bytes) -> RenderedRecording:
-        """Crash recovery: the whole journal in one job, ending at its last audio."""
-        return await self.pool.run(None, render_journal, str(journal), key, self._options)
+    async def render_whole(
+        self, journal: Path, key: bytes, ended_at: float | None = None
+    ) -> RenderedRecording:
+        """The whole journal in one job (crash recovery, sniffed calls), ending at ``ended_at`` or its last audio."""
+        options = self._options if ended_at is None else RenderOptions.from_settings(self._settings, ended_at)
+        return await self.pool.run(None, render_journal, str(journal), key, options)

@@ -98,7 +98,7 @@ class UnrecordedCalls:
         for session in self._sessions.values():
             if session.closing:
                 continue
-            if any(_drain(stream.sock) for stream in session.streams.values()):
+            if any(drain(stream.sock) for stream in session.streams.values()):
                 session.last_activity = now
             elif not session.timed_out and now - session.last_activity >= self._rtp_timeout:
                 session.timed_out = True
@@ -106,7 +106,7 @@ class UnrecordedCalls:
         return silent
 
 
-def _drain(sock: socket.socket) -> bool:
+def drain(sock: socket.socket) -> bool:
     """Read and drop what the socket holds; True if anything was there."""
     fd = sock.fileno()
     got = False

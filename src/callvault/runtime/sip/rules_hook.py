@@ -8,8 +8,8 @@ call a normal one whose seal waits for a keep request
 (:mod:`callvault.runtime.media.on_demand`). When new metadata changes the
 answer (a participant joins): a recorded call that must no longer be is
 silenced from that moment (cause ``rule``), an unrecorded call that now must
-be recorded (a must-record agent joined) raises an alert, since the audio
-before cannot be had.
+be recorded (a must-record agent joined) is captured from that moment on the
+ports it already has (a ``recording_started`` event marks where).
 """
 
 from __future__ import annotations
@@ -18,14 +18,21 @@ import asyncio
 import logging
 import time
 
+from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.unrecorded import UnrecordedSession
-from callvault.runtime.sip.core import RecordingCall, ServerCore
-from callvault.services.access import Principal
-from callvault.services.alerts import MUST_RECORD_NOT_RECORDED, NewAlert
+from callvault.runtime.sip.core import RecordingCall, ServerCore, ended
+from callvault.runtime.sip.offer import DELAYED_OFFER_CODECS
+from callvault.services.call_record import CallEvent
 from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recording_rules import Decision
-from callvault.services.rule_outcome import customer_of, from_extensions, parse_labels, session_key
+from callvault.services.rule_outcome import (
+    customer_of,
+    from_extensions,
+    parse_labels,
+    rule_columns,
+    session_key,
+)
 from callvault.sip.message import SipRequest
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,10 @@ async def reevaluate(core: ServerCore, call: RecordingCall) -> None:
         return
     call.decision = after
     recording_id = call.recording_id
+    columns = rule_columns(after, call.labels)
+    columns.setdefault("rule_name", after.rule_name)
+    columns.setdefault("rule_action", after.action)
+    await asyncio.to_thread(core.recordings.apply_rule, recording_id, columns)
     if not after.record_audio and core.media.is_live(recording_id):
         log.info(
             "call %s: rule %r now says %s; audio silenced from here",
@@ -95,9 +106,28 @@ async def reevaluate(core: ServerCore, call: RecordingCall) -> None:
             after.action,
         )
         core.media.silence(recording_id, RULE_CAUSE, detail={"rule": after.rule_name or ""})
-    elif after.record_audio and after.must_record and core.alerts is not None:
-        detail = (
-            f"a must-record agent joined call {call.call_id!r}, left unrecorded by rule {before.rule_name!r}"
-        )
-        alert = NewAlert(MUST_RECORD_NOT_RECORDED, detail, recording_id=recording_id)
-        await asyncio.to_thread(core.alerts.raise_alert, alert, Principal.system())
+    elif after.record_audio and isinstance(call.media, UnrecordedSession) and not ended(call):
+        await _start_recording(core, call, recording_id)
+
+
+async def _start_recording(core: ServerCore, call: RecordingCall, recording_id: str) -> None:
+    """An unrecorded call must now be recorded (a must-record agent joined): capture from here on."""
+    labels = list(call.ports)
+    bindings = {b.label: b for b in await asyncio.to_thread(call.session.bind_streams, labels)}
+    if ended(call) or not core.media.is_unrecorded_live(recording_id):
+        return
+    streams: list[tuple[str, list[CodecSpec], int, str | None, object | None, bool]] = []
+    for label in labels:
+        plan = call.streams.get(label)
+        codecs = list(plan.codecs) if plan is not None else list(DELAYED_OFFER_CODECS)
+        srtp = plan.srtp if plan is not None else None
+        on_hold = plan.on_hold if plan is not None else False
+        binding = bindings[label]
+        streams.append((label, codecs, binding.channel, binding.participant_aor, srtp, on_hold))
+    media = core.media.record_unrecorded(recording_id, streams)
+    call.media = media
+    offset = max(0.0, time.time() - media.started_at)
+    core.media.record_event(recording_id, CallEvent("recording_started", offset, {"reason": "must_record"}))
+    log.info(
+        "call %s: a must-record agent joined; recording %s from %.1f s", call.call_id, recording_id, offset
+    )
