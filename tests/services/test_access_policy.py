@@ -258,6 +258,14 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.AGENT: "own",
         Role.AUDITOR: "-",
     },
+    Action.QA_CLIP_EXPORT: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
 }
 # An integration account (a CTI or payment system's service account) controls live calls, sends
 # call records and nothing else: every cell it is not written into above is "-".

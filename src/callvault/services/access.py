@@ -35,6 +35,7 @@ forbidden, so its existence is not revealed.
 | qa.review            |   ✓   |         –          |   team     |    team      |   –   |    –    |
 | qa.coach             |   ✓   |         –          |   team     |    team      |   –   |    –    |
 | qa.library           |   ✓   |         ✓          |   team     |    team      | shared|    –    |
+| qa.clip.export       |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
 
@@ -112,6 +113,7 @@ class Action(StrEnum):
     QA_REVIEW = "qa.review"
     QA_COACH = "qa.coach"
     QA_LIBRARY = "qa.library"
+    QA_CLIP_EXPORT = "qa.clip.export"
 
 
 class Scope(StrEnum):
@@ -196,6 +198,7 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.QA_EVALUATOR: Scope.TEAM,
         R.AGENT: Scope.OWN,
     },
+    A.QA_CLIP_EXPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
 }
 del A, R
 
