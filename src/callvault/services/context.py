@@ -31,6 +31,7 @@ from callvault.services.audit_log import AuditLog
 from callvault.services.call_records import CallRecordStore
 from callvault.services.call_refs import CallRefs
 from callvault.services.comments import CommentService
+from callvault.services.consent import ConsentStates
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.deletion import DeletionService
 from callvault.services.directory import AgentDirectory
@@ -40,6 +41,7 @@ from callvault.services.erasure import ErasureService
 from callvault.services.events import EventBus
 from callvault.services.importer import AudioImporter
 from callvault.services.integrity import IntegrityService, Liveness
+from callvault.services.jurisdiction_table import JurisdictionTable
 from callvault.services.key_epochs import KeyEpochs
 from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
@@ -105,6 +107,9 @@ class ServiceContext:
     # The web UI's recording page: comments pinned to a moment, waveform peaks (cached).
     comments: CommentService
     waveforms: WaveformService
+    # Consent and jurisdiction: the requirements table in force, each party's consent state.
+    jurisdictions: JurisdictionTable
+    consent: ConsentStates
     # Recording assurance: the PBX's call records, their reconciliation, the report.
     call_records: CallRecordStore
     assurance: Reconciler
@@ -149,7 +154,15 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     events = EventBus()
     webhook_outbox = WebhookOutbox(catalog)
     events.subscribe(webhook_outbox)
-    recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log, events)
+    jurisdictions = JurisdictionTable(
+        catalog,
+        access_log,
+        gdpr_explicit=settings.consent_gdpr_explicit,
+        site_jurisdiction=settings.consent_site_jurisdiction or None,
+    )
+    recordings = RecordingService(
+        catalog, blobs, keys, signer, directory, region, seal_log, events, jurisdictions.requirement_of
+    )
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     alerts = AlertService(catalog, access_log, events)
     usage_monitor = UsageMonitor(catalog, alerts, UsagePolicy.from_settings(settings))
@@ -224,6 +237,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         call_refs=CallRefs(catalog),
         comments=CommentService(catalog, access_log),
         waveforms=waveforms,
+        jurisdictions=jurisdictions,
+        consent=ConsentStates(catalog, access_log, region),
         call_records=CallRecordStore(catalog, directory, access_log, hasher, region),
         assurance=Reconciler(
             catalog,

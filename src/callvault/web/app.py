@@ -19,6 +19,7 @@ from callvault.api.app import HealthCheck
 from callvault.api.app import create_app as create_api_app
 from callvault.errors import CallvaultError
 from callvault.runtime.call_control import CallControl
+from callvault.runtime.consent_control import ConsentControl
 from callvault.runtime.passive.pcap_import import SealJournal
 from callvault.services.context import ServiceContext
 from callvault.services.web_sessions import WebSessions
@@ -33,10 +34,13 @@ def create_app(
     ctx: ServiceContext,
     health_extra: HealthCheck | None = None,
     calls: CallControl | None = None,
+    consent: ConsentControl | None = None,
     seal_journal: SealJournal | None = None,
 ) -> FastAPI:
     """The API (same arguments as :func:`callvault.api.app.create_app`) with the web UI on it."""
-    app = create_api_app(ctx, health_extra=health_extra, calls=calls, seal_journal=seal_journal)
+    app = create_api_app(
+        ctx, health_extra=health_extra, calls=calls, consent=consent, seal_journal=seal_journal
+    )
     settings = ctx.settings
     app.state.web_sessions = WebSessions(
         ctx.catalog,

@@ -1,7 +1,7 @@
 """web UI: comments pinned to a moment of a recording, and cached waveform peaks
 
 Revision ID: web_0005
-Revises: qm_0005
+Revises: consent_0005
 
 Two new tables; existing recordings get their peaks when first shown.
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "web_0005"
-down_revision = "qm_0005"
+down_revision = "consent_0005"
 branch_labels = None
 depends_on = None
 
