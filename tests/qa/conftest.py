@@ -56,7 +56,7 @@ class Api:
 
     def as_(self, name: str) -> Callable[..., httpx.Response]:
         def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
-            headers = {"Authorization": f"Bearer {self.tokens[name]}"}
+            headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self.tokens[name]}"}
             return self.http.request(method, f"/api/v1{path}", headers=headers, **kwargs)
 
         return call

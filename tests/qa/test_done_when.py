@@ -153,6 +153,19 @@ def _scenario(recorder: Recorder, recorded: str) -> None:
     assert list(plays) == ["alice", "alice"]  # the whole clip, then a range of it
     assert any(f"/qa/clips/{clip_id}/audio: not_found" in (d or "") for d in refused)
 
+    # A compliance officer exports it under a policy: the one copy that outlives the recording.
+    basis = "training library policy TL-3"
+    assert as_("sam", "GET", f"/qa/clips/{clip_id}/export", params={"basis": basis}).status_code == 403
+    assert as_("carol", "GET", f"/qa/clips/{clip_id}/export").status_code == 400  # no basis
+    exported = as_("carol", "GET", f"/qa/clips/{clip_id}/export", params={"basis": basis})
+    assert exported.status_code == 200 and exported.content == played.content
+    assert exported.headers["content-disposition"] == f'attachment; filename="clip-{clip_id}.wav"'
+    with ctx.catalog.read() as session:
+        details = session.scalars(
+            select(AccessEvent.detail).where(AccessEvent.action == "export", AccessEvent.username == "carol")
+        ).all()
+    assert details == [f"clip {clip_id} {basis}"]
+
     # The clip's audio dies with its recording's.
     ctx.playback.destroy_audio(ADMIN, long_call, "retention test")
     assert as_("alice", "GET", f"/qa/clips/{clip_id}/audio").status_code == 410

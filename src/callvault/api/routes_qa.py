@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 
 from callvault.api.deps import context, principal
 from callvault.services.access import Principal
@@ -20,6 +20,8 @@ router = APIRouter(prefix="/qa", tags=["quality management"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 Caller = Annotated[Principal, Depends(principal)]
 Json = Annotated[Any, Body()]
+# Catalog row ids are 32-bit: a larger one is a 400, not a driver error.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.post("/forms", status_code=201)
@@ -37,12 +39,12 @@ def list_forms(ctx: Ctx, caller: Caller, all_versions: bool = False) -> dict[str
 
 
 @router.get("/forms/{form_id}")
-def get_form(form_id: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def get_form(form_id: RowId, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     return ctx.qa.forms.get(caller, form_id)
 
 
 @router.put("/forms/{form_id}")
-def edit_form(form_id: int, ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
+def edit_form(form_id: RowId, ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
     """Same body as creating; questions kept from the form name their ``id``. A form that
     evaluations use gets a new version (its ``id`` is new); removing its questions is 409."""
     return ctx.qa.forms.update(caller, form_id, body)
@@ -67,38 +69,38 @@ def list_evaluations(
 
 
 @router.get("/evaluations/{evaluation_id}")
-def get_evaluation(evaluation_id: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def get_evaluation(evaluation_id: RowId, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     """The evaluation with its answers (each pinned ``at`` a moment), the call's timeline,
     the dispute and every revision of the score."""
     return ctx.qa.evaluations.get(caller, evaluation_id)
 
 
 @router.put("/evaluations/{evaluation_id}")
-def save_evaluation(evaluation_id: int, ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
+def save_evaluation(evaluation_id: RowId, ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
     """Save the draft: ``{"answers": [{"question_id", "value", "at", "comment"}], "comment"}``
     replaces its answers; returns it with the provisional ``score``."""
     return ctx.qa.evaluations.save(caller, evaluation_id, body)
 
 
 @router.post("/evaluations/{evaluation_id}/submit")
-def submit_evaluation(evaluation_id: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def submit_evaluation(evaluation_id: RowId, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     """Submit once (every scored question answered) → the evaluation with its ``score``."""
     return ctx.qa.evaluations.submit(caller, evaluation_id)
 
 
 @router.post("/evaluations/{evaluation_id}/acknowledge")
-def acknowledge_evaluation(evaluation_id: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def acknowledge_evaluation(evaluation_id: RowId, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     return ctx.qa.evaluations.acknowledge(caller, evaluation_id)
 
 
 @router.post("/evaluations/{evaluation_id}/dispute", status_code=201)
-def dispute_evaluation(evaluation_id: int, ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
+def dispute_evaluation(evaluation_id: RowId, ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
     """The evaluated agent, once: ``{"reason"}``."""
     return ctx.qa.disputes.open(caller, evaluation_id, body)
 
 
 @router.post("/evaluations/{evaluation_id}/review")
-def review_dispute(evaluation_id: int, ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
+def review_dispute(evaluation_id: RowId, ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
     """``{"outcome": "uphold" | "change", "answers" (change), "note"}`` by someone other than
     the evaluator and the agent."""
     return ctx.qa.disputes.review(caller, evaluation_id, body)
@@ -121,12 +123,12 @@ def list_calibrations(ctx: Ctx, caller: Caller) -> dict[str, Any]:
 
 
 @router.get("/calibrations/{calibration_id}")
-def get_calibration(calibration_id: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def get_calibration(calibration_id: RowId, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     return ctx.qa.calibrations.get(caller, calibration_id)
 
 
 @router.get("/calibrations/{calibration_id}/results")
-def calibration_results(calibration_id: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def calibration_results(calibration_id: RowId, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     """Answers side by side, variance per question, each evaluator against the consensus."""
     return ctx.qa.calibrations.results(caller, calibration_id)
 

@@ -25,6 +25,7 @@ forbidden, so its existence is not revealed.
 | announcement.view    |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
 | disclosure.report    |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | call.control         |   ✓   |         –          |   team     |     –        |  own  |    –    |
+| consent.manage       |   ✓   |         –          |    –       |     –        |   –   |    –    |
 | call_records.submit  |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | assurance.report     |   ✓   |         ✓          |   team     |     –        |   –   |    ✓    |
 | qa.form.manage       |   ✓   |         –          |    ✓       |     ✓        |   –   |    –    |
@@ -34,6 +35,7 @@ forbidden, so its existence is not revealed.
 | qa.review            |   ✓   |         –          |   team     |    team      |   –   |    –    |
 | qa.coach             |   ✓   |         –          |   team     |    team      |   –   |    –    |
 | qa.library           |   ✓   |         ✓          |   team     |    team      | shared|    –    |
+| qa.clip.export       |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 
 ¹ Auditors see catalog metadata (who, when, hashes) to check evidence, never audio.
 
@@ -98,6 +100,7 @@ class Action(StrEnum):
     ANNOUNCEMENT_VIEW = "announcement.view"
     DISCLOSURE_REPORT = "disclosure.report"
     CALL_CONTROL = "call.control"
+    CONSENT_MANAGE = "consent.manage"
     CALL_RECORDS_SUBMIT = "call_records.submit"
     ASSURANCE_REPORT = "assurance.report"
     RULES_VIEW = "recording_rules.view"
@@ -110,6 +113,7 @@ class Action(StrEnum):
     QA_REVIEW = "qa.review"
     QA_COACH = "qa.coach"
     QA_LIBRARY = "qa.library"
+    QA_CLIP_EXPORT = "qa.clip.export"
 
 
 class Scope(StrEnum):
@@ -165,6 +169,7 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.AGENT: Scope.OWN,
         R.INTEGRATION: Scope.ALL,
     },
+    A.CONSENT_MANAGE: {R.ADMIN: Scope.ALL},
     # Recording assurance: the PBX's call records in, the report out.
     A.CALL_RECORDS_SUBMIT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.INTEGRATION: Scope.ALL},
     A.ASSURANCE_REPORT: {
@@ -193,6 +198,7 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.QA_EVALUATOR: Scope.TEAM,
         R.AGENT: Scope.OWN,
     },
+    A.QA_CLIP_EXPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
 }
 del A, R
 

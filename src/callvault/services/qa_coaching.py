@@ -21,7 +21,7 @@ from callvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from callvault.services.access import Action, Principal, Role, require
 from callvault.services.audit import AccessLog
 from callvault.services.manifest import iso
-from callvault.services.qa_scope import aware, condition, in_scope, user_id_named
+from callvault.services.qa_scope import aware, condition, in_scope, is_row_id, user_id_named
 from callvault.services.qa_views import username
 
 _FIELDS = {"agent", "title", "notes", "due", "evaluation_ids", "clip_ids"}
@@ -122,7 +122,7 @@ def _ids(value: Any, what: str) -> list[int]:
     if (
         not isinstance(value, list)
         or len(value) > 100
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        or not all(is_row_id(v) for v in value)
         or len(set(value)) != len(value)
     ):
         raise InvalidInput(f"{what} must be a list of at most 100 distinct ids")

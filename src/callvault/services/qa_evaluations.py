@@ -28,7 +28,7 @@ from callvault.services.access import Action, Principal, Role, require
 from callvault.services.alerts import AlertService, NewAlert
 from callvault.services.audit import AccessLog
 from callvault.services.qa_forms import load as load_form
-from callvault.services.qa_scope import condition, evaluable_recording, in_scope
+from callvault.services.qa_scope import condition, evaluable_recording, in_scope, is_row_id
 from callvault.services.qa_scoring import parse_answers, score, unanswered
 from callvault.services.qa_views import evaluation_view
 from callvault.services.qa_workflow import Move, State, advance
@@ -228,7 +228,7 @@ class EvaluationService:
     ) -> QaCalibration | None:
         if calibration_id is None:
             return None
-        if isinstance(calibration_id, bool) or not isinstance(calibration_id, int):
+        if not is_row_id(calibration_id):
             raise InvalidInput("calibration_id must be a calibration session's id")
         calibration = session.get(QaCalibration, calibration_id)
         if calibration is None:

@@ -23,6 +23,7 @@ from callvault.services.access import Action, Principal, require
 from callvault.services.audit import AccessLog
 from callvault.services.manifest import iso
 from callvault.services.qa_form_spec import parse_form, questions
+from callvault.services.qa_scope import is_row_id
 
 
 class FormService:
@@ -100,8 +101,8 @@ class FormService:
 
 def load(session: Session, form_id: Any) -> QaForm:
     """The form an evaluation or rule names (400 for a malformed id, 404 for none)."""
-    if isinstance(form_id, bool) or not isinstance(form_id, int):
-        raise InvalidInput("form_id must be a form's id (a whole number)")
+    if not is_row_id(form_id):
+        raise InvalidInput("form_id must be a form's id (a whole number from 1)")
     return _form(session, form_id)
 
 

@@ -12,7 +12,9 @@ clips shared with them or their team, directly, through a playlist, or by a
 coaching item. Coaches (``qa.coach``) cut clips of calls in their scope and
 share them only inside it (a supervisor cannot hand another team's agent a
 call of theirs). Every play is in the audit trail (``clip_play``, with the
-recording's id) and counts for usage monitoring like a playback.
+recording's id) and counts for usage monitoring like a playback. A compliance
+officer may export a clip as a file under a named policy (``export``, with
+the basis): the one way its audio outlives the recording.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from callvault.services.access import Action, Principal, Scope, require
 from callvault.services.audit import AccessLog
 from callvault.services.manifest import iso
 from callvault.services.playback import PlaybackAudio, PlaybackService
-from callvault.services.qa_scope import evaluable_recording, in_scope, team_named, user_id_named
+from callvault.services.qa_scope import (
+    evaluable_recording,
+    in_scope,
+    is_row_id,
+    team_named,
+    user_id_named,
+)
 
 MIN_CLIP_SECONDS = 0.5
 MAX_TAGS = 20
@@ -102,14 +110,27 @@ class ClipLibrary:
         with self._catalog.read() as session:
             return _clip_view(session, self._visible(session, principal, clip_id), principal)
 
-    def open_clip_audio(self, principal: Principal, clip_id: int) -> PlaybackAudio:
+    def open_clip_audio(
+        self, principal: Principal, clip_id: int, verb: str = "clip_play", detail: str = ""
+    ) -> PlaybackAudio:
         """The clip's audio as WAV, cut from the recording now; the play is audited."""
         with self._catalog.read() as session:
             clip = self._visible(session, principal, clip_id)
             recording = session.get(Recording, clip.recording_id)
             assert recording is not None
         audio = self._playback.open_span(recording, clip.start_seconds, clip.end_seconds)
-        self._log.record(principal, "clip_play", clip.recording_id, detail=f"clip {clip.id}")
+        self._log.record(principal, verb, clip.recording_id, detail=f"clip {clip.id} {detail}".rstrip())
+        return audio
+
+    def export_clip(self, principal: Principal, clip_id: int, basis: str) -> PlaybackAudio:
+        """The clip as a WAV file to keep outside the vault (a compliance officer, under a policy
+        named in ``basis``): the one way a clip's audio outlives its recording. Audited as
+        ``export`` with the basis, and counted for usage limits like every export."""
+        require(principal, Action.QA_CLIP_EXPORT)
+        if not isinstance(basis, str) or not 3 <= len(basis.strip()) <= 500:
+            raise InvalidInput("basis (the policy the export is made under) must be 3-500 characters")
+        audio = self.open_clip_audio(principal, clip_id, verb="export", detail=basis.strip())
+        audio.filename = f"clip-{clip_id}.wav"
         return audio
 
     def mark_watched(self, principal: Principal, clip_id: int) -> dict[str, Any]:
@@ -149,8 +170,8 @@ class ClipLibrary:
             raise InvalidInput("clip_ids must be a list of at most 500 distinct clip ids")
         with self._catalog.write() as session:
             for clip_id in clip_ids:
-                if isinstance(clip_id, bool) or not isinstance(clip_id, int):
-                    raise InvalidInput("clip_ids must be whole numbers")
+                if not is_row_id(clip_id):
+                    raise InvalidInput("clip_ids must be clip ids (whole numbers from 1)")
                 self._visible(session, principal, clip_id)
             playlist = QaPlaylist(
                 name=name,

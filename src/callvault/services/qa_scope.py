@@ -20,6 +20,14 @@ from callvault.errors import Conflict, InvalidInput, KeyUnavailable
 from callvault.services.access import Action, Principal, Scope, check_recording, require
 from callvault.services.recordings import FINAL_STATUSES
 
+# Row ids are 32-bit integers in the catalog; a larger number names no row (and would be a
+# driver error on PostgreSQL, not a 404).
+MAX_ROW_ID = 2**31 - 1
+
+
+def is_row_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ROW_ID
+
 
 def in_scope(principal: Principal, action: Action, team_id: int | None, agent_user_id: int | None) -> bool:
     scope = require(principal, action)
