@@ -173,6 +173,31 @@ def _role_limits(value: str) -> tuple[tuple[str, int], ...]:
     return tuple(limits)
 
 
+def _objection(value: str) -> str:
+    if value not in {"customer", "all", "continue"}:
+        raise ValueError("must be 'customer', 'all' or 'continue'")
+    return value
+
+
+def _jurisdiction(value: str) -> str:
+    code = value.strip().upper()
+    if code and not re.match(r"^[A-Z]{2}(?:-[A-Z0-9]{1,3})?$", code):
+        raise ValueError("must be an ISO 3166-1 country (DE) or ISO 3166-2 subdivision (US-CA), or empty")
+    return code
+
+
+def _keypad_digit(value: str) -> str:
+    if value not in {"", *"0123456789*#"}:
+        raise ValueError("must be one keypad digit (0-9, * or #) or empty")
+    return value
+
+
+def _consent_state(value: str) -> str:
+    if value not in {"notified", "consented", "objected"}:
+        raise ValueError("must be notified, consented or objected")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -468,6 +493,42 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "A pause started by keypad digits resumes this many seconds after the last digit.",
     ),
+    # -- consent and jurisdiction ----------------------------------------------------------------
+    Setting(
+        "consent_objection",
+        _objection,
+        "customer",
+        "What a party's objection to being recorded does from that moment: 'customer' silences the "
+        "objecting side's channel, 'all' silences the whole call, 'continue' records on (the objection "
+        "is on the timeline).",
+    ),
+    Setting(
+        "consent_gdpr_explicit",
+        _bool,
+        "false",
+        "Raise the consent table's GDPR jurisdictions to explicit consent (the site's lawful basis for "
+        "recording is consent).",
+    ),
+    Setting(
+        "consent_site_jurisdiction",
+        _jurisdiction,
+        "",
+        "Where the recording site (its agents) is, e.g. US-CA: counted as one more party of every call "
+        "whose parties could be placed. Empty: only the parties' numbers count.",
+    ),
+    Setting(
+        "consent_dtmf_digit",
+        _keypad_digit,
+        "",
+        "A keypad digit (0-9, *, #) that, pressed by a party as an RFC 4733 event, sets that party's "
+        "consent to CALLVAULT_CONSENT_DTMF_STATE. Empty: off.",
+    ),
+    Setting(
+        "consent_dtmf_state",
+        _consent_state,
+        "objected",
+        "The consent state the CALLVAULT_CONSENT_DTMF_DIGIT sets: notified, consented or objected.",
+    ),
     # -- passive capture (port mirroring; see runtime/passive) --
     Setting(
         "capture_interfaces",
@@ -603,6 +664,12 @@ class Settings:
     pci_digit_pause: bool
     pci_inband_digits: bool
     pci_digit_resume_seconds: float
+    # Consent and jurisdiction (services/consent*.py, runtime/consent_control.py).
+    consent_objection: str
+    consent_gdpr_explicit: bool
+    consent_site_jurisdiction: str
+    consent_dtmf_digit: str
+    consent_dtmf_state: str
     capture_interfaces: tuple[str, ...]
     capture_filter: str
     capture_agent_networks: tuple[Network, ...]

@@ -23,7 +23,8 @@ UCID = "00001002891700000001"
 
 @pytest.fixture
 async def recorder(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Any:
-    async with start_recorder(tmp_path / "data", database_url) as running:
+    # The call sends no RTP while the API is exercised: a loaded machine must not time it out.
+    async with start_recorder(tmp_path / "data", database_url, rtp_timeout="60") as running:
         yield running
         if failed(request):
             running.print_log()

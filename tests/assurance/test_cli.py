@@ -55,6 +55,8 @@ def test_import_reconciles_and_the_report_lists_the_missing_call(
         ("cdr-2", "missing", "bob")
     ]
     assert "+1415555" not in report.stdout
+    paged = invoke_cli(["assurance", "report", "--limit", "1", "--offset", "1"], env)
+    assert json.loads(paged.stdout)["items"] == [] and json.loads(paged.stdout)["total"] == 1
     reconciled = invoke_cli(["assurance", "reconcile"], env)
     assert reconciled.returncode == 0 and json.loads(reconciled.stdout)["reconciled"] == 2
 

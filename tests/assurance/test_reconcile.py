@@ -3,6 +3,7 @@ idempotent records, grace, late recordings, deduplicated must-record alerts, gau
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -162,3 +163,27 @@ def test_a_batch_larger_than_one_chunk_is_reconciled_whole(ctx: ServiceContext) 
     assert result["reconciled"] == 1200
     assert result["outcomes"]["missing"] == 1199 and result["outcomes"]["recorded_complete"] == 1
     assert _outcomes(ctx)["c-1199"] == ("recorded_complete", recording, "sip_call_id")
+
+
+def test_the_same_batch_sent_at_once_from_several_connections_is_stored_once(ctx: ServiceContext) -> None:
+    batch = [_record(f"race-{i}", T0 + timedelta(minutes=i)) for i in range(50)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: ctx.call_records.store(ADMIN, batch, "test"), range(4)))
+    assert sum(r.created for r in results) == 50
+    assert sum(r.unchanged for r in results) == 150
+    with ctx.catalog.read() as session:
+        assert session.scalar(select(func.count()).select_from(ExpectedCall)) == 50
+
+
+def test_erasing_a_customers_number_drops_it_from_the_call_records(ctx: ServiceContext) -> None:
+    catalogue(ctx, Catalogued(customer=CUSTOMER))
+    _load(
+        ctx,
+        [_record("theirs", calling_number="(415) 555-0199"), _record("other", calling_number=OTHER_CUSTOMER)],
+    )
+    request = ctx.erasure.create(ADMIN, {"subject": {"phone": CUSTOMER}})
+    ctx.erasure.execute(ADMIN, request["id"])
+    with ctx.catalog.read() as session:
+        hashes = {r.pbx_call_id: r.calling_hash for r in session.scalars(select(ExpectedCall))}
+    assert hashes["theirs"] is None and hashes["other"] is not None
+    assert _outcomes(ctx).keys() == {"theirs", "other"}  # the records themselves stay

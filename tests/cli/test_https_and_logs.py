@@ -187,6 +187,6 @@ def test_https_serve_escaped_logs_and_account_commands(tmp_path: Path, env: dict
 
 def test_half_a_tls_configuration_is_refused(env: dict[str, str], tmp_path: Path) -> None:
     cert, _key = self_signed(tmp_path)
-    result = run_cli(["serve"], {**env, "CALLVAULT_HTTP_TLS_CERT": str(cert)}, timeout=60)
+    result = run_cli(["serve"], {**env, "CALLVAULT_HTTP_TLS_CERT": str(cert)})  # within run_cli's 120 s
     assert result.returncode == 2
     assert "CALLVAULT_HTTP_TLS_KEY" in result.stderr

@@ -143,32 +143,42 @@ async def test_an_unrecorded_call_ends_when_its_rtp_stops(tmp_path: Path, databa
 
 
 async def test_on_demand_calls_are_kept_only_when_asked(tmp_path: Path, database_url: str) -> None:
-    async with start_recorder(tmp_path / "data", database_url, on_demand_keep_seconds="1") as recorder:
+    async with start_recorder(tmp_path / "data", database_url, on_demand_keep_seconds="3") as recorder:
         _rule(recorder, {"name": "Ask first", "action": "on_demand", "set_labels": ["desk"]})
         agent, customer = voice(1.0, RATE, 140.0, seed=3), voice(1.0, RATE, 220.0, seed=4)
         ids: dict[str, str] = {}
-        for name in ("dropped", "kept"):
+        for name in ("dropped", "kept", "kept after"):
             call = await as_peer(lambda: _call(recorder.port))
             ids[name] = await recorder.recording_for(call.call_id)
             await as_peer(lambda: call.send(agent, customer))  # noqa: B023 - awaited in the loop
             if name == "kept":
                 kept = await asyncio.to_thread(_api, recorder, "POST", f"/calls/{call.call_id}/keep")
                 assert kept.status_code == 200 and kept.json()["state"] == "kept", kept.text
-                assert kept.json()["recording_id"] == ids[name]
+                assert (kept.json()["recording_id"], kept.json()["live"]) == (ids[name], True)
             await as_peer(call.hang_up)
+            if name == "dropped":
+                # Until it is decided, the audio is in the encrypted spool only.
+                assert _spool_bytes(recorder) > 0
+                assert not list((recorder.settings.data_dir / "vault").rglob("*.cvr"))
+            if name == "kept after":
+                after = await asyncio.to_thread(_api, recorder, "POST", f"/calls/{call.call_id}/keep")
+                assert after.status_code == 200 and after.json()["live"] is False, after.text
         dropped = await _ended(recorder, ids["dropped"])
         assert (dropped.status, dropped.object_key, dropped.rule_name) == ("not_kept", None, "Ask first")
         late = await asyncio.to_thread(_api, recorder, "POST", f"/calls/{ids['dropped']}/keep")
         assert late.status_code == 409 and "discarded" in late.text
         audio = await asyncio.to_thread(_api, recorder, "GET", f"/recordings/{ids['dropped']}/audio")
         assert audio.status_code == 404
-        kept_row = await _ended(recorder, ids["kept"])
-        assert kept_row.status == "complete" and kept_row.kept_at is not None and kept_row.labels == ["desk"]
-        sound, rate = await asyncio.to_thread(recorder.audio, ids["kept"])
-        assert rate == RATE and sound.shape[1] >= RATE // 2
+        for name in ("kept", "kept after"):
+            kept_row = await _ended(recorder, ids[name])
+            assert (
+                kept_row.status == "complete" and kept_row.kept_at is not None and kept_row.labels == ["desk"]
+            )
+            sound, rate = await asyncio.to_thread(recorder.audio, ids[name])
+            assert rate == RATE and sound.shape[1] >= RATE // 2
         assert _spool_bytes(recorder) == 0
         trail = [e for e in recorder.ctx.access_log.list(ADMIN, limit=200) if e.action == "call_keep"]
-        assert sorted(e.outcome for e in trail) == ["conflict", "ok"]
+        assert sorted(e.outcome for e in trail) == ["conflict", "ok", "ok"]
 
 
 async def test_a_sampled_rule_records_its_share_of_calls_the_same_ones_every_time(

@@ -178,6 +178,13 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.QA_EVALUATOR: "-",
         Role.AGENT: "-",
         Role.AUDITOR: "all",
+    },    Action.CONSENT_MANAGE: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "-",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
     },
     Action.RULES_VIEW: {
         Role.ADMIN: "all",

@@ -30,6 +30,7 @@ from callvault.api import (
     routes_calls,
     routes_captures,
     routes_compliance,
+    routes_consent,
     routes_disclosure,
     routes_erasure,
     routes_holds,
@@ -53,6 +54,7 @@ from callvault.errors import (
     TooManyAttempts,
 )
 from callvault.runtime.call_control import CallControl
+from callvault.runtime.consent_control import ConsentControl
 from callvault.runtime.passive.pcap_import import SealJournal
 from callvault.services.access import Role
 from callvault.services.audit import current_refusals
@@ -69,10 +71,11 @@ def create_app(
     ctx: ServiceContext,
     health_extra: HealthCheck | None = None,
     calls: CallControl | None = None,
+    consent: ConsentControl | None = None,
     seal_journal: SealJournal | None = None,
 ) -> FastAPI:
-    """``calls``: the controls of the recorder's live calls (None: a server that records no calls);
-    ``seal_journal``: the media engine's, for capture imports (None: captures answer 409)."""
+    """``calls``, ``consent``: the controls of the recorder's live calls (None: a server that records
+    none); ``seal_journal``: the media engine's, for capture imports (None: captures answer 409)."""
     app = FastAPI(
         title="callvault",
         version=__version__,
@@ -82,6 +85,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.calls = calls if calls is not None else CallControl(ctx, None)
+    app.state.consent = consent if consent is not None else ConsentControl(ctx, None, app.state.calls)
     app.state.seal_journal = seal_journal
     app.include_router(routes_recordings.router, prefix="/api/v1")
     app.include_router(routes_auth.router, prefix="/api/v1")
@@ -93,6 +97,8 @@ def create_app(
     app.include_router(routes_webhooks.router, prefix="/api/v1")
     app.include_router(routes_disclosure.router, prefix="/api/v1")
     app.include_router(routes_calls.router, prefix="/api/v1")
+    app.include_router(routes_consent.calls_router, prefix="/api/v1")
+    app.include_router(routes_consent.router, prefix="/api/v1")
     app.include_router(routes_captures.router, prefix="/api/v1")
     app.include_router(routes_assurance.router, prefix="/api/v1")
     app.include_router(routes_rules.router, prefix="/api/v1")

@@ -58,5 +58,5 @@ def run(ctx: Ctx, caller: Caller, body: Annotated[dict[str, Any] | None, Body()]
 
 @router.patch("/recordings/{recording_id}/retention")
 def set_retention_attributes(recording_id: str, ctx: Ctx, caller: Caller, body: JsonObject) -> dict[str, Any]:
-    """``{"labels": [...], "consent_state": "granted"|"refused"|"withdrawn"|"unknown"|null}``."""
+    """``{"labels": [...], "consent_state": "unknown"|"notified"|"consented"|"objected"|null}``."""
     return ctx.labels.update(caller, recording_id, body)

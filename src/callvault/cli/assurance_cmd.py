@@ -78,8 +78,9 @@ def report(
     to: Annotated[str | None, typer.Option(help="Calls started before (ISO 8601).")] = None,
     outcome: Annotated[str | None, typer.Option(help=f"List only: {', '.join(OUTCOMES)}.")] = None,
     limit: Annotated[int, typer.Option(help="Calls listed (1-1000).")] = 100,
+    offset: Annotated[int, typer.Option(help="Calls skipped before the first listed.")] = 0,
 ) -> None:
     """Expected calls of a period by outcome (totals, per agent, per team) and those not recorded whole."""
     period = Period(_time(from_, "--from"), _time(to, "--to"))
     with service_context() as ctx:
-        print_json(ctx.assurance_report.report(cli_principal(), period, outcome, limit))
+        print_json(ctx.assurance_report.report(cli_principal(), period, outcome, limit, offset))

@@ -1,5 +1,5 @@
 """``callvault`` commands: serve, import-audio, import-pcap, recordings, verify, keys, admin, webhooks,
-announcements, assurance, rules, qa, demo, settings."""
+announcements, assurance, rules, qa, consent, demo, settings."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from callvault.cli.announcements import announcements_app
 from callvault.cli.assurance_cmd import assurance_app
 from callvault.cli.audit_cmd import audit_app
 from callvault.cli.common import cli_principal, err, handle_errors, print_json, service_context
+from callvault.cli.consent_cmd import consent_app
 from callvault.cli.demo_setup import ensure_demo_agent
 from callvault.cli.import_pcap import import_pcap
 from callvault.cli.qa_cmd import qa_app
@@ -52,6 +53,7 @@ app.command("verify-certificate")(verify_certificate_command)
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(announcements_app, name="announcements")
 app.add_typer(assurance_app, name="assurance")
+app.add_typer(consent_app, name="consent")
 app.add_typer(rules_app, name="rules")
 app.add_typer(qa_app, name="qa")
 out = Console()

@@ -104,7 +104,7 @@ def retention_run(
 def retention_label(
     recording_id: str,
     label: Many = None,
-    consent: Annotated[str | None, typer.Option(help="granted, refused, withdrawn or unknown.")] = None,
+    consent: Annotated[str | None, typer.Option(help="unknown, notified, consented or objected.")] = None,
 ) -> None:
     """Set a recording's regulation labels (replacing them) and/or consent state."""
     body: dict[str, Any] = {}

@@ -40,6 +40,7 @@ from callvault.log_format import configure_logging
 from callvault.runtime.assurance_sweeper import AssuranceSweeper
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
+from callvault.runtime.consent_control import ConsentControl
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.passive.live import LiveCapture
 from callvault.runtime.retention_sweeper import RetentionSweeper
@@ -205,7 +206,12 @@ async def running_server(
         sock = _bind_http(settings)
         http_port = int(sock.getsockname()[1])
         calls = CallControl(context, media)
-        app = create_app(context, health_extra=health, calls=calls, seal_journal=media.seal_journal)
+        consent = ConsentControl(context, media, calls)
+        if sip is not None:
+            sip.on_metadata(consent.on_metadata)
+        app = create_app(
+            context, health_extra=health, calls=calls, consent=consent, seal_journal=media.seal_journal
+        )
         http = _http_server(settings, app)
         http_task = asyncio.create_task(http.serve(sockets=[sock]))
         while not http.started:

@@ -129,6 +129,8 @@ class Participant(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     joined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the party's number is from (US-CA, DE; migration consent_0005), for consent law.
+    jurisdiction: Mapped[str | None] = mapped_column(String(8))
     call: Mapped[Call] = relationship(back_populates="participants")
 
 
@@ -168,6 +170,8 @@ class Recording(Base):
     ingest_source: Mapped[dict[str, object] | None] = mapped_column(JSON)
     # Retention conditions (migration retention_0003): consent as recorded, free regulation labels.
     consent_state: Mapped[str | None] = mapped_column(String(32))
+    # The strictest consent requirement among the call's parties (migration consent_0005; None: unknown).
+    consent_requirement: Mapped[str | None] = mapped_column(String(32))
     labels: Mapped[list[str] | None] = mapped_column(JSON)
     # Tombstone: set when the recording is deleted (services/deletion.py). deletion_state is
     # "pending" between the committed crypto-shred and the removal of its objects.
@@ -199,6 +203,7 @@ class Recording(Base):
         Index("ix_recordings_direction_started", "direction", "started_at", "id"),
         Index("ix_recordings_status_started", "status", "started_at", "id"),
         Index("ix_recordings_duration", "duration_seconds", "id"),
+        Index("ix_recordings_consent_requirement_started", "consent_requirement", "started_at", "id"),
     )
 
 

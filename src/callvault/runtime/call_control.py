@@ -64,19 +64,21 @@ class CallControl:
         self, principal: Principal, ref: str, action: Action = Action.CALL_CONTROL, verb: str = "control"
     ) -> tuple[ResolvedCall, list[CallRecordingRef]]:
         """The call ``ref`` names and those of its recordings that are live; 409 when none is."""
-        resolved, live = await self._resolve(principal, ref, action)
+        resolved, live = await self.resolve(principal, ref, action)
         if not live:
-            raise self._not_live(resolved, verb)
+            raise self.not_live(resolved, verb)
         return resolved, live
 
-    async def _resolve(
+    async def resolve(
         self, principal: Principal, ref: str, action: Action = Action.CALL_CONTROL
     ) -> tuple[ResolvedCall, list[CallRecordingRef]]:
+        """The call ``ref`` names (404 unknown or out of scope) and those of its recordings that are live."""
         resolved = await asyncio.to_thread(self._ctx.call_refs.resolve, principal, ref, action)
         return resolved, [r for r in resolved.recordings if self.is_live(r.recording_id)]
 
     @staticmethod
-    def _not_live(resolved: ResolvedCall, verb: str) -> Conflict:
+    def not_live(resolved: ResolvedCall, verb: str) -> Conflict:
+        """The 409 for a call none of whose recordings is live: ended, or never recorded."""
         if any(r.status in NOT_RECORDED for r in resolved.recordings):
             return Conflict(f"cannot {verb} the call: it is not being recorded")
         return Conflict(f"cannot {verb} the call: it has ended")
@@ -137,7 +139,7 @@ class CallControl:
     # -- pause and resume ---------------------------------------------------------------------
 
     async def state(self, principal: Principal, ref: str) -> dict[str, Any]:
-        resolved, live = await self._resolve(principal, ref)
+        resolved, live = await self.resolve(principal, ref)
         unrecorded = [r for r in resolved.recordings if self._unrecorded_live(r.recording_id)]
         if not live and unrecorded:
             # Running, answered and watched for its end, but a recording rule keeps its audio off disk.
@@ -182,9 +184,9 @@ class CallControl:
     async def resume(self, principal: Principal, ref: str) -> dict[str, Any]:
         resolved, live = await self._checked(principal, ref, RESUME_ACTION, "resume")
         assert self._engine is not None
-        paused = [r for r in live if API_CAUSE in self._causes(r.recording_id)]
+        paused = [r for r in live if API_CAUSE in self.causes(r.recording_id)]
         if not paused:
-            others = set().union(*(self._causes(r.recording_id) for r in live))
+            others = set().union(*(self.causes(r.recording_id) for r in live))
             why = (
                 "it is not paused"
                 if not others
@@ -204,14 +206,15 @@ class CallControl:
     async def _checked(
         self, principal: Principal, ref: str, action: str, verb: str
     ) -> tuple[ResolvedCall, list[CallRecordingRef]]:
-        resolved, live = await self._resolve(principal, ref)
+        resolved, live = await self.resolve(principal, ref)
         if not live:
-            error = self._not_live(resolved, verb)
+            error = self.not_live(resolved, verb)
             await self._audit(principal, action, [resolved.primary], error.message, "conflict")
             raise error
         return resolved, live
 
-    def _causes(self, recording_id: str) -> set[str]:
+    def causes(self, recording_id: str) -> set[str]:
+        """The causes silencing a live call now (``api``, ``dtmf``, ``consent``, ...)."""
         status = self._engine.silence_status(recording_id) if self._engine is not None else None
         return status.causes() if status is not None else set()
 

@@ -25,6 +25,7 @@ forbidden, so its existence is not revealed.
 | announcement.view    |   ✓   |         ✓          |    –       |     –        |   –   |    ✓    |
 | disclosure.report    |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | call.control         |   ✓   |         –          |   team     |     –        |  own  |    –    |
+| consent.manage       |   ✓   |         –          |    –       |     –        |   –   |    –    |
 | call_records.submit  |   ✓   |         ✓          |    –       |     –        |   –   |    –    |
 | assurance.report     |   ✓   |         ✓          |   team     |     –        |   –   |    ✓    |
 | qa.form.manage       |   ✓   |         –          |    ✓       |     ✓        |   –   |    –    |
@@ -99,6 +100,7 @@ class Action(StrEnum):
     ANNOUNCEMENT_VIEW = "announcement.view"
     DISCLOSURE_REPORT = "disclosure.report"
     CALL_CONTROL = "call.control"
+    CONSENT_MANAGE = "consent.manage"
     CALL_RECORDS_SUBMIT = "call_records.submit"
     ASSURANCE_REPORT = "assurance.report"
     RULES_VIEW = "recording_rules.view"
@@ -167,6 +169,7 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.AGENT: Scope.OWN,
         R.INTEGRATION: Scope.ALL,
     },
+    A.CONSENT_MANAGE: {R.ADMIN: Scope.ALL},
     # Recording assurance: the PBX's call records in, the report out.
     A.CALL_RECORDS_SUBMIT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.INTEGRATION: Scope.ALL},
     A.ASSURANCE_REPORT: {

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from callvault.crypto.personal_hash import PersonalHasher
 from callvault.db.assurance_models import ExpectedCall
@@ -71,6 +72,23 @@ def number_hash(hasher: PersonalHasher, raw: str | None, region: str) -> str | N
     # Already E.164 (as the catalogue stores numbers): what normalising would give, without its cost.
     e164 = raw if _E164.match(raw) else normalise_number(raw, region)
     return hasher.digest("phone", e164 or raw.strip())
+
+
+def forget_number(session: Session, subject_hash: str) -> int:
+    """Erasure of a person's number (GDPR Art. 17): drop its hash from every call record.
+
+    ``subject_hash`` is the erasure request's keyed hash of the number, the same
+    as :func:`number_hash`'s. The records stay (they are the PBX's, and the
+    assurance report still counts them); they can no longer be tied to the
+    person, nor matched by that number again. Returns how many records changed.
+    """
+    changed = 0
+    for column in (ExpectedCall.calling_hash, ExpectedCall.called_hash):
+        result = session.execute(
+            update(ExpectedCall).where(column == subject_hash).values({column.key: None})
+        )
+        changed += int(getattr(result, "rowcount", 0) or 0)
+    return changed
 
 
 class CallRecordStore:

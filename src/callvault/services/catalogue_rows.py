@@ -12,14 +12,18 @@ caller opens its write transaction, so they never hold the catalogue's write loc
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from callvault.services.call_record import CallEvent, CallRecord, StreamRecord
 from callvault.services.directory import AgentDirectory
+from callvault.services.jurisdiction import jurisdiction_of
 from callvault.services.phone import normalise_number
 
 Row = dict[str, Any]
+# A call's consent requirement from its parties' jurisdictions (see .jurisdiction_table).
+ConsentRequirement = Callable[[list[str | None]], str | None]
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,11 @@ class CallRows:
     recording: Row  # the search columns copied onto recordings
 
 
-def call_rows(call: CallRecord, directory: AgentDirectory, region: str) -> CallRows:
-    """The rows of ``call``, each participant's agent resolved through ``directory``."""
+def call_rows(
+    call: CallRecord, directory: AgentDirectory, region: str, consent: ConsentRequirement | None = None
+) -> CallRows:
+    """The rows of ``call``, each participant's agent resolved through ``directory``, each
+    party placed in its jurisdiction and (with ``consent``) the call's consent requirement."""
     identifiers = [("sip_call_id", c) for c in call.sip_call_ids if c]
     identifiers += [(kind, value) for kind, value in sorted(call.external_ids.items()) if value]
     agent_user_id: int | None = None
@@ -60,11 +67,18 @@ def call_rows(call: CallRecord, directory: AgentDirectory, region: str) -> CallR
                 "user_id": user_id,
                 "joined_at": p.joined_at,
                 "left_at": p.left_at,
+                "jurisdiction": jurisdiction_of(number),
             }
         )
     if customer_number is None:
         raw = call.calling_number if call.direction != "outbound" else call.called_number
         customer_number = normalise_number(raw, region)
+    consent_columns: Row = {}
+    if consent is not None:
+        places = [p["jurisdiction"] for p in participants] or [
+            jurisdiction_of(normalise_number(n, region)) for n in (call.calling_number, call.called_number)
+        ]
+        consent_columns["consent_requirement"] = consent(places)
     return CallRows(
         call={
             "direction": call.direction,
@@ -81,6 +95,7 @@ def call_rows(call: CallRecord, directory: AgentDirectory, region: str) -> CallR
             "customer_number": customer_number,
             "agent_user_id": agent_user_id,
             "team_id": directory.team_of(agent_user_id),
+            **consent_columns,
         },
     )
 

@@ -30,6 +30,7 @@ from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
 from callvault.services.call_records import CallRecordStore
 from callvault.services.call_refs import CallRefs
+from callvault.services.consent import ConsentStates
 from callvault.services.decoder_sandbox import DecoderSandbox
 from callvault.services.deletion import DeletionService
 from callvault.services.directory import AgentDirectory
@@ -39,6 +40,7 @@ from callvault.services.erasure import ErasureService
 from callvault.services.events import EventBus
 from callvault.services.importer import AudioImporter
 from callvault.services.integrity import IntegrityService, Liveness
+from callvault.services.jurisdiction_table import JurisdictionTable
 from callvault.services.key_epochs import KeyEpochs
 from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
@@ -100,6 +102,9 @@ class ServiceContext:
     disclosure_report: DisclosureReport
     # Call references (recording id, SIP Call-ID, vendor ids) of call-time controls.
     call_refs: CallRefs
+    # Consent and jurisdiction: the requirements table in force, each party's consent state.
+    jurisdictions: JurisdictionTable
+    consent: ConsentStates
     # Recording assurance: the PBX's call records, their reconciliation, the report.
     call_records: CallRecordStore
     assurance: Reconciler
@@ -143,7 +148,15 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     events = EventBus()
     webhook_outbox = WebhookOutbox(catalog)
     events.subscribe(webhook_outbox)
-    recordings = RecordingService(catalog, blobs, keys, signer, directory, region, seal_log, events)
+    jurisdictions = JurisdictionTable(
+        catalog,
+        access_log,
+        gdpr_explicit=settings.consent_gdpr_explicit,
+        site_jurisdiction=settings.consent_site_jurisdiction or None,
+    )
+    recordings = RecordingService(
+        catalog, blobs, keys, signer, directory, region, seal_log, events, jurisdictions.requirement_of
+    )
     playback = PlaybackService(catalog, blobs, keys, access_log, recordings)
     alerts = AlertService(catalog, access_log, events)
     usage_monitor = UsageMonitor(catalog, alerts, UsagePolicy.from_settings(settings))
@@ -214,6 +227,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         disclosure=DisclosureChecker(catalog),
         disclosure_report=DisclosureReport(catalog, access_log),
         call_refs=CallRefs(catalog),
+        jurisdictions=jurisdictions,
+        consent=ConsentStates(catalog, access_log, region),
         call_records=CallRecordStore(catalog, directory, access_log, hasher, region),
         assurance=Reconciler(
             catalog,

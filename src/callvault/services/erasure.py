@@ -29,6 +29,7 @@ from callvault.db.models import CallIdentifier, Recording
 from callvault.errors import Conflict, InvalidInput, NotFound
 from callvault.services.access import Action, Principal, require
 from callvault.services.audit import AccessLog
+from callvault.services.call_records import forget_number
 from callvault.services.deletion import DeletionService
 from callvault.services.deletion_certificate import sign_certificate
 from callvault.services.deletion_guard import erasure_block
@@ -167,6 +168,8 @@ class ErasureService:
             request.executed_at = executed_at
             request.executed_by = principal.username
             request.subject_value = None  # from now on only the keyed hash identifies the person
+            if request.subject_kind == "phone":  # the PBX's call records keep the same hash
+                forget_number(session, request.subject_hash)
             request.result = {"erased": erased, "kept": kept_list}
         self._log.record(
             principal, "erasure_execute", detail=f"{request_id}: {len(erased)} erased, {len(kept)} kept"

@@ -1,8 +1,10 @@
 """Retention attributes of one recording: regulation labels and consent state, set via API or CLI.
 
 Labels are free words (``mifid2``, ``dodd-frank``) that retention policies match;
-the consent state is what the caller agreed to (``granted``, ``refused``,
-``withdrawn``, ``unknown``). Neither is part of the signed manifest: they govern
+the consent state is the call's, in the vocabulary of call-time consent
+(``unknown``, ``notified``, ``consented``, ``objected``; see
+:mod:`callvault.services.consent`), for a recording whose consent was settled
+outside the call (an imported recording, a later withdrawal). Neither is part of the signed manifest: they govern
 how long a recording is kept, not what it is. Each change is audited.
 """
 
@@ -12,12 +14,12 @@ import re
 from typing import Any
 
 from callvault.db.catalog import Catalog
+from callvault.db.consent_models import CONSENT_STATES
 from callvault.db.models import Recording
 from callvault.errors import Conflict, InvalidInput, NotFound
 from callvault.services.access import Action, Principal, require
 from callvault.services.audit import AccessLog
 
-CONSENT_STATES = ("granted", "refused", "withdrawn", "unknown")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _MAX_LABELS = 32
 

@@ -44,7 +44,14 @@ from callvault.services.call_record import (
     IngestSource,
     StreamRecord,
 )
-from callvault.services.catalogue_rows import Row, call_rows, completeness, event_rows, stream_rows
+from callvault.services.catalogue_rows import (
+    ConsentRequirement,
+    Row,
+    call_rows,
+    completeness,
+    event_rows,
+    stream_rows,
+)
 from callvault.services.deletion_guard import ensure_not_held
 from callvault.services.directory import AgentDirectory
 from callvault.services.events import EventBus
@@ -95,8 +102,10 @@ class RecordingService:
         region: str,
         seal_log: SealLog,
         events: EventBus | None = None,
+        consent: ConsentRequirement | None = None,
     ) -> None:
         self._catalog = catalog
+        self._consent = consent  # decides each call's consent requirement (None: left unknown)
         self._events = events
         self._blobs = blobs
         self._keys = keys
@@ -126,7 +135,7 @@ class RecordingService:
         if call.started_at.tzinfo is None:
             raise InvalidInput("started_at must be timezone-aware")
         tags = _clean_tags(call.tags)
-        rows = call_rows(call, self._directory, self._region)  # before the write lock: lookups
+        rows = call_rows(call, self._directory, self._region, self._consent)  # before the write lock
         recording_id = str(uuid.uuid4())
         call_id = str(uuid.uuid4())
         created_at = datetime.now(UTC)
@@ -169,7 +178,7 @@ class RecordingService:
 
     def update_call(self, recording_id: str, call: CallRecord) -> None:
         """Replace what is known about the call (metadata UPDATE, re-INVITE)."""
-        rows = call_rows(call, self._directory, self._region)
+        rows = call_rows(call, self._directory, self._region, self._consent)
         with self._catalog.write() as session:
             recording = _locked(session, recording_id)
             if recording is None:

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from callvault.db.compliance_models import RetentionPolicy
+from callvault.db.consent_models import CONSENT_STATES
 from callvault.db.models import Recording, RecordingTag, Team
 from callvault.errors import InvalidInput
 
@@ -80,6 +81,8 @@ def parse_match(raw: object) -> dict[str, list[str]]:
             raise InvalidInput("match.directions: each must be inbound or outbound")
         if key == "statuses" and not set(cleaned) <= set(FINAL_STATUSES):
             raise InvalidInput(f"match.statuses: each must be one of {', '.join(FINAL_STATUSES)}")
+        if key == "consent_states" and not set(cleaned) <= set(CONSENT_STATES):
+            raise InvalidInput(f"match.consent_states: each must be one of {', '.join(CONSENT_STATES)}")
         if cleaned:
             match[key] = cleaned
     return match

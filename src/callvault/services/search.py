@@ -16,10 +16,13 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
+from callvault.db.consent_models import CONSENT_STATES
 from callvault.db.models import Call, CallIdentifier, Participant, Recording, RecordingTag, Stream, User
 from callvault.errors import InvalidInput, NotFound
 from callvault.services.access import Action, Principal, check_recording, recording_scope
 from callvault.services.audit import AccessLog
+from callvault.services.consent import consent_parties
+from callvault.services.consent_requirements import REQUIREMENTS
 from callvault.services.deletion import tombstone
 from callvault.services.directory import AgentDirectory
 from callvault.services.disclosure_report import disclosure_condition, disclosure_view
@@ -53,6 +56,8 @@ class RecordingQuery:
     call_id: str | None = None
     status: str | None = None
     disclosure: str | None = None  # verified | missing | not_required
+    consent_requirement: str | None = None  # one_party | all_party_notification | explicit_consent
+    consent_state: str | None = None  # unknown | notified | consented | objected
     limit: int = 50
     offset: int = 0
     sort: str = "-started_at"
@@ -72,6 +77,10 @@ class RecordingQuery:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= MAX_DURATION:
                 raise InvalidInput(f"{name} must be between 0 and {MAX_DURATION} seconds")
+        if self.consent_requirement is not None and self.consent_requirement not in REQUIREMENTS:
+            raise InvalidInput(f"consent_requirement must be one of {', '.join(REQUIREMENTS)}")
+        if self.consent_state is not None and self.consent_state not in CONSENT_STATES:
+            raise InvalidInput(f"consent_state must be one of {', '.join(CONSENT_STATES)}")
         if self.started_from and self.started_to and self.started_from > self.started_to:
             raise InvalidInput("'from' is after 'to'")
 
@@ -129,6 +138,10 @@ class RecordingCatalog:
             conditions.append(Recording.status == query.status)
         if query.disclosure:
             conditions.append(disclosure_condition(query.disclosure))
+        if query.consent_requirement:
+            conditions.append(Recording.consent_requirement == query.consent_requirement)
+        if query.consent_state:
+            conditions.append(Recording.consent_state == query.consent_state)
         if query.min_duration is not None:
             conditions.append(Recording.duration_seconds >= query.min_duration)
         if query.max_duration is not None:
@@ -185,6 +198,8 @@ class RecordingCatalog:
             "mixed": r.mixed,
             "tags": tags,
             "disclosure": disclosure_view(session, r.id),
+            "consent_requirement": r.consent_requirement,
+            "consent_state": r.consent_state,
             "rule": r.rule_name,
             "rule_action": r.rule_action,
         }
@@ -209,6 +224,7 @@ class RecordingCatalog:
                         "display_name": p.display_name,
                         "role": p.role,
                         "number": p.number,
+                        "jurisdiction": p.jurisdiction,
                         "joined_at": iso(p.joined_at),
                         "left_at": iso(p.left_at),
                     }
@@ -234,7 +250,7 @@ class RecordingCatalog:
                 "provenance": r.ingest_source,  # who handed it in, from where, when received (signed)
                 "signing_key_id": r.signing_key_id,
                 "labels": sorted(r.labels or []),
-                "consent_state": r.consent_state,
+                "consents": consent_parties(session, r.id),
                 "tombstone": tombstone(r),
                 "events": [
                     {"kind": e.kind, "offset_seconds": e.offset_seconds, "data": e.data}

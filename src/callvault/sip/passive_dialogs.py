@@ -243,6 +243,22 @@ class PassiveDialogs:
             return users[0][0], other(users[0][1])
         return None
 
+    def adopt_unsignalled(self, src: Addr, dst: Addr, codecs: list[CodecSpec], at: float) -> PassiveCall:
+        """Follow an RTP stream pair whose SIP was never seen (capture started mid-call) as a call:
+        the first sender is taken as the caller, each side receiving where it sends from."""
+        call = PassiveCall(
+            f"unsignalled:{src[0]}:{src[1]}-{dst[0]}:{dst[1]}",
+            None,
+            at,
+            Party(None, None, src, PartyMedia(src, list(codecs))),
+            Party(None, None, dst, PartyMedia(dst, list(codecs))),
+            answered_at=at,
+        )
+        self._calls[call.call_id] = call
+        for side in SIDES:
+            self._map(call, side)
+        return call
+
     def end(self, call: PassiveCall, at: float, reason: EndReason) -> list[Action]:
         """End a call from outside SIP (RTP timeout, end of capture)."""
         if self._calls.get(call.call_id) is not call:

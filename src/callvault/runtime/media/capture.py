@@ -84,6 +84,8 @@ MAX_DATAGRAM = 2048
 POLL_INTERVAL = 0.02
 MAX_EVENTS = 16384
 
+# The state capture reports a press of the consent digit with (on_digits(key, "consent:<stream>", ...)).
+CONSENT_PRESS = "consent"
 # One watched stream's new packets to scan for keypad digits: (watch, arrival times, datagrams).
 Scan = tuple[DigitWatch, list[float], list[bytes]]
 
@@ -114,8 +116,18 @@ class Capture(Protocol):
         """Withhold the session's packets (of ``streams``; None: all) arriving in [start, end) (see :mod:`.withholding`)."""
         ...
 
-    def watch_stream(self, key: str, index: int, event_types: list[int], g711: dict[int, str]) -> None:
-        """Look for keypad digits on a stream: RFC 4733 payload types, G.711 payload types to decode."""
+    def watch_stream(
+        self,
+        key: str,
+        index: int,
+        event_types: list[int],
+        g711: dict[int, str],
+        *,
+        consent_event: int = -1,
+        pauses: bool = True,
+    ) -> None:
+        """Look for keypad digits on a stream: RFC 4733 payload types, G.711 payload types to decode;
+        ``consent_event``: the consent digit's event code (-1: none); ``pauses``: digits pause the call."""
         ...
 
     def take_losses(self, key: str) -> list[dict[str, Any]]:
@@ -286,8 +298,21 @@ class CaptureLoop:
 
         self.call(command)
 
-    def watch_stream(self, key: str, index: int, event_types: list[int], g711: dict[int, str]) -> None:
-        watch = DigitWatch(bytes(event_types), dict(g711)) if event_types or g711 else None
+    def watch_stream(
+        self,
+        key: str,
+        index: int,
+        event_types: list[int],
+        g711: dict[int, str],
+        *,
+        consent_event: int = -1,
+        pauses: bool = True,
+    ) -> None:
+        watch = None
+        if event_types or g711:
+            watch = DigitWatch(
+                bytes(event_types), dict(g711), pauses=pauses, consent_event=consent_event, stream=index
+            )
 
         def command() -> None:
             session = self._sessions.get(key)
@@ -510,6 +535,7 @@ class CaptureLoop:
                     digits = span.join(digits)
             if session.withholding is not None:
                 records = session.withholding.settle(records, digits, now, False)
+            self._report_presses(session, found)
             self._write(session, records, now)
             if not session.timed_out and now - session.last_activity >= session.rtp_timeout:
                 session.timed_out = True
@@ -527,7 +553,19 @@ class CaptureLoop:
                 if span is not None:
                     digits = span.join(digits)
             records = session.withholding.settle(records, digits, now, final)
+            self._report_presses(session, scans)
         self._write(session, records, now)
+
+    def _report_presses(self, session: CaptureSession, scans: list[Scan]) -> None:
+        """Report the consent-digit presses the scan noted (:mod:`.digit_watch`), as digits are."""
+        for watch, _, _ in scans:
+            if watch.pressed is None or self._on_digits is None:
+                continue
+            at, watch.pressed = watch.pressed, None
+            try:
+                self._on_digits(session.key, f"{CONSENT_PRESS}:{watch.stream}", CONSENT_PRESS, at, "rfc4733")
+            except Exception:
+                log.exception("consent digit callback failed for %s", session.key)
 
     def _take(self, session: CaptureSession, now: float, final: bool) -> tuple[list[Batch], list[Scan]]:
         """Swap each stream's buffer for a new one: the session's packets since the last flush,

@@ -17,6 +17,15 @@ times), never which digits:
 
 What the watch finds is an activity span; the capture session
 (:mod:`.withholding`) turns it into a silence of the whole call.
+
+One digit is also read for what it is: the consent digit
+(``CALLVAULT_CONSENT_DTMF_DIGIT``). Where one is set, the RFC 4733 events of a
+watched stream are read for their event code, and a press of that key (once
+per event, however many packets repeat it) is noted in :attr:`DigitWatch.pressed`
+for capture to report; no other key is ever read. The event payload of SRTP is
+encrypted, so the consent digit is read on plain RTP only. A watch that only
+looks for the consent digit (``pauses`` False: PCI digit pauses are off)
+reports no activity spans.
 """
 
 from __future__ import annotations
@@ -37,6 +46,15 @@ _SECOND_BYTE = itemgetter(1)
 _NO_MARKER = bytes(b & 0x7F for b in range(256))  # payload type: the second byte less the marker bit
 # Decoded straight to the detector's float32, in one lookup.
 _LAWS = {"PCMU": ULAW_DECODE.astype(np.float32), "PCMA": ALAW_DECODE.astype(np.float32)}
+
+
+# RFC 4733 section 3.2: the event codes of the keypad.
+_KEYPAD_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+
+
+def consent_event_code(digit: str) -> int:
+    """The RFC 4733 event code of a keypad digit (``9`` → 9, ``*`` → 10, ``#`` → 11); -1 for none."""
+    return _KEYPAD_EVENTS.get(digit, -1)
 
 
 def digits_to_watch(codecs: list[CodecSpec], srtp: bool, inband: bool) -> tuple[list[int], dict[int, str]]:
@@ -69,6 +87,11 @@ class DigitWatch:
     event_types: bytes = b""  # payload type numbers, one byte each
     g711: dict[int, str] = field(default_factory=dict)  # payload type -> "PCMU" | "PCMA"
     detector: DtmfDetector | None = None
+    pauses: bool = True  # digit activity pauses the call (PCI); False: only the consent digit is looked for
+    consent_event: int = -1  # the RFC 4733 event code of the consent digit; -1: none
+    stream: int = -1  # the stream's index in its session (for reports)
+    pressed: float | None = None  # arrival of a consent-digit press not yet reported
+    _consent_stamp: int = -1  # RTP timestamp of the last press seen (one event, many packets)
 
     def __post_init__(self) -> None:
         if self.g711 and self.detector is None:
@@ -90,6 +113,18 @@ class DigitWatch:
                 found = DigitSpan(arrivals[first], arrivals[types.rfind(event_type)], "rfc4733")
                 span = found.join(span)
         return span
+
+    def _consent(self, arrivals: list[float], packets: list[bytes], types: bytes) -> None:
+        """Note a new press of the consent digit among this flush's telephone events."""
+        for event_type in self.event_types:
+            at = types.find(event_type)
+            while at >= 0:
+                press = _event_press(packets[at])
+                if press is not None and press[0] == self.consent_event and press[1] != self._consent_stamp:
+                    self._consent_stamp = press[1]
+                    if self.pressed is None:
+                        self.pressed = arrivals[at]
+                at = types.find(event_type, at + 1)
 
     def _block_law(self, packets: list[bytes], types: bytes) -> str | None:
         """The law of ``packets`` when they are one block each (20 ms of G.711 behind a bare
@@ -150,6 +185,17 @@ def _span(
     return DigitSpan(when(activity.first), when(max(activity.last - 1, activity.first)), "inband")
 
 
+def _event_press(packet: bytes) -> tuple[int, int] | None:
+    """(event code, RTP timestamp) of an RFC 4733 packet; None when it is too short to hold one."""
+    first = packet[0]
+    start = RTP_HEADER_LENGTH + 4 * (first & 0x0F)
+    if first & 0x10 and len(packet) >= start + 4:  # a header extension: skip it
+        start += 4 + 4 * int.from_bytes(packet[start + 2 : start + 4], "big")
+    if len(packet) < start + 4:
+        return None
+    return packet[start], int.from_bytes(packet[4:8], "big")
+
+
 def _usable(arrivals: list[float], packets: list[bytes]) -> tuple[list[float], list[bytes], bytes]:
     """The packets long enough to be RTP and their payload types (runts are left out, not read past)."""
     try:
@@ -172,7 +218,9 @@ def scan_many(items: list[tuple[DigitWatch, list[float], list[bytes]]]) -> list[
     batches: dict[str, list[tuple[int, DigitWatch, list[float], list[bytes]]]] = {}
     for position, (watch, arrivals, packets) in enumerate(items):
         arrivals, packets, types = _usable(arrivals, packets) if packets else (arrivals, packets, b"")
-        spans.append(watch._events(arrivals, types) if packets else None)
+        if packets and watch.consent_event >= 0:
+            watch._consent(arrivals, packets, types)
+        spans.append(watch._events(arrivals, types) if packets and watch.pauses else None)
         if not packets or watch.detector is None:
             continue
         law = watch._block_law(packets, types)

@@ -59,8 +59,8 @@ from callvault.errors import Conflict, InvalidInput
 from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media import metrics
 from callvault.runtime.media.admission import Admission
-from callvault.runtime.media.capture import Capture, CaptureLoop
-from callvault.runtime.media.digit_watch import digits_to_watch
+from callvault.runtime.media.capture import CONSENT_PRESS, Capture, CaptureLoop
+from callvault.runtime.media.digit_watch import consent_event_code, digits_to_watch
 from callvault.runtime.media.disk_reserve import DiskReserve, watched_volumes
 from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS
 from callvault.runtime.media.on_demand import KeepGate
@@ -72,7 +72,7 @@ from callvault.runtime.media.sealing import SEAL_RETRY_SECONDS, Sealer
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.silencing import Channels, Listener, Silencer, SilenceStatus
 from callvault.runtime.media.unrecorded import UnrecordedCalls, UnrecordedSession, drain
-from callvault.services.call_record import CallEvent, FinalStatus
+from callvault.services.call_record import AGENT_CHANNEL, CUSTOMER_CHANNEL, CallEvent, FinalStatus
 from callvault.services.disclosure_check import DisclosureChecker
 from callvault.services.recordings import RecordingService
 from callvault.settings import Settings
@@ -113,6 +113,7 @@ class MediaEngine:
         self._capture: Capture | None = None
         self._ports: PortAllocator | None = None
         self._sessions: dict[str, MediaSession] = {}  # open sessions only: removed at close
+        self._consent_listeners: list[Callable[[str, str], None]] = []  # presses of the consent digit
         self._tasks: set[asyncio.Future[Any]] = set()
         self.disk = DiskReserve(watched_volumes(settings), settings.min_free_disk_mb)
         self.sealer = Sealer(recordings, settings.loss_threshold, seal_retry, disclosure)
@@ -300,10 +301,14 @@ class MediaEngine:
         return port
 
     def _watch(self, recording_id: str, index: int, codecs: list[CodecSpec], srtp: bool) -> None:
-        """Have capture look for keypad digits on a stream (PCI pause; see .digit_watch)."""
-        if self.settings.pci_digit_pause:
-            events, g711 = digits_to_watch(codecs, srtp, self.settings.pci_inband_digits)
-            self.capture.watch_stream(recording_id, index, events, g711)
+        """Have capture look for keypad digits on a stream (PCI pause, the consent digit; see .digit_watch)."""
+        pauses = self.settings.pci_digit_pause
+        # The consent digit is read from the event payload, which SRTP encrypts: plain RTP only.
+        consent = -1 if srtp else consent_event_code(self.settings.consent_dtmf_digit)
+        if pauses or consent >= 0:
+            inband = pauses and self.settings.pci_inband_digits
+            events, g711 = digits_to_watch(codecs, srtp, inband)
+            self.capture.watch_stream(recording_id, index, events, g711, consent_event=consent, pauses=pauses)
 
     def update_stream(
         self,
@@ -419,6 +424,13 @@ class MediaEngine:
         """The live call's silences, or None when the call is not live."""
         return self.silencer.status(recording_id) if self.is_live(recording_id) else None
 
+    def mark(self, recording_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Put an event on a live call's timeline now (a consent change); Conflict if it is not live."""
+        if not self.is_live(recording_id):
+            raise Conflict(f"recording {recording_id} is not live")
+        session = self._open(recording_id)
+        session.record_event(CallEvent(kind, max(0.0, self._clock() - session.started_at), data))
+
     def add_silence_listener(self, listener: Listener) -> None:
         """``listener(change)`` on the event loop after every silence starts or ends (audit, alerts)."""
         self.silencer.add_listener(listener)
@@ -426,7 +438,27 @@ class MediaEngine:
     def _digits_in_capture(self, recording_id: str, name: str, state: str, at: float, how: str) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
+            if state == CONSENT_PRESS:
+                loop.call_soon_threadsafe(self._consent_press, recording_id, name)
+                return
             loop.call_soon_threadsafe(self.silencer.digits, recording_id, name, state, at, how)
+
+    def add_consent_digit_listener(self, listener: Callable[[str, str], None]) -> None:
+        """``listener(recording_id, side)`` on the event loop when a party presses the consent digit."""
+        self._consent_listeners.append(listener)
+
+    def _consent_press(self, recording_id: str, name: str) -> None:
+        session = self._sessions.get(recording_id)
+        if session is None or session.closing:
+            return
+        index = name.rpartition(":")[2]
+        stream = next((s for s in session.streams if str(s.index) == index), None)
+        side = {AGENT_CHANNEL: "agent", CUSTOMER_CHANNEL: "customer"}.get(stream.channel if stream else -1)
+        for listener in self._consent_listeners:
+            try:
+                listener(recording_id, side or "customer")  # a mixed stream: the side that keys is the caller
+            except Exception:
+                log.exception("consent digit listener failed for %s", recording_id)
 
     async def close(self, recording_id: str, status: Literal["complete", "interrupted"]) -> None:
         """Stop capturing and hand the journal to rendering and sealing; returns without waiting for them."""

@@ -274,8 +274,25 @@ class CapturePool:
             for number in session.parts:
                 self._send(self._workers[number], message)
 
-    def watch_stream(self, key: str, index: int, event_types: list[int], g711: dict[int, str]) -> None:
-        message = {"op": "watch", "key": key, "index": index, "events": event_types, "g711": g711}
+    def watch_stream(
+        self,
+        key: str,
+        index: int,
+        event_types: list[int],
+        g711: dict[int, str],
+        *,
+        consent_event: int = -1,
+        pauses: bool = True,
+    ) -> None:
+        message = {
+            "op": "watch",
+            "key": key,
+            "index": index,
+            "events": event_types,
+            "g711": g711,
+            "consent": consent_event,
+            "pauses": pauses,
+        }
         with self._lock:
             session = self._sessions.get(key)
             number = session.stream_workers.get(index) if session is not None else None
@@ -554,7 +571,14 @@ class _WorkerServer:
             )
         elif op == "watch":
             g711 = {int(pt): str(name) for pt, name in dict(command["g711"]).items()}
-            capture.watch_stream(key, int(command["index"]), [int(t) for t in command["events"]], g711)
+            capture.watch_stream(
+                key,
+                int(command["index"]),
+                [int(t) for t in command["events"]],
+                g711,
+                consent_event=int(command.get("consent", -1)),
+                pauses=bool(command.get("pauses", True)),
+            )
         elif op == "sync":
             sync = int(command["id"])
             capture.call(lambda: self._reply({"op": "synced", "id": sync}))

@@ -23,6 +23,9 @@ MAX_TCP_BUFFER = 256 * 1024
 
 
 def looks_like_sip(payload: bytes) -> bool:
+    # RTP's first byte is 0x80-0xBF; SIP starts with a capital letter: most packets stop here.
+    if not payload or not 65 <= payload[0] <= 90:
+        return False
     return payload.startswith(b"SIP/2.0 ") or _SIP_REQUEST_LINE.match(payload[:300]) is not None
 
 

@@ -155,6 +155,7 @@ class LiveCapture:
             agent_networks=settings.capture_agent_networks,
             rtp_timeout=float(settings.rtp_timeout),
             max_sip_message=settings.max_sip_message_bytes,
+            unsignalled=settings.capture_unsignalled,
         )
 
     def start(self) -> None:

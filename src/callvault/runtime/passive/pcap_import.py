@@ -139,6 +139,7 @@ async def import_capture(
         rtp_timeout=float(settings.rtp_timeout),
         tags=tags,
         max_sip_message=settings.max_sip_message_bytes,
+        unsignalled=settings.capture_unsignalled,
     )
     result = CaptureImport(name)
     settings.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ from callvault.wire.packets import Datagram
 
 log = logging.getLogger(__name__)
 
+STATIC_AUDIO = frozenset({0, 8, 9, 18})  # PCMU, PCMA, G722, G729: decodable without SDP
 FLUSH_PACKETS = 500  # per stream: a journal record of about 10 s of 20 ms packets
 STATUS_BY_REASON: dict[str, FinalStatus] = {
     "bye": "complete",
@@ -134,6 +135,7 @@ class PassiveRecorder:
         rtp_timeout: float = 60.0,
         tags: Sequence[str] = (),
         max_sip_message: int = 65_535,
+        unsignalled: bool = False,
     ) -> None:
         self._recordings = recordings
         self._agent_for = agent_for
@@ -144,6 +146,7 @@ class PassiveRecorder:
         self._networks = tuple(agent_networks)
         self._rtp_timeout = rtp_timeout
         self._tags = list(tags)
+        self._unsignalled_calls = unsignalled  # CALLVAULT_CAPTURE_UNSIGNALLED
         self.demux = Demux(max_sip_message)
         self.dialogs = PassiveDialogs()
         self._legs: dict[str, _Leg] = {}  # call id -> open recording
@@ -182,9 +185,9 @@ class PassiveRecorder:
     def _datagram(self, at: float, datagram: Datagram) -> None:
         found = self.dialogs.media_for(datagram.src, datagram.dst)
         if found is None:
-            if datagram.payload[:1] and datagram.payload[0] >> 6 == 2:
-                self.counts["unsignalled_packets"] += 1
-            return
+            found = self._unsignalled(at, datagram)
+            if found is None:
+                return
         call, sender = found
         leg = self._legs.get(call.call_id)
         if leg is None:
@@ -198,6 +201,21 @@ class PassiveRecorder:
         if len(packets) >= FLUSH_PACKETS:
             self._flush_stream(leg, sender)
 
+    def _unsignalled(self, at: float, datagram: Datagram) -> tuple[PassiveCall, Side] | None:
+        """RTP of no dialog: counted, and recorded as a stream pair when configured to."""
+        payload = datagram.payload
+        if len(payload) < 12 or payload[0] >> 6 != 2:
+            return None  # not RTP
+        self.counts["unsignalled_packets"] += 1
+        payload_type = payload[1] & 0x7F
+        if not self._unsignalled_calls or payload_type not in STATIC_AUDIO:
+            return None
+        call = self.dialogs.adopt_unsignalled(
+            datagram.src, datagram.dst, [CodecSpec.static(payload_type)], at
+        )
+        self._begin(call, at, unsignalled=True)
+        return call, "caller"
+
     # -- what the dialogs say ----------------------------------------------------
 
     def _act(self, actions: list[Action]) -> None:
@@ -209,8 +227,9 @@ class PassiveRecorder:
             elif isinstance(action, Ended):
                 self._end(action.call, action.at, action.reason)
 
-    def _begin(self, call: PassiveCall, at: float) -> None:
+    def _begin(self, call: PassiveCall, at: float, *, unsignalled: bool = False) -> None:
         tags = self._tags + (["undecodable-codec"] if _undecodable(call) else [])
+        tags += ["unsignalled"] if unsignalled else []
         plan = plan_call(call, agent_for=self._agent_for, agent_networks=self._networks, tags=tags)
         recording_id = self._recordings.begin(plan.call, self._source)
         spool_key = SpoolKey.new(self._keys, recording_id)

@@ -99,6 +99,8 @@ class ServerCore:
         self.wake = asyncio.Event()
         # Call-ID -> recording id of recent sessions (demo output, tests, logs); bounded.
         self.recording_ids: dict[str, str] = {}
+        # Told (recording id, session) on the event loop when a live call's metadata arrives (consent).
+        self.metadata_listeners: list[Callable[[str, SiprecSession], None]] = []
 
     @staticmethod
     def send(peer: Peer, responses: list[SipResponse]) -> None:
@@ -121,6 +123,16 @@ class ServerCore:
         )
         if isinstance(transaction.context, Peer):
             self.send(transaction.context, transaction.respond(response))
+
+    def metadata_changed(self, call: RecordingCall) -> None:
+        """Tell the listeners that a live call's metadata arrived (at the INVITE or an update)."""
+        if call.recording_id is None or call.session.metadata is None:
+            return
+        for listener in self.metadata_listeners:
+            try:
+                listener(call.recording_id, call.session)
+            except Exception:
+                log.exception("metadata listener failed for %s", call.recording_id)
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)

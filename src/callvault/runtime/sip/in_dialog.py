@@ -171,6 +171,7 @@ class DialogHandler:
             _check_open(call)
             _publish(core, call, events)
             await reevaluate(core, call)  # a participant joined or left: the rules may answer otherwise
+            core.metadata_changed(call)
             changed = True
         elif offer_body.metadata_error:
             log.warning("call %s: metadata update ignored: %s", call.call_id, offer_body.metadata_error)

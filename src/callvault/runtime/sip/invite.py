@@ -196,6 +196,7 @@ class InviteHandler:
                     call.streams[plan.label] = plan
                 call.ports.update(ports)
                 body = answer_sdp(call, call.offer, plans, ports, address).encode()
+            core.metadata_changed(call)
             self._accept(call, transaction, body)
         except Exception as exc:
             log.exception("call %s: answering the INVITE failed", call.call_id)

@@ -18,6 +18,8 @@ import asyncio
 import logging
 import time
 
+from prometheus_client import Counter
+
 from callvault.media.codec_spec import CodecSpec
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.unrecorded import UnrecordedSession
@@ -38,6 +40,11 @@ from callvault.sip.message import SipRequest
 log = logging.getLogger(__name__)
 
 RULE_CAUSE = "rule"
+RULE_DECISIONS = Counter(
+    "callvault_recording_rule_decisions_total",
+    "Calls by what the recording rules decided at their start (audio: captured or not)",
+    ["action", "audio"],
+)
 
 
 def read_headers(call: RecordingCall, request: SipRequest) -> None:
@@ -76,6 +83,9 @@ def decide(rules: RecordingRuleStore, call: RecordingCall, region: str) -> Decis
 def open_media(core: ServerCore, call: RecordingCall, recording_id: str) -> MediaSession | UnrecordedSession:
     """The call's media session as the rules decided: unrecorded, held for a keep, or plain."""
     decision = call.decision
+    if decision is not None:
+        audio = "captured" if decision.record_audio else "not_captured"
+        RULE_DECISIONS.labels(action=decision.action, audio=audio).inc()
     if decision is not None and not decision.record_audio:
         return core.media.open_unrecorded(recording_id, time.time())
     session = core.media.open_session(recording_id, time.time())

@@ -63,6 +63,7 @@ from callvault.services.alerts import AlertService
 from callvault.services.directory import AgentDirectory
 from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recordings import RecordingService
+from callvault.services.siprec_session import SiprecSession
 from callvault.settings import Settings
 from callvault.sip.message import SipRequest, SipResponse, make_response, stamp_received
 from callvault.sip.transaction import InviteServerTransaction, ServerTransaction
@@ -243,6 +244,10 @@ class SiprecServer:
             self._dialogs.on_update(request, transaction)
         else:
             raise method_refusal(method)
+
+    def on_metadata(self, listener: Callable[[str, SiprecSession], None]) -> None:
+        """``listener(recording id, session)`` on the event loop when a live call's metadata arrives."""
+        self._core.metadata_listeners.append(listener)
 
     async def on_rtp_timeout(self, recording_id: str) -> None:
         """Media engine callback: no RTP for ``rtp_timeout`` seconds."""

@@ -1,7 +1,7 @@
 """recording rules: the rules table, and what a rule decided on each recording
 
 Revision ID: rules_0005
-Revises: disclosure_0004
+Revises: assurance_0005
 
 Existing recordings were recorded whole: their rule columns stay empty.
 """
