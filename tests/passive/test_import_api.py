@@ -42,6 +42,18 @@ def decode_ogg(data: bytes) -> npt.NDArray[np.int16]:
     return pcm
 
 
+def loose_correlation(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16], max_lag: int) -> float:
+    """Peak normalised cross-correlation within ±max_lag samples, by FFT (a wide search in
+    tests.support.audio.correlation's per-lag loop takes minutes on a loaded machine)."""
+    n = min(a.size, b.size)
+    x = a[:n].astype(np.float64) - a[:n].mean()
+    y = b[:n].astype(np.float64) - b[:n].mean()
+    full = scipy.signal.correlate(x, y, mode="full", method="fft")
+    centre = n - 1
+    window = full[max(0, centre - max_lag) : centre + max_lag + 1]
+    return float(np.max(window) / np.sqrt(np.dot(x, x) * np.dot(y, y)))
+
+
 def customer_calls_alice(
     call_id: str = "pcap-call-1@test",
 ) -> tuple[CallPlan, npt.NDArray[np.int16], npt.NDArray[np.int16]]:

@@ -31,6 +31,8 @@ from tests.support.people import ADMIN
 from tests.support.test_src import Stream, TestSrc, answered_ports, metadata_xml, multipart, sdp_offer
 
 RATE = 8000
+# Calls here sit silent while the API is asked about them; a loaded test machine must not end them.
+SLOW_MACHINE = "30"
 CUSTOMER_E164 = "+14155550199"
 
 
@@ -86,7 +88,7 @@ async def _ended(recorder: Recorder, recording_id: str, within: float = 30.0) ->
 async def test_a_do_not_record_call_is_catalogued_without_a_byte_of_audio(
     tmp_path: Path, database_url: str
 ) -> None:
-    async with start_recorder(tmp_path / "data", database_url) as recorder:
+    async with start_recorder(tmp_path / "data", database_url, rtp_timeout=SLOW_MACHINE) as recorder:
         _rule(
             recorder,
             {"name": "Doctors line", "action": "do_not_record", "match": {"customers": [CUSTOMER_E164]}},
@@ -98,6 +100,10 @@ async def test_a_do_not_record_call_is_catalogued_without_a_byte_of_audio(
         assert state.json()["state"] == "not_recorded"
         pause = await asyncio.to_thread(_api, recorder, "POST", f"/calls/{call.call_id}/pause")
         assert pause.status_code == 409 and "not being recorded" in pause.text
+        keep = await asyncio.to_thread(_api, recorder, "POST", f"/calls/{call.call_id}/keep")
+        assert keep.status_code == 409 and "not being recorded" in keep.text
+        unknown = await asyncio.to_thread(_api, recorder, "POST", "/calls/nobody@nowhere/keep")
+        assert unknown.status_code == 404
         await as_peer(lambda: call.send(voice(1.0, RATE, 140.0, seed=1), voice(1.0, RATE, 220.0, seed=2)))
         assert _spool_bytes(recorder) == 0  # not even the spool
         await as_peer(call.hang_up)
@@ -143,7 +149,9 @@ async def test_an_unrecorded_call_ends_when_its_rtp_stops(tmp_path: Path, databa
 
 
 async def test_on_demand_calls_are_kept_only_when_asked(tmp_path: Path, database_url: str) -> None:
-    async with start_recorder(tmp_path / "data", database_url, on_demand_keep_seconds="3") as recorder:
+    async with start_recorder(
+        tmp_path / "data", database_url, on_demand_keep_seconds="3", rtp_timeout=SLOW_MACHINE
+    ) as recorder:
         _rule(recorder, {"name": "Ask first", "action": "on_demand", "set_labels": ["desk"]})
         agent, customer = voice(1.0, RATE, 140.0, seed=3), voice(1.0, RATE, 220.0, seed=4)
         ids: dict[str, str] = {}
@@ -184,7 +192,7 @@ async def test_on_demand_calls_are_kept_only_when_asked(tmp_path: Path, database
 async def test_a_sampled_rule_records_its_share_of_calls_the_same_ones_every_time(
     tmp_path: Path, database_url: str
 ) -> None:
-    async with start_recorder(tmp_path / "data", database_url) as recorder:
+    async with start_recorder(tmp_path / "data", database_url, rtp_timeout=SLOW_MACHINE) as recorder:
         _rule(recorder, {"name": "QA half", "action": "sample", "sample_percent": 50})
         rule_id = recorder.ctx.recording_rules.rules(fresh=True)[0].id
         sessions = [f"cs-{uuid.uuid4()}@pbx" for _ in range(40)]
@@ -207,12 +215,14 @@ async def test_a_sampled_rule_records_its_share_of_calls_the_same_ones_every_tim
 async def test_a_must_record_agent_is_recorded_whatever_the_rules_say(
     tmp_path: Path, database_url: str
 ) -> None:
-    async with start_recorder(tmp_path / "data", database_url) as recorder:
+    async with start_recorder(tmp_path / "data", database_url, rtp_timeout=SLOW_MACHINE) as recorder:
         await asyncio.to_thread(recorder.ctx.users.set_must_record, ADMIN, "alice", True)
         _rule(recorder, {"name": "Never", "action": "do_not_record", "set_labels": ["hr"]})
         call = await as_peer(lambda: _call(recorder.port))
         recording_id = await recorder.recording_for(call.call_id)
         await as_peer(lambda: call.send(voice(1.0, RATE, 140.0, seed=5), voice(1.0, RATE, 220.0, seed=6)))
+        keep = await asyncio.to_thread(_api, recorder, "POST", f"/calls/{call.call_id}/keep")
+        assert keep.status_code == 409 and "not recorded on demand" in keep.text
         await as_peer(call.hang_up)
         recording = await recorder.finished(recording_id)
         assert (recording.status, recording.rule_name, recording.rule_action, recording.labels) == (
@@ -226,7 +236,7 @@ async def test_a_must_record_agent_is_recorded_whatever_the_rules_say(
 async def test_a_must_record_agent_joining_an_unrecorded_call_starts_its_recording(
     tmp_path: Path, database_url: str
 ) -> None:
-    async with start_recorder(tmp_path / "data", database_url) as recorder:
+    async with start_recorder(tmp_path / "data", database_url, rtp_timeout=SLOW_MACHINE) as recorder:
         await asyncio.to_thread(recorder.ctx.users.set_must_record, ADMIN, "bob", True)
         _rule(
             recorder,
@@ -270,7 +280,7 @@ async def test_a_must_record_agent_joining_an_unrecorded_call_starts_its_recordi
 async def test_a_participant_who_must_not_be_recorded_joining_silences_the_rest_of_the_call(
     tmp_path: Path, database_url: str
 ) -> None:
-    async with start_recorder(tmp_path / "data", database_url) as recorder:
+    async with start_recorder(tmp_path / "data", database_url, rtp_timeout=SLOW_MACHINE) as recorder:
         _rule(recorder, {"name": "Works council", "action": "do_not_record", "match": {"agents": ["bob"]}})
         call = await as_peer(lambda: _call(recorder.port))
         recording_id = await recorder.recording_for(call.call_id)
@@ -301,7 +311,7 @@ async def test_a_participant_who_must_not_be_recorded_joining_silences_the_rest_
 async def test_queue_and_labels_from_the_invite_headers_drive_the_rules(
     tmp_path: Path, database_url: str
 ) -> None:
-    async with start_recorder(tmp_path / "data", database_url) as recorder:
+    async with start_recorder(tmp_path / "data", database_url, rtp_timeout=SLOW_MACHINE) as recorder:
         _rule(recorder, {"name": "HR queue", "action": "do_not_record", "match": {"queues": ["hr"]}})
         _rule(
             recorder,
@@ -339,7 +349,7 @@ async def test_an_unrecorded_call_the_recorder_did_not_see_end_is_closed_at_the_
         recording_id = ctx.recordings.begin(record, None, rule)
     finally:
         ctx.close()
-    async with start_recorder(tmp_path / "data", database_url) as recorder:
+    async with start_recorder(tmp_path / "data", database_url, rtp_timeout=SLOW_MACHINE) as recorder:
         recording = await _ended(recorder, recording_id)
         assert (recording.status, recording.duration_seconds) == ("not_recorded", None)
         assert recording.manifest_signature is not None

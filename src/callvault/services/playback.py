@@ -29,7 +29,7 @@ from callvault.errors import (
     UnsupportedMedia,
 )
 from callvault.media.wav import WAV_HEADER_SIZE
-from callvault.media.wav_render import WavLayout, iter_wav, wav_header, wav_layout
+from callvault.media.wav_render import WavLayout, iter_samples, iter_wav, wav_header, wav_layout
 from callvault.services.access import Action, Principal, check_recording
 from callvault.services.audit import AccessLog
 from callvault.services.recordings import RecordingService
@@ -115,25 +115,41 @@ class _WavSource:
 
 class _SpanSource:
     """The WAV of samples ``first:last`` of a rendition (coaching clips): its own header, then
-    the rendition's bytes of that span, decoded only up to the span's end."""
+    those samples, decoded from just before the span (not from the start of the call)."""
 
-    def __init__(self, whole: _WavSource, first: int, last: int) -> None:
+    def __init__(self, reader: EncryptedObjectReader, whole: WavLayout, first: int, last: int) -> None:
+        self._reader = reader
         self._whole = whole
-        self.layout = WavLayout(whole.layout.channels, whole.layout.sample_rate, last - first)
-        self._frame = whole.layout.channels * 2
-        self._offset = WAV_HEADER_SIZE + first * self._frame
+        self._first = first
+        self.layout = WavLayout(whole.channels, whole.sample_rate, last - first)
+        self._frame = whole.channels * 2
 
     def read(self, start: int, end_exclusive: int) -> bytes:
         return b"".join(self.iter_chunks(start, end_exclusive))
 
     def iter_chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        stop = self.layout.size if end is None else end
+        stop = self.layout.size if end is None else min(end, self.layout.size)
         if start < WAV_HEADER_SIZE:
             yield wav_header(self.layout)[start:stop]
-        body_start, body_end = max(start, WAV_HEADER_SIZE), stop
-        if body_end > body_start:
-            delta = self._offset - WAV_HEADER_SIZE
-            yield from self._whole.iter_chunks(body_start + delta, body_end + delta)
+        body_start, body_end = max(start, WAV_HEADER_SIZE) - WAV_HEADER_SIZE, stop - WAV_HEADER_SIZE
+        if body_end <= body_start:
+            return
+        # Whole sample frames around the byte range, then its exact bytes.
+        first = self._first + body_start // self._frame
+        last = self._first + -(-body_end // self._frame)
+        skip = body_start % self._frame
+        wanted = body_end - body_start
+        pending = bytearray()
+        for piece in iter_samples(_ReaderFile(self._reader), self._whole, first, last):
+            pending += piece
+            if len(pending) - skip >= _CHUNK:
+                chunk = bytes(pending[skip : skip + wanted])
+                wanted -= len(chunk)
+                skip = 0
+                pending.clear()
+                yield chunk
+        if wanted > 0 and len(pending) > skip:
+            yield bytes(pending[skip : skip + wanted])
 
 
 @dataclass
@@ -215,7 +231,7 @@ class PlaybackService:
             raise IntegrityError(f"recording {recording.id} archive cannot be decoded: {exc}") from None
         first = min(layout.samples, round(start * layout.sample_rate))
         last = min(layout.samples, max(first, round(end * layout.sample_rate)))
-        span = _SpanSource(_WavSource(reader, layout), first, last)
+        span = _SpanSource(reader, layout, first, last)
         return PlaybackAudio(
             recording.id, CONTENT_TYPES["wav"], span.layout.size, f"clip-{recording.id}.wav", span
         )
