@@ -207,6 +207,9 @@ class InviteHandler:
                 retry = [("Retry-After", str(RETRY_AFTER_SECONDS))] if status == 503 else None
                 core.final(transaction, status, headers=retry)
                 count_lost_call(status)
+            # The ports go back before the catalogue is told: once the recording reads
+            # interrupted, nothing of the failed call holds a port.
+            release_ports(core, sockets)
             await core.end_call(call, "interrupted", send_bye=False)
             if call.recording_id is not None and call.media is None:
                 # Begun in the catalogue, never captured (no journal): say so now, not at the next start.
