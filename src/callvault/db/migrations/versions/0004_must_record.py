@@ -21,5 +21,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("must_record")
+    # Plain DROP COLUMN (SQLite >= 3.35): a batch copy of users would cascade-delete their
+    # tokens and SIP identities when the old table is dropped.
+    op.drop_column("users", "must_record")

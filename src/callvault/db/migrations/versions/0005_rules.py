@@ -35,16 +35,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("name"),
     )
     op.create_index("ix_recording_rules_position", "recording_rules", ["position"], unique=False)
-    with op.batch_alter_table("recordings", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("rule_name", sa.String(length=120), nullable=True))
-        batch_op.add_column(sa.Column("rule_action", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("kept_at", sa.DateTime(timezone=True), nullable=True))
+    # Plain ADD/DROP COLUMN (SQLite >= 3.35), never a batch copy of recordings: dropping the old
+    # table in a copy cascade-deletes its streams, events and tags (seen on downgrade).
+    op.add_column("recordings", sa.Column("rule_name", sa.String(length=120), nullable=True))
+    op.add_column("recordings", sa.Column("rule_action", sa.String(length=16), nullable=True))
+    op.add_column("recordings", sa.Column("kept_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("recordings", schema=None) as batch_op:
-        batch_op.drop_column("kept_at")
-        batch_op.drop_column("rule_action")
-        batch_op.drop_column("rule_name")
+    op.drop_column("recordings", "kept_at")
+    op.drop_column("recordings", "rule_action")
+    op.drop_column("recordings", "rule_name")
     op.drop_index("ix_recording_rules_position", table_name="recording_rules")
     op.drop_table("recording_rules")
