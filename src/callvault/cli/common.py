@@ -18,7 +18,8 @@ from callvault.services.access import Principal, Role
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import load_settings
 
-err = Console(stderr=True)
+# Errors are never folded: a path or name split across lines can't be searched for in a log.
+err = Console(stderr=True, soft_wrap=True)
 P = ParamSpec("P")
 T = TypeVar("T")
 
