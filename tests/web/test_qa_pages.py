@@ -1,0 +1,152 @@
+"""Quality management in the browser: an evaluation filled in beside the player, the agent's answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, expect
+
+from callvault.db.models import AccessEvent
+from callvault.services.access import Principal
+from tests.qa.conftest import FORM
+from tests.support.people import ADMIN, password_of
+from tests.support.processes import wait_for
+from tests.support.web_server import WebServer
+from tests.web.conftest import assert_accessible, screenshot, sign_in
+
+# FORM answered: disclosure yes (100, w60), identity N/A (drops out) -> compliance 100;
+# empathy 4 of 5 -> 75, closing "partial" 1 of 4 points -> 25, each w50 -> soft skills 50;
+# the evaluation: 0.4 * 100 + 0.6 * 50 = 70.
+HAND_SCORE = "70.0"
+
+
+@pytest.fixture(scope="module")
+def call_id(web: WebServer) -> Iterator[str]:
+    yield web.call(4.0)
+
+
+@pytest.fixture(scope="module")
+def forms(web: WebServer) -> Iterator[list[dict[str, Any]]]:
+    qa = web.running.ctx.qa.forms
+    yield [qa.create(ADMIN, {**FORM, "name": name}) for name in ("First look", "Second look", "Third look")]
+
+
+def _principal(web: WebServer, name: str) -> Principal:
+    return web.running.ctx.users.authenticate_password(name, password_of(name))
+
+
+def _events(web: WebServer, action: str, username: str) -> list[AccessEvent]:
+    with web.running.ctx.catalog.read() as session:
+        rows = session.query(AccessEvent).filter_by(action=action, username=username).all()
+        session.expunge_all()
+        return rows
+
+
+def _question_ids(form: dict[str, Any]) -> list[int]:
+    return [q["id"] for s in form["sections"] for q in s["questions"]]
+
+
+def test_an_evaluator_scores_a_call_beside_the_player_with_a_pinned_answer(
+    web: WebServer, context: BrowserContext, call_id: str, forms: list[dict[str, Any]]
+) -> None:
+    disclosure, identity, empathy, closing, notes = _question_ids(forms[0])
+    page = sign_in(context, "sam")
+    page.goto(f"/recordings/{call_id}")
+    page.click("#evaluate-link")
+    page.select_option("#form-id", str(forms[0]["id"]))
+    page.click("#start-form button[type=submit]")
+    expect(page.locator("#eval-state")).to_have_text("draft")
+    evaluation_id = int(page.url.rsplit("/", 1)[1])
+
+    page.click("#play")
+    wait_for(
+        lambda: page.evaluate("() => document.getElementById('audio').currentTime") > 1.2, 20, "playback"
+    )
+    page.click("#play")  # pause at the moment the disclosure was (not) read
+    paused_at = page.evaluate("() => document.getElementById('audio').currentTime")
+    page.click(f"#pin{disclosure}")
+    expect(page.locator(f"#at{disclosure}")).not_to_have_value("")
+    page.select_option(f"#q{disclosure}", "yes")
+    page.select_option(f"#q{empathy}", "4")
+    page.fill(f"#c{notes}", "Good call opening")
+    page.click("#save-draft")
+    expect(page.locator("#eval-done")).to_have_text("Evaluation saved.")
+    expect(page.locator(f"#q{empathy}")).to_have_value("4")  # the draft is kept
+    assert_accessible(page)
+
+    page.click("#submit-evaluation")  # two scored questions still unanswered: refused, nothing lost
+    expect(page.locator("#eval-error")).to_be_visible()
+    expect(page.locator("#eval-state")).to_have_text("draft")
+    page.select_option(f"#q{identity}", "na")
+    page.select_option(f"#q{closing}", "partial")
+    page.click("#submit-evaluation")
+    expect(page.locator("#eval-done")).to_have_text("Evaluation submitted.")
+    expect(page.locator("#eval-state")).to_have_text("submitted")
+    expect(page.locator("#eval-score")).to_have_text(HAND_SCORE)
+    jump = page.locator(f"#question-{disclosure} button.at")
+    expect(jump).to_have_count(1)
+    screenshot(page, "qa-evaluation")
+
+    saved = web.running.ctx.qa.evaluations.get(ADMIN, evaluation_id)
+    pinned = next(a for a in saved["answers"] if a["question_id"] == disclosure)
+    assert pinned["at"] is not None and abs(pinned["at"] - paused_at) < 1.0
+    assert saved["score"] == float(HAND_SCORE)
+    assert any(e.recording_id == call_id for e in _events(web, "qa_evaluate", "sam"))
+    assert any(e.recording_id == call_id for e in _events(web, "view", "sam"))
+
+
+def _submitted(web: WebServer, call_id: str, form: dict[str, Any]) -> int:
+    sam = _principal(web, "sam")
+    service = web.running.ctx.qa.evaluations
+    made = service.create(sam, {"recording_id": call_id, "form_id": form["id"]})
+    disclosure, identity, empathy, closing, _ = _question_ids(form)
+    answers = [
+        {"question_id": disclosure, "value": "no", "at": 1.0},
+        {"question_id": identity, "value": "yes"},
+        {"question_id": empathy, "value": 5},
+        {"question_id": closing, "value": "full"},
+    ]
+    service.save(sam, made["id"], {"answers": answers})
+    service.submit(sam, made["id"])
+    return int(made["id"])
+
+
+def test_the_agent_acknowledges_one_evaluation_disputes_another_and_dana_sees_neither(
+    web: WebServer, context: BrowserContext, browser: Browser, call_id: str, forms: list[dict[str, Any]]
+) -> None:
+    acknowledged_id = _submitted(web, call_id, forms[2])
+    evaluation_id = _submitted(web, call_id, forms[1])
+    page = sign_in(context, "alice")
+    page.goto(f"/qa/evaluations/{acknowledged_id}")
+    page.click("#acknowledge")
+    expect(page.locator("#eval-done")).to_have_text("Evaluation acknowledged.")
+    expect(page.locator("#eval-state")).to_have_text("acknowledged")
+    expect(page.locator("#acknowledge")).to_have_count(0)
+    expect(page.locator("#dispute-form")).to_have_count(0)  # an acknowledged one cannot be disputed
+
+    page.goto("/qa")
+    page.click(f"a[href='/qa/evaluations/{evaluation_id}']")
+    expect(page.locator("#eval-score")).to_have_text("0.0")  # the disclosure was not read
+    expect(page.locator("#auto-failed")).to_be_visible()
+    expect(page.locator("#evaluation-form")).to_have_count(0)  # agents cannot evaluate
+    page.fill("#reason", "The disclosure was read at 0:01, before the customer spoke")
+    page.click("#dispute-submit")
+    expect(page.locator("#eval-done")).to_have_text("Evaluation disputed.")
+    expect(page.locator("#eval-state")).to_have_text("disputed")
+    expect(page.locator("#dispute")).to_contain_text("before the customer spoke")
+    expect(page.locator("#dispute-form")).to_have_count(0)  # disputed once
+    assert_accessible(page)
+
+    dana_context = browser.new_context(base_url=web.url)
+    try:
+        other = sign_in(dana_context, "dana")
+        expect(other).to_have_url(f"{web.url}/recordings")
+        for hidden in (evaluation_id, acknowledged_id):
+            answer = other.goto(f"/qa/evaluations/{hidden}")
+            assert answer is not None and answer.status == 404
+        other.goto("/qa")
+        expect(other.locator("#no-evaluations")).to_be_visible()
+    finally:
+        dana_context.close()
