@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from callvault.services.access import Principal
 from tests.qa.conftest import FORM
 from tests.support.people import ADMIN, password_of
 from tests.support.processes import wait_for
+from tests.support.vault_calls import seal_call
 from tests.support.web_server import WebServer
 from tests.web.conftest import assert_accessible, screenshot, sign_in
 
@@ -150,3 +154,56 @@ def test_the_agent_acknowledges_one_evaluation_disputes_another_and_dana_sees_ne
         expect(other.locator("#no-evaluations")).to_be_visible()
     finally:
         dana_context.close()
+
+
+def _week_of(days_ago: float) -> str:
+    year, week, _ = (datetime.now(UTC) - timedelta(days=days_ago)).isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def test_the_team_scorecard_draws_the_trend_over_two_weeks_and_exports_csv(
+    web: WebServer, context: BrowserContext, browser: Browser, forms: list[dict[str, Any]]
+) -> None:
+    ctx, sam = web.running.ctx, _principal(web, "sam")
+    form = ctx.qa.forms.create(ADMIN, {**FORM, "name": "Trend"})
+    disclosure, identity, empathy, closing, _ = _question_ids(form)
+    for days_ago, identified in ((10, "no"), (3, "yes")):
+        recording = seal_call(ctx, agent_aor="sip:1001@pbx.example", days_ago=days_ago)
+        made = ctx.qa.evaluations.create(sam, {"recording_id": recording, "form_id": form["id"]})
+        answers = [
+            {"question_id": disclosure, "value": "yes"},
+            {"question_id": identity, "value": identified},
+            {"question_id": empathy, "value": 4},
+            {"question_id": closing, "value": "partial"},
+        ]
+        ctx.qa.evaluations.save(sam, made["id"], {"answers": answers})
+        ctx.qa.evaluations.submit(sam, made["id"])  # 54 with identity "no", 70 with "yes"
+
+    page = sign_in(context, "sam")
+    page.goto("/qa")
+    page.click("#scorecards-link")
+    page.fill("#sc-weeks", "3")
+    page.click("#scorecard-form button[type=submit]")
+    card = page.locator("section.scorecard", has_text="red")
+    expect(card).to_have_count(1)
+    earlier = card.locator(f"circle.trend-point[data-week='{_week_of(10)}']")
+    expect(earlier).to_have_attribute("data-score", "54.0")
+    expect(card.locator("circle.trend-point")).not_to_have_count(1)  # two weeks or more: a line
+    expect(card.locator("polyline.trend-line")).to_have_count(1)
+    assert_accessible(page)
+    screenshot(page, "qa-scorecards")
+
+    exported = context.request.get(page.locator("#csv-link").get_attribute("href") or "")
+    assert exported.status == 200 and exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text())))
+    assert ("red", _week_of(10), "1") in {(r["name"], r["week"], r["evaluations"]) for r in rows}
+    assert any(e.detail and e.detail.startswith("team:") for e in _events(web, "qa_scorecard", "sam"))
+
+    blue_context = browser.new_context(base_url=web.url)
+    try:
+        bob = sign_in(blue_context, "bob")
+        expect(bob).to_have_url(f"{web.url}/recordings")
+        bob.goto("/qa/scorecards?group=team&weeks=3")
+        expect(bob.locator("#no-scorecards")).to_be_visible()  # red's scores are not his to see
+    finally:
+        blue_context.close()

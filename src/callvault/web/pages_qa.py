@@ -1,6 +1,7 @@
 """Quality-management pages: the evaluation beside the player, the agent's acknowledge / dispute.
 
-``/qa`` lists the evaluations the user may see; ``/recordings/{id}/evaluate``
+``/qa`` lists the evaluations the user may see; ``/qa/scorecards`` shows the
+scorecards with a server-drawn SVG trend per line (and their CSV); ``/recordings/{id}/evaluate``
 picks a form and starts a draft; ``/qa/evaluations/{id}`` is the evaluation
 next to the recording's player, where an evaluator answers (each answer may be
 pinned to the moment the player is at), saves the draft and submits it, and
@@ -12,17 +13,20 @@ page is also the recording's ``view``, through the search service).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from callvault.errors import CallvaultError, InvalidInput
 from callvault.services.access import Action, Principal
 from callvault.services.context import ServiceContext
+from callvault.services.qa_scorecards import GROUPS, ScorecardService
 from callvault.web.pages_recordings import _offset
+from callvault.web.qa_chart import trend_chart
 from callvault.web.render import may, page
 from callvault.web.session import check_csrf, field, read_form, web_principal
 
@@ -31,6 +35,7 @@ Caller = Annotated[Principal, Depends(web_principal)]
 # The states in which the evaluated agent still has to answer the evaluation.
 AGENT_TO_ANSWER = ("submitted", "reviewed")
 # Catalog row ids are 32-bit: a larger one is a 422 page, not a driver error.
+DEFAULT_WEEKS, MAX_WEEKS = 12, 156
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -175,3 +180,39 @@ async def dispute(evaluation_id: RowId, request: Request, caller: Caller) -> Res
             f"/qa/evaluations/{evaluation_id}?error={exc.message[:200]}#answer", status_code=303
         )
     return RedirectResponse(f"/qa/evaluations/{evaluation_id}?done=disputed", status_code=303)
+
+
+def _period(request: Request) -> tuple[str, int]:
+    group = request.query_params.get("group", "team")
+    raw = request.query_params.get("weeks", str(DEFAULT_WEEKS))
+    if group not in GROUPS:
+        raise InvalidInput(f"group must be one of {', '.join(GROUPS)}")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WEEKS:
+        raise InvalidInput(f"weeks must be a whole number from 1 to {MAX_WEEKS}")
+    return group, int(raw)
+
+
+def _report(request: Request, caller: Principal) -> dict[str, Any]:
+    group, weeks = _period(request)
+    end = datetime.now(UTC)
+    return _ctx(request).qa.scorecards.report(caller, group, end - timedelta(weeks=weeks), end)
+
+
+@router.get("/qa/scorecards")
+def scorecards_page(request: Request, caller: Caller) -> Response:
+    """Per team, agent or form over the last weeks of call dates, each with its trend chart."""
+    group, weeks = _period(request)
+    report = _report(request, caller)
+    rows = [(line, trend_chart(line["trend"])) for line in report["lines"]]
+    return page(request, "qa_scorecards.html", rows=rows, group=group, weeks=weeks, groups=GROUPS)
+
+
+@router.get("/qa/scorecards.csv")
+def scorecards_csv(request: Request, caller: Caller) -> Response:
+    group, _ = _period(request)
+    report = _report(request, caller)
+    return PlainTextResponse(
+        ScorecardService.to_csv(report),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="scorecard-{group}.csv"'},
+    )
