@@ -102,7 +102,8 @@ def test_an_evaluator_scores_a_call_beside_the_player_with_a_pinned_answer(
 
 
 def _submitted(web: WebServer, call_id: str, form: dict[str, Any]) -> int:
-    sam = _principal(web, "sam")
+    """An evaluation by ada (an admin), so that sam, alice's supervisor, may review its dispute."""
+    sam = _principal(web, "ada")
     service = web.running.ctx.qa.evaluations
     made = service.create(sam, {"recording_id": call_id, "form_id": form["id"]})
     disclosure, identity, empathy, closing, _ = _question_ids(form)
@@ -117,7 +118,7 @@ def _submitted(web: WebServer, call_id: str, form: dict[str, Any]) -> int:
     return int(made["id"])
 
 
-def test_the_agent_acknowledges_one_evaluation_disputes_another_and_dana_sees_neither(
+def test_the_agent_disputes_the_supervisor_changes_the_score_with_history_and_dana_sees_none(
     web: WebServer, context: BrowserContext, browser: Browser, call_id: str, forms: list[dict[str, Any]]
 ) -> None:
     acknowledged_id = _submitted(web, call_id, forms[2])
@@ -154,6 +155,32 @@ def test_the_agent_acknowledges_one_evaluation_disputes_another_and_dana_sees_ne
         expect(other.locator("#no-evaluations")).to_be_visible()
     finally:
         dana_context.close()
+
+    disclosure = _question_ids(forms[1])[0]
+    reviewer_context = browser.new_context(base_url=web.url)
+    try:
+        reviewer = sign_in(reviewer_context, "sam")
+        expect(reviewer).to_have_url(f"{web.url}/recordings")
+        reviewer.goto(f"/qa/evaluations/{evaluation_id}")
+        expect(reviewer.locator(f"#q{disclosure}")).to_have_value("no")  # the answers as given
+        reviewer.select_option(f"#q{disclosure}", "yes")
+        reviewer.check("#outcome-change")
+        reviewer.fill("#review-note", "Disclosure heard at 0:01")
+        reviewer.click("#review-submit")
+        expect(reviewer.locator("#eval-done")).to_have_text("Evaluation reviewed.")
+        expect(reviewer.locator("#eval-score")).to_have_text("100.0")
+        assert_accessible(reviewer)
+    finally:
+        reviewer_context.close()
+
+    page.goto(f"/qa/evaluations/{evaluation_id}")
+    expect(page.locator("#eval-state")).to_have_text("reviewed")
+    expect(page.locator("#dispute")).to_contain_text("changed by sam (0.0 → 100.0)")
+    expect(page.locator("#history li")).not_to_have_count(0)
+    expect(page.locator("#history")).to_contain_text("dispute_changed by sam · score 100.0")
+    page.click("#acknowledge")
+    expect(page.locator("#eval-state")).to_have_text("acknowledged")
+    expect(page.locator("#dispute")).to_contain_text("before the customer spoke")  # history stays
 
 
 def _week_of(days_ago: float) -> str:

@@ -96,6 +96,9 @@ def _evaluation_page(
         and detail.get("tombstone") is None
         and bool(detail.get("audio_size")),
         editable=evaluation["state"] == "draft" and evaluation["evaluator"] == caller.username,
+        reviewing=evaluation["state"] == "disputed"
+        and may(caller, Action.QA_REVIEW)
+        and caller.username not in (evaluation["evaluator"], evaluation["agent"]),
         agent_may_answer=is_agent and evaluation["state"] in AGENT_TO_ANSWER,
         may_dispute=is_agent and evaluation["state"] == "submitted",
         error=error or request.query_params.get("error", ""),
@@ -158,6 +161,25 @@ def _answers(sections: list[dict[str, Any]], form: FormData) -> list[dict[str, A
                 }
             )
     return answers
+
+
+@router.post("/qa/evaluations/{evaluation_id}/review")
+async def review(evaluation_id: RowId, request: Request, caller: Caller) -> Response:
+    """A dispute's review: uphold, or change the score to the answers posted with it."""
+    form = await read_form(request)
+    check_csrf(request, field(form, "csrf"))
+    ctx = _ctx(request)
+    current = await run_in_threadpool(ctx.qa.evaluations.get, caller, evaluation_id)
+    try:
+        body: dict[str, Any] = {"outcome": field(form, "outcome"), "note": field(form, "note") or None}
+        if body["outcome"] == "change":
+            body["answers"] = _answers(current["sections"], form)
+        await run_in_threadpool(ctx.qa.disputes.review, caller, evaluation_id, body)
+    except CallvaultError as exc:
+        if exc.status_code in (401, 403, 404):
+            raise
+        return _evaluation_page(request, caller, current, exc.status_code, exc.message)
+    return RedirectResponse(f"/qa/evaluations/{evaluation_id}?done=reviewed", status_code=303)
 
 
 @router.post("/qa/evaluations/{evaluation_id}/acknowledge")
