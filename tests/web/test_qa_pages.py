@@ -234,3 +234,45 @@ def test_the_team_scorecard_draws_the_trend_over_two_weeks_and_exports_csv(
         expect(bob.locator("#no-scorecards")).to_be_visible()  # red's scores are not his to see
     finally:
         blue_context.close()
+
+
+def test_a_clip_shared_through_coaching_plays_for_its_agent_and_not_for_another_team(
+    web: WebServer, context: BrowserContext, browser: Browser, call_id: str
+) -> None:
+    ctx, sam = web.running.ctx, _principal(web, "sam")
+    clip = ctx.qa.library.create_clip(
+        sam,
+        {"recording_id": call_id, "start": 0.5, "end": 3.5, "title": "Warm opening", "tags": ["greeting"]},
+    )
+    item = ctx.qa.coaching.create(
+        sam, {"agent": "alice", "title": "Openings", "due": "2027-01-15", "clip_ids": [clip["id"]]}
+    )
+    page = sign_in(context, "alice")
+    page.goto("/qa")
+    page.click("#coaching-link")
+    entry = page.locator(f"#clip-{clip['id']}")
+    expect(entry).to_contain_text("Warm opening")
+    expect(page.locator(f"#coaching-{item['id']}")).to_contain_text("Openings")
+    assert_accessible(page)
+    entry.locator("audio").evaluate("audio => audio.play()")
+    wait_for(
+        lambda: entry.locator("audio").evaluate("audio => audio.currentTime") > 0.5, 20, "the clip to play"
+    )
+    assert any(e.detail == f"clip {clip['id']}" for e in _events(web, "clip_play", "alice"))
+    page.click(f"#watched-{clip['id']}")
+    expect(entry.locator(".watched")).to_be_visible()
+    page.click(f"#acknowledge-coaching-{item['id']}")
+    expect(page.locator(f"#coaching-{item['id']}")).to_contain_text("Acknowledged")
+    screenshot(page, "qa-coaching")
+
+    blue_context = browser.new_context(base_url=web.url)
+    try:
+        bob = sign_in(blue_context, "bob")
+        expect(bob).to_have_url(f"{web.url}/recordings")
+        bob.goto("/qa/coaching")
+        expect(bob.locator("#no-clips")).to_be_visible()
+        refused = blue_context.request.get(f"/qa/clips/{clip['id']}/audio")
+        assert refused.status == 404
+        assert not _events(web, "clip_play", "bob")
+    finally:
+        blue_context.close()
