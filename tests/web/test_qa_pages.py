@@ -276,3 +276,63 @@ def test_a_clip_shared_through_coaching_plays_for_its_agent_and_not_for_another_
         assert not _events(web, "clip_play", "bob")
     finally:
         blue_context.close()
+
+
+def _calibration_answers(form: dict[str, Any], identified: str, empathy: int) -> list[dict[str, Any]]:
+    disclosure, identity, empathy_id, closing, _ = _question_ids(form)
+    return [
+        {"question_id": disclosure, "value": "yes"},
+        {"question_id": identity, "value": identified},
+        {"question_id": empathy_id, "value": empathy},
+        {"question_id": closing, "value": "full"},
+    ]
+
+
+def test_three_evaluators_calibrate_one_call_and_the_variance_shows(
+    web: WebServer, context: BrowserContext, call_id: str
+) -> None:
+    ctx = web.running.ctx
+    ctx.users.create_user(ADMIN, "rita", "qa_evaluator", team="red", password=password_of("rita"))
+    form = ctx.qa.forms.create(ADMIN, {**FORM, "name": "Calibration"})
+    ada, rita = _principal(web, "ada"), _principal(web, "rita")
+    session = ctx.qa.calibrations.create(
+        ada,
+        {
+            "name": "December",
+            "recording_id": call_id,
+            "form_id": form["id"],
+            "evaluators": ["sam", "ada", "rita"],
+        },
+    )
+    for who, identified, empathy in ((ada, "yes", 5), (rita, "no", 1)):
+        made = ctx.qa.evaluations.create(
+            who, {"recording_id": call_id, "form_id": form["id"], "calibration_id": session["id"]}
+        )
+        ctx.qa.evaluations.save(who, made["id"], {"answers": _calibration_answers(form, identified, empathy)})
+        ctx.qa.evaluations.submit(who, made["id"])
+
+    page = sign_in(context, "sam")
+    page.goto("/qa")
+    page.click("#calibrations-link")
+    page.click("#calibrations a:has-text('December')")
+    expect(page.locator("#calibration-waiting")).to_contain_text("Submit your own evaluation")
+    expect(page.locator("#calibration-questions")).to_have_count(0)  # no peeking first
+    page.click("#calibrate")
+    disclosure, identity, empathy, closing, _ = _question_ids(form)
+    page.select_option(f"#q{disclosure}", "yes")
+    page.select_option(f"#q{identity}", "yes")
+    page.select_option(f"#q{empathy}", "5")
+    page.select_option(f"#q{closing}", "full")
+    page.click("#submit-evaluation")
+    expect(page.locator("#eval-state")).to_have_text("submitted")
+    page.click("#calibration-link")
+    # sam and ada scored 100, rita 40 (identity no, empathy 1): rita is out of line, first.
+    expect(page.locator("#calibration-evaluators tbody tr").first).to_have_attribute("data-evaluator", "rita")
+    identity_row = page.locator(f"#calibration-questions tr[data-question='{identity}']")
+    expect(identity_row.locator(".variance")).not_to_have_text("0.0")
+    expect(page.locator(f"#calibration-questions tr[data-question='{closing}'] .variance")).to_have_text(
+        "0.0"
+    )
+    expect(page.locator("#score-variance")).not_to_have_text("0.0")
+    assert_accessible(page)
+    screenshot(page, "qa-calibration")
