@@ -336,3 +336,35 @@ def test_three_evaluators_calibrate_one_call_and_the_variance_shows(
     expect(page.locator("#score-variance")).not_to_have_text("0.0")
     assert_accessible(page)
     screenshot(page, "qa-calibration")
+
+
+def test_the_draft_saves_itself_and_bad_posts_are_refused_without_saving(
+    web: WebServer, context: BrowserContext, call_id: str
+) -> None:
+    form = web.running.ctx.qa.forms.create(ADMIN, {**FORM, "name": "Autosave"})
+    disclosure, _, empathy, _, _ = _question_ids(form)
+    page = sign_in(context, "sam")
+    page.goto(f"/recordings/{call_id}/evaluate")
+    page.select_option("#form-id", str(form["id"]))
+    page.click("#start-form button[type=submit]")
+    expect(page.locator("#eval-state")).to_have_text("draft")
+    evaluation_id = int(page.url.rsplit("/", 1)[1])
+    page.select_option(f"#q{empathy}", "3")
+    expect(page.locator("#autosave")).to_contain_text("Draft saved at")
+    page.reload()
+    expect(page.locator(f"#q{empathy}")).to_have_value("3")
+
+    page.select_option(f"#q{disclosure}", "yes")
+    page.fill(f"#at{disclosure}", "9:00")  # past the end of a 4 s call
+    page.click("#save-draft")
+    expect(page.locator("#eval-error")).to_be_visible()
+    saved = web.running.ctx.qa.evaluations.get(ADMIN, evaluation_id)
+    assert [a["question_id"] for a in saved["answers"]] == [empathy]  # nothing half-saved
+
+    forged = context.request.post(
+        f"/qa/evaluations/{evaluation_id}",
+        form={"csrf": "forged", "action": "submit", f"q{empathy}": "5"},
+        headers={"Accept": "text/html"},
+    )
+    assert forged.status == 403
+    assert web.running.ctx.qa.evaluations.get(ADMIN, evaluation_id)["state"] == "draft"

@@ -15,3 +15,28 @@ document.querySelectorAll("button[data-pin]").forEach((button) => {
     if (input && audio) input.value = clock(audio.currentTime);
   });
 });
+
+// The draft saves itself a moment after each change (the same post as "Save draft").
+const form = document.getElementById("evaluation-form");
+const saved = document.getElementById("autosave");
+let pending = 0;
+
+async function autosave() {
+  const body = new FormData(form);
+  body.set("action", "save");
+  try {
+    // getAttribute: the buttons named "action" shadow form.action.
+    const answer = await fetch(form.getAttribute("action"), { method: "POST", body, credentials: "same-origin" });
+    saved.textContent = answer.ok ? `Draft saved at ${new Date().toISOString().slice(11, 19)} UTC` : "Not saved: press Save draft to see why";
+  } catch {
+    saved.textContent = "Not saved: the server did not answer";
+  }
+}
+
+if (form && saved) {
+  form.addEventListener("change", () => {
+    clearTimeout(pending);
+    saved.textContent = "Saving…";
+    pending = setTimeout(autosave, 800);
+  });
+}
