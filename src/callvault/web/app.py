@@ -23,7 +23,15 @@ from callvault.runtime.consent_control import ConsentControl
 from callvault.runtime.passive.pcap_import import SealJournal
 from callvault.services.context import ServiceContext
 from callvault.services.web_sessions import WebSessions
-from callvault.web import pages_admin, pages_auth, pages_live, pages_recordings
+from callvault.web import (
+    pages_admin,
+    pages_auth,
+    pages_live,
+    pages_qa,
+    pages_qa_calibration,
+    pages_qa_library,
+    pages_recordings,
+)
 from callvault.web.render import HERE, page
 from callvault.web.session import PasswordChangeDue, SignInRequired, sign_in_location
 
@@ -54,6 +62,9 @@ def create_app(
     app.include_router(pages_recordings.router)
     app.include_router(pages_live.router)
     app.include_router(pages_admin.router)
+    app.include_router(pages_qa.router)
+    app.include_router(pages_qa_library.router)
+    app.include_router(pages_qa_calibration.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_page_errors(app)
     return app
