@@ -11,45 +11,17 @@ anyone asking. A failing round is logged and retried at the next interval.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
-from callvault.errors import CallvaultError
+from callvault.runtime.periodic import PeriodicRound
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 
-log = logging.getLogger(__name__)
 
+class AssuranceSweeper(PeriodicRound):
+    name = "assurance reconciliation"
 
-class AssuranceSweeper:
     def __init__(self, ctx: ServiceContext, interval: float) -> None:
+        super().__init__(interval)
         self._ctx = ctx
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-        self.rounds = 0
 
-    def start(self) -> None:
-        if self._interval > 0:
-            self._task = asyncio.create_task(self._loop(), name="assurance-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await asyncio.to_thread(self.sweep_once)
-
-    def sweep_once(self) -> None:
-        try:
-            self._ctx.assurance.reconcile(Principal.system(), undecided_only=True)
-        except CallvaultError as exc:
-            log.error("assurance reconciliation failed, retrying in %.0f s: %s", self._interval, exc.message)
-        except Exception:
-            log.exception("assurance reconciliation failed unexpectedly; retrying at the next interval")
-        self.rounds += 1
+    def run_round(self) -> None:
+        self._ctx.assurance.reconcile(Principal.system(), undecided_only=True)
