@@ -349,8 +349,10 @@ def test_the_draft_saves_itself_and_bad_posts_are_refused_without_saving(
     page.click("#start-form button[type=submit]")
     expect(page.locator("#eval-state")).to_have_text("draft")
     evaluation_id = int(page.url.rsplit("/", 1)[1])
+    # The script listens once it has run; a change before that would not save itself.
+    expect(page.locator("#evaluation-form")).to_have_attribute("data-autosave", "on")
     page.select_option(f"#q{empathy}", "3")
-    expect(page.locator("#autosave")).to_contain_text("Draft saved at")
+    expect(page.locator("#autosave")).to_contain_text("Draft saved at", timeout=15_000)
     page.reload()
     expect(page.locator(f"#q{empathy}")).to_have_value("3")
 

@@ -39,4 +39,6 @@ if (form && saved) {
     saved.textContent = "Saving…";
     pending = setTimeout(autosave, 800);
   });
+  // Marks the page as listening, so a change made before this script ran is not lost unnoticed.
+  form.dataset.autosave = "on";
 }

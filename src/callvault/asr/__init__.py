@@ -1,0 +1,1 @@
+"""The ``Transcriber`` port: speech recognition engines behind one interface."""

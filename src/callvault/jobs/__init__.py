@@ -1,0 +1,1 @@
+"""Background work: one ``JobQueue`` port, an embedded implementation and a Celery one."""

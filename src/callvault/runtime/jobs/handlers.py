@@ -1,0 +1,17 @@
+"""Which handler runs each kind of job; every worker process builds this from its own context.
+
+One entry per job kind. A handler is built per worker process from that
+process's :class:`ServiceContext` (its own catalog engine and vault), and must be
+idempotent: a job whose worker died is run again.
+"""
+
+from __future__ import annotations
+
+from callvault.jobs.port import JobHandler
+from callvault.services.context import ServiceContext
+
+
+def job_handlers(ctx: ServiceContext) -> dict[str, JobHandler]:
+    """Every job kind this build can run, bound to ``ctx``."""
+    handlers: dict[str, JobHandler] = {}
+    return handlers
