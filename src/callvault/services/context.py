@@ -53,6 +53,7 @@ from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
+from callvault.services.transcript_index import TranscriptIndex, index_as_transcribed
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
 from callvault.services.waveform import WaveformService
@@ -118,6 +119,8 @@ class ServiceContext:
     recording_rules: RecordingRuleStore
     # Quality management: forms, evaluations, disputes, calibration, scorecards, coaching.
     qa: QaServices
+    # Transcript full-text search (redacted words, per side; the `text=` of recording search).
+    transcript_index: TranscriptIndex
 
     def close(self) -> None:
         self.waveforms.close()
@@ -168,7 +171,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     usage_monitor = UsageMonitor(catalog, alerts, UsagePolicy.from_settings(settings))
     access_log.watch(usage_monitor.observe)
     hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
-    search = RecordingCatalog(catalog, directory, access_log, region)
+    # The index holds redacted text only: `redact` is the PII redaction where one is wired.
+    transcript_index = TranscriptIndex(catalog, redact=index_as_transcribed)
+    search = RecordingCatalog(catalog, directory, access_log, region, transcript_index)
     deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
     sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
@@ -252,6 +257,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
         qa=open_qa(catalog, access_log, alerts, playback),
+        transcript_index=transcript_index,
     )
 
 

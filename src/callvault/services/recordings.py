@@ -58,6 +58,7 @@ from callvault.services.events import EventBus
 from callvault.services.manifest import build_manifest, build_manifest_with, iso
 from callvault.services.phone import mask_number
 from callvault.services.seal_log import SealLog
+from callvault.services.transcript_index import forget_transcripts
 from callvault.storage.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
@@ -365,6 +366,7 @@ class RecordingService:
             ensure_not_held(session, recording_id)  # 409 naming the hold, for every role
             recording.wrapped_key = None
             recording.key_destroyed_at = datetime.now(UTC)
+            forget_transcripts(session, [recording_id])  # the transcript goes with the audio
             object_key = recording.object_key
             self._sign(session, recording)
         if object_key:
