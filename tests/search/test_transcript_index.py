@@ -214,3 +214,15 @@ def _engine_hits(ctx: ServiceContext, word: str) -> int:
         else:
             statement = text("SELECT count(*) FROM transcript_index WHERE tsv @@ to_tsquery('simple', :w)")
         return int(session.scalar(statement, {"w": word}) or 0)
+
+
+def test_turns_for_the_recording_page_come_from_the_redacted_index(
+    ctx: ServiceContext, calls: dict[str, str]
+) -> None:
+    turns = ctx.transcript_index.turns(calls["alice"])
+    assert [(t.speaker, t.start, t.text) for t in turns] == [
+        ("agent", 2.0, "Thank you for calling, how can I help"),
+        ("customer", 12.0, "I want a refund for the broken phone"),
+        ("agent", 20.0, "I can help with that today"),
+    ]
+    assert ctx.transcript_index.turns("no-such-recording") == []

@@ -27,7 +27,7 @@ from callvault.db.models import (
     Team,
     User,
 )
-from callvault.errors import InvalidInput, NotFound
+from callvault.errors import InvalidInput, NotFound, PermissionDenied
 from callvault.services.access import Action, Principal, Scope, allowed, check_recording, recording_scope
 from callvault.services.audit import AccessLog
 from callvault.services.consent import consent_parties
@@ -194,6 +194,11 @@ class RecordingCatalog:
         said = query.text_query()
         speaker = cast(Speaker | None, query.speaker)
         if said is not None:
+            # What was said is the call's content: searched only where the caller may listen
+            # (an auditor, who sees catalogue facts but no audio, is refused).
+            if allowed(principal, Action.RECORDING_PLAY) is None:
+                raise PermissionDenied("searching what was said needs a role that may listen to recordings")
+            conditions.append(recording_scope(principal, Action.RECORDING_PLAY))
             conditions.append(self._transcripts.condition(said, speaker))
         column = SORTS[query.sort.lstrip("-")]
         # The id breaks ties in the same direction as the sort column: every search index
