@@ -1,40 +1,37 @@
-"""The transcript search index: per recording and speaker, redacted tokens and word times.
+"""Catalog table of transcripts: one encrypted transcript per recording.
 
-Created by migration ``search_0006``. The ORM sees the plain table; each
-database adds its own full-text structure beside it, which only
-:mod:`callvault.services.transcript_index` queries:
+Kept apart from :mod:`callvault.db.models` (same declarative base) like the other
+feature tables. Created by migration ``asr_0006``.
 
-- SQLite: ``transcript_fts``, an FTS5 table with external content (this table's
-  ``tokens``), kept in step by triggers on insert, update and delete;
-- PostgreSQL: a generated ``tsv`` column (``to_tsvector('simple', tokens)``) with
-  a GIN index.
-
-Transcripts are encrypted at rest; this index is not, so it only ever holds the
-redacted text (see the service), and its rows go with the recording's audio.
+The transcript itself (what was said, word by word) is ciphertext sealed under
+the recording's own data key (:mod:`callvault.services.transcripts`), so
+forgetting that key (crypto-shred, retention, erasure, ``destroy_audio``) makes
+every copy of it unreadable, backups included; the row is also deleted in the
+same transaction. Only counts and the engine's name are stored in the clear.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callvault.db.models import Base
 
 
-class TranscriptIndexRow(Base):
-    """One side of one call: its searchable tokens and the times of its words."""
+class RecordingTranscript(Base):
+    """The transcript of one recording, both channels, encrypted."""
 
-    __tablename__ = "transcript_index"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recording_id: Mapped[str] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
-    speaker: Mapped[str] = mapped_column(String(16))  # agent | customer
-    # speech.text_search.indexed_text of the redacted words: what the engines index.
-    tokens: Mapped[str] = mapped_column(Text)
-    # [[start, end, text], …] of the redacted words, to find where a query matched.
-    words: Mapped[list[list[Any]]] = mapped_column(JSON)
-    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    __table_args__ = (UniqueConstraint("recording_id", "speaker", name="uq_transcript_index_side"),)
+    __tablename__ = "recording_transcripts"
+    recording_id: Mapped[str] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True
+    )
+    engine: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    # zlib-compressed JSON of Transcript.to_json(), in the envelope format of crypto/envelope.py.
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    word_count: Mapped[int] = mapped_column(Integer)
+    # Seconds of audio the recogniser heard after voice activity detection (both channels).
+    speech_seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

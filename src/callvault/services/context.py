@@ -53,13 +53,15 @@ from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
-from callvault.services.transcript_index import TranscriptIndex, index_as_transcribed
+from callvault.services.transcript_index import TranscriptIndex
+from callvault.services.transcripts import TranscriptStore
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
 from callvault.services.waveform import WaveformService
 from callvault.services.webhook_outbox import WebhookOutbox
 from callvault.services.webhooks import WebhookService
 from callvault.settings import Settings
+from callvault.speech import pii
 from callvault.storage.blobstore import BlobStore
 from callvault.storage.factory import open_blob_store
 
@@ -119,6 +121,8 @@ class ServiceContext:
     recording_rules: RecordingRuleStore
     # Quality management: forms, evaluations, disputes, calibration, scorecards, coaching.
     qa: QaServices
+    # Speech analytics: transcripts, encrypted under each recording's data key (internal reads).
+    transcripts: TranscriptStore
     # Transcript full-text search (redacted words, per side; the `text=` of recording search).
     transcript_index: TranscriptIndex
 
@@ -171,14 +175,16 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     usage_monitor = UsageMonitor(catalog, alerts, UsagePolicy.from_settings(settings))
     access_log.watch(usage_monitor.observe)
     hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
-    # The index holds redacted text only: `redact` is the PII redaction where one is wired.
-    transcript_index = TranscriptIndex(catalog, redact=index_as_transcribed)
+    # The index is plain catalog rows: it holds the PII-redacted words only.
+    transcript_index = TranscriptIndex(catalog, redact=pii.redact)
     search = RecordingCatalog(catalog, directory, access_log, region, transcript_index)
     deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
     sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
     waveforms = WaveformService(catalog, playback)
     events.subscribe(waveforms)
+    transcripts = TranscriptStore(catalog, keys, events)
+    transcript_index.follow(events, transcripts)  # each transcript.ready is indexed
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -257,6 +263,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
         qa=open_qa(catalog, access_log, alerts, playback),
+        transcripts=transcripts,
         transcript_index=transcript_index,
     )
 

@@ -6,7 +6,7 @@ card number or SSN indexed here would outlive the crypto-shred that destroys
 the audio. The ``redact`` function given at construction (the PII redaction of
 :mod:`callvault.speech.pii` where it is wired) is applied before anything is
 written, and rows are deleted in the same transaction that destroys the audio
-(:func:`forget_transcripts`, called by deletion, erasure, retention and
+(:func:`forget_indexed`, called by deletion, erasure, retention and
 crypto-shred) and by the foreign key's cascade when a row is removed.
 
 Indexing is idempotent: a recording's rows are replaced whole, in one
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording
-from callvault.db.transcript_models import TranscriptIndexRow
+from callvault.db.transcript_index_models import TranscriptIndexRow
 from callvault.services.events import DomainEvent, EventBus
 from callvault.speech.text_search import TextQuery, Unit, channel_units, find_matches, indexed_text
 from callvault.speech.transcript import SPEAKERS, ChannelTranscript, Segment, Speaker, Transcript, Turn, turns
@@ -66,7 +66,7 @@ class TranscriptIndex:
             if recording is None or recording.deleted_at is not None or recording.key_destroyed_at:
                 log.info("recording %s: not indexed, its audio is gone", recording_id)
                 return False
-            forget_transcripts(session, [recording_id])
+            forget_indexed(session, [recording_id])
             session.add_all(
                 TranscriptIndexRow(
                     recording_id=recording_id,
@@ -168,7 +168,7 @@ def _stretches(words: list[list[Any]], gap_s: float = 1.0) -> tuple[Segment, ...
     return tuple(segments)
 
 
-def forget_transcripts(session: Session, recording_ids: list[str]) -> None:
+def forget_indexed(session: Session, recording_ids: list[str]) -> None:
     """Delete the recordings' index rows in ``session``'s transaction (the FTS5 triggers follow)."""
     if recording_ids:
         session.execute(

@@ -28,6 +28,8 @@ MAX_TERMS = 16
 MAX_PHRASE_TOKENS = 12
 # Letters and digits; the underscore is a separator in both engines' tokenisers.
 _TOKEN = re.compile(r"[^\W_]+")
+# What redaction (speech/pii.py) leaves in place of a word, e.g. "[card]": shown, never a word.
+_REDACTION_TAG = re.compile(r"^\[[a-z]+\]$")
 # A quoted phrase, a word with an optional prefix star, or one stray character.
 _QUERY_PART = re.compile(r'"([^"]*)"|([^\s"]+)|(")')
 
@@ -75,6 +77,11 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(folded)
 
 
+def word_tokens(word: str) -> list[str]:
+    """The tokens of one transcribed word; none for a redaction tag such as ``[card]``."""
+    return [] if _REDACTION_TAG.match(word.strip()) else tokens(word)
+
+
 def parse_query(text: str) -> TextQuery:
     """The user's search text as terms; ValueError with a message a user can act on."""
     if len(text) > MAX_QUERY_CHARS:
@@ -119,14 +126,14 @@ def channel_units(channel: ChannelTranscript) -> list[Unit]:
 
 def indexed_text(units: Sequence[Unit]) -> str:
     """What the engines index for one channel: every unit's tokens, space-separated."""
-    return " ".join(token for unit in units for token in tokens(unit.text))
+    return " ".join(token for unit in units for token in word_tokens(unit.text))
 
 
 def find_matches(
     units: Sequence[Unit], query: TextQuery, *, limit: int = 5, context_words: int = 6
 ) -> list[Match]:
     """Where each term of ``query`` occurs in ``units``, in time order, at most ``limit``."""
-    flat: list[tuple[str, int]] = [(token, i) for i, unit in enumerate(units) for token in tokens(unit.text)]
+    flat = [(token, i) for i, unit in enumerate(units) for token in word_tokens(unit.text)]
     spans: set[tuple[int, int]] = set()
     for term in query.terms:
         size = len(term.tokens)

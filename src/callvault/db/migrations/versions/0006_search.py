@@ -1,7 +1,7 @@
 """transcript full-text search: per recording and speaker, redacted tokens and word times
 
 Revision ID: search_0006
-Revises: web_0005
+Revises: asr_0006
 
 SQLite gets an FTS5 table over ``transcript_index.tokens`` (external content,
 synchronised by triggers); PostgreSQL a generated tsvector column with a GIN
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "search_0006"
-down_revision = "web_0005"
+down_revision = "asr_0006"
 branch_labels = None
 depends_on = None
 
