@@ -8,6 +8,7 @@ the data directory.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
+from callvault.services.transcription import TranscriptionService, transcriber_config
 from callvault.services.transcripts import TranscriptStore
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
@@ -121,6 +123,8 @@ class ServiceContext:
     qa: QaServices
     # Speech analytics: transcripts, encrypted under each recording's data key (internal reads).
     transcripts: TranscriptStore
+    # Transcribes one recording (the `transcribe` job); loads its recogniser on first use.
+    transcription: TranscriptionService
 
     def close(self) -> None:
         self.waveforms.close()
@@ -176,6 +180,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
     sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
     waveforms = WaveformService(catalog, playback)
+    transcripts = TranscriptStore(catalog, keys, events)
     events.subscribe(waveforms)
     return ServiceContext(
         settings=settings,
@@ -255,7 +260,10 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
         qa=open_qa(catalog, access_log, alerts, playback),
-        transcripts=TranscriptStore(catalog, keys, events),
+        transcripts=transcripts,
+        transcription=TranscriptionService(
+            catalog, playback, transcripts, functools.partial(transcriber_config, settings)
+        ),
     )
 
 

@@ -92,6 +92,10 @@ class _ReaderFile:
         return data
 
 
+# The archive as a seekable file, decrypted a window at a time (transcription decodes it whole).
+ArchiveFile = _ReaderFile
+
+
 class _WavSource:
     def __init__(self, reader: EncryptedObjectReader, layout: WavLayout) -> None:
         self._reader = reader
