@@ -90,6 +90,13 @@ def get_audio(
     return audio_response(request, audio, download)
 
 
+@router.get("/{recording_id}/transcript")
+def get_transcript(recording_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """What was said: per channel (agent left, customer right) segments and words with times and
+    confidence, and the merged turn-by-turn view. 409 while not transcribed (names the job's state)."""
+    return ctx.transcript_views.read(caller, recording_id)
+
+
 UPLOAD_FIELDS = ("agent", "customer", "direction", "started_at", "queue", "tag")
 _UPLOAD_SCHEMA: dict[str, Any] = {
     "requestBody": {

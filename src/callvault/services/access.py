@@ -114,6 +114,8 @@ class Action(StrEnum):
     QA_COACH = "qa.coach"
     QA_LIBRARY = "qa.library"
     QA_CLIP_EXPORT = "qa.clip.export"
+    # Speech analytics: what was said is as sensitive as the audio it came from.
+    TRANSCRIPT_READ = "transcript.read"
 
 
 class Scope(StrEnum):
@@ -141,6 +143,14 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.AUDITOR: Scope.ALL,
     },
     A.RECORDING_PLAY: {
+        R.ADMIN: Scope.ALL,
+        R.COMPLIANCE_OFFICER: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.QA_EVALUATOR: Scope.TEAM,
+        R.AGENT: Scope.OWN,
+    },
+    # Who may hear a call may read what was said in it, within the same scope.
+    A.TRANSCRIPT_READ: {
         R.ADMIN: Scope.ALL,
         R.COMPLIANCE_OFFICER: Scope.ALL,
         R.SUPERVISOR: Scope.TEAM,

@@ -54,6 +54,7 @@ from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
+from callvault.services.transcript_view import TranscriptViews
 from callvault.services.transcription import TranscriptionService, transcriber_config
 from callvault.services.transcripts import TranscriptStore
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
@@ -125,6 +126,8 @@ class ServiceContext:
     transcripts: TranscriptStore
     # Transcribes one recording (the `transcribe` job); loads its recogniser on first use.
     transcription: TranscriptionService
+    # The API's reads of transcripts: scoped like the recording, audited.
+    transcript_views: TranscriptViews
 
     def close(self) -> None:
         self.waveforms.close()
@@ -264,6 +267,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         transcription=TranscriptionService(
             catalog, playback, transcripts, functools.partial(transcriber_config, settings)
         ),
+        transcript_views=TranscriptViews(catalog, transcripts, access_log),
     )
 
 
