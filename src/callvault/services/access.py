@@ -116,6 +116,8 @@ class Action(StrEnum):
     QA_CLIP_EXPORT = "qa.clip.export"
     # Speech analytics: what was said is as sensitive as the audio it came from.
     TRANSCRIPT_READ = "transcript.read"
+    # Hear and read personal data (card numbers, SSNs ...) found in a call; others get it redacted.
+    TRANSCRIPT_ORIGINAL = "transcript.original"
 
 
 class Scope(StrEnum):
@@ -157,6 +159,8 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.QA_EVALUATOR: Scope.TEAM,
         R.AGENT: Scope.OWN,
     },
+    # Agents and QA evaluators see and hear calls with personal data redacted.
+    A.TRANSCRIPT_ORIGINAL: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
     A.RECORDING_DOWNLOAD: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
     A.RECORDING_UPLOAD: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
     A.RECORDING_DESTROY: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},

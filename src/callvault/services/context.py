@@ -51,6 +51,7 @@ from callvault.services.qa import QaServices, open_qa
 from callvault.services.recording_labels import RecordingLabels
 from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recordings import RecordingService
+from callvault.services.redaction import RedactedAudio
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
@@ -128,6 +129,8 @@ class ServiceContext:
     transcription: TranscriptionService
     # The API's reads of transcripts: scoped like the recording, audited.
     transcript_views: TranscriptViews
+    # Audio as the caller may hear it: personal data silenced for roles that may not hear it.
+    redacted_audio: RedactedAudio
 
     def close(self) -> None:
         self.waveforms.close()
@@ -268,6 +271,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
             catalog, playback, transcripts, functools.partial(transcriber_config, settings)
         ),
         transcript_views=TranscriptViews(catalog, transcripts, access_log),
+        redacted_audio=RedactedAudio(catalog, playback, transcripts),
     )
 
 

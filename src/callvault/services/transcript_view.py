@@ -16,9 +16,11 @@ from typing import Any
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording
 from callvault.errors import Conflict, KeyUnavailable, NotFound
-from callvault.services.access import Action, Principal, check_recording
+from callvault.services.access import Action, Principal, allowed, check_recording
 from callvault.services.audit import AccessLog
 from callvault.services.transcripts import TranscriptStore
+from callvault.speech.pii import PiiSpan, find_pii
+from callvault.speech.pii import redact as redact_pii
 from callvault.speech.transcript import Transcript, turns
 
 # The state of a recording's transcription job, as "queued", "running", "failed: <reason>" ...
@@ -43,7 +45,9 @@ class TranscriptViews:
         self._log = access_log
         self._job_state = job_state
 
-    def read(self, principal: Principal, recording_id: str) -> dict[str, Any]:
+    def read(self, principal: Principal, recording_id: str, redacted: bool = False) -> dict[str, Any]:
+        """The transcript as ``principal`` may read it: redacted if asked, or if the role may not
+        see personal data (``transcript.original``)."""
         with self._catalog.read() as session:
             try:
                 recording = check_recording(
@@ -63,11 +67,20 @@ class TranscriptViews:
             raise TranscriptNotReady(
                 f"recording {recording_id} is not transcribed yet (transcription job: {state})"
             )
-        self._log.record(principal, READ_ACTION, recording_id)
-        return transcript_body(recording_id, transcript)
+        redact = redacted or allowed(principal, Action.TRANSCRIPT_ORIGINAL) is None
+        self._log.record(principal, READ_ACTION, recording_id, detail="redacted" if redact else None)
+        if not redact:
+            return transcript_body(recording_id, transcript)
+        spans = pii_spans(transcript)
+        body = transcript_body(recording_id, redact_pii(transcript, spans), redacted=True)
+        body["redactions"] = [
+            {"speaker": span.speaker, "kind": span.kind, "start": span.start, "end": span.end}
+            for span in spans
+        ]
+        return body
 
 
-def transcript_body(recording_id: str, transcript: Transcript) -> dict[str, Any]:
+def transcript_body(recording_id: str, transcript: Transcript, redacted: bool = False) -> dict[str, Any]:
     """Per channel segments and words (times in seconds from the start, confidence 0..1), then
     both channels merged turn by turn."""
     body = transcript.to_json()
@@ -75,9 +88,19 @@ def transcript_body(recording_id: str, transcript: Transcript) -> dict[str, Any]
         "recording_id": recording_id,
         "engine": body["engine"],
         "model": body["model"],
+        "redacted": redacted,
         "channels": body["channels"],
         "turns": [
             {"speaker": turn.speaker, "start": turn.start, "end": turn.end, "text": turn.text}
             for turn in turns(transcript)
         ],
     }
+
+
+def pii_spans(transcript: Transcript) -> list[PiiSpan]:
+    """Every span of personal data on both channels (each side's prompts count as cues)."""
+    spans: list[PiiSpan] = []
+    for channel in transcript.channels:
+        other = transcript.channel("customer" if channel.speaker == "agent" else "agent")
+        spans.extend(find_pii(channel, prompts=other))
+    return spans
