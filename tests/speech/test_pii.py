@@ -31,6 +31,7 @@ def kinds(text: str) -> list[tuple[str, str]]:
         ("double four double four 3 3 | 4444 4444 41", None),
         ("amex 3782 822463 10005", "3782 822463 10005"),
         ("it's 4 1 1 1, 1 1 1 1, uh 1 1 1 1, 1 1 1 1.", "4 1 1 1, 1 1 1 1, uh 1 1 1 1, 1 1 1 1."),
+        ("it's 4111 -1111, 1 -1 -1 -1, .1111.", "4111 -1111, 1 -1 -1 -1, .1111."),
         ("forty one eleven eleven eleven eleven eleven eleven eleven", None),
     ],
 )
