@@ -177,15 +177,15 @@ def _numbers(
         return []
     digits, context = run.text, cues.before(run.first)
     own = cues.own_before(run.first)
-    if len(digits) == 9 and _SSN_CUE.search(context) and _ssn_valid(digits):
+    if _SSN_CUE.search(context) and (_ssn_valid(digits) or 7 <= len(digits) <= 10):
+        # after "social security", a number a digit short or long is still the SSN, misheard
         return [(run.first, run.last, "ssn")]
     if 3 <= len(digits) <= 4 and (_CVV_CUE.search(context) or _after_card_code(own, found, run)):
         return [(run.first, run.last, "cvv")]
     if _NOT_PHONE_CUE.search(own) and not run.plus:
         return []
-    if _phone_valid(digits, run.plus) or (
-        len(digits) == 7 and digits[0] not in "01" and _PHONE_CUE.search(context)
-    ):
+    if _phone_valid(digits, run.plus) or (7 <= len(digits) <= 15 and _PHONE_CUE.search(context)):
+        # introduced as a phone number: taken as one even if a misheard digit makes it invalid
         return [(run.first, run.last, "phone")]
     return []
 
