@@ -53,6 +53,7 @@ from callvault.services.recordings import RecordingService
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
+from callvault.services.transcripts import TranscriptStore
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
 from callvault.services.waveform import WaveformService
@@ -118,6 +119,8 @@ class ServiceContext:
     recording_rules: RecordingRuleStore
     # Quality management: forms, evaluations, disputes, calibration, scorecards, coaching.
     qa: QaServices
+    # Speech analytics: transcripts, encrypted under each recording's data key (internal reads).
+    transcripts: TranscriptStore
 
     def close(self) -> None:
         self.waveforms.close()
@@ -252,6 +255,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
         qa=open_qa(catalog, access_log, alerts, playback),
+        transcripts=TranscriptStore(catalog, keys, events),
     )
 
 

@@ -58,6 +58,7 @@ from callvault.services.events import EventBus
 from callvault.services.manifest import build_manifest, build_manifest_with, iso
 from callvault.services.phone import mask_number
 from callvault.services.seal_log import SealLog
+from callvault.services.transcripts import forget_transcripts
 from callvault.storage.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
@@ -366,6 +367,7 @@ class RecordingService:
             recording.wrapped_key = None
             recording.key_destroyed_at = datetime.now(UTC)
             object_key = recording.object_key
+            forget_transcripts(session, [recording_id])  # sealed under the key just forgotten
             self._sign(session, recording)
         if object_key:
             try:
