@@ -28,6 +28,7 @@ from callvault.services.assurance import Reconciler
 from callvault.services.assurance_report import AssuranceReport
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
+from callvault.services.call_insights import CallInsights
 from callvault.services.call_records import CallRecordStore
 from callvault.services.call_refs import CallRefs
 from callvault.services.comments import CommentService
@@ -45,6 +46,7 @@ from callvault.services.jurisdiction_table import JurisdictionTable
 from callvault.services.key_epochs import KeyEpochs
 from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
+from callvault.services.phrase_categories import PhraseCategories
 from callvault.services.playback import PlaybackService
 from callvault.services.qa import QaServices, open_qa
 from callvault.services.recording_labels import RecordingLabels
@@ -121,8 +123,12 @@ class ServiceContext:
     qa: QaServices
     # Speech analytics: transcripts, encrypted under each recording's data key (internal reads).
     transcripts: TranscriptStore
+    # Speech analytics: phrase categories, per-call metrics, hits, adherence, sentiment.
+    phrase_categories: PhraseCategories
+    insights: CallInsights
 
     def close(self) -> None:
+        self.insights.close()
         self.waveforms.close()
         self.importer.close()
         self.seal_log.flush()
@@ -177,6 +183,10 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
     waveforms = WaveformService(catalog, playback)
     events.subscribe(waveforms)
+    transcripts = TranscriptStore(catalog, keys, events)
+    phrase_categories = PhraseCategories(catalog, access_log)
+    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get)
+    events.subscribe(insights)
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -255,7 +265,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
         qa=open_qa(catalog, access_log, alerts, playback),
-        transcripts=TranscriptStore(catalog, keys, events),
+        transcripts=transcripts,
+        phrase_categories=phrase_categories,
+        insights=insights,
     )
 
 
