@@ -50,8 +50,12 @@ def spoken(speaker: str, intervals: list[tuple[float, float]], sentences: list[s
 
 TRANSCRIPT = Transcript(
     channels=(
-        spoken("agent", AGENT, ["hello this call is recorded how can I help", "I can refund it for you today"]),
-        spoken("customer", CUSTOMER, ["this is awful I want to cancel my account", "thank you that is great"]),
+        spoken(
+            "agent", AGENT, ["hello this call is recorded how can I help", "I can refund it for you today"]
+        ),
+        spoken(
+            "customer", CUSTOMER, ["this is awful I want to cancel my account", "thank you that is great"]
+        ),
     ),
     engine="test",
     model="none",
@@ -116,7 +120,10 @@ def test_categories_adherence_and_sentiment_are_stored_shown_and_searchable(ctx:
         ("cancellation", "customer"),
         ("greeting late", "agent"),
     ]
-    assert {a["category"]: a["met"] for a in detail["adherence"]} == {"disclosure": True, "greeting late": False}
+    assert {a["category"]: a["met"] for a in detail["adherence"]} == {
+        "disclosure": True,
+        "greeting late": False,
+    }
     quarters = [q for q in detail["sentiment"]["customer"]["quarters"] if q is not None]
     assert quarters[0] < 0 < quarters[-1]
     assert ctx.search.get(ADMIN, other)["analytics"] is None
@@ -141,7 +148,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_stored_transcript_is_analysed_on_its_own_and_deletion_drops_the_analytics(ctx: ServiceContext) -> None:
+def test_a_stored_transcript_is_analysed_on_its_own_and_deletion_drops_the_analytics(
+    ctx: ServiceContext,
+) -> None:
     add_categories(ctx)
     rid = import_call(ctx)
     assert ctx.transcripts.store(rid, TRANSCRIPT, 13.0) is True  # publishes transcript.ready
