@@ -178,7 +178,8 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.QA_EVALUATOR: "-",
         Role.AGENT: "-",
         Role.AUDITOR: "all",
-    },    Action.CONSENT_MANAGE: {
+    },
+    Action.CONSENT_MANAGE: {
         Role.ADMIN: "all",
         Role.COMPLIANCE_OFFICER: "-",
         Role.SUPERVISOR: "-",

@@ -21,6 +21,8 @@ from callvault.crypto.secret_box import SecretBox
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
+from callvault.jobs.factory import open_job_queue
+from callvault.jobs.port import JobQueue
 from callvault.services.access_requests import AccessRequestService
 from callvault.services.alerts import AlertService
 from callvault.services.announcements import AnnouncementService
@@ -118,8 +120,11 @@ class ServiceContext:
     recording_rules: RecordingRuleStore
     # Quality management: forms, evaluations, disputes, calibration, scorecards, coaching.
     qa: QaServices
+    # Background jobs (transcription, analytics ...): enqueue here, workers run them.
+    jobs: JobQueue
 
     def close(self) -> None:
+        self.jobs.close()
         self.waveforms.close()
         self.importer.close()
         self.seal_log.flush()
@@ -252,6 +257,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
         qa=open_qa(catalog, access_log, alerts, playback),
+        jobs=open_job_queue(settings, catalog),
     )
 
 
