@@ -22,6 +22,8 @@ from callvault.crypto.secret_box import SecretBox
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
+from callvault.jobs.factory import open_job_queue
+from callvault.jobs.port import JobQueue
 from callvault.services.access_requests import AccessRequestService
 from callvault.services.alerts import AlertService
 from callvault.services.announcements import AnnouncementService
@@ -136,8 +138,11 @@ class ServiceContext:
     # Speech analytics: phrase categories, per-call metrics, hits, adherence, sentiment.
     phrase_categories: PhraseCategories
     insights: CallInsights
+    # Background jobs (transcription, analytics ...): enqueue here, workers run them.
+    jobs: JobQueue
 
     def close(self) -> None:
+        self.jobs.close()
         self.insights.close()
         self.waveforms.close()
         self.importer.close()
@@ -283,6 +288,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         redacted_audio=RedactedAudio(catalog, playback, transcripts),
         phrase_categories=phrase_categories,
         insights=insights,
+        jobs=open_job_queue(settings, catalog),
     )
 
 
