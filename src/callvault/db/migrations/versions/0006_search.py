@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "search_0006"
-down_revision = "asr_0006"
+down_revision = "jobs_0006"
 branch_labels = None
 depends_on = None
 
