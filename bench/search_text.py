@@ -159,10 +159,12 @@ def measure(backend: str, count: int, runs: int, per_side: int) -> None:
                 name: ctx.users.create_token(SYSTEM, name, "bench") for name in ("carol", "sam", "alice")
             }
             print(
-                f"\n{backend}: {count:,} recordings, {2 * count:,} indexed sides ({seconds:.0f} s to index)"
+                f"\n{backend}: {count:,} recordings, {2 * count:,} indexed sides of ~{per_side} words"
+                f" ({seconds:.0f} s to index)"
             )
             print(
-                f"  {'search':<30} {'text=: median / p95':>22} {'hits':>7} {'without text= (baseline)':>26}"
+                f"  {'search':<30} {'text=: median / p95 (cpu)':>30} {'hits':>7}"
+                f" {'without text= (baseline)':>34}"
             )
             for who, label, said, filters in SEARCHES:
                 with_text = {**filters, **said}
