@@ -178,3 +178,13 @@ def test_a_recording_without_a_transcript_cannot_be_analysed(ctx: ServiceContext
     rid = import_call(ctx)
     with pytest.raises(NotFound, match="no transcript"):
         ctx.insights.analyse_recording(rid)
+
+
+def test_destroying_the_audio_drops_the_analytics_in_the_same_transaction(ctx: ServiceContext) -> None:
+    add_categories(ctx)
+    rid = import_call(ctx)
+    ctx.insights.analyse(rid, TRANSCRIPT)
+    assert ctx.playback.destroy_audio(Principal.system(), rid, "erasure request") is True
+    with ctx.catalog.read() as session:
+        assert session.get(RecordingInsight, rid) is None
+        assert session.scalars(select(CategoryHit).where(CategoryHit.recording_id == rid)).all() == []

@@ -55,6 +55,7 @@ from callvault.services.catalogue_rows import (
 from callvault.services.deletion_guard import ensure_not_held
 from callvault.services.directory import AgentDirectory
 from callvault.services.events import EventBus
+from callvault.services.insight_store import forget_insights
 from callvault.services.manifest import build_manifest, build_manifest_with, iso
 from callvault.services.phone import mask_number
 from callvault.services.seal_log import SealLog
@@ -368,6 +369,7 @@ class RecordingService:
             recording.key_destroyed_at = datetime.now(UTC)
             object_key = recording.object_key
             forget_transcripts(session, [recording_id])  # sealed under the key just forgotten
+            forget_insights(session, [recording_id])  # and what was derived from it
             self._sign(session, recording)
         if object_key:
             try:
