@@ -105,9 +105,21 @@ def get_audio(
     caller: Caller,
     format: Literal["ogg", "wav"] = "ogg",
     download: bool = False,
+    redacted: bool = False,
 ) -> Response:
-    audio = ctx.playback.open_audio(caller, recording_id, format, download=download)
+    """The audio; personal data found in the transcript silenced (WAV) when ``redacted`` is asked
+    for or the caller's role may not hear it (agents and QA evaluators by default)."""
+    audio = ctx.redacted_audio.open(caller, recording_id, format, download, redacted)
     return audio_response(request, audio, download)
+
+
+@router.get("/{recording_id}/transcript")
+def get_transcript(recording_id: str, ctx: Ctx, caller: Caller, redacted: bool = False) -> dict[str, Any]:
+    """What was said: per channel (agent left, customer right) segments and words with times and
+    confidence, and the merged turn-by-turn view. 409 while not transcribed (names the job's state).
+    Personal data is replaced by ``[card]``, ``[ssn]`` ... when ``redacted`` or for roles that may
+    not see it; ``redactions`` then lists each span's speaker, kind and times."""
+    return ctx.transcript_views.read(caller, recording_id, redacted)
 
 
 UPLOAD_FIELDS = ("agent", "customer", "direction", "started_at", "queue", "tag")

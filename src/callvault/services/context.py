@@ -8,6 +8,7 @@ the data directory.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from callvault.crypto.secret_box import SecretBox
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
+from callvault.jobs.factory import open_job_queue
+from callvault.jobs.port import JobQueue
 from callvault.services.access_requests import AccessRequestService
 from callvault.services.alerts import AlertService
 from callvault.services.announcements import AnnouncementService
@@ -52,9 +55,12 @@ from callvault.services.qa import QaServices, open_qa
 from callvault.services.recording_labels import RecordingLabels
 from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recordings import RecordingService
+from callvault.services.redaction import RedactedAudio
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
+from callvault.services.transcript_view import TranscriptViews
+from callvault.services.transcription import TranscriptionService, transcriber_config
 from callvault.services.transcripts import TranscriptStore
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
@@ -123,11 +129,20 @@ class ServiceContext:
     qa: QaServices
     # Speech analytics: transcripts, encrypted under each recording's data key (internal reads).
     transcripts: TranscriptStore
+    # Transcribes one recording (the `transcribe` job); loads its recogniser on first use.
+    transcription: TranscriptionService
+    # The API's reads of transcripts: scoped like the recording, audited.
+    transcript_views: TranscriptViews
+    # Audio as the caller may hear it: personal data silenced for roles that may not hear it.
+    redacted_audio: RedactedAudio
     # Speech analytics: phrase categories, per-call metrics, hits, adherence, sentiment.
     phrase_categories: PhraseCategories
     insights: CallInsights
+    # Background jobs (transcription, analytics ...): enqueue here, workers run them.
+    jobs: JobQueue
 
     def close(self) -> None:
+        self.jobs.close()
         self.insights.close()
         self.waveforms.close()
         self.importer.close()
@@ -182,8 +197,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
     sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
     waveforms = WaveformService(catalog, playback)
-    events.subscribe(waveforms)
     transcripts = TranscriptStore(catalog, keys, events)
+    events.subscribe(waveforms)
     phrase_categories = PhraseCategories(catalog, access_log)
     insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get)
     events.subscribe(insights)
@@ -266,8 +281,14 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
         qa=open_qa(catalog, access_log, alerts, playback),
         transcripts=transcripts,
+        transcription=TranscriptionService(
+            catalog, playback, transcripts, functools.partial(transcriber_config, settings)
+        ),
+        transcript_views=TranscriptViews(catalog, transcripts, access_log),
+        redacted_audio=RedactedAudio(catalog, playback, transcripts),
         phrase_categories=phrase_categories,
         insights=insights,
+        jobs=open_job_queue(settings, catalog),
     )
 
 
