@@ -1,9 +1,10 @@
 """Analyse a transcribed call: talk metrics, category hits, script adherence, sentiment.
 
-Runs when ``transcript.ready`` is published (one background thread, so the
-transcription job that stored the transcript never waits for it) and on demand
-(:meth:`CallInsights.analyse_recording`, for a backfill or after categories
-change). Voice activity comes from the archive's own channels (its waveform
+A new transcript is analysed by the ``analyse`` job, enqueued in the very
+transaction that stores the transcript (``transcript.ready``): it exists exactly
+when the transcript does, and a worker killed mid-job leaves it to be retried.
+:meth:`CallInsights.analyse_recording` is also what a backfill or a re-run after
+categories change calls. Voice activity comes from the archive's own channels (its waveform
 peaks, cached by :class:`~callvault.services.waveform.WaveformService`): agent
 left, customer right. A mixed or mono archive has no per-side audio, so the
 transcript's word times stand in. Hold time comes from the recording's hold and
@@ -11,22 +12,23 @@ resume events.
 
 The result replaces the call's previous analytics in one transaction that
 first checks the recording still has its audio, so a call deleted meanwhile
-gets nothing written; ``recording.deleted`` drops them.
+gets nothing written; the deletion and destroy-audio transactions drop them
+(:func:`~callvault.services.insight_store.forget_insights`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, RecordingEvent
-from callvault.errors import CallvaultError, NotFound
+from callvault.errors import NotFound
+from callvault.jobs.port import JobQueue
 from callvault.services.events import DomainEvent
-from callvault.services.insight_store import forget_insights, save_insight
+from callvault.services.insight_store import save_insight
 from callvault.services.phrase_categories import PhraseCategories
 from callvault.services.waveform import WaveformService
 from callvault.speech.phrases import adherence, spot
@@ -40,8 +42,8 @@ from callvault.speech.talk_metrics import (
 )
 from callvault.speech.transcript import SPEAKERS, Speaker, Transcript
 
-log = logging.getLogger(__name__)
 READY_EVENT = "transcript.ready"
+ANALYSE_JOB = "analyse"
 TranscriptSource = Callable[[str], Transcript | None]
 
 
@@ -52,12 +54,13 @@ class CallInsights:
         waveforms: WaveformService,
         categories: PhraseCategories,
         transcript_of: TranscriptSource,
+        jobs: JobQueue,
     ) -> None:
         self._catalog = catalog
         self._waveforms = waveforms
         self._categories = categories
         self._transcript_of = transcript_of
-        self._background = ThreadPoolExecutor(1, thread_name_prefix="insights")
+        self._jobs = jobs
 
     def analyse_recording(self, recording_id: str) -> TalkMetrics:
         """Analyse a recording from its stored transcript (NotFound when it has none)."""
@@ -123,29 +126,24 @@ class CallInsights:
 
     # -- domain events ---------------------------------------------------------------------
 
-    def handle(self, event: DomainEvent) -> None:
+    def handle_in(self, session: Session, event: DomainEvent) -> None:
+        """A transcript being stored: enqueue its analysis in the same transaction."""
         recording_id = event.data.get("recording_id")
-        if not isinstance(recording_id, str):
-            return
-        if event.type == READY_EVENT:
-            self._background.submit(self._analyse_quietly, recording_id)
-        elif event.type == "recording.deleted":
-            self._background.submit(self.forget, recording_id)
+        if event.type == READY_EVENT and isinstance(recording_id, str):
+            self._jobs.enqueue_in(
+                session, ANALYSE_JOB, {"recording_id": recording_id}, key=job_key(recording_id)
+            )
 
-    def forget(self, recording_id: str) -> None:
-        with self._catalog.write() as session:
-            forget_insights(session, [recording_id])
+    def handle(self, event: DomainEvent) -> None:
+        """A transcript announced outside a transaction (not done today): enqueue on its own."""
+        recording_id = event.data.get("recording_id")
+        if event.type == READY_EVENT and isinstance(recording_id, str):
+            self._jobs.enqueue(ANALYSE_JOB, {"recording_id": recording_id}, key=job_key(recording_id))
 
-    def _analyse_quietly(self, recording_id: str) -> None:
-        try:
-            self.analyse_recording(recording_id)
-        except CallvaultError as exc:
-            log.warning("analytics of recording %s not computed: %s", recording_id, exc.message)
-        except Exception:  # a bad transcript must not stop the thread that analyses the next call
-            log.exception("analytics of recording %s failed", recording_id)
 
-    def close(self) -> None:
-        self._background.shutdown(wait=True, cancel_futures=True)
+def job_key(recording_id: str) -> str:
+    """One analysis per stored transcript (a transcript is written once per recording)."""
+    return f"{ANALYSE_JOB}:{recording_id}"
 
 
 def hold_intervals(marks: Sequence[tuple[str, float, str]], duration: float) -> list[Interval]:

@@ -143,7 +143,6 @@ class ServiceContext:
 
     def close(self) -> None:
         self.jobs.close()
-        self.insights.close()
         self.waveforms.close()
         self.importer.close()
         self.seal_log.flush()
@@ -200,7 +199,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     transcripts = TranscriptStore(catalog, keys, events)
     events.subscribe(waveforms)
     phrase_categories = PhraseCategories(catalog, access_log)
-    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get)
+    jobs = open_job_queue(settings, catalog)
+    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get, jobs)
     events.subscribe(insights)
     return ServiceContext(
         settings=settings,
@@ -288,7 +288,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         redacted_audio=RedactedAudio(catalog, playback, transcripts),
         phrase_categories=phrase_categories,
         insights=insights,
-        jobs=open_job_queue(settings, catalog),
+        jobs=jobs,
     )
 
 
