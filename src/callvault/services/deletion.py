@@ -40,6 +40,7 @@ from callvault.services.events import EventBus
 from callvault.services.insight_store import forget_insights
 from callvault.services.manifest import build_manifests, iso
 from callvault.services.seal_log import SealLog
+from callvault.services.transcript_index import forget_indexed
 from callvault.services.transcripts import forget_transcripts
 from callvault.storage.blobstore import BlobStore, delete_objects
 
@@ -258,6 +259,8 @@ def _scrub(session: Session, recordings: list[Recording]) -> None:
     # What was said: already unreadable without the data key, and not kept as ciphertext either.
     forget_transcripts(session, ids)
     forget_insights(session, ids)  # what the transcript yielded: metrics, category hits, sentiment
+    # The search index holds (redacted) words of the transcript destroyed with the audio.
+    forget_indexed(session, ids)
 
 
 def tombstone(recording: Recording) -> dict[str, object] | None:
