@@ -55,6 +55,16 @@ def test_categories_are_managed_by_qa_leads_and_filter_recordings(
         == []
     )
 
+    # after categories change, transcribed calls in a range are analysed again, behind new calls
+    assert ctx.transcripts.store(rid, TRANSCRIPT, 13.0) is True
+    window = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
+    assert client.post("/api/v1/analytics/reanalyse", json=window, headers=agent).status_code == 403
+    assert client.post("/api/v1/analytics/reanalyse", json={"from": "x"}, headers=qa).status_code == 400
+    rerun = client.post("/api/v1/analytics/reanalyse", json=window, headers=qa)
+    assert rerun.status_code == 200 and rerun.json() == {"queued": 1}
+    jobs = ctx.jobs.list(kind="analyse")
+    assert len(jobs) == 2 and {j.payload["recording_id"] for j in jobs} == {rid}
+
     assert client.delete(f"/api/v1/analytics/categories/{category['id']}", headers=agent).status_code == 403
     assert client.delete(f"/api/v1/analytics/categories/{category['id']}", headers=qa).status_code == 204
     assert client.get(f"/api/v1/analytics/categories/{category['id']}", headers=qa).status_code == 404

@@ -19,14 +19,18 @@ gets nothing written; the deletion and destroy-audio transactions drop them
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, RecordingEvent
-from callvault.errors import NotFound
+from callvault.db.transcript_models import RecordingTranscript
+from callvault.errors import InvalidInput, NotFound
 from callvault.jobs.port import JobQueue
+from callvault.services.access import Action, Principal, require
+from callvault.services.audit import AccessLog
 from callvault.services.events import DomainEvent
 from callvault.services.insight_store import save_insight
 from callvault.services.phrase_categories import PhraseCategories
@@ -44,6 +48,7 @@ from callvault.speech.transcript import SPEAKERS, Speaker, Transcript
 
 READY_EVENT = "transcript.ready"
 ANALYSE_JOB = "analyse"
+MAX_REANALYSE = 50_000
 TranscriptSource = Callable[[str], Transcript | None]
 
 
@@ -55,7 +60,9 @@ class CallInsights:
         categories: PhraseCategories,
         transcript_of: TranscriptSource,
         jobs: JobQueue,
+        access_log: AccessLog,
     ) -> None:
+        self._log = access_log
         self._catalog = catalog
         self._waveforms = waveforms
         self._categories = categories
@@ -124,6 +131,42 @@ class CallInsights:
             marks = [(e.kind, e.offset_seconds, str((e.data or {}).get("stream", ""))) for e in events]
         return duration, hold_intervals(marks, duration), stereo
 
+    def reanalyse(self, principal: Principal, started_from: datetime, started_to: datetime) -> int:
+        """Enqueue the analysis again for every transcribed call started in the range (after
+        categories change); returns how many. QA leads only; at most MAX_REANALYSE a request."""
+        require(principal, Action.QA_FORM_MANAGE)
+        if started_to <= started_from:
+            raise InvalidInput("'to' must be after 'from'")
+        requested = datetime.now(UTC)
+        with self._catalog.write() as session:
+            ids = session.scalars(
+                select(Recording.id)
+                .join(RecordingTranscript, RecordingTranscript.recording_id == Recording.id)
+                .where(
+                    Recording.started_at >= started_from,
+                    Recording.started_at < started_to,
+                    Recording.deleted_at.is_(None),
+                )
+                .order_by(Recording.started_at)
+                .limit(MAX_REANALYSE + 1)
+            ).all()
+            if len(ids) > MAX_REANALYSE:
+                raise InvalidInput(f"more than {MAX_REANALYSE} calls in the range; ask for a shorter one")
+            for recording_id in ids:
+                self._jobs.enqueue_in(
+                    session,
+                    ANALYSE_JOB,
+                    {"recording_id": recording_id},
+                    key=reanalyse_key(recording_id, requested),
+                    priority=-1,  # behind new calls
+                )
+        self._log.record(
+            principal,
+            "analytics_rerun",
+            detail=f"{len(ids)} calls {started_from.isoformat()}..{started_to.isoformat()}",
+        )
+        return len(ids)
+
     # -- domain events ---------------------------------------------------------------------
 
     def handle_in(self, session: Session, event: DomainEvent) -> None:
@@ -139,6 +182,11 @@ class CallInsights:
         recording_id = event.data.get("recording_id")
         if event.type == READY_EVENT and isinstance(recording_id, str):
             self._jobs.enqueue(ANALYSE_JOB, {"recording_id": recording_id}, key=job_key(recording_id))
+
+
+def reanalyse_key(recording_id: str, requested_at: datetime) -> str:
+    """A re-run's key: one per recording per request, so it runs even after the first analysis."""
+    return f"{ANALYSE_JOB}:{recording_id}:{requested_at.strftime('%Y%m%dT%H%M%S.%f')}"
 
 
 def job_key(recording_id: str) -> str:

@@ -206,7 +206,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     events.subscribe(waveforms)
     phrase_categories = PhraseCategories(catalog, access_log)
     jobs = open_job_queue(settings, catalog)
-    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get, jobs)
+    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get, jobs, access_log)
     events.subscribe(insights)
     transcript_index.follow(events, transcripts)  # each transcript.ready is indexed
     return ServiceContext(
