@@ -18,8 +18,9 @@ from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
 from callvault.services.search import RecordingQuery
 from callvault.speech.transcript import ChannelTranscript, Segment, Transcript, Word
-from tests.support.audio import stereo_wav, voice
+from tests.support.audio import mono_wav, stereo_wav, voice
 from tests.support.people import ADMIN
+from tests.support.vault_calls import seal_call
 
 RATE = 8000
 DURATION = 20.0
@@ -187,3 +188,17 @@ def test_destroying_the_audio_drops_the_analytics_in_the_same_transaction(ctx: S
     with ctx.catalog.read() as session:
         assert session.get(RecordingInsight, rid) is None
         assert session.scalars(select(CategoryHit).where(CategoryHit.recording_id == rid)).all() == []
+
+
+def test_without_per_side_audio_the_word_times_give_the_activity(ctx: ServiceContext) -> None:
+    mixed = lane(AGENT, 120.0, 1) // 2 + lane(CUSTOMER, 210.0, 7) // 2
+    mono = ctx.importer.import_file(ADMIN, mono_wav(mixed, RATE), ImportRequest(filename="mono.wav"))
+    undecodable = seal_call(ctx)  # an archive of random bytes: its peaks cannot be computed
+    for rid in (mono.recording_id, undecodable):
+        metrics = ctx.insights.analyse(rid, TRANSCRIPT)
+        # the words are spread evenly over each spoken interval, so the intervals come back
+        assert metrics.agent_talk_s == pytest.approx(6.5, abs=0.5)
+        assert metrics.overtalk_s == pytest.approx(0.5, abs=0.3)
+        with ctx.catalog.read() as session:
+            row = session.get(RecordingInsight, rid)
+            assert row is not None and row.activity_source == "transcript"

@@ -18,6 +18,7 @@ gets nothing written; the deletion and destroy-audio transactions drop them
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -27,8 +28,9 @@ from sqlalchemy.orm import Session
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, RecordingEvent
 from callvault.db.transcript_models import RecordingTranscript
-from callvault.errors import InvalidInput, NotFound
+from callvault.errors import IntegrityError, InvalidInput, KeyUnavailable, NotFound
 from callvault.jobs.port import JobQueue
+from callvault.media.peaks import Peaks
 from callvault.services.access import Action, Principal, require
 from callvault.services.audit import AccessLog
 from callvault.services.events import DomainEvent
@@ -46,6 +48,7 @@ from callvault.speech.talk_metrics import (
 )
 from callvault.speech.transcript import SPEAKERS, Speaker, Transcript
 
+log = logging.getLogger(__name__)
 READY_EVENT = "transcript.ready"
 ANALYSE_JOB = "analyse"
 MAX_REANALYSE = 50_000
@@ -83,16 +86,16 @@ class CallInsights:
         activity: dict[Speaker, Sequence[Interval]] = {
             side: activity_from_words(transcript.channel(side)) for side in SPEAKERS
         }
-        if stereo:
-            peaks = self._waveforms.compute(recording_id)
-            if peaks.channels == 2:
-                lanes = peaks.lanes()
-                source = "audio"
-                activity = {
-                    "agent": activity_from_levels(lanes[0], peaks.bucket_seconds),
-                    "customer": activity_from_levels(lanes[1], peaks.bucket_seconds),
-                }
-                duration = duration or peaks.duration_seconds
+        peaks = self._peaks(recording_id) if stereo else None
+        if peaks is not None and peaks.channels == 2:
+            lanes = peaks.lanes()
+            source = "audio"
+            activity = {
+                "agent": activity_from_levels(lanes[0], peaks.bucket_seconds),
+                "customer": activity_from_levels(lanes[1], peaks.bucket_seconds),
+            }
+            duration = duration or peaks.duration_seconds
+        duration = duration or max((w.end for c in transcript.channels for w in c.words), default=0.0)
         words: dict[Speaker, int] = {c.speaker: len(c.words) for c in transcript.channels}
         metrics = talk_metrics(duration, activity, holds, words)
         categories = self._categories.definitions()
@@ -112,6 +115,14 @@ class CallInsights:
                 adherence(hits, categories),
             )
         return metrics
+
+    def _peaks(self, recording_id: str) -> Peaks | None:
+        """The archive's per-channel levels; None when it cannot be decoded (the words stand in)."""
+        try:
+            return self._waveforms.compute(recording_id)
+        except (IntegrityError, KeyUnavailable) as exc:
+            log.warning("recording %s: talk metrics from word times: %s", recording_id, exc.message)
+            return None
 
     def _recording_facts(self, recording_id: str) -> tuple[float, list[Interval], bool]:
         """The call's duration, its hold intervals and whether agent and customer have their own channels."""
