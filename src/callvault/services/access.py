@@ -114,6 +114,9 @@ class Action(StrEnum):
     QA_COACH = "qa.coach"
     QA_LIBRARY = "qa.library"
     QA_CLIP_EXPORT = "qa.clip.export"
+    # Background jobs (transcription, analytics ...): see them, cancel and retry them.
+    JOB_VIEW = "job.view"
+    JOB_MANAGE = "job.manage"
 
 
 class Scope(StrEnum):
@@ -199,6 +202,9 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.AGENT: Scope.OWN,
     },
     A.QA_CLIP_EXPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    # Background jobs.
+    A.JOB_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.JOB_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
 }
 del A, R
 
