@@ -650,6 +650,63 @@ SETTINGS += (
     ),
 )
 
+
+def _job_queue(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in {"embedded", "celery"}:
+        raise ValueError("must be embedded or celery")
+    return lowered
+
+
+def _broker_url(value: str) -> str:
+    if value and urlparse(value).scheme not in {"redis", "rediss", "amqp", "amqps", "pyamqp"}:
+        raise ValueError("must be a redis://, rediss://, amqp:// or amqps:// URL")
+    return value
+
+
+SETTINGS += (
+    # Background jobs (jobs/, runtime/jobs/): transcription, analytics and later sweeps.
+    Setting(
+        "job_queue",
+        _job_queue,
+        "embedded",
+        "Where background jobs are queued: embedded (the catalog's jobs table, workers started by "
+        "`callvault serve`) or celery (a Redis or RabbitMQ broker, workers started by `callvault worker`).",
+    ),
+    Setting(
+        "job_workers",
+        _non_negative_int,
+        "1",
+        "Embedded job worker processes started by `callvault serve` (0: none; run `callvault worker`).",
+    ),
+    Setting(
+        "celery_broker_url",
+        _broker_url,
+        "",
+        "Celery broker for CALLVAULT_JOB_QUEUE=celery: redis://host:6379/0 or amqp://user:pass@host:5672//.",
+    ),
+    Setting(
+        "job_visibility_timeout",
+        _positive_int,
+        "60",
+        "Seconds a running job's claim lasts without a heartbeat; a job whose worker died is "
+        "retried after this.",
+    ),
+    Setting(
+        "job_backoff_seconds",
+        _positive_float,
+        "5",
+        "Wait before a failed job's first retry; doubled after each failure.",
+    ),
+    Setting("job_backoff_max_seconds", _positive_int, "600", "Longest wait between two attempts of a job."),
+    Setting(
+        "job_stop_grace",
+        _non_negative_int,
+        "10",
+        "Seconds a stopping job worker lets its current job finish before giving it back to the queue.",
+    ),
+)
+
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
@@ -735,6 +792,14 @@ class Settings:
     assurance_interval: int
     site_time_zone: str
     on_demand_keep_seconds: int
+    # Background jobs.
+    job_queue: str
+    job_workers: int
+    celery_broker_url: str
+    job_visibility_timeout: int
+    job_backoff_seconds: float
+    job_backoff_max_seconds: int
+    job_stop_grace: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     # Transcription (asr/): defaults here as in SETTINGS, so these lines stay apart from others'.
     transcription_auto: bool = True

@@ -31,6 +31,7 @@ def kinds(text: str) -> list[tuple[str, str]]:
         ("double four double four 3 3 | 4444 4444 41", None),
         ("amex 3782 822463 10005", "3782 822463 10005"),
         ("it's 4 1 1 1, 1 1 1 1, uh 1 1 1 1, 1 1 1 1.", "4 1 1 1, 1 1 1 1, uh 1 1 1 1, 1 1 1 1."),
+        ("it's 4111 -1111, 1 -1 -1 -1, .1111.", "4111 -1111, 1 -1 -1 -1, .1111."),
         ("forty one eleven eleven eleven eleven eleven eleven eleven", None),
     ],
 )
@@ -116,7 +117,7 @@ def test_other_kinds_are_found(text: str, kind: str, covered: str | None) -> Non
 @pytest.mark.parametrize(
     "text",
     [
-        "my social security number is 000-12-3456",  # area 000 is never issued
+        "the part is 000-12-3456",  # area 000 is never issued, and nothing says SSN
         "the code is 123",  # a code, but nothing says it is a card's
         "IBAN GB82 WEST 1234 5698 7654 33",  # one digit off: mod-97 fails
         "meet me at the office",  # "at" without a domain
@@ -195,3 +196,9 @@ def test_checksums() -> None:
     assert not luhn_valid("0000000000000000") and not luhn_valid("12a4")
     assert iban_valid("GB82WEST12345698765432") and not iban_valid("GB82WEST12345698765433")
     assert not iban_valid("GB82-WEST")
+
+
+def test_a_number_introduced_as_ssn_or_phone_is_redacted_even_when_a_digit_was_misheard() -> None:
+    assert kinds("my social security number is 34343188") == [("ssn", "34343188")]
+    assert kinds("you can reach me on 1 2 3 4 5 6 7 8") == [("phone", "1 2 3 4 5 6 7 8")]
+    assert kinds("the total is 1 2 3 4 5 6 7 8") == []

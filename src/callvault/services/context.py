@@ -22,6 +22,8 @@ from callvault.crypto.secret_box import SecretBox
 from callvault.crypto.signing import ManifestSigner
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording, SealLogEntry
+from callvault.jobs.factory import open_job_queue
+from callvault.jobs.port import JobQueue
 from callvault.services.access_requests import AccessRequestService
 from callvault.services.alerts import AlertService
 from callvault.services.announcements import AnnouncementService
@@ -29,6 +31,7 @@ from callvault.services.assurance import Reconciler
 from callvault.services.assurance_report import AssuranceReport
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
+from callvault.services.call_insights import CallInsights
 from callvault.services.call_records import CallRecordStore
 from callvault.services.call_refs import CallRefs
 from callvault.services.comments import CommentService
@@ -46,6 +49,7 @@ from callvault.services.jurisdiction_table import JurisdictionTable
 from callvault.services.key_epochs import KeyEpochs
 from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
+from callvault.services.phrase_categories import PhraseCategories
 from callvault.services.playback import PlaybackService
 from callvault.services.qa import QaServices, open_qa
 from callvault.services.recording_labels import RecordingLabels
@@ -131,8 +135,15 @@ class ServiceContext:
     transcript_views: TranscriptViews
     # Audio as the caller may hear it: personal data silenced for roles that may not hear it.
     redacted_audio: RedactedAudio
+    # Speech analytics: phrase categories, per-call metrics, hits, adherence, sentiment.
+    phrase_categories: PhraseCategories
+    insights: CallInsights
+    # Background jobs (transcription, analytics ...): enqueue here, workers run them.
+    jobs: JobQueue
 
     def close(self) -> None:
+        self.jobs.close()
+        self.insights.close()
         self.waveforms.close()
         self.importer.close()
         self.seal_log.flush()
@@ -188,6 +199,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     waveforms = WaveformService(catalog, playback)
     transcripts = TranscriptStore(catalog, keys, events)
     events.subscribe(waveforms)
+    phrase_categories = PhraseCategories(catalog, access_log)
+    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get)
+    events.subscribe(insights)
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -272,6 +286,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         ),
         transcript_views=TranscriptViews(catalog, transcripts, access_log),
         redacted_audio=RedactedAudio(catalog, playback, transcripts),
+        phrase_categories=phrase_categories,
+        insights=insights,
+        jobs=open_job_queue(settings, catalog),
     )
 
 

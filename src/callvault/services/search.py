@@ -35,6 +35,7 @@ from callvault.services.consent_requirements import REQUIREMENTS
 from callvault.services.deletion import tombstone
 from callvault.services.directory import AgentDirectory
 from callvault.services.disclosure_report import disclosure_condition, disclosure_view, disclosure_views
+from callvault.services.insight_store import insight_conditions, insight_view, validate_insight_filters
 from callvault.services.manifest import iso
 from callvault.services.phone import normalise_number
 
@@ -68,6 +69,17 @@ class RecordingQuery:
     disclosure: str | None = None  # verified | missing | not_required
     consent_requirement: str | None = None  # one_party | all_party_notification | explicit_consent
     consent_state: str | None = None  # unknown | notified | consented | objected
+    # Speech analytics (services/insight_store.py): talk metrics, customer sentiment, a category hit.
+    min_overtalk: float | None = None
+    max_overtalk: float | None = None
+    min_silence: float | None = None
+    max_silence: float | None = None
+    min_hold: float | None = None
+    min_talk_ratio: float | None = None
+    max_talk_ratio: float | None = None
+    min_monologue: float | None = None
+    sentiment: str | None = None  # positive | neutral | negative (the customer's, over the call)
+    category: str | None = None
     limit: int = 50
     offset: int = 0
     sort: str = "-started_at"
@@ -93,6 +105,7 @@ class RecordingQuery:
             raise InvalidInput(f"consent_state must be one of {', '.join(CONSENT_STATES)}")
         if self.started_from and self.started_to and self.started_from > self.started_to:
             raise InvalidInput("'from' is after 'to'")
+        validate_insight_filters(vars(self))
 
     def describe(self) -> str:
         parts = [
@@ -161,6 +174,7 @@ class RecordingCatalog:
             conditions.append(Recording.duration_seconds <= query.max_duration)
         if query.tag:
             conditions.append(self._tag_condition(query.tag))
+        conditions.extend(insight_conditions(vars(query)))
         if query.call_id:
             conditions.append(
                 Recording.call_id.in_(
@@ -315,6 +329,7 @@ class RecordingCatalog:
                     {"kind": e.kind, "offset_seconds": e.offset_seconds, "data": e.data}
                     for e in sorted(r.events, key=lambda e: e.offset_seconds)
                 ],
+                "analytics": insight_view(session, r.id),
             }
         )
         return detail

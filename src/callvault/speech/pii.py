@@ -38,6 +38,8 @@ PII_KINDS: tuple[PiiKind, ...] = ("card", "cvv", "ssn", "iban", "email", "phone"
 # How far back (words on this channel, seconds on the other) a cue such as "security code" reaches.
 CONTEXT_WORDS = 8
 PROMPT_WINDOW_S = 20.0
+# A pause this long on one side ends its utterance: a question the other side asked before that is old.
+UTTERANCE_GAP_S = 1.5
 
 _CVV_CUE = re.compile(
     r"\b(security code|security number on the back|cvv2?|cvc2?|card verification|verification code"
@@ -120,14 +122,22 @@ class _Cues:
         self._prompts = prompts
 
     def before(self, index: int) -> str:
-        own = " ".join(self._texts[max(0, index - CONTEXT_WORDS) : index])
+        """This channel's last few words and the other side's words since this side last spoke."""
         at = self._words[index].start
+        since = self._utterance_before(index)
         other = " ".join(
             normalise(word.text)
             for word in self._prompts
-            if at - PROMPT_WINDOW_S <= word.end and word.start <= at
+            if since <= word.start <= at and at - word.end <= PROMPT_WINDOW_S
         )
-        return f"{other} | {own}"
+        return f"{other} | {self.own_before(index)}"
+
+    def _utterance_before(self, index: int) -> float:
+        """The end of this side's previous utterance (the words before a pause of UTTERANCE_GAP_S)."""
+        k = index
+        while k > 0 and self._words[k].start - self._words[k - 1].end < UTTERANCE_GAP_S:
+            k -= 1
+        return self._words[k - 1].end if k > 0 else 0.0
 
     def own_before(self, index: int) -> str:
         return " ".join(self._texts[max(0, index - CONTEXT_WORDS) : index])
@@ -167,15 +177,15 @@ def _numbers(
         return []
     digits, context = run.text, cues.before(run.first)
     own = cues.own_before(run.first)
-    if len(digits) == 9 and _SSN_CUE.search(context) and _ssn_valid(digits):
+    if _SSN_CUE.search(context) and (_ssn_valid(digits) or 7 <= len(digits) <= 10):
+        # after "social security", a number a digit short or long is still the SSN, misheard
         return [(run.first, run.last, "ssn")]
     if 3 <= len(digits) <= 4 and (_CVV_CUE.search(context) or _after_card_code(own, found, run)):
         return [(run.first, run.last, "cvv")]
     if _NOT_PHONE_CUE.search(own) and not run.plus:
         return []
-    if _phone_valid(digits, run.plus) or (
-        len(digits) == 7 and digits[0] not in "01" and _PHONE_CUE.search(context)
-    ):
+    if _phone_valid(digits, run.plus) or (7 <= len(digits) <= 15 and _PHONE_CUE.search(context)):
+        # introduced as a phone number: taken as one even if a misheard digit makes it invalid
         return [(run.first, run.last, "phone")]
     return []
 

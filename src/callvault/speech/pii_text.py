@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from callvault.speech.spoken_numbers import normalise, word_digits
+from callvault.speech.spoken_numbers import ZERO_SOUNDS, normalise, word_digits
 
 TLDS = frozenset(
     "com org net edu gov mil int io co uk us de fr eu info biz me ca au nl ie es it ch at be se no dk fi pl pt"
@@ -80,11 +80,11 @@ def _domain_end(texts: Sequence[str], start: int) -> int | None:
 
 
 def find_ibans(texts: Sequence[str]) -> list[tuple[int, int]]:
-    chunks = [_iban_chunk(texts, index) for index in range(len(texts))]
+    chunks = [_iban_chunks(texts, index) for index in range(len(texts))]
     spans: list[tuple[int, int]] = []
     index = 0
     while index < len(texts):
-        found = _iban_from(chunks, index)
+        found = _iban_from(chunks, index) if _may_start_iban(texts[index]) else None
         if found is None:
             index += 1
             continue
@@ -93,39 +93,60 @@ def find_ibans(texts: Sequence[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def _iban_chunk(texts: Sequence[str], index: int) -> str | None:
-    """What word ``index`` contributes to a spelled or written IBAN: upper-case letters and digits."""
+def _iban_chunks(texts: Sequence[str], index: int) -> tuple[str, ...]:
+    """What word ``index`` may contribute to a spelled or written IBAN (upper-case letters and digits).
+
+    A spoken "O" is the letter or zero: both are kept and the checksum decides.
+    """
     raw = texts[index].strip().strip(",.;:!?\"'")
     digits = word_digits(texts, index)
+    if raw.lower() in ZERO_SOUNDS:
+        return ("O", "0") if digits else ("O",)
     if digits is not None:
-        return digits
+        return (digits,)
     parts = [part for part in raw.split("-") if part]
     if parts and all(part.isalnum() and part.isascii() for part in parts):
         joined = "".join(parts)
         if len(joined) <= 34:
-            return joined.upper()
-    return None
+            return (joined.upper(),)
+    return ()
 
 
-def _iban_from(chunks: Sequence[str | None], start: int) -> int | None:
+def _may_start_iban(text: str) -> bool:
+    """A country code is written upper case ("GB82") or spelled ("G"): the words "is" and "at" are not."""
+    raw = text.strip().strip(",.;:!?\"'")
+    return len(raw) == 1 or raw[:2].isupper()
+
+
+# At most this many readings of a candidate are followed (each "O" doubles them).
+MAX_READINGS = 16
+
+
+def _iban_from(chunks: Sequence[tuple[str, ...]], start: int) -> int | None:
     """The index of the last word of a valid IBAN starting at word ``start``, or None."""
-    head = chunks[start]
-    if head is None or not head[:1].isalpha():
-        return None
-    joined = ""
+    readings = [head for head in chunks[start] if head[:1].isalpha()]
     for index in range(start, len(chunks)):
-        chunk = chunks[index]
-        if chunk is None:
+        if index > start:
+            readings = [reading + chunk for reading in readings for chunk in chunks[index]][:MAX_READINGS]
+        readings = [reading for reading in readings if _may_become_iban(reading)]
+        if not readings:
             return None
-        joined += chunk
-        if len(joined) >= 4:
-            country = joined[:2]
-            length = IBAN_LENGTHS.get(country)
-            if length is None or not joined[2:4].isdigit() or len(joined) > length:
-                return None
-            if len(joined) == length:
-                return index if iban_valid(joined) else None
+        if any(reading_complete and iban_valid(reading) for reading, reading_complete in _complete(readings)):
+            return index
     return None
+
+
+def _may_become_iban(reading: str) -> bool:
+    if len(reading) < 2:
+        return reading.isalpha()
+    if len(reading) < 4:
+        return reading[:2] in IBAN_LENGTHS and (len(reading) == 2 or reading[2].isdigit())
+    length = IBAN_LENGTHS.get(reading[:2])
+    return length is not None and reading[2:4].isdigit() and len(reading) <= length
+
+
+def _complete(readings: Sequence[str]) -> list[tuple[str, bool]]:
+    return [(reading, len(reading) == IBAN_LENGTHS.get(reading[:2], -1)) for reading in readings]
 
 
 def iban_valid(iban: str) -> bool:

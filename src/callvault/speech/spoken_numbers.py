@@ -61,7 +61,8 @@ FILLERS = frozenset({"uh", "um", "er", "erm", "ah", "and", "then", "dash", "hyph
 # A pause longer than this between two digit words ends the run.
 MAX_GAP_S = 4.0
 
-_WRITTEN = re.compile(r"\+?\(?\d[\d\-./()]*")
+# Recognisers write digit groups as "4111", "4111-1111", "(415)", and mid-number as "-5" or ".4".
+_WRITTEN = re.compile(r"[+\-.]?\(?\d[\d\-./()]*")
 _EDGE_PUNCTUATION = ",.;:!?\"'()[]"
 
 
