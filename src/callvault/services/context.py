@@ -61,6 +61,7 @@ from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
 from callvault.services.transcript_view import TranscriptViews
 from callvault.services.transcription import TranscriptionService, transcriber_config
+from callvault.services.transcription_jobs import TranscribeOnSeal, job_state
 from callvault.services.transcripts import TranscriptStore
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
@@ -202,6 +203,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     phrase_categories = PhraseCategories(catalog, access_log)
     insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get)
     events.subscribe(insights)
+    jobs = open_job_queue(settings, catalog)
+    if settings.transcription_auto:
+        events.subscribe(TranscribeOnSeal(jobs))
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -284,11 +288,11 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         transcription=TranscriptionService(
             catalog, playback, transcripts, functools.partial(transcriber_config, settings)
         ),
-        transcript_views=TranscriptViews(catalog, transcripts, access_log),
+        transcript_views=TranscriptViews(catalog, transcripts, access_log, job_state(catalog)),
         redacted_audio=RedactedAudio(catalog, playback, transcripts),
         phrase_categories=phrase_categories,
         insights=insights,
-        jobs=open_job_queue(settings, catalog),
+        jobs=jobs,
     )
 
 
