@@ -209,6 +209,7 @@ async def running_server(
                 "sip": "listening" if sip else "disabled",
                 "sip_transports": sip.listening() if sip else {},
                 "finalise_backlog": engine.finalise_backlog,
+                "workers": engine.workers(),
                 **engine.health(),
             }
 

@@ -59,6 +59,7 @@ from callvault.services.redaction import RedactedAudio
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
+from callvault.services.transcript_index import TranscriptIndex
 from callvault.services.transcript_view import TranscriptViews
 from callvault.services.transcription import TranscriptionService, transcriber_config
 from callvault.services.transcription_jobs import TranscribeOnSeal, job_state
@@ -69,6 +70,7 @@ from callvault.services.waveform import WaveformService
 from callvault.services.webhook_outbox import WebhookOutbox
 from callvault.services.webhooks import WebhookService
 from callvault.settings import Settings
+from callvault.speech import pii
 from callvault.storage.blobstore import BlobStore
 from callvault.storage.factory import open_blob_store
 
@@ -141,6 +143,8 @@ class ServiceContext:
     insights: CallInsights
     # Background jobs (transcription, analytics ...): enqueue here, workers run them.
     jobs: JobQueue
+    # Transcript full-text search (redacted words, per side; the `text=` of recording search).
+    transcript_index: TranscriptIndex
 
     def close(self) -> None:
         self.jobs.close()
@@ -193,7 +197,9 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     usage_monitor = UsageMonitor(catalog, alerts, UsagePolicy.from_settings(settings))
     access_log.watch(usage_monitor.observe)
     hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
-    search = RecordingCatalog(catalog, directory, access_log, region)
+    # The index is plain catalog rows: it holds the PII-redacted words only.
+    transcript_index = TranscriptIndex(catalog, redact=pii.redact)
+    search = RecordingCatalog(catalog, directory, access_log, region, transcript_index)
     deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
     sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
@@ -203,6 +209,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     phrase_categories = PhraseCategories(catalog, access_log)
     insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get)
     events.subscribe(insights)
+    transcript_index.follow(events, transcripts)  # each transcript.ready is indexed
     jobs = open_job_queue(settings, catalog)
     if settings.transcription_auto:
         events.subscribe(TranscribeOnSeal(jobs))
@@ -293,6 +300,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         phrase_categories=phrase_categories,
         insights=insights,
         jobs=jobs,
+        transcript_index=transcript_index,
     )
 
 

@@ -251,6 +251,15 @@ class MediaEngine:
         """Recordings ended but not sealed yet: rendering, sealing, or a seal to retry."""
         return self._finalising + self.recovery.in_progress + len(self.sealer.unsealed)
 
+    def workers(self) -> dict[str, Any]:
+        """The engine's workers for the health page: capture processes, render workers and their queue."""
+        return {
+            "capture_workers": self.settings.media_workers,
+            "render_workers": self.pool.workers,
+            "render_jobs_waiting": self.admission.pending_jobs,
+            "render_wait_seconds": round(self.admission.backlog(), 1),
+        }
+
     def live_loss(self, recording_id: str) -> dict[int, dict[str, int]]:
         """Packets received, expected and lost so far per stream index of a live call (see capture)."""
         return {} if self._capture is None else self._capture.live_loss(recording_id)
