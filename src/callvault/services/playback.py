@@ -48,7 +48,7 @@ class _RangeSource(Protocol):
     def iter_chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
 
 
-class _ReaderFile:
+class ArchiveFile:
     """A seekable, read-only file over the decrypting reader, for the demuxer.
 
     It decrypts one window at a time (a few envelope chunks), so decoding a
@@ -104,7 +104,7 @@ class _WavSource:
         stop = self.layout.size if end is None else end
         pending = bytearray()
         # Decoded blocks are small (one 60 ms frame); send them in 64 KiB pieces.
-        for piece in iter_wav(_ReaderFile(self._reader), self.layout, start, stop):
+        for piece in iter_wav(ArchiveFile(self._reader), self.layout, start, stop):
             pending += piece
             if len(pending) >= _CHUNK:
                 yield bytes(pending)
@@ -140,7 +140,7 @@ class _SpanSource:
         skip = body_start % self._frame
         wanted = body_end - body_start
         pending = bytearray()
-        for piece in iter_samples(_ReaderFile(self._reader), self._whole, first, last):
+        for piece in iter_samples(ArchiveFile(self._reader), self._whole, first, last):
             pending += piece
             if len(pending) - skip >= _CHUNK:
                 chunk = bytes(pending[skip : skip + wanted])
