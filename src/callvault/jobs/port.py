@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from sqlalchemy.orm import Session
+
 JobState = Literal["queued", "running", "succeeded", "failed", "dead", "cancelled"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "dead", "cancelled"})
 
@@ -73,6 +75,21 @@ class JobQueue(Protocol):
         subject: str | None = None,
     ) -> Job: ...
 
+    def enqueue_in(
+        self,
+        session: Session,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        priority: int = 0,
+        max_attempts: int = 5,
+        subject: str | None = None,
+    ) -> Job:
+        """Enqueue inside ``session``'s transaction (from ``Catalog.write``): the job is exactly
+        as durable as the change that caused it, and does not exist if that rolls back."""
+        ...
+
     def get(self, job_id: int) -> Job | None: ...
 
     def list(
@@ -90,3 +107,7 @@ class JobQueue(Protocol):
         ...
 
     def oldest_queued_age_s(self) -> float | None: ...
+
+    def close(self) -> None:
+        """Let go of connections (the broker's); the catalog is closed by its owner."""
+        ...
