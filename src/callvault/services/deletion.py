@@ -33,6 +33,7 @@ from callvault.crypto.personal_hash import PersonalHasher
 from callvault.crypto.signing import ManifestSigner, canonical_json
 from callvault.db.catalog import Catalog
 from callvault.db.models import Call, Participant, Recording, RecordingEvent, Stream
+from callvault.db.web_models import RecordingPeaks
 from callvault.services.access import Principal
 from callvault.services.audit import AccessLog
 from callvault.services.deletion_guard import held_by
@@ -254,6 +255,11 @@ def _scrub(session: Session, recordings: list[Recording]) -> None:
     # DTMF events may carry card numbers or PINs typed by the customer.
     session.execute(
         delete(RecordingEvent).where(RecordingEvent.recording_id.in_(ids)),
+        execution_options={"synchronize_session": False},
+    )
+    # Waveform peaks show when each party spoke: they go with the audio.
+    session.execute(
+        delete(RecordingPeaks).where(RecordingPeaks.recording_id.in_(ids)),
         execution_options={"synchronize_session": False},
     )
     # What was said: already unreadable without the data key, and not kept as ciphertext either.
