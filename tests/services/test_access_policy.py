@@ -41,6 +41,22 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.AGENT: "own",
         Role.AUDITOR: "-",
     },
+    Action.TRANSCRIPT_READ: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "team",
+        Role.QA_EVALUATOR: "team",
+        Role.AGENT: "own",
+        Role.AUDITOR: "-",
+    },
+    Action.TRANSCRIPT_ORIGINAL: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "team",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
     Action.RECORDING_DOWNLOAD: {
         Role.ADMIN: "all",
         Role.COMPLIANCE_OFFICER: "all",

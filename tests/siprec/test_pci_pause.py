@@ -8,6 +8,7 @@ audit log, and keypad digits (RFC 4733 events or in-band tones) pause it by them
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.support.people import ADMIN
 
 RATE = 8000
 TONE_HZ = 1700.0
+STALL_SECONDS = 0.15  # a sender this late shifts arrival-time marks past the assertions
 
 
 def _rms(pcm: npt.NDArray[np.int16], start: float, end: float) -> float:
@@ -57,6 +59,27 @@ def _post(recorder: Recorder, token: str, path: str) -> httpx.Response:
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )
+
+
+async def _paced_call(
+    recorder: Recorder,
+    agent: npt.NDArray[np.int16],
+    customer: npt.NDArray[np.int16],
+    digits: tuple[tuple[int, int, int], ...] = (),
+) -> tuple[LiveCall, float]:
+    """A call whose audio went out in real time, and its lead (sending began, after the answer).
+
+    The recorder places marks by arrival time; a test sender stalled on a loaded machine
+    sends the rest of its audio in a burst, so where a key lands is no longer where it was
+    sent. Such a call proves nothing about timing: it is made again (at most three times)."""
+    for _ in range(3):
+        call = await as_peer(lambda: open_call(recorder.port))
+        lead = await as_peer(functools.partial(call.send, agent, customer, digits)) - call.answered
+        await as_peer(call.hang_up)
+        if call.late_s < STALL_SECONDS:
+            break
+    assert call.late_s < STALL_SECONDS, f"the test sender fell {call.late_s:.2f} s behind three times"
+    return call, lead
 
 
 async def _recorded(recorder: Recorder, call: LiveCall) -> tuple[str, npt.NDArray[np.int16], dict]:
@@ -119,19 +142,15 @@ async def test_keypad_digits_pause_the_recording_by_themselves(tmp_path: Path, d
         tmp_path / "data", database_url, pci_digit_resume_seconds="1", pci_inband_digits="true"
     ) as recorder:
         # RFC 4733: eight key presses of 100 ms, every 200 ms, in place of the customer's audio.
-        call = await as_peer(lambda: open_call(recorder.port))
         agent, customer = voice(4.0, RATE, 140.0, seed=3), voice(4.0, RATE, 220.0, seed=4)
         digits = tuple((key, 50 + 10 * i, 5) for i, key in enumerate((4, 1, 1, 1, 0, 5, 6, 1)))
-        leads = [await as_peer(lambda: call.send(agent, customer, customer_digits=digits)) - call.answered]
-        await as_peer(call.hang_up)
+        call, rfc_lead = await _paced_call(recorder, agent, customer, digits)
         # In-band: the same card as tones in the customer's G.711 audio, at 1 s.
-        inband = await as_peer(lambda: open_call(recorder.port))
         keyed = voice(4.0, RATE, 220.0, seed=5)
         keyed[RATE : RATE + int(1.6 * RATE)] = _keys("41110561", 1.6)
-        leads.append(await as_peer(lambda: inband.send(agent, keyed)) - inband.answered)
-        await as_peer(inband.hang_up)
+        inband, inband_lead = await _paced_call(recorder, agent, keyed)
 
-        for sent, how, lead in ((call, "rfc4733", leads[0]), (inband, "inband", leads[1])):
+        for sent, how, lead in ((call, "rfc4733", rfc_lead), (inband, "inband", inband_lead)):
             recording_id, audio, detail = await _recorded(recorder, sent)
             assert not [e for e in detail["events"] if e["kind"] == "dtmf"]  # not even that a key was pressed
             marks = [e for e in detail["events"] if e["kind"] in ("pause", "resume")]

@@ -39,6 +39,7 @@ class LiveCall:
     answered: float  # time.monotonic() when the 200 arrived
     encoding: str = "PCMU"
     sent_frames: int = 0  # frames sent on each stream so far
+    late_s: float = 0.0  # how far behind real time the sender fell (a stall on a loaded machine)
     _sequence: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     # One socket per stream for the whole call: the recorder latches a stream to its first source.
     _sockets: dict[str, socket.socket] = field(default_factory=dict)
@@ -80,7 +81,11 @@ class LiveCall:
             if label not in self._sockets:
                 self._sockets[label] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 self._sockets[label].bind(("127.0.0.1", 0))
-        started = send_rtp(senders, sockets=[self._sockets["agent"], self._sockets["customer"]])
+        lateness: list[float] = []
+        started = send_rtp(
+            senders, sockets=[self._sockets["agent"], self._sockets["customer"]], lateness=lateness
+        )
+        self.late_s = max([self.late_s, *lateness])
         self.sent_frames += len(senders[0].frames)
         return started
 

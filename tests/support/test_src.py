@@ -176,11 +176,16 @@ class RtpSender:
 
 
 def send_rtp(
-    senders: list[RtpSender], ptime: float = 0.02, sockets: list[socket.socket] | None = None
+    senders: list[RtpSender],
+    ptime: float = 0.02,
+    sockets: list[socket.socket] | None = None,
+    lateness: list[float] | None = None,
 ) -> float:
     """Send every stream's packets interleaved, paced at ``ptime``, from one socket per stream
     (``sockets``, kept open by the caller, for a stream sent in several parts from one address);
-    returns when (``time.monotonic``) the first packets went out."""
+    returns when (``time.monotonic``) the first packets went out. ``lateness``, when given,
+    receives how far behind its schedule the latest packet went out (a stalled sender on a
+    loaded machine sends a burst; tests of timing need to know)."""
     own = sockets is None
     if sockets is None:
         sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in senders]
@@ -188,12 +193,14 @@ def send_rtp(
             sock.bind((sender.source, 0))
     streams = [s.packets() for s in senders]
     start = time.monotonic()
+    late = 0.0
     try:
         for index in range(max(len(p) for p in streams)):
             due = start + index * ptime
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # real-time pacing of the media, not a wait on a condition
+            late = max(late, -delay)
             for sock, sender, packets in zip(sockets, senders, streams, strict=True):
                 packet = packets[index] if index < len(packets) else None
                 if packet is not None:
@@ -202,6 +209,8 @@ def send_rtp(
         if own:
             for sock in sockets:
                 sock.close()
+        if lateness is not None:
+            lateness.append(late)
     return start
 
 

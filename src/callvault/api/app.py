@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callvault import __version__
 from callvault.api import (
+    routes_analytics,
     routes_assurance,
     routes_auth,
     routes_calls,
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(routes_qa.router, prefix="/api/v1")
     app.include_router(routes_qa_library.router, prefix="/api/v1")
     app.include_router(routes_jobs.router, prefix="/api/v1")
+    app.include_router(routes_analytics.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

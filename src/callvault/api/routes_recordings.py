@@ -44,6 +44,18 @@ def list_recordings(
     disclosure: Literal["verified", "missing", "not_required"] | None = None,
     consent_requirement: Literal["one_party", "all_party_notification", "explicit_consent"] | None = None,
     consent_state: Literal["unknown", "notified", "consented", "objected"] | None = None,
+    min_overtalk: Annotated[float | None, Query(ge=0, le=MAX_DURATION)] = None,
+    max_overtalk: Annotated[float | None, Query(ge=0, le=MAX_DURATION)] = None,
+    min_silence: Annotated[float | None, Query(ge=0, le=MAX_DURATION)] = None,
+    max_silence: Annotated[float | None, Query(ge=0, le=MAX_DURATION)] = None,
+    min_hold: Annotated[float | None, Query(ge=0, le=MAX_DURATION)] = None,
+    min_talk_ratio: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_talk_ratio: Annotated[float | None, Query(ge=0, le=1)] = None,
+    min_monologue: Annotated[float | None, Query(ge=0, le=MAX_DURATION)] = None,
+    sentiment: Literal["positive", "neutral", "negative"] | None = None,
+    category: Annotated[str | None, Query(min_length=1, max_length=80)] = None,
+    text: Annotated[str | None, Query(description='words and "quoted phrases" said in the call')] = None,
+    speaker: Literal["agent", "customer"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     sort: str = "-started_at",
@@ -64,6 +76,18 @@ def list_recordings(
         disclosure=disclosure,
         consent_requirement=consent_requirement,
         consent_state=consent_state,
+        min_overtalk=min_overtalk,
+        max_overtalk=max_overtalk,
+        min_silence=min_silence,
+        max_silence=max_silence,
+        min_hold=min_hold,
+        min_talk_ratio=min_talk_ratio,
+        max_talk_ratio=max_talk_ratio,
+        min_monologue=min_monologue,
+        sentiment=sentiment,
+        category=category,
+        text=text,
+        speaker=speaker,
         limit=limit,
         offset=offset,
         sort=sort,
@@ -85,9 +109,21 @@ def get_audio(
     caller: Caller,
     format: Literal["ogg", "wav"] = "ogg",
     download: bool = False,
+    redacted: bool = False,
 ) -> Response:
-    audio = ctx.playback.open_audio(caller, recording_id, format, download=download)
+    """The audio; personal data found in the transcript silenced (WAV) when ``redacted`` is asked
+    for or the caller's role may not hear it (agents and QA evaluators by default)."""
+    audio = ctx.redacted_audio.open(caller, recording_id, format, download, redacted)
     return audio_response(request, audio, download)
+
+
+@router.get("/{recording_id}/transcript")
+def get_transcript(recording_id: str, ctx: Ctx, caller: Caller, redacted: bool = False) -> dict[str, Any]:
+    """What was said: per channel (agent left, customer right) segments and words with times and
+    confidence, and the merged turn-by-turn view. 409 while not transcribed (names the job's state).
+    Personal data is replaced by ``[card]``, ``[ssn]`` ... when ``redacted`` or for roles that may
+    not see it; ``redactions`` then lists each span's speaker, kind and times."""
+    return ctx.transcript_views.read(caller, recording_id, redacted)
 
 
 UPLOAD_FIELDS = ("agent", "customer", "direction", "started_at", "queue", "tag")

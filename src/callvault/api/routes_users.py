@@ -11,6 +11,7 @@ from callvault.errors import InvalidInput
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 from callvault.services.manifest import iso
+from callvault.services.user_edit import UserEdit
 from callvault.services.users import UserInfo
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -42,14 +43,40 @@ def update_user(
     username: Username,
     ctx: Ctx,
     caller: Caller,
-    body: Annotated[dict[str, Any], Body(examples=[{"must_record": True}])],
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            examples=[
+                {"must_record": True},
+                {"role": "supervisor", "team": "east", "sip_identities": ["1001"]},
+            ]
+        ),
+    ],
 ) -> dict[str, Any]:
-    """``{"must_record": true|false}``: regulated staff, whose calls no recording rule may leave
-    unrecorded (a call of theirs that is not recorded, or recorded incomplete, raises an alert)."""
+    """Any of ``role``, ``team`` (``""`` or null: no team), ``sip_identities`` (the whole list:
+    identities left out are removed) and ``must_record`` (regulated staff, whose calls no
+    recording rule may leave unrecorded; a call of theirs that is not recorded, or recorded
+    incomplete, raises an alert). Audited as ``user_update`` / ``user_must_record``."""
+    unknown = set(body) - {"must_record", "role", "team", "sip_identities"}
+    if unknown or not body:
+        raise InvalidInput("body: any of role, team, sip_identities, must_record")
     value = body.get("must_record")
-    if set(body) != {"must_record"} or not isinstance(value, bool):
-        raise InvalidInput('body must be {"must_record": true|false}')
-    return _user_json(ctx.users.set_must_record(caller, username, value))
+    if "must_record" in body and not isinstance(value, bool):
+        raise InvalidInput("must_record: true or false")
+    role, team, identities = body.get("role"), body.get("team", ...), body.get("sip_identities")
+    if role is not None and not isinstance(role, str):
+        raise InvalidInput("role: a role name")
+    if team is not ... and team is not None and not isinstance(team, str):
+        raise InvalidInput("team: a team name, or null for none")
+    if identities is not None and (
+        not isinstance(identities, list) or not all(isinstance(i, str) for i in identities)
+    ):
+        raise InvalidInput("sip_identities: a list of AORs, extensions or numbers")
+    edit = UserEdit(role, None if team is ... else (team or ""), identities)
+    info = ctx.users.update_user(caller, username, edit)
+    if isinstance(value, bool):
+        info = ctx.users.set_must_record(caller, username, value)
+    return _user_json(info)
 
 
 @router.post("/{username}/disable", status_code=204)

@@ -209,7 +209,13 @@ async def running_server(
         engine = media
 
         def health() -> dict[str, Any]:
-            return {"sip": "listening" if sip else "disabled", **engine.health()}
+            return {
+                "sip": "listening" if sip else "disabled",
+                "sip_transports": sip.listening() if sip else {},
+                "finalise_backlog": engine.finalise_backlog,
+                "workers": engine.workers(),
+                **engine.health(),
+            }
 
         sock = _bind_http(settings)
         http_port = int(sock.getsockname()[1])

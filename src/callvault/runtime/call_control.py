@@ -88,6 +88,10 @@ class CallControl:
             return Conflict(f"cannot {verb} the call: it is not being recorded")
         return Conflict(f"cannot {verb} the call: it has ended")
 
+    def live_loss(self, recording_id: str) -> dict[int, dict[str, int]]:
+        """Packets received, expected and lost so far per stream index (empty: not measured)."""
+        return {} if self._engine is None else self._engine.live_loss(recording_id)
+
     def is_live(self, recording_id: str) -> bool:
         return self._engine is not None and self._engine.is_live(recording_id)
 

@@ -1,5 +1,6 @@
 """What the live calls page shows: the calls being recorded now that the viewer may see,
-and the recorder's health (SIP, open calls, storage left at the current rate).
+with each stream's packets received, expected and lost so far, and the recorder's health
+(SIP per transport, open calls, finalisation backlog, storage left at the current rate).
 
 A live call is a recording in status ``recording`` whose media session is open
 in this server's engine; the viewer's search scope (own, team, all) applies as
@@ -48,6 +49,7 @@ def live_calls(ctx: ServiceContext, calls: CallControl, principal: Principal) ->
     for recording, agent in rows:
         media = sessions.get(recording.id)
         streams = media.streams if media is not None else []
+        loss = calls.live_loss(recording.id)
         started = _aware(recording.started_at)
         answer.append(
             {
@@ -57,15 +59,33 @@ def live_calls(ctx: ServiceContext, calls: CallControl, principal: Principal) ->
                 "direction": recording.direction,
                 "started_at": iso(started),
                 "seconds": max(0.0, (now - started).total_seconds()),
-                "streams": [{"label": s.label, "on_hold": s.on_hold} for s in streams],
+                "streams": [_stream(s.label, s.on_hold, loss.get(s.index)) for s in streams],
             }
         )
     return answer
 
 
-def recorder_health(ctx: ServiceContext, sip_listening: bool, open_calls: int) -> dict[str, Any]:
+def _stream(label: str, on_hold: bool, loss: dict[str, int] | None) -> dict[str, Any]:
+    """A stream's line: its packet figures are None where capture does not measure them."""
+    figures: dict[str, int | None] = {"received": None, "expected": None, "lost": None}
+    figures.update(loss or {})
+    expected, lost = figures["expected"], figures["lost"]
+    share = None
+    if expected is not None and lost is not None:
+        share = round(100.0 * lost / expected, 1) if expected else 0.0
+    return {"label": label, "on_hold": on_hold, **figures, "loss_percent": share}
+
+
+def recorder_health(
+    ctx: ServiceContext,
+    sip_listening: bool,
+    open_calls: int,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Storage used by the vault's audio, free disk under the data directory, and days left
-    at the last week's rate (None when nothing was recorded in the week)."""
+    at the last week's rate (None when nothing was recorded in the week); from ``extra`` (the
+    running server's health) SIP per transport and the finalisation backlog."""
+    extra = extra or {}
     since = datetime.now(UTC) - RATE_WINDOW
     with ctx.catalog.read() as session:
         used = session.scalar(select(func.coalesce(func.sum(Recording.audio_size), 0))) or 0
@@ -79,7 +99,9 @@ def recorder_health(ctx: ServiceContext, sip_listening: bool, open_calls: int) -
     per_day = recent / RATE_WINDOW.days
     return {
         "sip": "listening" if sip_listening else "not listening",
+        "sip_transports": dict(extra.get("sip_transports") or {}),
         "open_calls": open_calls,
+        "finalise_backlog": int(extra.get("finalise_backlog") or 0),
         "storage_used_bytes": int(used),
         "disk_free_bytes": int(free),
         "days_left": round(free / per_day, 1) if per_day > 0 else None,

@@ -117,6 +117,10 @@ class Action(StrEnum):
     # Background jobs (transcription, analytics ...): see them, cancel and retry them.
     JOB_VIEW = "job.view"
     JOB_MANAGE = "job.manage"
+    # Speech analytics: what was said is as sensitive as the audio it came from.
+    TRANSCRIPT_READ = "transcript.read"
+    # Hear and read personal data (card numbers, SSNs ...) found in a call; others get it redacted.
+    TRANSCRIPT_ORIGINAL = "transcript.original"
 
 
 class Scope(StrEnum):
@@ -150,6 +154,16 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.QA_EVALUATOR: Scope.TEAM,
         R.AGENT: Scope.OWN,
     },
+    # Who may hear a call may read what was said in it, within the same scope.
+    A.TRANSCRIPT_READ: {
+        R.ADMIN: Scope.ALL,
+        R.COMPLIANCE_OFFICER: Scope.ALL,
+        R.SUPERVISOR: Scope.TEAM,
+        R.QA_EVALUATOR: Scope.TEAM,
+        R.AGENT: Scope.OWN,
+    },
+    # Agents and QA evaluators see and hear calls with personal data redacted.
+    A.TRANSCRIPT_ORIGINAL: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
     A.RECORDING_DOWNLOAD: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
     A.RECORDING_UPLOAD: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL, R.SUPERVISOR: Scope.TEAM},
     A.RECORDING_DESTROY: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},

@@ -8,6 +8,7 @@ the data directory.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from callvault.services.assurance import Reconciler
 from callvault.services.assurance_report import AssuranceReport
 from callvault.services.audit import AccessLog
 from callvault.services.audit_log import AuditLog
+from callvault.services.call_insights import CallInsights
 from callvault.services.call_records import CallRecordStore
 from callvault.services.call_refs import CallRefs
 from callvault.services.comments import CommentService
@@ -47,20 +49,27 @@ from callvault.services.jurisdiction_table import JurisdictionTable
 from callvault.services.key_epochs import KeyEpochs
 from callvault.services.key_rotation import KeyRotationService
 from callvault.services.legal_holds import LegalHoldService
+from callvault.services.phrase_categories import PhraseCategories
 from callvault.services.playback import PlaybackService
 from callvault.services.qa import QaServices, open_qa
 from callvault.services.recording_labels import RecordingLabels
 from callvault.services.recording_rule_store import RecordingRuleStore
 from callvault.services.recordings import RecordingService
+from callvault.services.redaction import RedactedAudio
 from callvault.services.retention import RetentionService
 from callvault.services.seal_log import SealLog
 from callvault.services.search import RecordingCatalog
+from callvault.services.transcript_index import TranscriptIndex
+from callvault.services.transcript_view import TranscriptViews
+from callvault.services.transcription import TranscriptionService, transcriber_config
+from callvault.services.transcripts import TranscriptStore
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
 from callvault.services.waveform import WaveformService
 from callvault.services.webhook_outbox import WebhookOutbox
 from callvault.services.webhooks import WebhookService
 from callvault.settings import Settings
+from callvault.speech import pii
 from callvault.storage.blobstore import BlobStore
 from callvault.storage.factory import open_blob_store
 
@@ -120,11 +129,25 @@ class ServiceContext:
     recording_rules: RecordingRuleStore
     # Quality management: forms, evaluations, disputes, calibration, scorecards, coaching.
     qa: QaServices
+    # Speech analytics: transcripts, encrypted under each recording's data key (internal reads).
+    transcripts: TranscriptStore
+    # Transcribes one recording (the `transcribe` job); loads its recogniser on first use.
+    transcription: TranscriptionService
+    # The API's reads of transcripts: scoped like the recording, audited.
+    transcript_views: TranscriptViews
+    # Audio as the caller may hear it: personal data silenced for roles that may not hear it.
+    redacted_audio: RedactedAudio
+    # Speech analytics: phrase categories, per-call metrics, hits, adherence, sentiment.
+    phrase_categories: PhraseCategories
+    insights: CallInsights
     # Background jobs (transcription, analytics ...): enqueue here, workers run them.
     jobs: JobQueue
+    # Transcript full-text search (redacted words, per side; the `text=` of recording search).
+    transcript_index: TranscriptIndex
 
     def close(self) -> None:
         self.jobs.close()
+        self.insights.close()
         self.waveforms.close()
         self.importer.close()
         self.seal_log.flush()
@@ -173,12 +196,19 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     usage_monitor = UsageMonitor(catalog, alerts, UsagePolicy.from_settings(settings))
     access_log.watch(usage_monitor.observe)
     hasher = PersonalHasher(data_dir / PERSONAL_HASH_KEY)
-    search = RecordingCatalog(catalog, directory, access_log, region)
+    # The index is plain catalog rows: it holds the PII-redacted words only.
+    transcript_index = TranscriptIndex(catalog, redact=pii.redact)
+    search = RecordingCatalog(catalog, directory, access_log, region, transcript_index)
     deletion = DeletionService(catalog, blobs, signer, seal_log, access_log, hasher, events)
     key_rotation = KeyRotationService(catalog, keys, access_log, signer)
     sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
     waveforms = WaveformService(catalog, playback)
+    transcripts = TranscriptStore(catalog, keys, events)
     events.subscribe(waveforms)
+    phrase_categories = PhraseCategories(catalog, access_log)
+    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get)
+    events.subscribe(insights)
+    transcript_index.follow(events, transcripts)  # each transcript.ready is indexed
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -257,7 +287,16 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
         qa=open_qa(catalog, access_log, alerts, playback),
+        transcripts=transcripts,
+        transcription=TranscriptionService(
+            catalog, playback, transcripts, functools.partial(transcriber_config, settings)
+        ),
+        transcript_views=TranscriptViews(catalog, transcripts, access_log),
+        redacted_audio=RedactedAudio(catalog, playback, transcripts),
+        phrase_categories=phrase_categories,
+        insights=insights,
         jobs=open_job_queue(settings, catalog),
+        transcript_index=transcript_index,
     )
 
 

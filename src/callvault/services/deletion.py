@@ -39,6 +39,8 @@ from callvault.services.deletion_guard import held_by
 from callvault.services.events import EventBus
 from callvault.services.manifest import build_manifests, iso
 from callvault.services.seal_log import SealLog
+from callvault.services.transcript_index import forget_indexed
+from callvault.services.transcripts import forget_transcripts
 from callvault.storage.blobstore import BlobStore, delete_objects
 
 log = logging.getLogger(__name__)
@@ -253,6 +255,10 @@ def _scrub(session: Session, recordings: list[Recording]) -> None:
         delete(RecordingEvent).where(RecordingEvent.recording_id.in_(ids)),
         execution_options={"synchronize_session": False},
     )
+    # What was said: already unreadable without the data key, and not kept as ciphertext either.
+    forget_transcripts(session, ids)
+    # The search index holds (redacted) words of the transcript destroyed with the audio.
+    forget_indexed(session, ids)
 
 
 def tombstone(recording: Recording) -> dict[str, object] | None:

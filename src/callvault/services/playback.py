@@ -12,7 +12,7 @@ whole rendition of a 30-minute call used to be built per request, +168 MB).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -30,6 +30,7 @@ from callvault.errors import (
 )
 from callvault.media.wav import WAV_HEADER_SIZE
 from callvault.media.wav_render import WavLayout, iter_samples, iter_wav, wav_header, wav_layout
+from callvault.media.wav_silence import SilencedSpan, sample_ranges, silence_chunk
 from callvault.services.access import Action, Principal, check_recording
 from callvault.services.audit import AccessLog
 from callvault.services.recordings import RecordingService
@@ -38,6 +39,9 @@ from callvault.storage.blobstore import BlobStore
 AudioFormat = Literal["ogg", "wav"]
 CONTENT_TYPES = {"ogg": "audio/ogg", "wav": "audio/wav"}
 _CHUNK = 65536
+# Recognisers' word times are approximate (tens to a few hundred ms): a silenced span is widened
+# by this much on each side so no edge of a redacted word is heard.
+SILENCE_PAD_S = 0.35
 # The last Ogg page (at most 65,307 bytes) holds the archive's length.
 _TAIL = 65536 + 512
 
@@ -92,6 +96,10 @@ class _ReaderFile:
         return data
 
 
+# The archive as a seekable file, decrypted a window at a time (transcription decodes it whole).
+ArchiveFile = _ReaderFile
+
+
 class _WavSource:
     def __init__(self, reader: EncryptedObjectReader, layout: WavLayout) -> None:
         self._reader = reader
@@ -111,6 +119,23 @@ class _WavSource:
                 pending.clear()
         if pending:
             yield bytes(pending)
+
+
+class _SilencedSource:
+    """A WAV source with spans of one channel zeroed as it streams (redacted audio)."""
+
+    def __init__(self, inner: _WavSource, ranges: list[tuple[int, int, int]]) -> None:
+        self._inner = inner
+        self._ranges = ranges
+
+    def read(self, start: int, end_exclusive: int) -> bytes:
+        return b"".join(self.iter_chunks(start, end_exclusive))
+
+    def iter_chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        at = start
+        for chunk in self._inner.iter_chunks(start, end):
+            yield silence_chunk(chunk, at, self._inner.layout.channels, self._ranges)
+            at += len(chunk)
 
 
 class _SpanSource:
@@ -183,8 +208,17 @@ class PlaybackService:
         self._log = access_log
 
     def open_audio(
-        self, principal: Principal, recording_id: str, fmt: str = "ogg", download: bool = False
+        self,
+        principal: Principal,
+        recording_id: str,
+        fmt: str = "ogg",
+        download: bool = False,
+        silence: Sequence[SilencedSpan] | None = None,
     ) -> PlaybackAudio:
+        """The recording's audio; with ``silence`` (redacted audio, even an empty list) the WAV
+        rendition with those spans zeroed, whatever ``fmt`` asked for."""
+        if silence is not None:
+            fmt = "wav"
         if fmt not in CONTENT_TYPES:
             raise UnsupportedMedia(f"format must be one of {', '.join(CONTENT_TYPES)}")
         action = Action.RECORDING_DOWNLOAD if download else Action.RECORDING_PLAY
@@ -202,7 +236,8 @@ class PlaybackService:
         if not recording.object_key or recording.wrapped_key is None or recording.kek_id is None:
             raise NotFound("recording has no audio")
         reader = self.open_reader(recording)
-        self._log.record(principal, verb, recording_id, detail=f"format={fmt}")
+        redacted = "" if silence is None else f" redacted={len(silence)}"
+        self._log.record(principal, verb, recording_id, detail=f"format={fmt}{redacted}")
         if fmt == "ogg":
             return PlaybackAudio(
                 recording_id, CONTENT_TYPES[fmt], reader.plaintext_size, f"{recording_id}.ogg", reader
@@ -212,9 +247,12 @@ class PlaybackService:
             layout = wav_layout(reader.read(0, min(size, 8192)), reader.read(max(0, size - _TAIL), size))
         except ValueError as exc:
             raise IntegrityError(f"recording {recording_id} archive cannot be decoded: {exc}") from None
-        return PlaybackAudio(
-            recording_id, CONTENT_TYPES[fmt], layout.size, f"{recording_id}.wav", _WavSource(reader, layout)
-        )
+        source: _RangeSource = _WavSource(reader, layout)
+        if silence is not None:
+            ranges = sample_ranges(silence, layout.sample_rate, layout.samples, SILENCE_PAD_S)
+            source = _SilencedSource(_WavSource(reader, layout), ranges)
+        name = f"{recording_id}{'-redacted' if silence is not None else ''}.wav"
+        return PlaybackAudio(recording_id, CONTENT_TYPES[fmt], layout.size, name, source)
 
     def open_span(self, recording: Recording, start: float, end: float) -> PlaybackAudio:
         """WAV of ``start``..``end`` seconds of a sealed recording, cut while it is decoded

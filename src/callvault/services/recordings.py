@@ -58,6 +58,8 @@ from callvault.services.events import EventBus
 from callvault.services.manifest import build_manifest, build_manifest_with, iso
 from callvault.services.phone import mask_number
 from callvault.services.seal_log import SealLog
+from callvault.services.transcript_index import forget_indexed
+from callvault.services.transcripts import forget_transcripts
 from callvault.storage.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
@@ -365,7 +367,9 @@ class RecordingService:
             ensure_not_held(session, recording_id)  # 409 naming the hold, for every role
             recording.wrapped_key = None
             recording.key_destroyed_at = datetime.now(UTC)
+            forget_indexed(session, [recording_id])  # the search index's words go with the audio
             object_key = recording.object_key
+            forget_transcripts(session, [recording_id])  # sealed under the key just forgotten
             self._sign(session, recording)
         if object_key:
             try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement, Select, exists, func, select
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from callvault.db.models import (
     Team,
     User,
 )
-from callvault.errors import InvalidInput, NotFound
+from callvault.errors import InvalidInput, NotFound, PermissionDenied
 from callvault.services.access import Action, Principal, Scope, allowed, check_recording, recording_scope
 from callvault.services.audit import AccessLog
 from callvault.services.consent import consent_parties
@@ -35,8 +35,12 @@ from callvault.services.consent_requirements import REQUIREMENTS
 from callvault.services.deletion import tombstone
 from callvault.services.directory import AgentDirectory
 from callvault.services.disclosure_report import disclosure_condition, disclosure_view, disclosure_views
+from callvault.services.insight_store import insight_conditions, insight_view, validate_insight_filters
 from callvault.services.manifest import iso
 from callvault.services.phone import normalise_number
+from callvault.services.transcript_index import TranscriptIndex
+from callvault.speech.text_search import TextQuery, parse_query
+from callvault.speech.transcript import SPEAKERS, Speaker
 
 # not_recorded / not_kept: calls catalogued without audio by a recording rule (services/recording_rules.py).
 STATUSES = ("recording", "complete", "incomplete", "interrupted", "deleted", "not_recorded", "not_kept")
@@ -68,6 +72,19 @@ class RecordingQuery:
     disclosure: str | None = None  # verified | missing | not_required
     consent_requirement: str | None = None  # one_party | all_party_notification | explicit_consent
     consent_state: str | None = None  # unknown | notified | consented | objected
+    # Speech analytics (services/insight_store.py): talk metrics, customer sentiment, a category hit.
+    min_overtalk: float | None = None
+    max_overtalk: float | None = None
+    min_silence: float | None = None
+    max_silence: float | None = None
+    min_hold: float | None = None
+    min_talk_ratio: float | None = None
+    max_talk_ratio: float | None = None
+    min_monologue: float | None = None
+    sentiment: str | None = None  # positive | neutral | negative (the customer's, over the call)
+    category: str | None = None
+    text: str | None = None  # words and "quoted phrases" said in the call (transcript search)
+    speaker: str | None = None  # agent | customer: who said them
     limit: int = 50
     offset: int = 0
     sort: str = "-started_at"
@@ -93,6 +110,20 @@ class RecordingQuery:
             raise InvalidInput(f"consent_state must be one of {', '.join(CONSENT_STATES)}")
         if self.started_from and self.started_to and self.started_from > self.started_to:
             raise InvalidInput("'from' is after 'to'")
+        validate_insight_filters(vars(self))
+        if self.speaker is not None and self.speaker not in SPEAKERS:
+            raise InvalidInput(f"speaker must be one of {', '.join(SPEAKERS)}")
+        if self.speaker is not None and not self.text:
+            raise InvalidInput("speaker narrows a text search: give text as well")
+
+    def text_query(self) -> TextQuery | None:
+        """The parsed ``text``, or None without one; InvalidInput says what is wrong with it."""
+        if not self.text:
+            return None
+        try:
+            return parse_query(self.text)
+        except ValueError as exc:
+            raise InvalidInput(f"text: {exc}") from None
 
     def describe(self) -> str:
         parts = [
@@ -118,12 +149,18 @@ def _aware(value: datetime) -> datetime:
 
 class RecordingCatalog:
     def __init__(
-        self, catalog: Catalog, directory: AgentDirectory, access_log: AccessLog, region: str
+        self,
+        catalog: Catalog,
+        directory: AgentDirectory,
+        access_log: AccessLog,
+        region: str,
+        transcripts: TranscriptIndex | None = None,
     ) -> None:
         self._catalog = catalog
         self._directory = directory
         self._log = access_log
         self._region = region
+        self._transcripts = transcripts or TranscriptIndex(catalog)
 
     def search(self, principal: Principal, query: RecordingQuery) -> Page:
         query.validate()
@@ -161,12 +198,22 @@ class RecordingCatalog:
             conditions.append(Recording.duration_seconds <= query.max_duration)
         if query.tag:
             conditions.append(self._tag_condition(query.tag))
+        conditions.extend(insight_conditions(vars(query)))
         if query.call_id:
             conditions.append(
                 Recording.call_id.in_(
                     select(CallIdentifier.call_id).where(CallIdentifier.value == query.call_id)
                 )
             )
+        said = query.text_query()
+        speaker = cast(Speaker | None, query.speaker)
+        if said is not None:
+            # What was said is the call's content: searched only where the caller may listen
+            # (an auditor, who sees catalogue facts but no audio, is refused).
+            if allowed(principal, Action.RECORDING_PLAY) is None:
+                raise PermissionDenied("searching what was said needs a role that may listen to recordings")
+            conditions.append(recording_scope(principal, Action.RECORDING_PLAY))
+            conditions.append(self._transcripts.condition(said, speaker))
         column = SORTS[query.sort.lstrip("-")]
         # The id breaks ties in the same direction as the sort column: every search index
         # ends in (column, id), so the database reads pages in index order, never sorts them.
@@ -178,6 +225,11 @@ class RecordingCatalog:
                 select(Recording).where(*conditions).order_by(*order).limit(query.limit).offset(query.offset)
             ).all()
             items = self._summaries(session, list(rows))
+            if said is not None:
+                # The times of the matching words, so a player can start there.
+                hits = self._transcripts.matches(session, [item["id"] for item in items], said, speaker)
+                for item in items:
+                    item["matches"] = hits.get(item["id"], [])
         self._log.record(principal, "search", detail=query.describe())
         return Page(items=items, total=total, limit=query.limit, offset=query.offset)
 
@@ -315,6 +367,7 @@ class RecordingCatalog:
                     {"kind": e.kind, "offset_seconds": e.offset_seconds, "data": e.data}
                     for e in sorted(r.events, key=lambda e: e.offset_seconds)
                 ],
+                "analytics": insight_view(session, r.id),
             }
         )
         return detail

@@ -33,6 +33,7 @@ from callvault.services.audit import AccessLog
 from callvault.services.login_throttle import LoginThrottle, ThrottlePolicy
 from callvault.services.passwords import MAX_PASSWORD_LENGTH, check_password
 from callvault.services.phone import identity_keys
+from callvault.services.user_edit import UserEdit, apply_edit
 from callvault.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -394,6 +395,22 @@ class UserService:
                 detail = f"user={username} must_record={'true' if must_record else 'false'}"
                 self._log.record_in(session, actor, "user_must_record", detail=detail)
             return _info(user)
+
+    def update_user(self, actor: Principal, username: str, edit: UserEdit) -> UserInfo:
+        """Change the role, team and SIP identities of ``username`` (see :mod:`.user_edit`); audited
+        as ``user_update`` with what changed, nothing stored when any part is refused."""
+        require(actor, Action.USER_MANAGE)
+        with self._catalog.write() as session:
+            user = self._user(session, username)
+            outcome = apply_edit(session, actor, user, edit, self._region)
+            session.flush()
+            if outcome.changes:
+                detail = f"user={username} " + " ".join(outcome.changes)
+                self._log.record_in(session, actor, "user_update", detail=detail)
+            info = _info(user)
+        if outcome.moved_identities and self._on_identities_added is not None:
+            self._on_identities_added(outcome.moved_identities)
+        return info
 
     def list_users(self, actor: Principal) -> list[UserInfo]:
         require(actor, Action.USER_MANAGE)

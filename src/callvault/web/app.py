@@ -25,6 +25,8 @@ from callvault.services.context import ServiceContext
 from callvault.services.web_sessions import WebSessions
 from callvault.web import (
     pages_admin,
+    pages_admin_health,
+    pages_admin_users,
     pages_auth,
     pages_live,
     pages_qa,
@@ -62,6 +64,8 @@ def create_app(
     app.include_router(pages_recordings.router)
     app.include_router(pages_live.router)
     app.include_router(pages_admin.router)
+    app.include_router(pages_admin_users.router)
+    app.include_router(pages_admin_health.router)
     app.include_router(pages_qa.router)
     app.include_router(pages_qa_library.router)
     app.include_router(pages_qa_calibration.router)

@@ -1,5 +1,9 @@
 """``/admin`` (users, teams, roles, SIP identities, API tokens, key rotation, health) and ``/audit``.
 
+The overview lists the users (each with an edit page: role, team, SIP
+identities), the tokens of one user, and links to key rotation (with a
+confirmation page) and the system health page.
+
 Each action is a form posted with the session's CSRF token to the same
 service call the API and CLI make (so it is authorised and audited there);
 the page then shows what happened. A token issued here is shown once.
@@ -41,7 +45,8 @@ def _admin_page(request: Request, caller: Principal, status_code: int = 200, **v
     health_extra = request.app.state.health_extra
     health = {"version": __version__, "catalog": "ok" if ctx.catalog.ping() else "unreachable"}
     if health_extra:
-        health.update({k: str(v) for k, v in health_extra().items()})
+        # The overview shows the flat figures; the health page shows the rest.
+        health.update({k: str(v) for k, v in health_extra().items() if not isinstance(v, dict | list)})
     return page(
         request,
         "admin.html",
@@ -61,13 +66,15 @@ def _admin_page(request: Request, caller: Principal, status_code: int = 200, **v
 @router.get("/admin")
 def admin(request: Request, caller: Caller) -> Response:
     require(caller, Action.USER_MANAGE)
-    return _admin_page(request, caller)
+    saved = request.query_params.get("saved", "")[:120]
+    return _admin_page(request, caller, notice=f"User {saved} saved." if saved else "")
 
 
 @router.post("/admin")
 async def admin_action(request: Request, caller: Caller) -> Response:
     """One form per action (``action`` field): create_user, disable, enable, issue_token,
-    revoke_token, rotate_keys."""
+    revoke_token. Editing a user, rotating keys (asked first) and system health have
+    their own pages (:mod:`.pages_admin_users`, :mod:`.pages_admin_health`)."""
     require(caller, Action.USER_MANAGE)
     form = await read_form(request)
     check_csrf(request, field(form, "csrf"))
@@ -104,9 +111,6 @@ async def admin_action(request: Request, caller: Caller) -> Response:
                 raise InvalidInput("token_id: choose a token to revoke")
             await run_in_threadpool(ctx.users.revoke_user_token, caller, username, int(token_id))
             notice = f"Token {token_id} of {username} revoked."
-        elif action == "rotate_keys":
-            rotation = await run_in_threadpool(ctx.key_rotation.rotate, caller)
-            notice = f"New key {rotation.new_kek_id}; {rotation.rewrapped} data keys re-wrapped."
         else:
             raise InvalidInput(f"unknown action {action[:40]!r}")
     except ValueError:

@@ -1,7 +1,8 @@
 """``/live``: the calls being recorded now, refreshed by server-sent events, and the recorder's health.
 
-The event stream sends the viewer's live calls every second and the health
-every ten; it re-checks the session every minute and ends when the session
+The event stream sends the viewer's live calls (with each stream's packet
+loss so far) every second and the health (SIP per transport, finalisation
+backlog, storage) every five; it re-checks the session every minute and ends when the session
 has (the page then shows that it stopped and offers to sign in again).
 """
 
@@ -26,16 +27,16 @@ from callvault.web.session import SignInRequired, web_principal
 router = APIRouter(include_in_schema=False)
 Caller = Annotated[Principal, Depends(web_principal)]
 TICK_SECONDS = 1.0
-HEALTH_EVERY = 10
+HEALTH_EVERY = 5
 SESSION_CHECK_EVERY = 60
 
 
 def _health(request: Request) -> dict[str, Any]:
     ctx: ServiceContext = request.app.state.ctx
     calls: CallControl = request.app.state.calls
-    extra = request.app.state.health_extra
-    sip = bool(extra and extra().get("sip") == "listening")
-    return recorder_health(ctx, sip, len(calls.live_sessions()))
+    health_extra = request.app.state.health_extra
+    extra = dict(health_extra()) if health_extra else {}
+    return recorder_health(ctx, extra.get("sip") == "listening", len(calls.live_sessions()), extra)
 
 
 @router.get("/live")

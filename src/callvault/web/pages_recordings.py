@@ -87,12 +87,16 @@ def recording_page(recording_id: str, request: Request, caller: Caller) -> Respo
     detail = ctx.search.get(caller, recording_id)
     comments = ctx.comments.list(caller, recording_id)
     playable = may(caller, Action.RECORDING_PLAY) and detail["status"] not in ("recording", "deleted")
+    # The redacted words of the search index (search.get checked the scope above); what was
+    # said is content, shown to roles that may listen.
+    turns = ctx.transcript_index.turns(recording_id) if may(caller, Action.RECORDING_PLAY) else []
     return page(
         request,
         "recording.html",
         r=detail,
         comments=comments,
         timeline=_timeline(detail),
+        turns=turns,
         playable=playable and detail.get("tombstone") is None and bool(detail.get("audio_size")),
         may_download=may(caller, Action.RECORDING_DOWNLOAD),
         may_verify=may(caller, Action.INTEGRITY_VERIFY),

@@ -16,9 +16,10 @@ from starlette.datastructures import QueryParams
 from callvault.errors import InvalidInput
 from callvault.services.search import MAX_DURATION, MAX_OFFSET, SORTS, STATUSES, RecordingQuery
 
-TEXT_FIELDS = ("agent", "team", "customer", "queue", "tag", "call_id")
+TEXT_FIELDS = ("agent", "team", "customer", "queue", "tag", "call_id", "text")
 CHOICES = {
     "direction": ("inbound", "outbound"),
+    "speaker": ("agent", "customer"),
     "status": STATUSES,
     "disclosure": ("verified", "missing", "not_required"),
 }
@@ -95,6 +96,8 @@ def read_search(params: QueryParams) -> SearchForm:
         call_id=values["call_id"] or None,
         status=values["status"] or None,
         disclosure=values["disclosure"] or None,
+        text=values["text"] or None,
+        speaker=values["speaker"] or None,
         limit=_whole("limit", values["limit"], 50, 1, 500),
         offset=_whole("offset", values["offset"], 0, 0, MAX_OFFSET),
         sort=values["sort"] or "-started_at",

@@ -8,12 +8,14 @@ idempotent: a job whose worker died is run again.
 from __future__ import annotations
 
 from callvault.jobs.port import JobHandler
-from callvault.runtime.jobs import selftest
+from callvault.runtime.jobs import analyse, selftest, transcribe
 from callvault.services.context import ServiceContext
 
 
 def job_handlers(ctx: ServiceContext) -> dict[str, JobHandler]:
     """Every job kind this build can run, bound to ``ctx``."""
     handlers: dict[str, JobHandler] = {}
+    handlers[transcribe.KIND] = transcribe.transcribe_handler(ctx)
+    handlers[analyse.KIND] = analyse.analyse_handler(ctx)
     handlers[selftest.KIND] = selftest.selftest_handler(ctx)  # built-in diagnostic
     return handlers

@@ -72,6 +72,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from callvault.rtp.live_loss import LiveLoss
 from callvault.rtp.stats import DROPPED_EVENT, SOURCE_EVENT, WITHHELD_EVENT
 from callvault.runtime.media.digit_watch import DigitSpan, DigitWatch, scan_many
 from callvault.runtime.media.journal_backlog import BACKLOG_SECONDS, Batch, JournalBacklog
@@ -134,6 +135,11 @@ class Capture(Protocol):
         """Storage failures of a closed session not written to its journal (see :mod:`.journal_backlog`)."""
         ...
 
+    def live_loss(self, key: str) -> dict[int, dict[str, int]]:
+        """Received, expected and lost packets of an open session's streams so far, by stream index
+        (see :mod:`callvault.rtp.live_loss`); empty where capture does not measure them."""
+        ...
+
 
 @dataclass(eq=False)
 class CaptureStream:
@@ -149,6 +155,7 @@ class CaptureStream:
     journalled: bool = False  # some of its packets reached the journal
     watch: DigitWatch | None = None  # keypad digits looked for (PCI pause; see .withholding)
     held: int = 0  # packets left at the head of ``buffer`` by the last flush's hold-back (scanned)
+    loss: LiveLoss = field(default_factory=LiveLoss)  # two sequence numbers read per flush
 
 
 @dataclass(eq=False)
@@ -356,6 +363,13 @@ class CaptureLoop:
 
     def take_losses(self, key: str) -> list[dict[str, Any]]:
         return self._losses.pop(key, [])
+
+    def live_loss(self, key: str) -> dict[int, dict[str, int]]:
+        # Read from another thread: a snapshot of plain ints, written only by this loop's flushes.
+        session = self._sessions.get(key)
+        if session is None:
+            return {}
+        return {stream.index: stream.loss.figures() for stream in list(session.streams)}
 
     def _wake(self) -> None:
         try:
@@ -587,6 +601,8 @@ class CaptureLoop:
                     cut -= 2
             if stream.watch is not None and size > 2 * held:
                 scans.append((stream.watch, buffer[2 * held :: 2], buffer[2 * held + 1 :: 2]))
+            if size > 2 * held:  # the new packets' first and last sequence numbers (live loss)
+                stream.loss.add(buffer[2 * held + 1], buffer[size - 1], (size >> 1) - held)
             rest: list[Any] = []
             if cut < size:
                 rest = buffer[cut:]

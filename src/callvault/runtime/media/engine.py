@@ -126,6 +126,7 @@ class MediaEngine:
         self.unrecorded = UnrecordedCalls(float(settings.rtp_timeout))
         self.keep_gate = KeepGate(float(settings.on_demand_keep_seconds))
         self._after_call = after_call
+        self._finalising = 0  # sessions ended and not sealed yet (as the backlog gauge, per engine)
 
     # -- life cycle --------------------------------------------------------
 
@@ -244,6 +245,24 @@ class MediaEngine:
         if self.disk.low:
             body["degraded"] = [f"new calls refused: {self.disk.low}"]
         return body
+
+    @property
+    def finalise_backlog(self) -> int:
+        """Recordings ended but not sealed yet: rendering, sealing, or a seal to retry."""
+        return self._finalising + self.recovery.in_progress + len(self.sealer.unsealed)
+
+    def workers(self) -> dict[str, Any]:
+        """The engine's workers for the health page: capture processes, render workers and their queue."""
+        return {
+            "capture_workers": self.settings.media_workers,
+            "render_workers": self.pool.workers,
+            "render_jobs_waiting": self.admission.pending_jobs,
+            "render_wait_seconds": round(self.admission.backlog(), 1),
+        }
+
+    def live_loss(self, recording_id: str) -> dict[int, dict[str, int]]:
+        """Packets received, expected and lost so far per stream index of a live call (see capture)."""
+        return {} if self._capture is None else self._capture.live_loss(recording_id)
 
     def session(self, recording_id: str) -> MediaSession | None:
         return self._sessions.get(recording_id)
@@ -476,6 +495,7 @@ class MediaEngine:
         ended_at = self._clock()
         self.silencer.close(recording_id, ended_at)
         metrics.FINALISE_BACKLOG.inc()
+        self._finalising += 1
         self.schedule.hang_up(recording_id)
         loop = asyncio.get_running_loop()
         flushed: asyncio.Future[int] = loop.create_future()
@@ -524,6 +544,7 @@ class MediaEngine:
                 await self._called(session.recording_id)
         finally:
             metrics.FINALISE_BACKLOG.dec()
+            self._finalising -= 1
 
     # -- journals written by passive capture (see runtime/passive) --------------
 
@@ -538,11 +559,13 @@ class MediaEngine:
 
     async def _seal_journal(self, journal: Path, key: bytes, ended_at: float, status: FinalStatus) -> bool:
         metrics.FINALISE_BACKLOG.inc()
+        self._finalising += 1
         try:
             rendered = await self.schedule.render_whole(journal, key, ended_at)
             return await self.sealer.seal(journal, rendered, status)
         finally:
             metrics.FINALISE_BACKLOG.dec()
+            self._finalising -= 1
 
     # -- every second ----------------------------------------------------------
 

@@ -38,6 +38,7 @@ class Recovery:
         self._recordings = recordings
         # Journals whose key could not be unwrapped: at most one entry per journal on disk.
         self.unreadable: list[Path] = []
+        self.in_progress = 0  # journals being rendered and sealed now (the finalise backlog)
 
     async def run(
         self,
@@ -72,6 +73,7 @@ class Recovery:
 
     async def _recover(self, path: Path, schedule: RenderSchedule, sealer: Sealer) -> None:
         metrics.FINALISE_BACKLOG.inc()
+        self.in_progress += 1
         try:
             key = await asyncio.to_thread(self.unwrap_key, path)
             if key is None:
@@ -84,6 +86,7 @@ class Recovery:
             await sealer.seal(path, rendered, "interrupted")
         finally:
             metrics.FINALISE_BACKLOG.dec()
+            self.in_progress -= 1
 
     def unwrap_key(self, path: Path) -> bytes | None:
         """The raw key of a journal on disk, or None (reported) when it cannot be had; the journal stays."""

@@ -64,6 +64,10 @@ class RenderPool:
         self._admission = admission
 
     @property
+    def workers(self) -> int:
+        return len(self._executors)
+
+    @property
     def pinned(self) -> int:
         """Recordings pinned to a worker now (open calls and those finishing)."""
         return len(self._pinned)

@@ -322,6 +322,10 @@ class CapturePool:
         with self._lock:
             return self._losses.pop(key, [])
 
+    def live_loss(self, key: str) -> dict[int, dict[str, int]]:
+        """Not measured: the workers report only on commands (the live page shows no figure)."""
+        return {}
+
     def call(self, command: Callable[[], None]) -> None:
         """Run ``command`` once every worker has carried out all commands sent before it."""
         with self._lock:

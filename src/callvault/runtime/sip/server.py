@@ -190,6 +190,20 @@ class SiprecServer:
     def use_uvloop() -> bool:
         return install_uvloop()
 
+    def listening(self) -> dict[str, str]:
+        """Each SIP transport's state for the health pages: ``listening on <port>``, ``closed``,
+        or ``not configured`` (TLS without a certificate)."""
+        udp = self._udp is not None and not self._udp.is_closing()
+        states = {
+            "udp": f"listening on {self.udp_port}" if udp else "closed",
+            "tcp": f"listening on {self.tcp_port}" if self._tcp and self._tcp.is_serving() else "closed",
+        }
+        if self._tls is None:
+            states["tls"] = "not configured"
+        else:
+            states["tls"] = f"listening on {self.tls_port}" if self._tls.is_serving() else "closed"
+        return states
+
     @property
     def active_calls(self) -> int:
         return len(self._core.calls)

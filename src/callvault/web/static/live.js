@@ -13,6 +13,32 @@ function clock(seconds) {
 
 function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
 
+function lossCell(streams) {
+  const td = document.createElement("td");
+  td.className = "loss";
+  streams.forEach((s, i) => {
+    const span = document.createElement("span");
+    span.dataset.stream = s.label;
+    for (const key of ["received", "expected", "lost"]) span.dataset[key] = s[key] === null ? "" : String(s[key]);
+    span.textContent = s.expected === null ? `${s.label}: not measured`
+      : `${s.label}: ${s.lost} of ${s.expected} lost (${s.loss_percent ?? 0} %)`;
+    if (i) td.append(document.createElement("br"));
+    td.append(span);
+  });
+  return td;
+}
+
+function transports(states) {
+  const entries = Object.entries(states || {});
+  if (!entries.length) return [document.createTextNode("none")];
+  return entries.flatMap(([name, state], i) => {
+    const span = document.createElement("span");
+    span.dataset.transport = name;
+    span.textContent = `${name.toUpperCase()} ${state}`;
+    return i ? [document.createTextNode("; "), span] : [span];
+  });
+}
+
 function render() {
   const elapsed = (performance.now() - received) / 1000;
   table.replaceChildren(...calls.map((c) => {
@@ -22,7 +48,7 @@ function render() {
     const started = c.started_at ? c.started_at.replace("T", " ").replace("Z", " UTC").slice(0, 23) : "–";
     const duration = cell(clock(c.seconds + elapsed));
     duration.className = "num";
-    tr.append(cell(c.agent || "–"), cell(c.customer || "–"), cell(c.direction || "–"), cell(started), duration, cell(streams));
+    tr.append(cell(c.agent || "–"), cell(c.customer || "–"), cell(c.direction || "–"), cell(started), duration, cell(streams), lossCell(c.streams));
     return tr;
   }));
   none.hidden = calls.length > 0;
@@ -37,6 +63,7 @@ source.addEventListener("health", (event) => {
     const value = health[dd.dataset.key];
     if (dd.dataset.key === "storage_used_bytes") dd.textContent = `${(value / 1048576).toFixed(1)} MB`;
     else if (dd.dataset.key === "disk_free_bytes") dd.textContent = `${(value / 1073741824).toFixed(1)} GB`;
+    else if (dd.dataset.key === "sip_transports") dd.replaceChildren(...transports(value));
     else if (dd.dataset.key === "days_left") dd.textContent = value === null ? "no calls this week" : String(value);
     else dd.textContent = String(value);
   }

@@ -12,6 +12,8 @@ const errorBox = document.getElementById("player-error");
 const SPEEDS = ["0.75", "1", "1.25", "1.5", "2"];
 const SILENCE_LEVEL = 40; // of 255 on the 60 dB scale: about -50 dBFS
 const COLORS = [["#1f4e99", "#9db3d9"], ["#8a3b12", "#d9b29d"]];
+const turns = [...document.querySelectorAll("#turns li.turn")];
+let currentTurn = null;
 let peaks = null; // {duration, bucket_seconds, lanes: [[0..255]]}
 let frame = 0;
 
@@ -57,6 +59,25 @@ function draw() {
     canvas.setAttribute("aria-valuetext", clock(now));
   });
   timeLabel.textContent = `${clock(now)} / ${clock(total)}`;
+  markTurn(now);
+}
+
+// The transcript turn being heard is highlighted (and kept in view while playing).
+function markTurn(now) {
+  const turn = turns.find((li) => Number(li.dataset.start) <= now && now < Number(li.dataset.end) + 0.5) || null;
+  if (turn === currentTurn) return;
+  if (currentTurn) currentTurn.classList.remove("current");
+  if (turn) {
+    turn.classList.add("current");
+    if (!audio.paused) turn.scrollIntoView({ block: "nearest" });
+  }
+  currentTurn = turn;
+}
+
+// A link to a moment of the call (search hits: /recordings/{id}#t=12.40) starts there.
+function startFromLink() {
+  const match = /^#t=(\d{1,7}(?:\.\d{1,3})?)$/.exec(window.location.hash);
+  if (match) seek(Number(match[1]));
 }
 
 function isSilent(at) {
@@ -161,3 +182,5 @@ async function loadPeaks() {
   draw();
 }
 loadPeaks();
+startFromLink();
+window.addEventListener("hashchange", startFromLink);

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "jobs_0006"
-down_revision = "web_0005"
+down_revision = "insight_0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,40 @@
+"""The transcript search index: per recording and speaker, redacted tokens and word times.
+
+Created by migration ``search_0006``. The ORM sees the plain table; each
+database adds its own full-text structure beside it, which only
+:mod:`callvault.services.transcript_index` queries:
+
+- SQLite: ``transcript_fts``, an FTS5 table with external content (this table's
+  ``tokens``), kept in step by triggers on insert, update and delete;
+- PostgreSQL: a generated ``tsv`` column (``to_tsvector('simple', tokens)``) with
+  a GIN index.
+
+Transcripts are encrypted at rest; this index is not, so it only ever holds the
+redacted text (see the service), and its rows go with the recording's audio.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callvault.db.models import Base
+
+
+class TranscriptIndexRow(Base):
+    """One side of one call: its searchable tokens and the times of its words."""
+
+    __tablename__ = "transcript_index"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[str] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
+    speaker: Mapped[str] = mapped_column(String(16))  # agent | customer
+    # speech.text_search.indexed_text of the redacted words: what the engines index.
+    tokens: Mapped[str] = mapped_column(Text)
+    # [[start, end, text], …] of the redacted words, to find where a query matched.
+    words: Mapped[list[list[Any]]] = mapped_column(JSON)
+    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("recording_id", "speaker", name="uq_transcript_index_side"),)

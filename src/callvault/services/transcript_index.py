@@ -1,0 +1,177 @@
+"""The transcript search index: one interface over SQLite FTS5 and PostgreSQL tsvector + GIN.
+
+What is indexed is the **redacted** transcript. Transcripts are encrypted at
+rest under each recording's data key; the index is plain catalog rows, so a
+card number or SSN indexed here would outlive the crypto-shred that destroys
+the audio. The ``redact`` function given at construction (the PII redaction of
+:mod:`callvault.speech.pii` where it is wired) is applied before anything is
+written, and rows are deleted in the same transaction that destroys the audio
+(:func:`forget_indexed`, called by deletion, erasure, retention and
+crypto-shred) and by the foreign key's cascade when a row is removed.
+
+Indexing is idempotent: a recording's rows are replaced whole, in one
+transaction that also checks the recording still has its audio.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import ColumnElement, delete, func, literal_column, select, text
+from sqlalchemy.orm import Session
+
+from callvault.db.catalog import Catalog
+from callvault.db.models import Recording
+from callvault.db.transcript_index_models import TranscriptIndexRow
+from callvault.services.events import DomainEvent, EventBus
+from callvault.speech.text_search import TextQuery, Unit, channel_units, find_matches, indexed_text
+from callvault.speech.transcript import SPEAKERS, ChannelTranscript, Segment, Speaker, Transcript, Turn, turns
+
+log = logging.getLogger(__name__)
+
+TRANSCRIPT_READY = "transcript.ready"
+Redact = Callable[[Transcript], Transcript]
+
+
+def index_as_transcribed(transcript: Transcript) -> Transcript:
+    """The redaction used where no PII redaction is wired: the transcript as it is."""
+    return transcript
+
+
+class TranscriptSource(Protocol):
+    """Where a finished transcript is read from (the transcription service)."""
+
+    def get(self, recording_pk: str) -> Transcript | None: ...
+
+
+class TranscriptIndex:
+    def __init__(self, catalog: Catalog, redact: Redact = index_as_transcribed) -> None:
+        self._catalog = catalog
+        self._redact = redact
+
+    def index(self, recording_id: str, transcript: Transcript) -> bool:
+        """Replace the recording's rows with ``transcript``'s (redacted); False if its audio is gone."""
+        redacted = self._redact(transcript)
+        rows = [
+            (speaker, units) for speaker in SPEAKERS if (units := channel_units(redacted.channel(speaker)))
+        ]
+        now = datetime.now(UTC)
+        with self._catalog.write() as session:
+            recording = session.scalars(
+                select(Recording).where(Recording.id == recording_id).with_for_update()
+            ).one_or_none()
+            if recording is None or recording.deleted_at is not None or recording.key_destroyed_at:
+                log.info("recording %s: not indexed, its audio is gone", recording_id)
+                return False
+            forget_indexed(session, [recording_id])
+            session.add_all(
+                TranscriptIndexRow(
+                    recording_id=recording_id,
+                    speaker=speaker,
+                    tokens=indexed_text(units),
+                    words=[[u.start, u.end, u.text] for u in units],
+                    indexed_at=now,
+                )
+                for speaker, units in rows
+            )
+        return True
+
+    def follow(self, events: EventBus, source: TranscriptSource) -> None:
+        """Index each transcript announced on ``events`` as ``transcript.ready``, read from ``source``."""
+        events.subscribe(TranscriptIndexing(self, source))
+
+    def condition(self, query: TextQuery, speaker: Speaker | None) -> ColumnElement[bool]:
+        """A condition on ``Recording.id``: one side of the call said every term of ``query``."""
+        sides = select(TranscriptIndexRow.recording_id).where(self._side_matches(query, speaker))
+        return Recording.id.in_(sides)
+
+    def matches(
+        self, session: Session, recording_ids: Iterable[str], query: TextQuery, speaker: Speaker | None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Where ``query`` matched in each recording: speaker, start, end, text, snippet; by time."""
+        rows = session.execute(
+            select(
+                TranscriptIndexRow.recording_id, TranscriptIndexRow.speaker, TranscriptIndexRow.words
+            ).where(
+                TranscriptIndexRow.recording_id.in_(list(recording_ids)), self._side_matches(query, speaker)
+            )
+        )
+        found: dict[str, list[dict[str, Any]]] = {}
+        for recording_id, side, words in rows:
+            units = [Unit(float(start), float(end), str(text_)) for start, end, text_ in words]
+            found.setdefault(recording_id, []).extend(
+                {"speaker": side, "start": m.start, "end": m.end, "text": m.text, "snippet": m.snippet}
+                for m in find_matches(units, query)
+            )
+        for hits in found.values():
+            hits.sort(key=lambda hit: (hit["start"], hit["speaker"]))
+        return found
+
+    def turns(self, recording_id: str) -> list[Turn]:
+        """The indexed (redacted) words of a recording as turns; the caller checked its scope."""
+        with self._catalog.read() as session:
+            rows = session.execute(
+                select(TranscriptIndexRow.speaker, TranscriptIndexRow.words).where(
+                    TranscriptIndexRow.recording_id == recording_id
+                )
+            ).all()
+        channels = tuple(
+            ChannelTranscript(cast(Speaker, speaker), _stretches(words))
+            for speaker, words in rows
+            if speaker in SPEAKERS
+        )
+        return turns(Transcript(channels, engine="index", model="redacted"))
+
+    def _side_matches(self, query: TextQuery, speaker: Speaker | None) -> ColumnElement[bool]:
+        if self._catalog.is_sqlite:
+            fts = text("SELECT rowid FROM transcript_fts WHERE transcript_fts MATCH :fts").bindparams(
+                fts=query.fts5()
+            )
+            condition: ColumnElement[bool] = TranscriptIndexRow.id.in_(fts)
+        else:
+            tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), query.tsquery())
+            condition = literal_column("transcript_index.tsv").op("@@")(tsquery)
+        if speaker is not None:
+            condition = condition & (TranscriptIndexRow.speaker == speaker)
+        return condition
+
+
+class TranscriptIndexing:
+    """The ``transcript.ready`` subscriber: indexes the announced recording's transcript."""
+
+    def __init__(self, index: TranscriptIndex, source: TranscriptSource) -> None:
+        self._index = index
+        self._source = source
+
+    def handle(self, event: DomainEvent) -> None:
+        if event.type != TRANSCRIPT_READY:
+            return
+        recording_id = str(event.data["recording_id"])
+        transcript = self._source.get(str(event.data.get("recording_pk", recording_id)))
+        if transcript is None:  # destroyed, or not readable here: nothing to index
+            return
+        self._index.index(recording_id, transcript)
+
+
+def _stretches(words: list[list[Any]], gap_s: float = 1.0) -> tuple[Segment, ...]:
+    """One side's indexed words as segments: a pause longer than ``gap_s`` starts the next."""
+    segments: list[Segment] = []
+    for start, end, said in words:
+        last = segments[-1] if segments else None
+        if last is not None and float(start) - last.end <= gap_s:
+            segments[-1] = Segment(last.start, max(last.end, float(end)), f"{last.text} {said}", ())
+        else:
+            segments.append(Segment(float(start), float(end), str(said), ()))
+    return tuple(segments)
+
+
+def forget_indexed(session: Session, recording_ids: list[str]) -> None:
+    """Delete the recordings' index rows in ``session``'s transaction (the FTS5 triggers follow)."""
+    if recording_ids:
+        session.execute(
+            delete(TranscriptIndexRow).where(TranscriptIndexRow.recording_id.in_(recording_ids)),
+            execution_options={"synchronize_session": False},
+        )
