@@ -72,6 +72,7 @@ def test_documented_commands_exist() -> None:
         ["jobs", "retry"],
         ["jobs", "cancel"],
         ["jobs", "selftest"],
+        ["analytics", "backfill"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

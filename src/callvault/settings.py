@@ -605,12 +605,6 @@ SETTINGS += (
 )
 
 
-def _name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", value):
-        raise ValueError("must be 1 to 100 letters, digits, '.', '-' or '_'")
-    return value
-
-
 def _transcription_device(value: str) -> str:
     if value not in {"cpu", "cuda"}:
         raise ValueError("must be cpu or cuda")
@@ -655,6 +649,12 @@ SETTINGS += (
         "Language spoken on calls; auto detects it per channel (multilingual models only).",
     ),
 )
+
+
+def _name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", value):
+        raise ValueError("must be 1 to 100 letters, digits, '.', '-' or '_'")
+    return value
 
 
 def _job_queue(value: str) -> str:

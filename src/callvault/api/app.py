@@ -108,8 +108,8 @@ def create_app(
     app.include_router(routes_rules.router, prefix="/api/v1")
     app.include_router(routes_qa.router, prefix="/api/v1")
     app.include_router(routes_qa_library.router, prefix="/api/v1")
-    app.include_router(routes_jobs.router, prefix="/api/v1")
     app.include_router(routes_analytics.router, prefix="/api/v1")
+    app.include_router(routes_jobs.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from callvault.cli import evidence_cmd
+from callvault.cli.analytics_cmd import analytics_app
 from callvault.cli.announcements import announcements_app
 from callvault.cli.assurance_cmd import assurance_app
 from callvault.cli.audit_cmd import audit_app
@@ -58,6 +59,7 @@ app.add_typer(consent_app, name="consent")
 app.add_typer(rules_app, name="rules")
 app.add_typer(qa_app, name="qa")
 register_jobs(app)  # callvault worker, callvault jobs
+app.add_typer(analytics_app, name="analytics")
 out = Console()
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}

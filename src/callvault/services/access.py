@@ -114,13 +114,13 @@ class Action(StrEnum):
     QA_COACH = "qa.coach"
     QA_LIBRARY = "qa.library"
     QA_CLIP_EXPORT = "qa.clip.export"
-    # Background jobs (transcription, analytics ...): see them, cancel and retry them.
-    JOB_VIEW = "job.view"
-    JOB_MANAGE = "job.manage"
     # Speech analytics: what was said is as sensitive as the audio it came from.
     TRANSCRIPT_READ = "transcript.read"
     # Hear and read personal data (card numbers, SSNs ...) found in a call; others get it redacted.
     TRANSCRIPT_ORIGINAL = "transcript.original"
+    # Background jobs (transcription, analytics ...): see them, cancel and retry them.
+    JOB_VIEW = "job.view"
+    JOB_MANAGE = "job.manage"
 
 
 class Scope(StrEnum):
