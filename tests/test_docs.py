@@ -67,6 +67,7 @@ def test_documented_commands_exist() -> None:
         ["qa", "forms"],
         ["qa", "sample"],
         ["qa", "scorecard"],
+        ["analytics", "backfill"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -109,6 +109,30 @@ def test_streaming_encryptor_enforces_declared_length(key: bytes) -> None:
         encryptor.update(b"")
 
 
+def test_each_complete_chunk_leaves_the_encryptor_at_once(key: bytes) -> None:
+    """A streaming writer holds at most one chunk: a chunk that is complete (and not the
+    last) is sealed by the update that completed it, not kept until more arrives."""
+    encryptor = ObjectEncryptor(key, OBJECT_ID, 3 * 100, chunk_size=100)
+    first = encryptor.update(bytes(100))
+    assert len(first) == HEADER_SIZE + 100 + TAG_SIZE
+    assert len(encryptor.update(bytes(100))) == 100 + TAG_SIZE
+    assert encryptor.update(bytes(100)) == b""  # the last chunk waits for finish() and its flag
+    assert len(encryptor.finish()) == 100 + TAG_SIZE
+
+
+def test_misuse_is_refused_with_its_exact_reason(key: bytes) -> None:
+    with pytest.raises(InvalidInput) as prefetch:
+        EncryptedObjectReader(
+            reader_over(encrypt_object(b"x", key, OBJECT_ID)), key, OBJECT_ID, prefetch_chunks=0
+        )
+    assert str(prefetch.value) == "prefetch_chunks must be at least 1"
+    encryptor = ObjectEncryptor(key, OBJECT_ID, 0)
+    encryptor.finish()
+    with pytest.raises(InvalidInput) as finished:
+        encryptor.update(b"")
+    assert str(finished.value) == "encryptor already finished"
+
+
 def test_wrong_key_size_is_rejected() -> None:
     with pytest.raises(InvalidInput, match="32 bytes"):
         encrypt_object(b"x", b"short", OBJECT_ID)

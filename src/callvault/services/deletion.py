@@ -38,6 +38,7 @@ from callvault.services.access import Principal
 from callvault.services.audit import AccessLog
 from callvault.services.deletion_guard import held_by
 from callvault.services.events import EventBus
+from callvault.services.insight_store import forget_insights
 from callvault.services.manifest import build_manifests, iso
 from callvault.services.seal_log import SealLog
 from callvault.services.transcript_index import forget_indexed
@@ -263,6 +264,7 @@ def _scrub(session: Session, recordings: list[Recording]) -> None:
     )
     # What was said: already unreadable without the data key, and not kept as ciphertext either.
     forget_transcripts(session, ids)
+    forget_insights(session, ids)  # what the transcript yielded: metrics, category hits, sentiment
     # The search index holds (redacted) words of the transcript destroyed with the audio.
     forget_indexed(session, ids)
 
