@@ -67,6 +67,12 @@ def test_documented_commands_exist() -> None:
         ["qa", "forms"],
         ["qa", "sample"],
         ["qa", "scorecard"],
+        ["worker"],
+        ["jobs", "list"],
+        ["jobs", "retry"],
+        ["jobs", "cancel"],
+        ["jobs", "selftest"],
+        ["analytics", "backfill"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from callvault.cli import evidence_cmd
+from callvault.cli.analytics_cmd import analytics_app
 from callvault.cli.announcements import announcements_app
 from callvault.cli.assurance_cmd import assurance_app
 from callvault.cli.audit_cmd import audit_app
@@ -21,6 +22,7 @@ from callvault.cli.common import cli_principal, err, handle_errors, print_json, 
 from callvault.cli.consent_cmd import consent_app
 from callvault.cli.demo_setup import ensure_demo_agent
 from callvault.cli.import_pcap import import_pcap
+from callvault.cli.jobs_cmd import register as register_jobs
 from callvault.cli.qa_cmd import qa_app
 from callvault.cli.recordings_table import recordings_table, resolve_id
 from callvault.cli.retention import (
@@ -56,6 +58,8 @@ app.add_typer(assurance_app, name="assurance")
 app.add_typer(consent_app, name="consent")
 app.add_typer(rules_app, name="rules")
 app.add_typer(qa_app, name="qa")
+register_jobs(app)  # callvault worker, callvault jobs
+app.add_typer(analytics_app, name="analytics")
 out = Console()
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga"}

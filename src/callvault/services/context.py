@@ -62,6 +62,7 @@ from callvault.services.search import RecordingCatalog
 from callvault.services.transcript_index import TranscriptIndex
 from callvault.services.transcript_view import TranscriptViews
 from callvault.services.transcription import TranscriptionService, transcriber_config
+from callvault.services.transcription_jobs import TranscribeOnSeal, job_state
 from callvault.services.transcripts import TranscriptStore
 from callvault.services.usage_monitor import UsageMonitor, UsagePolicy
 from callvault.services.users import UserService, account_policy
@@ -147,7 +148,6 @@ class ServiceContext:
 
     def close(self) -> None:
         self.jobs.close()
-        self.insights.close()
         self.waveforms.close()
         self.importer.close()
         self.seal_log.flush()
@@ -206,9 +206,13 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     transcripts = TranscriptStore(catalog, keys, events)
     events.subscribe(waveforms)
     phrase_categories = PhraseCategories(catalog, access_log)
-    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get)
+    jobs = open_job_queue(settings, catalog)
+    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get, jobs, access_log)
     events.subscribe(insights)
     transcript_index.follow(events, transcripts)  # each transcript.ready is indexed
+    jobs = open_job_queue(settings, catalog)
+    if settings.transcription_auto:
+        events.subscribe(TranscribeOnSeal(jobs))
     return ServiceContext(
         settings=settings,
         catalog=catalog,
@@ -291,11 +295,11 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         transcription=TranscriptionService(
             catalog, playback, transcripts, functools.partial(transcriber_config, settings)
         ),
-        transcript_views=TranscriptViews(catalog, transcripts, access_log),
+        transcript_views=TranscriptViews(catalog, transcripts, access_log, job_state(catalog)),
         redacted_audio=RedactedAudio(catalog, playback, transcripts),
         phrase_categories=phrase_categories,
         insights=insights,
-        jobs=open_job_queue(settings, catalog),
+        jobs=jobs,
         transcript_index=transcript_index,
     )
 

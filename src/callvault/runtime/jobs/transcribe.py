@@ -16,14 +16,10 @@ from callvault.asr.port import ModelUnavailable
 from callvault.jobs.port import JobFailed, JobHandler, Progress
 from callvault.services.context import ServiceContext
 from callvault.services.transcription import RecordingGone
+from callvault.services.transcription_jobs import KIND
 
-KIND = "transcribe"
+__all__ = ["KIND", "transcribe_handler"]
 _MAX_ID = 36
-
-
-def job_key(recording_id: str) -> str:
-    """The idempotency key: one transcription job per recording."""
-    return f"{KIND}:{recording_id}"
 
 
 def transcribe_handler(ctx: ServiceContext) -> JobHandler:
