@@ -651,6 +651,12 @@ SETTINGS += (
 )
 
 
+def _name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", value):
+        raise ValueError("must be 1 to 100 letters, digits, '.', '-' or '_'")
+    return value
+
+
 def _job_queue(value: str) -> str:
     lowered = value.strip().lower()
     if lowered not in {"embedded", "celery"}:
@@ -684,6 +690,12 @@ SETTINGS += (
         _broker_url,
         "",
         "Celery broker for CALLVAULT_JOB_QUEUE=celery: redis://host:6379/0 or amqp://user:pass@host:5672//.",
+    ),
+    Setting(
+        "celery_queue",
+        _name,
+        "callvault-jobs",
+        "Celery queue the jobs of this site go to (sites sharing a broker use different names).",
     ),
     Setting(
         "job_visibility_timeout",
@@ -796,6 +808,7 @@ class Settings:
     job_queue: str
     job_workers: int
     celery_broker_url: str
+    celery_queue: str
     job_visibility_timeout: int
     job_backoff_seconds: float
     job_backoff_max_seconds: int

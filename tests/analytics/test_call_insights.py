@@ -4,9 +4,6 @@ deleting the recording drops them."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -14,13 +11,16 @@ from sqlalchemy import select
 from callvault.db.insight_models import CategoryHit, RecordingInsight
 from callvault.db.models import RecordingEvent
 from callvault.errors import NotFound
+from callvault.jobs.port import JobFailed
+from callvault.runtime.jobs.handlers import job_handlers
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
 from callvault.services.search import RecordingQuery
 from callvault.speech.transcript import ChannelTranscript, Segment, Transcript, Word
-from tests.support.audio import stereo_wav, voice
+from tests.support.audio import mono_wav, stereo_wav, voice
 from tests.support.people import ADMIN
+from tests.support.vault_calls import seal_call
 
 RATE = 8000
 DURATION = 20.0
@@ -140,41 +140,65 @@ def test_categories_adherence_and_sentiment_are_stored_shown_and_searchable(ctx:
     assert found(min_hold=2.5, category="disclosure") == [rid]
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+class Unhurried:
+    """The Progress a worker hands a handler: never cancelled."""
+
+    def __call__(self, fraction: float) -> None:
+        self.fraction = fraction
+
+    def cancelled(self) -> bool:
+        return False
 
 
-def test_a_stored_transcript_is_analysed_on_its_own_and_deletion_drops_the_analytics(
-    ctx: ServiceContext,
-) -> None:
+def test_storing_a_transcript_enqueues_its_analysis_and_the_job_writes_it_once(ctx: ServiceContext) -> None:
     add_categories(ctx)
     rid = import_call(ctx)
     assert ctx.transcripts.store(rid, TRANSCRIPT, 13.0) is True  # publishes transcript.ready
+    (job,) = ctx.jobs.list(kind="analyse")
+    assert job.payload == {"recording_id": rid}
+    run = job_handlers(ctx)["analyse"]
+    run(job.payload, Unhurried())
+    run(job.payload, Unhurried())  # a retried job replaces its own output
+    with ctx.catalog.read() as session:
+        assert session.get(RecordingInsight, rid) is not None
+        hits = session.scalars(select(CategoryHit).where(CategoryHit.recording_id == rid)).all()
+        assert len(hits) == 3
 
-    def analysed() -> bool:
-        with ctx.catalog.read() as session:
-            return session.get(RecordingInsight, rid) is not None
-
-    wait_for(analysed)
     ctx.deletion.delete(Principal.system(), [rid], "erasure", "request 7")
-
-    def forgotten() -> bool:
-        with ctx.catalog.read() as session:
-            insight = session.get(RecordingInsight, rid)
-            hits = session.scalars(select(CategoryHit).where(CategoryHit.recording_id == rid)).all()
-            return insight is None and not hits
-
-    wait_for(forgotten)
-    with pytest.raises(NotFound):
-        ctx.insights.analyse(rid, TRANSCRIPT)  # deleted meanwhile: nothing is written
-    assert not analysed()
+    with ctx.catalog.read() as session:
+        assert session.get(RecordingInsight, rid) is None
+        assert session.scalars(select(CategoryHit).where(CategoryHit.recording_id == rid)).all() == []
+    with pytest.raises(JobFailed):
+        run(job.payload, Unhurried())  # deleted meanwhile: the job fails for good, nothing is written
+    with ctx.catalog.read() as session:
+        assert session.get(RecordingInsight, rid) is None
 
 
 def test_a_recording_without_a_transcript_cannot_be_analysed(ctx: ServiceContext) -> None:
     rid = import_call(ctx)
     with pytest.raises(NotFound, match="no transcript"):
         ctx.insights.analyse_recording(rid)
+
+
+def test_destroying_the_audio_drops_the_analytics_in_the_same_transaction(ctx: ServiceContext) -> None:
+    add_categories(ctx)
+    rid = import_call(ctx)
+    ctx.insights.analyse(rid, TRANSCRIPT)
+    assert ctx.playback.destroy_audio(Principal.system(), rid, "erasure request") is True
+    with ctx.catalog.read() as session:
+        assert session.get(RecordingInsight, rid) is None
+        assert session.scalars(select(CategoryHit).where(CategoryHit.recording_id == rid)).all() == []
+
+
+def test_without_per_side_audio_the_word_times_give_the_activity(ctx: ServiceContext) -> None:
+    mixed = lane(AGENT, 120.0, 1) // 2 + lane(CUSTOMER, 210.0, 7) // 2
+    mono = ctx.importer.import_file(ADMIN, mono_wav(mixed, RATE), ImportRequest(filename="mono.wav"))
+    undecodable = seal_call(ctx)  # an archive of random bytes: its peaks cannot be computed
+    for rid in (mono.recording_id, undecodable):
+        metrics = ctx.insights.analyse(rid, TRANSCRIPT)
+        # the words are spread evenly over each spoken interval, so the intervals come back
+        assert metrics.agent_talk_s == pytest.approx(6.5, abs=0.5)
+        assert metrics.overtalk_s == pytest.approx(0.5, abs=0.3)
+        with ctx.catalog.read() as session:
+            row = session.get(RecordingInsight, rid)
+            assert row is not None and row.activity_source == "transcript"

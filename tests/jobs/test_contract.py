@@ -8,8 +8,13 @@ watches the catalog.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,17 +22,23 @@ from sqlalchemy import select
 
 from callvault.db.job_models import JobRow
 from callvault.jobs.port import JobFailed, Progress
+from callvault.runtime.jobs.selftest import selftest_dir
 from callvault.services.context import ServiceContext
-from tests.jobs.harness import Harness, embedded_harness, failing, recorder
-from tests.support.processes import wait_for
+from tests.jobs.harness import Harness, celery_harness, embedded_harness, failing, recorder
+from tests.support.processes import callvault_command, print_log, wait_for
 
-BACKENDS = ["embedded"]
+BACKENDS = ["embedded", "celery-redis", "celery-rabbitmq"]
 
 
 @pytest.fixture(params=BACKENDS)
 def harness(request: pytest.FixtureRequest, ctx: ServiceContext) -> Iterator[Harness]:
-    with embedded_harness(ctx) as made:
-        yield made
+    backend: str = request.param
+    if backend == "embedded":
+        with embedded_harness(ctx) as made:
+            yield made
+    else:
+        with celery_harness(ctx, backend.removeprefix("celery-")) as made:
+            yield made
 
 
 def _state(harness: Harness, job_id: int) -> str:
@@ -272,3 +283,59 @@ def _seconds(value: float) -> Any:
     from datetime import timedelta
 
     return timedelta(seconds=value)
+
+
+def test_a_worker_killed_mid_job_loses_nothing_and_the_output_is_written_once(
+    harness: Harness, ctx: ServiceContext, tmp_path: Path
+) -> None:
+    """`callvault worker` processes on the real clock: kill -9 the one running the job; the
+    next one runs it again once its lease has run out, and it completes once."""
+    queue = harness.real_clock_queue()
+    job = queue.enqueue("selftest", {"token": "killed", "hold_first_s": 300})
+    ran, done = (selftest_dir(ctx.settings.data_dir) / f"killed.{suffix}" for suffix in ("attempts", "done"))
+    env = {
+        "CALLVAULT_DATA_DIR": str(ctx.settings.data_dir),
+        "CALLVAULT_DATABASE_URL": ctx.settings.database_url,
+        "CALLVAULT_JOB_VISIBILITY_TIMEOUT": "2",
+        "CALLVAULT_LOG_LEVEL": "info",
+        **harness.worker_env(),
+    }
+    with _worker(env, tmp_path / "first.log") as first:
+        wait_for(lambda: _lines(ran) == 1 and _state(harness, job.id) == "running", 60, "the job to start")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+    assert not done.exists()
+    with _worker(env, tmp_path / "second.log"):
+        wait_for(lambda: _state(harness, job.id) == "succeeded", 90, "the job to be retried and complete")
+    finished = queue.get(job.id)
+    assert finished is not None and finished.attempts == 2 and finished.error is None
+    assert _lines(ran) == 2 and _lines(done) == 1
+
+
+@contextmanager
+def _worker(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*callvault_command(), "worker", "--pool", "solo", "--concurrency", "1"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill -9 takes all of it
+        )
+        try:
+            yield process
+        except BaseException:
+            print_log(log_path, "worker")
+            raise
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0

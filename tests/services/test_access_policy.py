@@ -283,6 +283,22 @@ EXPECTED: dict[Action, dict[Role, str]] = {
         Role.AGENT: "-",
         Role.AUDITOR: "-",
     },
+    Action.JOB_VIEW: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
+    Action.JOB_MANAGE: {
+        Role.ADMIN: "all",
+        Role.COMPLIANCE_OFFICER: "all",
+        Role.SUPERVISOR: "-",
+        Role.QA_EVALUATOR: "-",
+        Role.AGENT: "-",
+        Role.AUDITOR: "-",
+    },
 }
 # An integration account (a CTI or payment system's service account) controls live calls, sends
 # call records and nothing else: every cell it is not written into above is "-".

@@ -203,3 +203,43 @@ def test_unsealed_row_needs_a_live_session(ctx: ServiceContext) -> None:
     assert "status 'recording' but no live session holds it" in results[stale].problems[0]
     spool_path(ctx.settings.spool_dir, live).unlink()
     assert "no spool journal" in ctx.integrity.verify(ADMIN, [live])[0].problems[0]
+
+
+def _set(ctx: ServiceContext, recording_id: str, assignments: str, **values: object) -> None:
+    with ctx.catalog.engine.begin() as conn:
+        conn.execute(
+            text(f"UPDATE recordings SET {assignments} WHERE id = :id"), {"id": recording_id, **values}
+        )
+
+
+def test_each_problem_is_named_in_its_own_words(ctx: ServiceContext) -> None:
+    """`verify` names what is wrong exactly, so an operator (and a script) can tell the cases apart."""
+    blob, audio, key, incomplete, not_json, not_object = (
+        _import(ctx, seed=s) for s in (21, 23, 25, 27, 29, 31)
+    )
+    detail = ctx.search.get(ADMIN, blob)
+    started = detail["started_at"]
+    object_key = f"recordings/{started[:4]}/{started[5:7]}/{started[8:10]}/{blob}.cvr"
+    damaged = bytearray(ctx.blobs.get(object_key))
+    damaged[-1] ^= 0x01  # the last chunk's tag: the object's hash changes, decryption fails
+    ctx.blobs.put(object_key, bytes(damaged))
+    _set(ctx, audio, "audio_sha256 = :h", h="0" * 64)
+    _set(ctx, key, "wrapped_key = NULL")  # the KEK id stays: nothing says the key was destroyed
+    _set(ctx, incomplete, "status = 'incomplete', object_key = NULL")
+    _set(ctx, not_json, "manifest = :m", m="{not json")
+    _set(ctx, not_object, "manifest = :m", m="[]")
+
+    results = {r.recording_id: r.problems for r in ctx.integrity.verify(ADMIN)}
+    assert results[blob][0] == "stored object hash mismatch"
+    assert results[blob][1].startswith("decryption failed: ")
+    assert "audio hash mismatch" in results[audio]
+    assert "no wrapped data key, and the key is not recorded as destroyed" in results[key]
+    assert "no stored object" in results[incomplete]  # an incomplete call has audio too
+    # The seal log, kept apart from the rows, also sees the manifest replaced.
+    assert results[not_json][0] == "signed manifest is not JSON"
+    assert results[not_json][1].startswith("manifest differs from its seal log entry")
+    # Valid JSON that is not an object is a problem like any other, not a crash of the run.
+    assert results[not_object][:2] == [
+        "catalog rows differ from the signed manifest",
+        "manifest signature does not verify",
+    ]

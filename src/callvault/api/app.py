@@ -36,6 +36,7 @@ from callvault.api import (
     routes_disclosure,
     routes_erasure,
     routes_holds,
+    routes_jobs,
     routes_qa,
     routes_qa_library,
     routes_recordings,
@@ -45,7 +46,7 @@ from callvault.api import (
     routes_webhooks,
 )
 from callvault.api.deps import optional_principal, principal
-from callvault.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from callvault.api.metrics import HTTP_LATENCY, HTTP_REQUESTS, refresh_job_metrics
 from callvault.api.security import SecurityHeaders, docs_router, security_headers
 from callvault.db.catalog import translate_operational_error
 from callvault.errors import (
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(routes_qa.router, prefix="/api/v1")
     app.include_router(routes_qa_library.router, prefix="/api/v1")
     app.include_router(routes_analytics.router, prefix="/api/v1")
+    app.include_router(routes_jobs.router, prefix="/api/v1")
     app.include_router(docs_router(app, ctx.settings.docs_require_token))
     _install_error_handlers(app, ctx)
 
@@ -147,6 +149,7 @@ def create_app(
     def metrics(request: Request) -> PlainTextResponse:
         if ctx.settings.metrics_require_token:
             principal(request)
+        refresh_job_metrics(ctx.jobs)
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app

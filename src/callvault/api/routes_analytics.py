@@ -10,11 +10,13 @@ change is audited.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
 
 from callvault.api.deps import context, principal
+from callvault.errors import InvalidInput
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 
@@ -62,3 +64,27 @@ def change_category(category_id: int, ctx: Ctx, caller: Caller, body: CategoryBo
 def delete_category(category_id: int, ctx: Ctx, caller: Caller) -> Response:
     ctx.phrase_categories.delete(caller, category_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/reanalyse",
+    summary="Analyse transcribed calls again (after categories change)",
+    description='`{"from", "to"}` (ISO 8601 with offset; calls started in [from, to)) → `{"queued"}`: '
+    "one `analyse` job per transcribed call, behind new calls. QA leads only; at most 50,000 calls.",
+)
+def reanalyse(ctx: Ctx, caller: Caller, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    started_from, started_to = _when(body, "from"), _when(body, "to")
+    return {"queued": ctx.insights.reanalyse(caller, started_from, started_to)}
+
+
+def _when(body: dict[str, Any], name: str) -> datetime:
+    raw = body.get(name)
+    if not isinstance(raw, str):
+        raise InvalidInput(f"{name}: an ISO 8601 time with offset")
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name}: {raw[:40]!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{name}: needs a time zone, e.g. 2026-01-31T09:00:00Z")
+    return value

@@ -22,6 +22,7 @@ from callvault.cli.common import cli_principal, err, handle_errors, print_json, 
 from callvault.cli.consent_cmd import consent_app
 from callvault.cli.demo_setup import ensure_demo_agent
 from callvault.cli.import_pcap import import_pcap
+from callvault.cli.jobs_cmd import register as register_jobs
 from callvault.cli.qa_cmd import qa_app
 from callvault.cli.recordings_table import recordings_table, resolve_id
 from callvault.cli.retention import (
@@ -57,6 +58,7 @@ app.add_typer(assurance_app, name="assurance")
 app.add_typer(consent_app, name="consent")
 app.add_typer(rules_app, name="rules")
 app.add_typer(qa_app, name="qa")
+register_jobs(app)  # callvault worker, callvault jobs
 app.add_typer(analytics_app, name="analytics")
 out = Console()
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -40,7 +40,7 @@ from callvault.runtime.assurance_sweeper import AssuranceSweeper
 from callvault.runtime.audit_checkpoints import audit_checkpoints
 from callvault.runtime.call_control import CallControl
 from callvault.runtime.consent_control import ConsentControl
-from callvault.runtime.jobs.supervisor import JobWorkers
+from callvault.runtime.jobs.supervisor import JobWorkers, celery_dispatcher
 from callvault.runtime.media.engine import MediaEngine
 from callvault.runtime.passive.live import LiveCapture
 from callvault.runtime.retention_sweeper import RetentionSweeper
@@ -52,6 +52,9 @@ from callvault.services.must_record_alerts import MustRecordAlerts
 from callvault.services.start_audit import audit_settings_at_start
 from callvault.settings import Settings
 from callvault.web.app import create_app
+
+if TYPE_CHECKING:
+    from callvault.runtime.jobs.dispatcher import Dispatcher  # Celery is imported only when used
 
 log = logging.getLogger("callvault")
 
@@ -168,6 +171,7 @@ async def running_server(
     assurance = AssuranceSweeper(context, float(settings.assurance_interval))
     webhooks: WebhookDispatcher | None = None
     jobs: JobWorkers | None = None
+    dispatcher: Dispatcher | None = None
     try:
         await asyncio.to_thread(audit_settings_at_start, context.catalog, context.access_log, settings)
         password = await asyncio.to_thread(context.users.ensure_initial_admin) if first_admin else None
@@ -234,6 +238,7 @@ async def running_server(
         if settings.job_queue == "embedded" and settings.job_workers:
             jobs = JobWorkers(settings, settings.job_workers)
             await jobs.start()
+        dispatcher = celery_dispatcher(context)
         if password:
             _announce_admin(password, _scheme(settings), settings.http_host, http_port)
         async with audit_checkpoints(context.audit_log, float(settings.audit_checkpoint_seconds)):
@@ -251,6 +256,8 @@ async def running_server(
             await webhooks.stop()
         if jobs is not None:
             await jobs.stop()
+        if dispatcher is not None:
+            await asyncio.to_thread(dispatcher.stop)
         if own_ctx:
             context.close()
 

@@ -23,4 +23,6 @@ def open_job_queue(settings: Settings, catalog: Catalog, clock: Clock = utc_now)
         raise ConfigError(
             "CALLVAULT_JOB_QUEUE=celery needs CALLVAULT_CELERY_BROKER_URL (redis:// or amqp://)"
         )
-    raise ConfigError("CALLVAULT_JOB_QUEUE=celery is not available in this build yet")
+    from callvault.jobs.celery_queue import CeleryJobQueue  # Celery is loaded only where it is used
+
+    return CeleryJobQueue(store, settings)

@@ -360,18 +360,49 @@ class JobStore:
 
     # ----- Celery dispatch bookkeeping --------------------------------------
 
-    def undispatched(self, stale_after_s: float, limit: int = 500) -> builtins.list[Job]:
-        """Due jobs whose message may be lost: never sent, or sent over ``stale_after_s`` ago."""
+    def undispatched(
+        self, waiting_stale_s: float, abandoned_stale_s: float, limit: int = 500
+    ) -> builtins.list[Job]:
+        """Due jobs whose message may be lost: never sent, or sent long ago.
+
+        A waiting job's message may just sit behind a backlog, so it counts as lost only
+        after ``waiting_stale_s``; a job whose worker died (lease run out) after
+        ``abandoned_stale_s``.
+        """
         now = self.clock()
-        stale = now - timedelta(seconds=stale_after_s)
+        waiting = and_(
+            JobRow.state.in_(("queued", "failed")),
+            or_(JobRow.run_after.is_(None), JobRow.run_after <= now),
+            or_(
+                JobRow.dispatched_at.is_(None),
+                JobRow.dispatched_at < now - timedelta(seconds=waiting_stale_s),
+            ),
+        )
+        abandoned = and_(
+            JobRow.state == "running",
+            JobRow.lease_until < now,
+            or_(
+                JobRow.dispatched_at.is_(None),
+                JobRow.dispatched_at < now - timedelta(seconds=abandoned_stale_s),
+            ),
+        )
         query = (
             select(JobRow)
-            .where(self._due(now), or_(JobRow.dispatched_at.is_(None), JobRow.dispatched_at < stale))
+            .where(or_(waiting, abandoned))
             .order_by(JobRow.priority.desc(), JobRow.id)
             .limit(limit)
         )
         with self.catalog.read() as session:
             return [to_job(row) for row in session.scalars(query)]
+
+    def due_in_s(self, job_id: int) -> float | None:
+        """Seconds until the job can be claimed (backoff, or a live lease); None once it ended."""
+        with self.catalog.read() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or row.state in TERMINAL_STATES:
+                return None
+            until = _aware(row.lease_until if row.state == "running" else row.run_after)
+        return 0.0 if until is None else max(0.0, (until - self.clock()).total_seconds())
 
     def mark_dispatched(self, job_ids: builtins.list[int]) -> None:
         if not job_ids:

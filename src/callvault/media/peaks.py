@@ -17,6 +17,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from callvault.media.wav_render import SeekableFile
+
 DEFAULT_BUCKET_SECONDS: Final = 0.05
 FLOOR_DB: Final = -60.0
 
@@ -54,22 +56,26 @@ def _as_float(frame: av.AudioFrame) -> npt.NDArray[np.float32]:
     return np.abs(samples.astype(np.float32, copy=False))
 
 
-def archive_peaks(source: BinaryIO, bucket_seconds: float = DEFAULT_BUCKET_SECONDS) -> Peaks:
+def archive_peaks(source: BinaryIO | SeekableFile, bucket_seconds: float = DEFAULT_BUCKET_SECONDS) -> Peaks:
     """Decode an archive (any container FFmpeg reads) once and return its peaks;
-    ValueError when it cannot be decoded."""
+    ValueError when it cannot be decoded. The source is read as the decoder goes (a
+    file over the decrypting reader holds one window of it), and what is kept is one
+    level per bucket: memory grows with the call's length by 8 bytes per 50 ms."""
     try:
         return _decode_peaks(source, bucket_seconds)
     except (av.FFmpegError, IndexError) as exc:  # IndexError: no audio stream
         raise ValueError(f"cannot decode the archive: {exc}") from None
 
 
-def _decode_peaks(source: BinaryIO, bucket_seconds: float) -> Peaks:
+def _decode_peaks(source: BinaryIO | SeekableFile, bucket_seconds: float) -> Peaks:
+    # Each bucket becomes its byte as soon as it is whole: one bytearray per channel grows by
+    # a byte per bucket (a list of per-frame arrays cost ~100 bytes of overhead per frame).
     with av.open(source, mode="r") as container:
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or 48000
         per_bucket = max(1, round(rate * bucket_seconds))
         pending: npt.NDArray[np.float32] | None = None
-        levels: list[npt.NDArray[np.float32]] = []
+        lanes: list[bytearray] = []
         total = 0
         for frame in container.decode(stream):
             samples = _as_float(frame)
@@ -78,19 +84,27 @@ def _decode_peaks(source: BinaryIO, bucket_seconds: float) -> Peaks:
             whole = pending.shape[1] // per_bucket * per_bucket
             if whole:
                 channels = pending.shape[0]
-                levels.append(pending[:, :whole].reshape(channels, -1, per_bucket).max(axis=2))
+                _append(lanes, pending[:, :whole].reshape(channels, -1, per_bucket).max(axis=2))
                 pending = pending[:, whole:]
         if pending is not None and pending.shape[1]:
-            levels.append(pending.max(axis=1, keepdims=True))
-    if not levels:
+            _append(lanes, pending.max(axis=1, keepdims=True))
+    if not lanes:
         return Peaks(1, bucket_seconds, 0.0, b"")
-    joined = np.concatenate(levels, axis=1)
     return Peaks(
-        channels=int(joined.shape[0]),
+        channels=len(lanes),
         bucket_seconds=per_bucket / rate,
         duration_seconds=total / rate,
-        data=to_levels(joined).tobytes(),
+        data=b"".join(lanes),
     )
+
+
+def _append(lanes: list[bytearray], peak: npt.NDArray[np.float32]) -> None:
+    """Buckets' peaks (channels x buckets) onto each channel's lane, as bytes."""
+    levels = to_levels(peak)
+    if not lanes:
+        lanes.extend(bytearray() for _ in range(levels.shape[0]))
+    for lane, row in zip(lanes, levels, strict=True):
+        lane += row.tobytes()
 
 
 def downsample(lane: bytes, points: int) -> list[int]:

@@ -118,6 +118,9 @@ class Action(StrEnum):
     TRANSCRIPT_READ = "transcript.read"
     # Hear and read personal data (card numbers, SSNs ...) found in a call; others get it redacted.
     TRANSCRIPT_ORIGINAL = "transcript.original"
+    # Background jobs (transcription, analytics ...): see them, cancel and retry them.
+    JOB_VIEW = "job.view"
+    JOB_MANAGE = "job.manage"
 
 
 class Scope(StrEnum):
@@ -213,6 +216,9 @@ POLICY: dict[Action, dict[Role, Scope]] = {
         R.AGENT: Scope.OWN,
     },
     A.QA_CLIP_EXPORT: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    # Background jobs.
+    A.JOB_VIEW: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
+    A.JOB_MANAGE: {R.ADMIN: Scope.ALL, R.COMPLIANCE_OFFICER: Scope.ALL},
 }
 del A, R
 

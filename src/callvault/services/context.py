@@ -148,7 +148,6 @@ class ServiceContext:
 
     def close(self) -> None:
         self.jobs.close()
-        self.insights.close()
         self.waveforms.close()
         self.importer.close()
         self.seal_log.flush()
@@ -207,7 +206,8 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     transcripts = TranscriptStore(catalog, keys, events)
     events.subscribe(waveforms)
     phrase_categories = PhraseCategories(catalog, access_log)
-    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get)
+    jobs = open_job_queue(settings, catalog)
+    insights = CallInsights(catalog, waveforms, phrase_categories, transcripts.get, jobs, access_log)
     events.subscribe(insights)
     transcript_index.follow(events, transcripts)  # each transcript.ready is indexed
     jobs = open_job_queue(settings, catalog)

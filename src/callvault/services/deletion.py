@@ -33,10 +33,12 @@ from callvault.crypto.personal_hash import PersonalHasher
 from callvault.crypto.signing import ManifestSigner, canonical_json
 from callvault.db.catalog import Catalog
 from callvault.db.models import Call, Participant, Recording, RecordingEvent, Stream
+from callvault.db.web_models import RecordingPeaks
 from callvault.services.access import Principal
 from callvault.services.audit import AccessLog
 from callvault.services.deletion_guard import held_by
 from callvault.services.events import EventBus
+from callvault.services.insight_store import forget_insights
 from callvault.services.manifest import build_manifests, iso
 from callvault.services.seal_log import SealLog
 from callvault.services.transcript_index import forget_indexed
@@ -255,8 +257,14 @@ def _scrub(session: Session, recordings: list[Recording]) -> None:
         delete(RecordingEvent).where(RecordingEvent.recording_id.in_(ids)),
         execution_options={"synchronize_session": False},
     )
+    # Waveform peaks show when each party spoke: they go with the audio.
+    session.execute(
+        delete(RecordingPeaks).where(RecordingPeaks.recording_id.in_(ids)),
+        execution_options={"synchronize_session": False},
+    )
     # What was said: already unreadable without the data key, and not kept as ciphertext either.
     forget_transcripts(session, ids)
+    forget_insights(session, ids)  # what the transcript yielded: metrics, category hits, sentiment
     # The search index holds (redacted) words of the transcript destroyed with the audio.
     forget_indexed(session, ids)
 

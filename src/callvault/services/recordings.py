@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from callvault.crypto.envelope import encrypt_object, new_data_key
@@ -35,6 +35,7 @@ from callvault.db.models import (
     RecordingTag,
     Stream,
 )
+from callvault.db.web_models import RecordingPeaks
 from callvault.errors import CallvaultError, Conflict, InvalidInput, NotFound
 from callvault.services.call_record import (
     ArchiveAudio,
@@ -55,6 +56,7 @@ from callvault.services.catalogue_rows import (
 from callvault.services.deletion_guard import ensure_not_held
 from callvault.services.directory import AgentDirectory
 from callvault.services.events import EventBus
+from callvault.services.insight_store import forget_insights
 from callvault.services.manifest import build_manifest, build_manifest_with, iso
 from callvault.services.phone import mask_number
 from callvault.services.seal_log import SealLog
@@ -370,7 +372,10 @@ class RecordingService:
             forget_indexed(session, [recording_id])  # the search index's words go with the audio
             object_key = recording.object_key
             forget_transcripts(session, [recording_id])  # sealed under the key just forgotten
+            forget_insights(session, [recording_id])  # and what was derived from it
             self._sign(session, recording)
+            # Its waveform shows when each party spoke: it goes with the audio.
+            session.execute(delete(RecordingPeaks).where(RecordingPeaks.recording_id == recording_id))
         if object_key:
             try:
                 self._blobs.delete(object_key)

@@ -27,7 +27,7 @@ from callvault.db.catalog import Catalog
 from callvault.db.models import Recording
 from callvault.db.transcript_index_models import TranscriptIndexRow
 from callvault.services.events import DomainEvent, EventBus
-from callvault.speech.text_search import TextQuery, Unit, channel_units, find_matches, indexed_text
+from callvault.speech.text_search import TextQuery, channel_units, find_matches, indexed_text
 from callvault.speech.transcript import SPEAKERS, ChannelTranscript, Segment, Speaker, Transcript, Turn, turns
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,9 @@ class TranscriptIndex:
         )
         found: dict[str, list[dict[str, Any]]] = {}
         for recording_id, side, words in rows:
-            units = [Unit(float(start), float(end), str(text_)) for start, end, text_ in words]
             found.setdefault(recording_id, []).extend(
                 {"speaker": side, "start": m.start, "end": m.end, "text": m.text, "snippet": m.snippet}
-                for m in find_matches(units, query)
+                for m in find_matches(words, query)
             )
         for hits in found.values():
             hits.sort(key=lambda hit: (hit["start"], hit["speaker"]))

@@ -8,12 +8,18 @@ seconds; reading its cached peaks takes milliseconds.
 
 Peaks reveal when each party spoke, so they are served to those who may play
 the recording (auditors, who never hear audio, get none) and are dropped when
-its audio is destroyed.
+its audio is destroyed, in the transaction that destroys it: crypto-shredding
+(``RecordingService.destroy_audio_key``) and deletion by retention or erasure
+(``DeletionService``, with the rest of the call's personal data). A computation
+that was under way then stores nothing.
+
+Computing decodes the archive as it is read (:class:`~.playback.ArchiveFile`,
+one window of the decrypted archive at a time), so memory stays bounded
+however long the call.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +34,7 @@ from callvault.errors import CallvaultError, Conflict, IntegrityError, KeyUnavai
 from callvault.media.peaks import Peaks, archive_peaks
 from callvault.services.access import Action, Principal, check_recording
 from callvault.services.events import DomainEvent
-from callvault.services.playback import PlaybackService
+from callvault.services.playback import ArchiveFile, PlaybackService
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +79,16 @@ class WaveformService:
                     raise NotFound("recording has no audio")
                 reader = self._playback.open_reader(recording)
             try:
-                peaks = archive_peaks(io.BytesIO(reader.read(0, reader.plaintext_size)))
+                # Streamed through a window of the decrypted archive, never the archive whole.
+                peaks = archive_peaks(ArchiveFile(reader))
             except (ValueError, OSError) as exc:
                 raise IntegrityError(f"recording {recording_id} archive cannot be decoded: {exc}") from None
             with self._catalog.write() as session:
+                # The audio may have been destroyed while it was decoded: then nothing is kept.
+                current = session.get(Recording, recording_id)
+                destroyed = current is None or current.wrapped_key is None or current.status == "deleted"
+                if destroyed:
+                    raise KeyUnavailable("recording audio has been destroyed")
                 if session.get(RecordingPeaks, recording_id) is None:
                     session.add(
                         RecordingPeaks(

@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from callvault.speech.transcript import ChannelTranscript
 
@@ -34,13 +35,20 @@ _REDACTION_TAG = re.compile(r"^\[[a-z]+\]$")
 _QUERY_PART = re.compile(r'"([^"]*)"|([^\s"]+)|(")')
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One timed stretch of a channel: a word, or a whole segment that came without words."""
+class Unit(NamedTuple):
+    """One timed stretch of a channel: a word, or a whole segment that came without words.
+
+    A tuple, so the index's stored ``[start, end, text]`` lists serve as units as they are
+    (a page of hits reads thousands of words; building an object for each costs more).
+    """
 
     start: float
     end: float
     text: str
+
+
+# A unit as stored: [start, end, text].
+UnitRow = Sequence[Any]
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,8 @@ class Match:
 
 def tokens(text: str) -> list[str]:
     """The searchable tokens of ``text``: accents folded, case folded, letters and digits only."""
+    if text.isascii():  # most words: nothing to fold
+        return _TOKEN.findall(text.lower())
     folded = unicodedata.normalize("NFKD", text)
     folded = "".join(c for c in folded if not unicodedata.combining(c)).casefold()
     return _TOKEN.findall(folded)
@@ -130,40 +140,65 @@ def indexed_text(units: Sequence[Unit]) -> str:
 
 
 def find_matches(
-    units: Sequence[Unit], query: TextQuery, *, limit: int = 5, context_words: int = 6
+    units: Sequence[UnitRow], query: TextQuery, *, limit: int = 5, context_words: int = 6
 ) -> list[Match]:
-    """Where each term of ``query`` occurs in ``units``, in time order, at most ``limit``."""
-    flat = [(token, i) for i, unit in enumerate(units) for token in word_tokens(unit.text)]
+    """Where each term of ``query`` occurs in ``units``, in time order, at most ``limit``.
+
+    A page of results reads a few hundred words per hit; only the words that could start
+    a term (an ASCII word containing a term's first token, or any other word) are tokenised.
+    """
+    firsts = {term.tokens[0] for term in query.terms}
+    said = _Tokens(units)
     spans: set[tuple[int, int]] = set()
-    for term in query.terms:
-        size = len(term.tokens)
-        for at in range(len(flat) - size + 1):
-            if _term_at(flat, at, term):
-                spans.add((flat[at][1], flat[at + size - 1][1]))
+    for i, unit in enumerate(units):
+        lowered = str(unit[2]).lower()
+        if lowered.isascii() and not any(first in lowered for first in firsts):
+            continue
+        for j in range(len(said.of(i))):
+            for term in query.terms:
+                last = said.match(i, j, term)
+                if last is not None:
+                    spans.add((i, last))
     matches = []
     for first, last in sorted(spans)[:limit]:
         before = max(0, first - context_words)
         after = min(len(units), last + 1 + context_words)
         matches.append(
             Match(
-                start=units[first].start,
-                end=units[last].end,
-                text=" ".join(u.text for u in units[first : last + 1]),
+                start=float(units[first][0]),
+                end=float(units[last][1]),
+                text=" ".join(str(u[2]) for u in units[first : last + 1]),
                 snippet=("… " if before else "")
-                + " ".join(u.text for u in units[before:after])
+                + " ".join(str(u[2]) for u in units[before:after])
                 + (" …" if after < len(units) else ""),
             )
         )
     return matches
 
 
-def _term_at(flat: Sequence[tuple[str, int]], at: int, term: Term) -> bool:
-    last = len(term.tokens) - 1
-    for offset, wanted in enumerate(term.tokens):
-        token = flat[at + offset][0]
-        if offset == last and term.prefix:
-            if not token.startswith(wanted):
-                return False
-        elif token != wanted:
-            return False
-    return True
+class _Tokens:
+    """The units' tokens, worked out when first needed."""
+
+    def __init__(self, units: Sequence[UnitRow]) -> None:
+        self._units = units
+        self._known: dict[int, list[str]] = {}
+
+    def of(self, i: int) -> list[str]:
+        if i not in self._known:
+            self._known[i] = word_tokens(str(self._units[i][2]))
+        return self._known[i]
+
+    def match(self, i: int, j: int, term: Term) -> int | None:
+        """The index of the unit where ``term`` ends if it starts at token ``j`` of unit ``i``."""
+        last = len(term.tokens) - 1
+        for offset, wanted in enumerate(term.tokens):
+            while j >= len(self.of(i)):  # on to the next unit with tokens (a tag has none)
+                i, j = i + 1, 0
+                if i >= len(self._units):
+                    return None
+            token = self.of(i)[j]
+            if not (token.startswith(wanted) if offset == last and term.prefix else token == wanted):
+                return None
+            if offset < last:
+                j += 1
+        return i

@@ -1,8 +1,7 @@
 """The ``analyse`` job: one recording's talk metrics, category hits, adherence and sentiment.
 
-Payload ``{"recording_id": "<id>"}``, for a backfill or after categories
-change (new transcripts are analysed as soon as ``transcript.ready`` is
-published, without a job). A recording without a transcript or without its
+Payload ``{"recording_id": "<id>"}``: enqueued (key ``analyse:<id>``) in the
+transaction that stores the recording's transcript, or by a backfill. A recording without a transcript or without its
 audio any more fails the job with the reason (:class:`JobFailed`): retrying
 cannot fix it. Analysing twice replaces the first result, so a retried job
 writes its output once.
@@ -15,14 +14,11 @@ from typing import Any
 
 from callvault.errors import NotFound
 from callvault.jobs.port import JobFailed, JobHandler, Progress
+from callvault.services.call_insights import ANALYSE_JOB
 from callvault.services.context import ServiceContext
 
-KIND = "analyse"
+KIND = ANALYSE_JOB
 _MAX_ID = 36
-
-
-def job_key(recording_id: str) -> str:
-    return f"{KIND}:{recording_id}"
 
 
 def analyse_handler(ctx: ServiceContext) -> JobHandler:

@@ -22,8 +22,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from callvault.services.context import ServiceContext
 from callvault.settings import Settings
+
+if TYPE_CHECKING:
+    from callvault.runtime.jobs.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +129,16 @@ class JobWorkers:
                 log.error("job worker %s did not stop in time; killing it", slot.name)
                 process.kill()
                 await asyncio.to_thread(process.wait)
+
+
+def celery_dispatcher(ctx: ServiceContext) -> Dispatcher | None:
+    """With the Celery queue, the server also sweeps for lost messages (started here)."""
+    if ctx.settings.job_queue != "celery":
+        return None
+    from callvault.jobs.celery_queue import CeleryJobQueue
+    from callvault.runtime.jobs.dispatcher import Dispatcher
+
+    assert isinstance(ctx.jobs, CeleryJobQueue)
+    dispatcher = Dispatcher(ctx.jobs)
+    dispatcher.start()
+    return dispatcher
