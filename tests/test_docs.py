@@ -67,6 +67,11 @@ def test_documented_commands_exist() -> None:
         ["qa", "forms"],
         ["qa", "sample"],
         ["qa", "scorecard"],
+        ["worker"],
+        ["jobs", "list"],
+        ["jobs", "retry"],
+        ["jobs", "cancel"],
+        ["jobs", "selftest"],
         ["analytics", "backfill"],
     ):
         result = runner.invoke(app, [*command, "--help"])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from callvault.speech.sentiment import label, score_segments, score_text, summarise
-from tests.speech.pii_helpers import transcript
+from callvault.speech.transcript import ChannelTranscript, Segment, Transcript
+from tests.speech.pii_helpers import channel, transcript
 
 
 def test_words_carry_their_polarity_and_negation_flips_it() -> None:
@@ -30,3 +31,18 @@ def test_a_silent_side_has_no_score() -> None:
     call = transcript("hello", "")
     _, customer = summarise(call, 10.0)
     assert customer.score is None and customer.label == "none"
+
+
+def test_a_segment_holding_a_complaint_and_thanks_is_scored_per_sentence() -> None:
+    call = transcript("", "this is awful and I am angry. thank you, that is wonderful.")
+    first, second = score_segments(call)
+    assert first.score < 0 < second.score
+    assert first.end <= second.start and first.words == 7 and second.words == 5
+
+
+def test_a_long_pause_ends_a_sentence_even_without_punctuation() -> None:
+    call = transcript("", "this is awful and I am angry")
+    late = channel("thank you that is wonderful", "customer", start=20.0)
+    merged = Segment(0.0, late.words[-1].end, "", call.channel("customer").words + late.words)
+    first, second = score_segments(Transcript((ChannelTranscript("customer", (merged,)),), "t", "t"))
+    assert first.score < 0 < second.score

@@ -7,7 +7,7 @@ so a whole call costs nothing next to transcription; and a lexicon's score is
 explainable to a QA lead ("terrible", "not happy") where a neural model's is
 not. Its weakness (sarcasm, domain words) matters less on short spoken turns.
 
-Each segment gets VADER's compound score (-1 … +1); each side gets a
+Each sentence gets VADER's compound score (-1 … +1); each side gets a
 word-weighted mean over the call and over each quarter of it, so a call that
 starts angry and ends satisfied shows the change.
 """
@@ -19,11 +19,13 @@ from dataclasses import dataclass
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from callvault.speech.transcript import SPEAKERS, Speaker, Transcript
+from callvault.speech.transcript import SPEAKERS, Segment, Speaker, Transcript, Word
 
 # VADER's own thresholds for a positive or negative compound score.
 POSITIVE, NEGATIVE = 0.05, -0.05
 QUARTERS = 4
+# A pause this long inside a recogniser's segment ends a sentence even without punctuation.
+PAUSE_S = 0.8
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ScoredSegment:
     start: float
     end: float
     score: float  # VADER compound, -1 .. +1
+    words: int  # how many words: the sentence's weight in a side's mean
 
 
 @dataclass(frozen=True)
@@ -61,29 +64,54 @@ def score_text(text: str) -> float:
 
 
 def score_segments(transcript: Transcript) -> list[ScoredSegment]:
+    """Each sentence of each side scored, in time order.
+
+    A recogniser's segment can hold several sentences across a pause (a complaint, then thanks),
+    so segments with word timings are split at sentence ends and long pauses, and each sentence
+    gets its own score.
+    """
     scored = [
-        ScoredSegment(channel.speaker, segment.start, segment.end, score_text(segment.text))
+        ScoredSegment(channel.speaker, start, end, score_text(text), words)
         for channel in transcript.channels
         for segment in channel.segments
-        if segment.text.strip()
+        for start, end, text, words in _sentences(segment)
     ]
     return sorted(scored, key=lambda s: (s.start, s.speaker))
 
 
+def _sentences(segment: Segment) -> list[tuple[float, float, str, int]]:
+    """(start, end, text, word count) of each sentence of ``segment``."""
+    if not segment.words:
+        text = segment.text.strip()
+        return [(segment.start, segment.end, text, len(text.split()))] if text else []
+    sentences: list[tuple[float, float, str, int]] = []
+    current: list[Word] = []
+    for word in segment.words:
+        if current and word.start - current[-1].end > PAUSE_S:
+            sentences.append(_sentence(current))
+            current = []
+        current.append(word)
+        if word.text.strip().endswith((".", "?", "!")):
+            sentences.append(_sentence(current))
+            current = []
+    if current:
+        sentences.append(_sentence(current))
+    return sentences
+
+
+def _sentence(words: list[Word]) -> tuple[float, float, str, int]:
+    return words[0].start, words[-1].end, " ".join(w.text.strip() for w in words), len(words)
+
+
 def summarise(transcript: Transcript, duration_s: float) -> list[SideSentiment]:
     """Each side's mean sentiment over the call and per quarter, weighted by words said."""
-    weights = {
-        (channel.speaker, segment.start): max(1, len(segment.text.split()))
-        for channel in transcript.channels
-        for segment in channel.segments
-    }
     segments = score_segments(transcript)
     quarter_s = duration_s / QUARTERS if duration_s > 0 else 0.0
     sides = []
     for side in SPEAKERS:
-        own = [(s, weights.get((s.speaker, s.start), 1)) for s in segments if s.speaker == side]
+        own = [s for s in segments if s.speaker == side]
         quarters = tuple(
-            _mean([(s, w) for s, w in own if _quarter(s.start, quarter_s) == q]) for q in range(QUARTERS)
+            _mean([s for s in own if _quarter(s.start, quarter_s) == q]) for q in range(QUARTERS)
         )
         sides.append(SideSentiment(side, _mean(own), quarters))
     return sides
@@ -93,6 +121,6 @@ def _quarter(at: float, quarter_s: float) -> int:
     return min(QUARTERS - 1, int(at // quarter_s)) if quarter_s > 0 else 0
 
 
-def _mean(scored: list[tuple[ScoredSegment, int]]) -> float | None:
-    weight = sum(w for _, w in scored)
-    return sum(s.score * w for s, w in scored) / weight if weight else None
+def _mean(scored: list[ScoredSegment]) -> float | None:
+    weight = sum(max(1, s.words) for s in scored)
+    return sum(s.score * max(1, s.words) for s in scored) / weight if weight else None

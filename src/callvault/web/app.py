@@ -31,7 +31,9 @@ from callvault.web import (
     pages_live,
     pages_qa,
     pages_qa_calibration,
+    pages_qa_coach,
     pages_qa_library,
+    pages_qa_manage,
     pages_recordings,
 )
 from callvault.web.render import HERE, page
@@ -66,6 +68,8 @@ def create_app(
     app.include_router(pages_admin.router)
     app.include_router(pages_admin_users.router)
     app.include_router(pages_admin_health.router)
+    app.include_router(pages_qa_manage.router)  # before pages_qa_calibration: /qa/calibrations/new
+    app.include_router(pages_qa_coach.router)
     app.include_router(pages_qa.router)
     app.include_router(pages_qa_library.router)
     app.include_router(pages_qa_calibration.router)

@@ -135,12 +135,15 @@ def check_csrf(request: Request, supplied: str | None, expected: str | None = No
         raise PermissionDenied("the form expired or came from another site; reload the page and try again")
 
 
-async def read_form(request: Request) -> FormData:
-    """A small urlencoded or multipart form (no files): 4xx on anything larger."""
+async def read_form(
+    request: Request, max_fields: int = MAX_FORM_FIELDS, max_bytes: int = MAX_FORM_BYTES
+) -> FormData:
+    """A small urlencoded or multipart form (no files): 4xx on anything larger. The form
+    builder's pages allow more fields (one row of inputs per question)."""
     declared = request.headers.get("content-length", "")
-    if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
-        raise PayloadTooLarge(f"a form must declare its length and be at most {MAX_FORM_BYTES} bytes")
-    return await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FIELD_BYTES)
+    if not declared.isdigit() or int(declared) > max_bytes:
+        raise PayloadTooLarge(f"a form must declare its length and be at most {max_bytes} bytes")
+    return await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_FIELD_BYTES)
 
 
 def field(form: FormData, name: str) -> str:

@@ -15,6 +15,8 @@ import os
 import socket
 import threading
 
+from celery.signals import worker_process_init
+
 from callvault.jobs.celery_queue import CeleryJobQueue, celery_app, register_run_job
 from callvault.jobs.factory import retry_policy
 from callvault.jobs.runner import JobRunner
@@ -56,6 +58,12 @@ def run_celery_worker(settings: Settings, concurrency: int, pool: str, name: str
     app = celery_app(settings)
     register_run_job(app, _ProcessRuntime(settings))
     ctx = open_context(settings, migrate=False)
+
+    def forget_inherited_connections(**_: object) -> None:
+        # A forked pool process must not use (or close) the main process's catalog connections.
+        ctx.catalog.engine.dispose(close=False)
+
+    worker_process_init.connect(forget_inherited_connections, weak=False)
     dispatcher = Dispatcher(CeleryJobQueue(JobStore(ctx.catalog), settings))
     dispatcher.start()
     try:
