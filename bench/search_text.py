@@ -99,7 +99,7 @@ def timed_words(rng: np.random.Generator, said: list[str]) -> list[list[Any]]:
     return [[s, e, w] for s, e, w in zip(starts.round(2).tolist(), ends.round(2).tolist(), said, strict=True)]
 
 
-def index_rows(ctx: ServiceContext, count: int, seed: int = 7) -> float:
+def index_rows(ctx: ServiceContext, count: int, per_side: int = WORDS_PER_SIDE, seed: int = 7) -> float:
     """Two transcript index rows per recording, inserted in bulk; returns the seconds it took."""
     rng = np.random.default_rng(seed)
     words = vocabulary(rng)
@@ -111,7 +111,7 @@ def index_rows(ctx: ServiceContext, count: int, seed: int = 7) -> float:
     started = time.perf_counter()
     for first in range(0, len(ids), BATCH):
         chunk = ids[first : first + BATCH]
-        ranks = rng.choice(len(words), size=(len(chunk), 2, WORDS_PER_SIDE), p=weights)
+        ranks = rng.choice(len(words), size=(len(chunk), 2, per_side), p=weights)
         rows: list[dict[str, Any]] = []
         for n, recording_id in enumerate(chunk):
             for k, side in enumerate(("agent", "customer")):
@@ -144,7 +144,7 @@ def request(client: TestClient, token: str, params: dict[str, str]) -> Callable[
     return call
 
 
-def measure(backend: str, count: int, runs: int) -> None:
+def measure(backend: str, count: int, runs: int, per_side: int) -> None:
     with tempfile.TemporaryDirectory(prefix="cv-text-bench-") as tmp, catalog_url(backend) as url:
         settings = load_settings(
             env={"CALLVAULT_DATA_DIR": str(Path(tmp) / "data"), "CALLVAULT_DATABASE_URL": url}
@@ -153,16 +153,18 @@ def measure(backend: str, count: int, runs: int) -> None:
         try:
             people = staff(ctx)
             populate(ctx, people, count)
-            seconds = index_rows(ctx, count)
+            seconds = index_rows(ctx, count, per_side)
             client = TestClient(create_app(ctx))
             tokens = {
                 name: ctx.users.create_token(SYSTEM, name, "bench") for name in ("carol", "sam", "alice")
             }
             print(
-                f"\n{backend}: {count:,} recordings, {2 * count:,} indexed sides ({seconds:.0f} s to index)"
+                f"\n{backend}: {count:,} recordings, {2 * count:,} indexed sides of ~{per_side} words"
+                f" ({seconds:.0f} s to index)"
             )
             print(
-                f"  {'search':<30} {'text=: median / p95':>22} {'hits':>7} {'without text= (baseline)':>26}"
+                f"  {'search':<30} {'text=: median / p95 (cpu)':>30} {'hits':>7}"
+                f" {'without text= (baseline)':>34}"
             )
             for who, label, said, filters in SEARCHES:
                 with_text = {**filters, **said}
@@ -183,9 +185,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument(
+        "--words", type=int, default=WORDS_PER_SIDE, help="words a side (300: a 5-minute call)"
+    )
     args = parser.parse_args()
     for backend in [b.strip() for b in args.db.split(",") if b.strip()]:
-        measure(backend, args.count, args.runs)
+        measure(backend, args.count, args.runs, args.words)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def test_refund_said_by_the_customer_is_found_only_by_those_who_may_see_the_call
     assert (
         search(client, staff, "carol", text="refund", queue="billing", sort="duration").json()["total"] == 1
     )
-    # The auditor sees the catalogue, not what was said: a text search is refused outright.
+    # The auditor sees the catalogue, not what was said (no transcript.read): refused outright.
     assert search(client, staff, "audrey", text="refund").status_code == 403
     assert search(client, staff, "audrey").json()["total"] == 1
     plain = search(client, staff, "carol").json()["items"]

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support.processes import wait_for
 from tests.support.transcripts import transcript, word_at
-from tests.support.web_server import WebServer
+from tests.support.web_server import WebServer, serving, web_settings
 from tests.web.conftest import assert_accessible, screenshot, sign_in
 
 REFUND_AT = 1.6  # the customer's "I want a refund": "refund" is word 3
 
 
 @pytest.fixture(scope="module")
+def web(web_database_url: tuple[Path, str]) -> Iterator[WebServer]:
+    """The server without automatic transcription: the test stores the transcript it knows."""
+    data_dir, url = web_database_url
+    with serving(dataclasses.replace(web_settings(data_dir, url), transcription_auto=False)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def call_id(web: WebServer) -> Iterator[str]:
-    """alice's SIPREC call, with a transcript indexed as the transcription service would."""
+    """alice's SIPREC call, its transcript stored as the transcription job does (and so indexed)."""
     recording = web.call(4.0)
     said = transcript(agent=[(0.2, "Hello how can I help")], customer=[(REFUND_AT, "I want a refund")])
-    assert web.running.ctx.transcript_index.index(recording, said)
+    assert web.running.ctx.transcripts.store(recording, said, 3.0)
     yield recording
 
 
@@ -51,6 +61,7 @@ def test_a_text_search_links_to_the_moment_and_the_transcript_seeks(
     expect(turns.nth(0)).to_contain_text("Agent")
     expect(turns.nth(0)).to_contain_text("Hello how can I help")
     expect(turns.nth(1)).to_contain_text("I want a refund")
+    expect(page.locator("#transcript-note")).not_to_contain_text("redacted")  # a supervisor reads originals
     expect(turns.nth(1)).to_have_class("turn turn-customer current")  # the turn being heard
     turns.nth(0).locator("button.at").click()
     assert abs(_audio_time(page) - 0.2) < 0.05
@@ -75,7 +86,7 @@ def test_only_those_who_may_hear_the_call_find_it_by_what_was_said(
     expect(auditor.locator("#f-text")).to_have_count(0)
     refused = auditor.goto("/recordings?text=refund")
     assert refused is not None and refused.status == 403
-    expect(auditor.locator("main")).to_contain_text("needs a role that may listen")
+    expect(auditor.locator("main")).to_contain_text("needs a role that may read transcripts")
     auditor.goto(f"/recordings/{call_id}")
     expect(auditor.locator("#transcript")).to_have_count(0)  # content is for those who may listen
     auditor.context.close()

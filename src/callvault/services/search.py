@@ -208,11 +208,11 @@ class RecordingCatalog:
         said = query.text_query()
         speaker = cast(Speaker | None, query.speaker)
         if said is not None:
-            # What was said is the call's content: searched only where the caller may listen
-            # (an auditor, who sees catalogue facts but no audio, is refused).
-            if allowed(principal, Action.RECORDING_PLAY) is None:
-                raise PermissionDenied("searching what was said needs a role that may listen to recordings")
-            conditions.append(recording_scope(principal, Action.RECORDING_PLAY))
+            # What was said is the call's content: searched only where the caller may read
+            # transcripts (an auditor, who sees catalogue facts but no audio, is refused).
+            if allowed(principal, Action.TRANSCRIPT_READ) is None:
+                raise PermissionDenied("searching what was said needs a role that may read transcripts")
+            conditions.append(recording_scope(principal, Action.TRANSCRIPT_READ))
             conditions.append(self._transcripts.condition(said, speaker))
         column = SORTS[query.sort.lstrip("-")]
         # The id breaks ties in the same direction as the sort column: every search index

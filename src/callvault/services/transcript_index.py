@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, delete, func, literal_column, select, text
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ from callvault.db.models import Recording
 from callvault.db.transcript_index_models import TranscriptIndexRow
 from callvault.services.events import DomainEvent, EventBus
 from callvault.speech.text_search import TextQuery, channel_units, find_matches, indexed_text
-from callvault.speech.transcript import SPEAKERS, ChannelTranscript, Segment, Speaker, Transcript, Turn, turns
+from callvault.speech.transcript import SPEAKERS, Speaker, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -109,21 +109,6 @@ class TranscriptIndex:
             hits.sort(key=lambda hit: (hit["start"], hit["speaker"]))
         return found
 
-    def turns(self, recording_id: str) -> list[Turn]:
-        """The indexed (redacted) words of a recording as turns; the caller checked its scope."""
-        with self._catalog.read() as session:
-            rows = session.execute(
-                select(TranscriptIndexRow.speaker, TranscriptIndexRow.words).where(
-                    TranscriptIndexRow.recording_id == recording_id
-                )
-            ).all()
-        channels = tuple(
-            ChannelTranscript(cast(Speaker, speaker), _stretches(words))
-            for speaker, words in rows
-            if speaker in SPEAKERS
-        )
-        return turns(Transcript(channels, engine="index", model="redacted"))
-
     def _side_matches(self, query: TextQuery, speaker: Speaker | None) -> ColumnElement[bool]:
         if self._catalog.is_sqlite:
             fts = text("SELECT rowid FROM transcript_fts WHERE transcript_fts MATCH :fts").bindparams(
@@ -153,18 +138,6 @@ class TranscriptIndexing:
         if transcript is None:  # destroyed, or not readable here: nothing to index
             return
         self._index.index(recording_id, transcript)
-
-
-def _stretches(words: list[list[Any]], gap_s: float = 1.0) -> tuple[Segment, ...]:
-    """One side's indexed words as segments: a pause longer than ``gap_s`` starts the next."""
-    segments: list[Segment] = []
-    for start, end, said in words:
-        last = segments[-1] if segments else None
-        if last is not None and float(start) - last.end <= gap_s:
-            segments[-1] = Segment(last.start, max(last.end, float(end)), f"{last.text} {said}", ())
-        else:
-            segments.append(Segment(float(start), float(end), str(said), ()))
-    return tuple(segments)
 
 
 def forget_indexed(session: Session, recording_ids: list[str]) -> None:

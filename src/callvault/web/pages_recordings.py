@@ -87,22 +87,32 @@ def recording_page(recording_id: str, request: Request, caller: Caller) -> Respo
     detail = ctx.search.get(caller, recording_id)
     comments = ctx.comments.list(caller, recording_id)
     playable = may(caller, Action.RECORDING_PLAY) and detail["status"] not in ("recording", "deleted")
-    # The redacted words of the search index (search.get checked the scope above); what was
-    # said is content, shown to roles that may listen.
-    turns = ctx.transcript_index.turns(recording_id) if may(caller, Action.RECORDING_PLAY) else []
+    transcript = _transcript(ctx, caller, recording_id)
     return page(
         request,
         "recording.html",
         r=detail,
         comments=comments,
         timeline=_timeline(detail),
-        turns=turns,
+        turns=transcript.get("turns", []),
+        transcript_redacted=transcript.get("redacted", True),
         playable=playable and detail.get("tombstone") is None and bool(detail.get("audio_size")),
         may_download=may(caller, Action.RECORDING_DOWNLOAD),
         may_verify=may(caller, Action.INTEGRITY_VERIFY),
         may_comment=may(caller, Action.RECORDING_PLAY),
         verified=request.query_params.get("verified"),
     )
+
+
+def _transcript(ctx: ServiceContext, caller: Principal, recording_id: str) -> dict[str, Any]:
+    """The transcript as the caller may read it (redacted for roles without the originals;
+    scoped and audited by the view service), or nothing: no right, not ready, destroyed."""
+    if not may(caller, Action.TRANSCRIPT_READ):
+        return {}
+    try:
+        return ctx.transcript_views.read(caller, recording_id)
+    except CallvaultError:  # not transcribed yet, or destroyed: the page shows no transcript
+        return {}
 
 
 @router.get("/recordings/{recording_id}/audio")

@@ -8,7 +8,7 @@ idempotent: a job whose worker died is run again.
 from __future__ import annotations
 
 from callvault.jobs.port import JobHandler
-from callvault.runtime.jobs import analyse, selftest, transcribe
+from callvault.runtime.jobs import analyse, index_transcript, selftest, transcribe
 from callvault.services.context import ServiceContext
 
 
@@ -17,5 +17,6 @@ def job_handlers(ctx: ServiceContext) -> dict[str, JobHandler]:
     handlers: dict[str, JobHandler] = {}
     handlers[transcribe.KIND] = transcribe.transcribe_handler(ctx)
     handlers[analyse.KIND] = analyse.analyse_handler(ctx)
+    handlers[index_transcript.KIND] = index_transcript.index_transcript_handler(ctx)
     handlers[selftest.KIND] = selftest.selftest_handler(ctx)  # built-in diagnostic
     return handlers
