@@ -114,7 +114,7 @@ async def test_a_siprec_call_is_transcribed_per_channel_within_a_minute(
     tmp_path: Path, database_url: str, queue: str
 ) -> None:
     data_dir = tmp_path / "data"
-    settings: dict[str, str] = {}
+    settings: dict[str, str] = {"job_workers": "1"}  # serve's own worker (the default)
     if queue == "celery-redis":
         settings = {
             "job_queue": "celery",
