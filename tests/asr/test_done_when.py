@@ -1,11 +1,18 @@
 """Issue 12's "done when" for transcription: a SIPREC call with known sentences on each side is
-transcribed per channel within a minute of hang-up, on `callvault serve`'s own composition root
-with the embedded job queue and its worker process."""
+transcribed per channel within a minute of hang-up, on `callvault serve`'s own composition root,
+with the embedded job queue (serve's worker process) and with Celery on the local Redis (a
+`callvault worker` process beside the server)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,6 +23,7 @@ from callvault.services.transcription_jobs import job_key
 from callvault.speech.wer import word_error_rate
 from tests.siprec.conftest import Recorder, as_peer, start_recorder
 from tests.support.phone_line import RATE
+from tests.support.processes import callvault_command, print_log
 from tests.support.speech_calls import spoken_call
 from tests.support.test_src import (
     RtpSender,
@@ -75,15 +83,58 @@ async def siprec_call(recorder: Recorder) -> tuple[str, float]:
     return recording_id, hung_up
 
 
-@pytest.mark.asyncio
-async def test_a_siprec_call_is_transcribed_per_channel_within_a_minute(
-    tmp_path: Path, database_url: str, request: pytest.FixtureRequest
-) -> None:
-    async with start_recorder(tmp_path / "data", database_url) as recorder:
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def celery_worker(env: dict[str, str], log_path: Path) -> Iterator[None]:
+    """`callvault worker` (Celery, one solo process) on the recorder's catalog and vault."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*callvault_command(), "worker", "--pool", "solo", "--concurrency", "1"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            await _scenario(recorder)
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("queue", ["embedded", "celery-redis"])
+async def test_a_siprec_call_is_transcribed_per_channel_within_a_minute(
+    tmp_path: Path, database_url: str, queue: str
+) -> None:
+    data_dir = tmp_path / "data"
+    settings: dict[str, str] = {"job_workers": "1"}  # serve's own worker (the default)
+    if queue == "celery-redis":
+        settings = {
+            "job_queue": "celery",
+            "celery_broker_url": REDIS,
+            "celery_queue": f"callvault-test-{uuid.uuid4().hex[:12]}",
+        }
+    async with start_recorder(data_dir, database_url, **settings) as recorder:
+        worker_log = tmp_path / "worker.log"
+        env = {"CALLVAULT_DATA_DIR": str(data_dir), "CALLVAULT_DATABASE_URL": database_url}
+        env.update({f"CALLVAULT_{name.upper()}": value for name, value in settings.items()})
+        try:
+            if queue == "embedded":
+                await _scenario(recorder)
+            else:
+                with celery_worker(env, worker_log):
+                    await _scenario(recorder)
         except BaseException:
             recorder.print_log()
+            if worker_log.exists():
+                print_log(worker_log, "celery worker")
             raise
 
 

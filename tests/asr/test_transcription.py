@@ -23,6 +23,7 @@ from callvault.speech.transcript import Speaker
 from callvault.speech.wer import word_error_rate
 from tests.support.audio import stereo_wav
 from tests.support.speech_calls import spoken_call
+from tests.support.vault_calls import seal_call
 
 ADMIN = Principal.system()
 # tiny.en on clean espeak speech through the archive measures 0-15 % (bench/transcription.py).
@@ -133,6 +134,13 @@ def test_a_recording_deleted_while_it_is_transcribed_gets_nothing(ctx: ServiceCo
 def test_a_bad_payload_fails_without_retry(ctx: ServiceContext, payload: dict[str, object]) -> None:
     with pytest.raises(JobFailed, match="recording_id"):
         transcribe_handler(ctx)(payload, Progress())
+
+
+def test_an_undecodable_archive_fails_without_retry(ctx: ServiceContext) -> None:
+    rid = seal_call(ctx)  # sealed properly, but its "archive" is random bytes
+    with pytest.raises(JobFailed, match="archive cannot be decoded"):
+        transcribe_handler(ctx)({"recording_id": rid}, Progress())
+    assert not ctx.transcripts.exists(rid)
 
 
 def test_an_unknown_recording_fails_without_retry(ctx: ServiceContext) -> None:

@@ -162,6 +162,9 @@ async def start_recorder(data_dir: Path, database_url: str = "", **env: str) -> 
         "CALLVAULT_DATABASE_URL": database_url,
         # Test machines may have less than the default 1 GB reserve free; the reserve has its own tests.
         "CALLVAULT_MIN_FREE_DISK_MB": "16",
+        # No background job workers unless a test asks (job_workers="1"): each would transcribe
+        # every call the test seals, minutes of CPU over the suite for what tests/asr covers.
+        "CALLVAULT_JOB_WORKERS": "0",
     }
     values.update({f"CALLVAULT_{name.upper()}": value for name, value in env.items()})
     settings = load_settings(env=values)

@@ -103,6 +103,8 @@ def web_settings(data_dir: Path, database_url: str) -> Settings:
             "CALLVAULT_RTP_PORTS": rtp_range(100),
             "CALLVAULT_RTP_TIMEOUT": "5",
             "CALLVAULT_MIN_FREE_DISK_MB": "16",
+            # No job workers transcribing each call the page tests make (tests/asr covers that).
+            "CALLVAULT_JOB_WORKERS": "0",
         }
     )
 

@@ -13,6 +13,7 @@ The recogniser is loaded once per process and configuration, on the first job
 - the recording is gone, deleted or its audio destroyed, before or while it is
   transcribed: :class:`RecordingGone`, nothing written;
 - the model is missing or corrupt: :class:`~callvault.asr.port.ModelUnavailable`;
+- the archive cannot be decoded: :class:`Untranscribable`;
 - silence or music only: an empty transcript is stored, not an error.
 """
 
@@ -30,7 +31,7 @@ from callvault.asr.factory import open_transcriber, packaged_model_path
 from callvault.asr.port import Device, Transcriber, TranscriberConfig
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording
-from callvault.errors import CallvaultError, NotFound
+from callvault.errors import CallvaultError, IntegrityError, NotFound
 from callvault.media.speech_audio import SPEECH_RATE, archive_channels
 from callvault.services.playback import ArchiveFile, PlaybackService
 from callvault.services.transcripts import TranscriptStore
@@ -45,6 +46,13 @@ class RecordingGone(CallvaultError):
 
     status_code = 410
     code = "recording_gone"
+
+
+class Untranscribable(CallvaultError):
+    """The archive cannot be decoded (damaged or not audio): retrying cannot fix it."""
+
+    status_code = 422
+    code = "untranscribable"
 
 
 @dataclass(frozen=True)
@@ -113,9 +121,12 @@ class TranscriptionService:
             reader = self._playback.open_reader(recording)
         try:
             audio = archive_channels(ArchiveFile(reader))
-        except (ValueError, CallvaultError) as exc:
+        except (ValueError, IntegrityError) as exc:
             self._raise_if_gone(recording_id)
-            raise CallvaultError(f"recording {recording_id}: archive not decoded: {exc}") from None
+            raise Untranscribable(f"recording {recording_id}: archive cannot be decoded: {exc}") from None
+        except CallvaultError:
+            self._raise_if_gone(recording_id)
+            raise  # the vault or catalog briefly away: the job is retried
         progress(0.1)
         channels, speech = [], 0.0
         for index, samples in enumerate(audio[: len(SPEAKERS)]):

@@ -3,7 +3,7 @@
 Payload ``{"recording_id": "<id>"}`` (enqueued with key ``transcribe:<id>`` when
 a recording is sealed, or by ``callvault analytics backfill``). Failures no
 retry can fix — the recording deleted meanwhile, a missing or corrupt model, a
-payload that names no recording — end the job as failed with the reason
+payload that names no recording, an archive that cannot be decoded — end the job as failed with the reason
 (:class:`JobFailed`); anything else (the catalog briefly away) is retried.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from callvault.asr.port import ModelUnavailable
 from callvault.jobs.port import JobFailed, JobHandler, Progress
 from callvault.services.context import ServiceContext
-from callvault.services.transcription import RecordingGone
+from callvault.services.transcription import RecordingGone, Untranscribable
 from callvault.services.transcription_jobs import KIND
 
 __all__ = ["KIND", "transcribe_handler"]
@@ -31,7 +31,7 @@ def transcribe_handler(ctx: ServiceContext) -> JobHandler:
             raise JobFailed("cancelled before it started")
         try:
             ctx.transcription.transcribe(recording_id, progress)
-        except (RecordingGone, ModelUnavailable) as exc:
+        except (RecordingGone, ModelUnavailable, Untranscribable) as exc:
             raise JobFailed(exc.message) from None
         progress(1.0)
 
