@@ -55,7 +55,9 @@ def test_settings_changed_between_starts_are_audited_by_name(
     first = audit_settings_at_start(ctx.catalog, ctx.access_log, ctx.settings)
     assert "sip_allowed_sources" in first
     assert audit_settings_at_start(ctx.catalog, ctx.access_log, ctx.settings) == []
-    changed = make_settings(data_dir, database_url, sip_allowed_sources="any", http_port="0", sip_port="0")
+    changed = make_settings(
+        data_dir, database_url, sip_allowed_sources="any", http_port="0", sip_port="0", job_workers="0"
+    )
     assert audit_settings_at_start(ctx.catalog, ctx.access_log, changed) == ["sip_allowed_sources"]
     with ctx.catalog.read() as session:
         details = list(

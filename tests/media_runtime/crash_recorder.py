@@ -28,6 +28,7 @@ async def main(data_dir: str, ports: str, database_url: str) -> None:
         http_host="127.0.0.1",
         http_port="0",
         database_url=database_url,
+        job_workers="0",  # no transcription worker competing with the call's audio (tests/asr has it)
     )
     async with running_server(settings, first_admin=False) as server:
         # Begun after start: recovery at start flags what was unfinished *before* it.
