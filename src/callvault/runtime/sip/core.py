@@ -64,6 +64,8 @@ class RecordingCall:
     # Recording rules (see rules_hook): what they decided, and the labels the SRC sent.
     decision: Decision | None = None
     labels: list[str] = field(default_factory=list)
+    # Metadata writes run in threads; one at a time per call, so an older snapshot never lands last.
+    catalog_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def ended(call: RecordingCall) -> bool:
@@ -169,6 +171,8 @@ class ServerCore:
 
     async def _close_media(self, call: RecordingCall, status: Literal["complete", "interrupted"]) -> None:
         if call.media is not None:
+            async with call.catalog_lock:  # the last metadata update lands before the seal signs it
+                pass
             await self.media.close(call.media.recording_id, status)
         log.info("call %s: recording %s ended (%s)", call.call_id, call.recording_id, status)
 

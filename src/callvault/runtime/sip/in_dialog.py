@@ -210,7 +210,9 @@ class DialogHandler:
 
         async def update() -> None:
             try:
-                await asyncio.to_thread(recordings.update_call, recording_id, record)
+                # Each write reads the record when it runs; in order, the last one holds the latest state.
+                async with call.catalog_lock:
+                    await asyncio.to_thread(recordings.update_call, recording_id, record)
             except Exception:
                 log.exception("updating call metadata of %s failed", recording_id)
 
