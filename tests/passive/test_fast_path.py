@@ -140,3 +140,37 @@ def test_the_fast_path_journals_what_the_full_decoder_would(
     # The scenario bites: call 2 made some of call 1's NAT-matched packets ambiguous (not recorded).
     assert 20 < len(full[0]["callee"]) < sent_by_callee - 20, (len(full[0]["callee"]), sent_by_callee)
     assert all(len(packets) > 100 for packets in full[1].values())
+
+
+class _CatalogDownOnce:
+    """The catalogue refuses the first call (database down), then recovers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def begin(self, *_: Any) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionRefusedError("connection to the catalogue refused")
+        return str(uuid.uuid4())
+
+
+def test_a_call_the_catalogue_refuses_is_counted_and_the_capture_goes_on(tmp_path: Path) -> None:
+    first = call_frames(_plan())
+    second = call_frames(_plan(call_id="passive-call-2@test", start=first[-1][0] + 1))
+    finished: list[Finished] = []
+    recorder = PassiveRecorder(
+        _CatalogDownOnce(),  # type: ignore[arg-type]
+        lambda _: None,
+        LocalKeyring(tmp_path / "keyring.json"),
+        tmp_path,
+        IngestSource("capture"),
+        finished.append,
+    )
+    for at, frame in first + second:
+        recorder.frame(at, LINKTYPE_ETHERNET, frame)
+    recorder.finish()
+    assert recorder.counts["calls_lost"] == 1 and recorder.counts["calls"] == 1
+    assert len(finished) == 1 and finished[0].status == "complete"
+    contents = read_spool(finished[0].journal, journal_reader(finished[0].key))
+    assert all(len(contents.packets_of(i)[1]) > 100 for i in contents.streams)

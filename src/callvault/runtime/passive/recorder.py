@@ -270,7 +270,14 @@ class PassiveRecorder:
         tags = self._tags + (["undecodable-codec"] if _undecodable(call) else [])
         tags += ["unsignalled"] if unsignalled else []
         plan = plan_call(call, agent_for=self._agent_for, agent_networks=self._networks, tags=tags)
-        recording_id = self._recordings.begin(plan.call, self._source)
+        try:
+            recording_id = self._recordings.begin(plan.call, self._source)
+        except Exception as exc:  # noqa: BLE001 - one call's catalogue failure must not stop the capture
+            # A dead or refusing catalogue loses this call, counted and shown (calls_lost, the
+            # metric, the import's result); every other call, and the capture, go on.
+            self.counts["calls_lost"] += 1
+            log.error("a sniffed call could not be recorded: the catalogue refused it (%s)", exc)
+            return
         spool_key = SpoolKey.new(self._keys, recording_id)
         writer = spool_key.create_journal(self._spool_dir, at)
         streams: dict[Side, SpoolStream] = {}
