@@ -138,7 +138,31 @@ def test_a_sampling_rule_fills_the_evaluators_queue(web: WebServer, context: Bro
     screenshot(page, "qa-queue")
     row.get_by_role("link", name="Evaluate").click()
     expect(page).to_have_url(f"{web.url}/recordings/{call_id}/evaluate")
+    # A targeted rule by speech analytics: the category, overtalk and sentiment fields.
+    web.running.ctx.phrase_categories.create(ADMIN, {"name": "Complaint", "phrases": ["not happy"]})
     page.goto("/qa/queue")
+    page.fill("#r-name", "Unhappy and talked over")
+    page.select_option("#r-kind", "targeted")
+    page.check("#r-categories >> input[value='Complaint']")
+    page.fill("#r-overtalk", "5")
+    page.fill("#r-sentiment", "-0.3")
+    page.check("#r-ends-negative")
+    page.click("#save-rule")
+    expect(page.locator("#queue-notice")).to_have_text("Rule Unhappy and talked over saved.")
+    saved = [
+        r for r in web.running.ctx.qa.sampling.list_rules(ADMIN) if r["name"] == "Unhappy and talked over"
+    ]
+    assert saved[0]["criteria"] == {
+        "categories": ["Complaint"],
+        "min_overtalk": 5.0,
+        "max_customer_sentiment": -0.3,
+        "customer_ends_negative": True,
+    }
+    expect(page.locator("#rules")).to_contain_text("customer ends negative")
+    page.fill("#r-name", "Broken")
+    page.fill("#r-sentiment", "sad")
+    page.click("#save-rule")
+    expect(page.locator("#queue-error")).to_contain_text("customer sentiment at most")
     page.fill("#r-name", "Broken")
     page.fill("#r-per-week", "0")
     page.click("#save-rule")
