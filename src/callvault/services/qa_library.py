@@ -5,6 +5,10 @@ audio is not copied: each play cuts the span from the encrypted recording on
 the server (:meth:`PlaybackService.open_span`) and sends it as WAV, so a
 clip's audio lives and dies with its recording (retention, erasure and
 crypto-shredding reach it with no extra step; a play afterwards is 410).
+Who may not hear the call's personal data (no ``transcript.original`` over
+it: agents, QA evaluators) hears the span of the redacted rendition, card
+numbers and the like silenced, and nothing (409) until the call is
+transcribed (:meth:`RedactedAudio.clip_silence`).
 
 Who sees a clip (``qa.library``): admins and compliance officers all;
 supervisors and QA evaluators the clips of their team's calls; an agent the
@@ -32,7 +36,7 @@ from callvault.errors import InvalidInput, NotFound, PermissionDenied
 from callvault.services.access import Action, Principal, Scope, require
 from callvault.services.audit import AccessLog
 from callvault.services.manifest import iso
-from callvault.services.playback import PlaybackAudio, PlaybackService
+from callvault.services.playback import PlaybackAudio, PlaybackService, require_audio
 from callvault.services.qa_scope import (
     evaluable_recording,
     in_scope,
@@ -40,6 +44,7 @@ from callvault.services.qa_scope import (
     team_named,
     user_id_named,
 )
+from callvault.services.redaction import RedactedAudio
 
 MIN_CLIP_SECONDS = 0.5
 MAX_TAGS = 20
@@ -48,10 +53,13 @@ _PLAYLIST_FIELDS = {"name", "topic", "clip_ids", "share"}
 
 
 class ClipLibrary:
-    def __init__(self, catalog: Catalog, access_log: AccessLog, playback: PlaybackService) -> None:
+    def __init__(
+        self, catalog: Catalog, access_log: AccessLog, playback: PlaybackService, redaction: RedactedAudio
+    ) -> None:
         self._catalog = catalog
         self._log = access_log
         self._playback = playback
+        self._redaction = redaction
 
     def create_clip(self, principal: Principal, body: Any) -> dict[str, Any]:
         require(principal, Action.QA_COACH)
@@ -113,13 +121,19 @@ class ClipLibrary:
     def open_clip_audio(
         self, principal: Principal, clip_id: int, verb: str = "clip_play", detail: str = ""
     ) -> PlaybackAudio:
-        """The clip's audio as WAV, cut from the recording now; the play is audited."""
+        """The clip's audio as WAV, cut from the recording now (the redacted rendition for those
+        who may not hear the call's personal data); the play is audited."""
         with self._catalog.read() as session:
             clip = self._visible(session, principal, clip_id)
             recording = session.get(Recording, clip.recording_id)
             assert recording is not None
-        audio = self._playback.open_span(recording, clip.start_seconds, clip.end_seconds)
-        self._log.record(principal, verb, clip.recording_id, detail=f"clip {clip.id} {detail}".rstrip())
+        require_audio(recording)  # a destroyed call is 410 before anything about its transcript
+        silence = self._redaction.clip_silence(principal, recording)
+        audio = self._playback.open_span(recording, clip.start_seconds, clip.end_seconds, silence)
+        redacted = "" if silence is None else f" redacted={len(silence)}"
+        self._log.record(
+            principal, verb, clip.recording_id, detail=f"clip {clip.id}{redacted} {detail}".rstrip()
+        )
         return audio
 
     def export_clip(self, principal: Principal, clip_id: int, basis: str) -> PlaybackAudio:
