@@ -72,6 +72,8 @@ def test_the_agent_hears_the_card_number_silenced_in_a_clip(
 
     # Not transcribed yet: what the redacted rendition will silence is not known, so the agent
     # hears nothing; the supervisor (transcript.original over the team) hears the original.
+    assert alice("GET", f"/qa/clips/{clip['id']}").json()["rendition"] == "pending"
+    assert sam("GET", f"/qa/clips/{clip['id']}").json()["rendition"] == "original"
     early = alice("GET", audio)
     assert early.status_code == 409 and "transcription job: queued" in early.json()["detail"], early.text
     assert rita("GET", audio).status_code == 409
@@ -82,6 +84,7 @@ def test_the_agent_hears_the_card_number_silenced_in_a_clip(
     assert ctx.transcripts.store(call, card_transcript(), 8.0)
     [span] = pii_spans(card_transcript())
     assert span.speaker == "customer" and abs(span.start - 11.6) < 0.01 and abs(span.end - 13.15) < 0.01
+    assert [c["rendition"] for c in alice("GET", "/qa/clips").json()["items"]] == ["redacted", "redacted"]
     heard = alice("GET", audio)
     assert heard.status_code == 200 and heard.headers["content-type"] == "audio/wav"
     redacted = pcm(heard.content)

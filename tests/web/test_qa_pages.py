@@ -256,6 +256,7 @@ def test_a_clip_shared_through_coaching_plays_for_its_agent_and_not_for_another_
     page.click("#coaching-link")
     entry = page.locator(f"#clip-{clip['id']}")
     expect(entry).to_contain_text("Warm opening")
+    expect(entry.locator(".redacted")).to_have_text("personal data silenced")
     expect(page.locator(f"#coaching-{item['id']}")).to_contain_text("Openings")
     assert_accessible(page)
     entry.locator("audio").evaluate("audio => audio.play()")

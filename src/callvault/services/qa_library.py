@@ -91,7 +91,7 @@ class ClipLibrary:
                 recording.id,
                 detail=f"clip {clip.id} {start:g}-{end:g}s{shared}",
             )
-            return _clip_view(session, clip, principal)
+            return self._view(session, clip, principal)
 
     def share(self, principal: Principal, clip_id: int, body: Any) -> dict[str, Any]:
         require(principal, Action.QA_COACH)
@@ -101,7 +101,7 @@ class ClipLibrary:
             self._log.record_in(
                 session, principal, "clip_share", clip.recording_id, detail=f"clip {clip.id}{shared}"
             )
-            return _clip_view(session, clip, principal)
+            return self._view(session, clip, principal)
 
     def list_clips(self, principal: Principal, tag: str | None = None) -> list[dict[str, Any]]:
         with self._catalog.read() as session:
@@ -112,11 +112,11 @@ class ClipLibrary:
                 .limit(500)
             )
             clips = [c for c in session.scalars(query) if tag is None or tag in c.tags]
-            return [_clip_view(session, c, principal) for c in clips]
+            return [self._view(session, c, principal) for c in clips]
 
     def get_clip(self, principal: Principal, clip_id: int) -> dict[str, Any]:
         with self._catalog.read() as session:
-            return _clip_view(session, self._visible(session, principal, clip_id), principal)
+            return self._view(session, self._visible(session, principal, clip_id), principal)
 
     def open_clip_audio(
         self, principal: Principal, clip_id: int, verb: str = "clip_play", detail: str = ""
@@ -165,7 +165,7 @@ class ClipLibrary:
                 self._log.record_in(
                     session, principal, "clip_watched", clip.recording_id, detail=f"clip {clip.id}"
                 )
-            return _clip_view(session, clip, principal)
+            return self._view(session, clip, principal)
 
     def create_playlist(self, principal: Principal, body: Any) -> dict[str, Any]:
         require(principal, Action.QA_COACH)
@@ -213,7 +213,7 @@ class ClipLibrary:
         clips = []
         for clip_id in playlist.clip_ids:
             try:
-                clips.append(_clip_view(session, self._visible(session, principal, clip_id), principal))
+                clips.append(self._view(session, self._visible(session, principal, clip_id), principal))
             except NotFound:
                 continue
         return {
@@ -224,6 +224,15 @@ class ClipLibrary:
             "created_at": iso(playlist.created_at),
             "created_by": playlist.created_by,
         }
+
+    def _view(self, session: Session, clip: QaClip, principal: Principal) -> dict[str, Any]:
+        """The clip as ``principal`` sees it, with ``rendition``: what its audio plays to them
+        (``original``, ``redacted``, or ``pending`` until the call is transcribed)."""
+        view = _clip_view(session, clip, principal)
+        recording = session.get(Recording, clip.recording_id)
+        assert recording is not None
+        view["rendition"] = self._redaction.clip_rendition(session, principal, recording)
+        return view
 
     @staticmethod
     def _visible(session: Session, principal: Principal, clip_id: int) -> QaClip:

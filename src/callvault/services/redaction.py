@@ -27,13 +27,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from callvault.db.catalog import Catalog
+from callvault.db.job_models import JobRow
 from callvault.db.models import Recording
+from callvault.db.transcript_models import RecordingTranscript
 from callvault.errors import NotFound
 from callvault.media.wav_silence import SilencedSpan
 from callvault.services.access import Action, Principal, Scope, allowed, check_recording
 from callvault.services.playback import PlaybackAudio, PlaybackService
 from callvault.services.transcript_view import TranscriptNotReady, pii_spans
+from callvault.services.transcription_jobs import KIND as TRANSCRIBE_JOB
 from callvault.services.transcripts import TranscriptStore
 from callvault.speech.transcript import CHANNEL_OF, Transcript
 
@@ -97,6 +103,17 @@ class RedactedAudio:
             return self._playback.open_audio(principal, recording_id, fmt, download=download)
         silence = silenced_spans(transcript)
         return self._playback.open_audio(principal, recording_id, fmt, download=download, silence=silence)
+
+    @staticmethod
+    def clip_rendition(session: Session, principal: Principal, recording: Recording) -> str:
+        """What a clip of ``recording`` plays to ``principal``, cheaply (clip lists): ``original``,
+        ``redacted``, or ``pending`` while the call's transcription has not succeeded."""
+        if hears_original_of(principal, recording):
+            return "original"
+        if session.get(RecordingTranscript, recording.id) is not None:
+            return "redacted"
+        job = select(JobRow.id).where(JobRow.kind == TRANSCRIBE_JOB, JobRow.subject == recording.id)
+        return "original" if session.scalar(job.limit(1)) is None else "pending"
 
     def clip_silence(self, principal: Principal, recording: Recording) -> list[SilencedSpan] | None:
         """What a clip of ``recording`` played to ``principal`` silences: None (the original) for
