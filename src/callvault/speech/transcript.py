@@ -45,6 +45,9 @@ class ChannelTranscript:
     speaker: Speaker
     segments: tuple[Segment, ...]
     language: str = "en"
+    # Why the channel's speech was not transcribed although there was speech: e.g. "speech not
+    # recognised as English (en): …" (another language); its words, guesses, are not kept.
+    unrecognised: str | None = None
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -122,6 +125,7 @@ def _channel_json(channel: ChannelTranscript) -> dict[str, Any]:
     return {
         "speaker": channel.speaker,
         "language": channel.language,
+        "unrecognised": channel.unrecognised,
         "segments": [
             {
                 "start": segment.start,
@@ -143,10 +147,12 @@ def _parse_channel(data: object, where: str) -> ChannelTranscript:
     if speaker not in SPEAKERS:
         raise ValueError(f"{where}.speaker: expected one of {', '.join(SPEAKERS)}, got {speaker!r}")
     segments = _sequence(body.get("segments"), f"{where}.segments")
+    unrecognised = body.get("unrecognised")
     return ChannelTranscript(
         speaker=cast(Speaker, speaker),
         segments=tuple(_parse_segment(item, f"{where}.segments[{i}]") for i, item in enumerate(segments)),
         language=_text(body.get("language", "en"), f"{where}.language"),
+        unrecognised=None if unrecognised is None else _text(unrecognised, f"{where}.unrecognised"),
     )
 
 
