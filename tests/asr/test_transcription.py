@@ -197,3 +197,25 @@ def test_a_customer_speaking_german_is_not_recognised_as_english(
     detail = client.get(f"/api/v1/recordings/{rid}", headers=auth(staff.tokens["carol"])).json()
     sentiment = detail["analytics"]["sentiment"]
     assert sentiment["customer"]["score"] is None and sentiment["agent"]["score"] is not None
+
+
+def test_a_call_heard_in_windows_keeps_its_words_and_times(ctx: ServiceContext) -> None:
+    # Windows of 4 s instead of 5 minutes: the cuts fall between this short call's turns.
+    call = spoken_call()
+    rid = ctx.importer.import_bytes(ADMIN, call.wav(), ImportRequest())
+    config = transcriber_config(ctx.settings)
+    service = TranscriptionService(
+        ctx.catalog, ctx.playback, ctx.transcripts, lambda: config, shared_transcriber, window_s=4.0
+    )
+    progress = Progress()
+    outcome = service.transcribe(rid, progress)
+    assert outcome.audio_seconds == pytest.approx(call.left.size / 16000, abs=0.1)
+    assert len(progress.fractions) >= 2 and progress.fractions == sorted(progress.fractions)
+    transcript = ctx.transcripts.get(rid)
+    assert transcript is not None
+    agent, customer = transcript.channel("agent"), transcript.channel("customer")
+    assert word_error_rate(call.agent_text, agent.text) <= MAX_WER, agent.text
+    assert word_error_rate(call.customer_text, customer.text) <= MAX_WER, customer.text
+    for channel, spans in ((agent, call.agent_spans), (customer, call.customer_spans)):
+        for word in channel.words:
+            assert any(start - 0.5 <= word.start <= end + 0.5 for start, end in spans), word

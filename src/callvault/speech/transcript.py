@@ -58,6 +58,35 @@ class ChannelTranscript:
         return " ".join(segment.text.strip() for segment in self.segments if segment.text.strip())
 
 
+def joined(speaker: Speaker, windows: Sequence[tuple[float, float, ChannelTranscript]]) -> ChannelTranscript:
+    """One channel heard in consecutive windows ``(start, end, transcript from the window's 0)``,
+    as one transcript in recording time. A window not recognised keeps no words; its reason is
+    kept, with the window's times when the call had more than one."""
+    segments: list[Segment] = []
+    reasons: list[str] = []
+    for start, end, part in windows:
+        segments.extend(_shifted(segment, start) for segment in part.segments)
+        if part.unrecognised:
+            span = f"{_clock(start)}-{_clock(end)}: " if len(windows) > 1 else ""
+            reasons.append(span + part.unrecognised)
+    language = windows[0][2].language if windows else "en"
+    return ChannelTranscript(speaker, tuple(segments), language, "; ".join(reasons) or None)
+
+
+def _shifted(segment: Segment, by: float) -> Segment:
+    if not by:
+        return segment
+    words = tuple(
+        Word(round(w.start + by, 3), round(w.end + by, 3), w.text, w.confidence) for w in segment.words
+    )
+    return Segment(round(segment.start + by, 3), round(segment.end + by, 3), segment.text, words)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{rest:02d}" if minutes >= 60 else f"{minutes}:{rest:02d}"
+
+
 @dataclass(frozen=True)
 class Transcript:
     channels: tuple[ChannelTranscript, ...]
