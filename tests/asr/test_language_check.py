@@ -28,8 +28,10 @@ def test_a_failed_decoding_over_the_channel_is_named() -> None:
 
 def test_speech_with_no_words_read_in_it_is_named() -> None:
     assert unrecognised_reason([], 14.1, "en") == (
-        "speech not recognised as English (en): 14.1 s of speech, 0 words recognised in it"
+        "speech not recognised as English (en): 14.1 s of speech, no word recognised in it"
     )
+    # A few confident words in much detected "speech" (a quiet party on a noisy line) stay.
+    assert unrecognised_reason([DecodedSegment(2.0, -0.4, 4)], 60.0, "en") is None
 
 
 def test_too_little_speech_is_not_judged() -> None:
