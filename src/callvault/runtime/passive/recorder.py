@@ -46,12 +46,14 @@ from callvault.sip.passive_dialogs import (
     Side,
 )
 from callvault.storage.spool import SpoolStream, SpoolWriter
+from callvault.wire.flows import FlowKey, flow_ports, udp_flow
 from callvault.wire.packets import Datagram
 
 log = logging.getLogger(__name__)
 
 STATIC_AUDIO = frozenset({0, 8, 9, 18})  # PCMU, PCMA, G722, G729: decodable without SDP
 FLUSH_PACKETS = 500  # per stream: a journal record of about 10 s of 20 ms packets
+MAX_FLOWS = 100_000  # the fast path's table of known RTP flows is rebuilt past this
 STATUS_BY_REASON: dict[str, FinalStatus] = {
     "bye": "complete",
     "timeout": "complete",
@@ -150,6 +152,10 @@ class PassiveRecorder:
         self.demux = Demux(max_sip_message)
         self.dialogs = PassiveDialogs()
         self._legs: dict[str, _Leg] = {}  # call id -> open recording
+        # The fast path: RTP flows already matched to (call id, sender), keyed by the frame's own
+        # address bytes; indexed by port so a dialog's mapping change forgets what it affects.
+        self._flows: dict[FlowKey, tuple[str, Side]] = {}
+        self._flows_by_port: dict[int, list[FlowKey]] = {}
         self.counts: Counter[str] = Counter()
         self.recording_ids: list[str] = []
         self.now = 0.0
@@ -165,13 +171,26 @@ class PassiveRecorder:
     # -- frames in -------------------------------------------------------------
 
     def frame(self, at: float, linktype: int, data: bytes) -> None:
-        self.now = max(self.now, at)
+        if at > self.now:
+            self.now = at
         self.counts["frames"] += 1
+        if self.dialogs.changed_ports:
+            self._forget_flows()
+        flow = udp_flow(linktype, data)
+        if flow is not None:
+            key, start, end = flow
+            known = self._flows.get(key)
+            # RTP version 2 (first byte 0x80-0xBF): a SIP message between the same ports goes the long way.
+            if known is not None and start < end and 0x80 <= data[start] < 0xC0:
+                leg = self._legs.get(known[0])
+                if leg is not None:
+                    self._append(leg, known[1], at, data[start:end])
+                    return
         out = self.demux.frame(at, linktype, data)
         if out is None:
             return
         if isinstance(out, Datagram):
-            self._datagram(at, out)
+            self._datagram(at, out, flow[0] if flow is not None else None)
             return
         for seen in out:
             self.counts["sip_messages"] += 1
@@ -182,24 +201,44 @@ class PassiveRecorder:
                 continue
             self._act(actions)
 
-    def _datagram(self, at: float, datagram: Datagram) -> None:
+    def _datagram(self, at: float, datagram: Datagram, key: FlowKey | None) -> None:
         found = self.dialogs.media_for(datagram.src, datagram.dst)
         if found is None:
             found = self._unsignalled(at, datagram)
             if found is None:
                 return
         call, sender = found
+        if key is not None and not self.dialogs.changed_ports:
+            self._remember_flow(key, call.call_id, sender)
         leg = self._legs.get(call.call_id)
         if leg is None:
             self.counts["unanswered_packets"] += 1  # early media before the answer
             return
+        self._append(leg, sender, at, datagram.payload)
+
+    def _append(self, leg: _Leg, sender: Side, at: float, payload: bytes) -> None:
         arrivals, packets = leg.buffers.setdefault(sender, ([], []))
         arrivals.append(at)
-        packets.append(datagram.payload)
+        packets.append(payload)
         leg.last_activity = at
         self.counts["rtp_packets"] += 1
         if len(packets) >= FLUSH_PACKETS:
             self._flush_stream(leg, sender)
+
+    def _remember_flow(self, key: FlowKey, call_id: str, sender: Side) -> None:
+        if len(self._flows) >= MAX_FLOWS:
+            self._flows.clear()
+            self._flows_by_port.clear()
+        self._flows[key] = (call_id, sender)
+        for port in set(flow_ports(key)):
+            self._flows_by_port.setdefault(port, []).append(key)
+
+    def _forget_flows(self) -> None:
+        """Drop the remembered flows on ports whose dialog mapping changed (answer, re-INVITE, end)."""
+        for port in self.dialogs.changed_ports:
+            for key in self._flows_by_port.pop(port, ()):
+                self._flows.pop(key, None)
+        self.dialogs.changed_ports.clear()
 
     def _unsignalled(self, at: float, datagram: Datagram) -> tuple[PassiveCall, Side] | None:
         """RTP of no dialog: counted, and recorded as a stream pair when configured to."""
