@@ -190,7 +190,10 @@ class PassiveRecorder:
         if out is None:
             return
         if isinstance(out, Datagram):
-            self._datagram(at, out, flow[0] if flow is not None else None)
+            # The fast path may take this flow from now on only if it reads the same payload
+            # (not a tunnel's outer packet, not one put together from fragments).
+            same = flow is not None and data[flow[1] : flow[2]] == out.payload
+            self._datagram(at, out, flow[0] if same and flow is not None else None)
             return
         for seen in out:
             self.counts["sip_messages"] += 1
