@@ -41,7 +41,20 @@ from urllib.parse import urlencode
 
 import numpy as np
 from fastapi.testclient import TestClient
-from sqlalchemy import DateTime, Integer, String, Text, column, insert, select, table
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    cast,
+    column,
+    insert,
+    select,
+    table,
+)
+from sqlalchemy.sql.expression import TableClause
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
@@ -103,21 +116,34 @@ def timed_words(rng: np.random.Generator, said: list[str]) -> list[list[Any]]:
     return [[s, e, w] for s, e, w in zip(starts.round(2).tolist(), ends.round(2).tolist(), said, strict=True)]
 
 
-# Distinct sides generated per kind of side; each recording's side is one of them unless it
-# says something planted (then it is made for it). Rows still differ in what is planted where,
-# and every row is indexed on its own, so the engines' posting lists have their true sizes.
+# Distinct sides generated per kind of side (agent or customer, and which phrases it says);
+# each recording's side is one of them. Every row is indexed on its own, so the engines'
+# posting lists have their true sizes.
 TEMPLATES = 1000
-# The index table as plain columns: the words go in as JSON text made once per template.
-INDEX_TABLE = table(
-    "transcript_index",
-    column("recording_id", String),
-    column("speaker", String),
-    column("part", Integer),
-    column("parts", Integer),
-    column("tokens", Text),
-    column("words", Text),
-    column("indexed_at", DateTime(timezone=True)),
-)
+
+
+class JsonText(TypeDecorator[str]):
+    """JSON made beforehand, sent as text and cast to json by PostgreSQL (SQLite keeps text)."""
+
+    impl = Text
+    cache_ok = True
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return cast(bindvalue, JSON)
+
+
+def index_table(words: type[Text] | type[JsonText]) -> TableClause:
+    """The index table as plain columns: the words go in as JSON text made once per template."""
+    return table(
+        "transcript_index",
+        column("recording_id", String),
+        column("speaker", String),
+        column("part", Integer),
+        column("parts", Integer),
+        column("tokens", Text),
+        column("words", words()),
+        column("indexed_at", DateTime(timezone=True)),
+    )
 
 
 def made_side(
@@ -201,7 +227,7 @@ def insert_batch(
                 }
             )
     with ctx.catalog.write() as session:
-        session.execute(insert(INDEX_TABLE), rows)
+        session.execute(insert(index_table(Text if ctx.catalog.is_sqlite else JsonText)), rows)
 
 
 def request(client: TestClient, token: str, params: dict[str, str]) -> Callable[[], object]:
