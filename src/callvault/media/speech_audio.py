@@ -26,7 +26,6 @@ SPEECH_RATE = 16000
 WINDOW_S = 300.0  # what the recogniser hears at once: 19 MB of float32 stereo
 _CUT_SEARCH_S = 15.0  # a window ends at the quietest moment in its last seconds
 _CUT_FRAME_S = 0.1
-_QUIET_LEVEL = 32  # mean sample magnitude of -60 dBFS: no speech, only codec noise
 
 
 def archive_channels(archive: SeekableFile, rate: int = SPEECH_RATE) -> npt.NDArray[np.float32]:
@@ -85,22 +84,17 @@ def archive_windows(
 
 
 def _quiet_cut(pcm: npt.NDArray[np.int16], window: int, reach: int, rate: int) -> int:
-    """Where to end a window: within ``reach`` samples of ``window``, the middle of the stretch
-    of quietest frames (both channels; the silence gate's zeros tie) nearest to it."""
+    """Where to end a window: the quietest frame (both channels) within ``reach`` samples of
+    ``window``, the nearest to it among equally quiet ones (the silence gate's zeros tie)."""
     frame = int(_CUT_FRAME_S * rate)
     frames = 2 * reach // frame
     if frames == 0:
         return window
     search = pcm[:, window - reach : window - reach + frames * frame].astype(np.int32)
     energy = np.abs(search).reshape(search.shape[0], frames, frame).sum(axis=(0, 2))
-    # Quiet: within -60 dBFS (mean magnitude 32) of the quietest frame, per channel.
-    quiet = energy <= energy.min() + search.shape[0] * frame * _QUIET_LEVEL
-    # Runs of equally quiet frames; cut in the middle of the one nearest the target, so each
-    # side of the cut keeps some silence (a window that opens on a word is heard worse).
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], quiet.astype(np.int8), [0]))))
-    runs = edges.reshape(-1, 2)  # [first, past-last] frame of each run
-    middles = (runs[:, 0] + runs[:, 1] - 1) / 2
-    best = int(middles[np.argmin(np.abs(middles - (frames - 1) / 2))])
+    quietest = np.flatnonzero(energy == energy.min())
+    centre = (frames - 1) / 2
+    best = int(quietest[np.argmin(np.abs(quietest - centre))])
     return window - reach + best * frame + frame // 2
 
 
