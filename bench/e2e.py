@@ -415,19 +415,40 @@ def _descendants(root: int) -> list[int]:
 
 def cpu_seconds(root: int) -> float:
     """User+system CPU of ``root`` and every process under it, including reaped children."""
+    return sum(cpu_by_kind(root).values())
+
+
+def _kind(pid: int) -> str:
+    """What a server process is, from its command line."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "other"
+    if "worker_process" in command:
+        return "job workers"
+    if "forkserver" in command or "multiprocessing" in command:
+        return "render workers"
+    if "callvault serve" in command:
+        return "serve (SIP, capture, sealing, API)"
+    return "other"
+
+
+def cpu_by_kind(root: int) -> dict[str, float]:
+    """User+system CPU seconds of ``root``'s processes by kind (serve, render workers, job workers),
+    each with its reaped children: the split that shows which process a call's work lands in."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    totals: Counter[str] = Counter()
     for pid in _descendants(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return total / ticks
+        totals[_kind(pid)] += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return {kind: count / ticks for kind, count in totals.items()}
 
 
 class Server:
-    def __init__(self, data: Path, core: int, database_url: str) -> None:
+    def __init__(self, data: Path, core: int, database_url: str, transcribe: bool = False) -> None:
         self.http_port = _free_port()
         self.sip_port = _free_port(socket.SOCK_DGRAM)
         self.env = {
@@ -441,6 +462,9 @@ class Server:
             "CALLVAULT_MAX_CALLS": "5000",
             "CALLVAULT_MIN_FREE_DISK_MB": "64",
             "CALLVAULT_LOG_LEVEL": "WARNING",
+            # Speech recognition is a workload of its own (bench/transcription.py measures it):
+            # a Whisper pass per call would be most of the core. --transcribe includes it.
+            "CALLVAULT_TRANSCRIPTION_AUTO": "true" if transcribe else "false",
         }
         self.token = self._token()
         self._catalog: Any = None
@@ -488,6 +512,9 @@ class Server:
 
     def cpu(self) -> float:
         return cpu_seconds(self.process.pid)
+
+    def cpu_kinds(self) -> dict[str, float]:
+        return cpu_by_kind(self.process.pid)
 
     def metric(self, text: str, name: str) -> float:
         return sum(
@@ -569,7 +596,8 @@ def verify(server: Server, lengths: dict[str, float], since: float) -> dict[str,
 def run_step(server: Server, calls: int, args: argparse.Namespace, idle_rate: float) -> dict[str, Any]:
     parent, child = mp.Pipe(duplex=False)
     sealed_before = server.sealed()
-    cpu_before, wall_before = server.cpu(), time.monotonic()
+    kinds_before = server.cpu_kinds()
+    cpu_before, wall_before = sum(kinds_before.values()), time.monotonic()
     profiler = _start_py_spy(server, args) if args.py_spy and calls == max(args.steps) else None
     process = mp.get_context("spawn").Process(
         target=generator,
@@ -591,7 +619,9 @@ def run_step(server: Server, calls: int, args: argparse.Namespace, idle_rate: fl
     while server.sealed() < sealed_before + result["answered"] and time.time() < deadline:
         time.sleep(0.1)
     sealed_at = time.time()
-    cpu = server.cpu() - cpu_before
+    kinds_after = server.cpu_kinds()
+    cpu = sum(kinds_after.values()) - cpu_before
+    by_kind = {k: v - kinds_before.get(k, 0.0) for k, v in kinds_after.items()}
     wall = time.monotonic() - wall_before
     profile = _stop_py_spy(profiler) if profiler else None
     text = server.metrics()
@@ -605,6 +635,7 @@ def run_step(server: Server, calls: int, args: argparse.Namespace, idle_rate: fl
         "cpu": cpu,
         "wall": wall,
         "ms_per_call": per_call,
+        "ms_per_call_by_process": {k: 1000 * v / max(1, result["answered"]) for k, v in by_kind.items()},
         "calls_per_core": args.duration * 1000 / per_call if per_call else float("inf"),
         "seal_after_bye": sealed_at - result["last_bye"],
         "sealed_all": server.sealed() >= sealed_before + result["answered"],
@@ -737,6 +768,11 @@ def main() -> None:
         action="store_false",
         help="both parties speak all the time (default: turn-taking)",
     )
+    parser.add_argument(
+        "--transcribe",
+        action="store_true",
+        help="also transcribe every call when sealed (off: recording only)",
+    )
     parser.add_argument("--py-spy", action="store_true", help="profile the largest step with py-spy")
     parser.add_argument("--py-spy-raw", default="e2e-profile.txt", help="where the raw py-spy samples go")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
@@ -745,7 +781,7 @@ def main() -> None:
     args.steps = [int(s) for s in args.steps.split(",") if s]
     args.data = tempfile.mkdtemp(prefix="cv-e2e-")
     _pin(args.gen_core)  # this process polls and verifies: keep it off the measured core
-    server = Server(Path(args.data), args.server_core, args.database_url)
+    server = Server(Path(args.data), args.server_core, args.database_url, args.transcribe)
     rows: list[dict[str, Any]] = []
     try:
         # Baseline from this run: the idle server's CPU per second (timers, tickers, the API).
@@ -778,6 +814,10 @@ def main() -> None:
                 + ("" if row["sealed_all"] else "  (not all sealed within --drain-timeout)")
                 + (f"  problems: {row['problems']}" if row["problems"] else ""),
                 flush=True,
+            )
+            print(
+                "  CPU ms per call by process (idle not subtracted): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in sorted(row["ms_per_call_by_process"].items()))
             )
             if row["profile"]:
                 print("  profile of this step (share of samples holding the GIL, all server processes):")

@@ -230,11 +230,17 @@ def test_search_filters(client: TestClient, staff: Staff) -> None:
         {"sort": "agent"},
         {"customer": "not-a-number"},
         {"min_duration": "-1"},
+        {"queue": "sales\x00"},  # PostgreSQL refuses NUL: a 400 naming the field, not a 500
+        {"tag": "vip\x1b[2J"},
     ):
         response = client.get("/api/v1/recordings", params=params, headers=auth(token))
         assert response.status_code == 400, params
         assert response.json()["error"] == "invalid_input"
         assert response.json()["detail"]
+    assert (
+        "queue must not contain control characters"
+        in client.get("/api/v1/recordings", params={"queue": "a\x00"}, headers=auth(token)).json()["detail"]
+    )
 
 
 def test_bad_uploads_leave_nothing_behind(client: TestClient, staff: Staff, ctx: ServiceContext) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -13,6 +14,7 @@ from callvault.runtime.jobs.transcribe import transcribe_handler
 from callvault.services.access import Principal
 from callvault.services.context import ServiceContext
 from callvault.services.importer import ImportRequest
+from callvault.services.search import RecordingQuery
 from callvault.services.transcription import (
     RecordingGone,
     TranscriptionService,
@@ -21,7 +23,9 @@ from callvault.services.transcription import (
 )
 from callvault.speech.transcript import Speaker
 from callvault.speech.wer import word_error_rate
+from tests.api.conftest import auth
 from tests.support.audio import stereo_wav
+from tests.support.people import Staff
 from tests.support.speech_calls import spoken_call
 from tests.support.vault_calls import seal_call
 
@@ -151,3 +155,67 @@ def test_an_unknown_recording_fails_without_retry(ctx: ServiceContext) -> None:
 def test_missing_model_path_is_named(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="does not exist"):
         shared_transcriber(TranscriberConfig("faster-whisper", tmp_path / "none", "cpu", 1, "en"))
+
+
+GERMAN = (
+    "Guten Tag, ich möchte eine Rückerstattung für meinen kaputten Wasserkocher.",
+    "Die Bestellung wurde vor zwei Wochen auf der Webseite aufgegeben.",
+    "Können Sie mir bitte sagen, wann das Geld auf meinem Konto ist?",
+)
+
+
+def test_a_customer_speaking_german_is_not_recognised_as_english(
+    ctx: ServiceContext, client: httpx.Client, staff: Staff
+) -> None:
+    english = (
+        "Hello, thank you for calling, how can I help you today?",
+        "I can arrange a refund for that order right away.",
+        "It will be on your account within five days.",
+    )
+    call = spoken_call(english, GERMAN, agent_voice="en-us", customer_voice="de")
+    rid = ctx.importer.import_bytes(ADMIN, call.wav(), ImportRequest(agent="alice"))
+    ctx.transcription.transcribe(rid)
+    transcript = ctx.transcripts.get(rid)
+    assert transcript is not None
+    agent, customer = transcript.channel("agent"), transcript.channel("customer")
+    assert agent.unrecognised is None and word_error_rate(" ".join(english), agent.text) <= MAX_WER
+    # No invented English words for the customer: none stored, the reason instead.
+    assert customer.words == () and customer.unrecognised is not None
+    assert customer.unrecognised.startswith("speech not recognised as English (en): "), customer.unrecognised
+    # Not searchable, no sentiment or category for words nobody said.
+    ctx.transcript_index.index(rid, transcript)
+    carol = staff.principals["carol"]
+    assert ctx.search.search(carol, RecordingQuery(text="refund", speaker="agent")).total == 1
+    assert ctx.search.search(carol, RecordingQuery(text="the", speaker="customer")).total == 0
+    ctx.insights.analyse(rid, transcript)
+    # Visible in the API, per channel.
+    body = client.get(f"/api/v1/recordings/{rid}/transcript", headers=auth(staff.tokens["carol"])).json()
+    sides = {channel["speaker"]: channel for channel in body["channels"]}
+    assert sides["agent"]["unrecognised"] is None
+    assert sides["customer"]["unrecognised"] == customer.unrecognised
+    assert sides["customer"]["segments"] == []
+    detail = client.get(f"/api/v1/recordings/{rid}", headers=auth(staff.tokens["carol"])).json()
+    sentiment = detail["analytics"]["sentiment"]
+    assert sentiment["customer"]["score"] is None and sentiment["agent"]["score"] is not None
+
+
+def test_a_call_heard_in_windows_keeps_its_words_and_times(ctx: ServiceContext) -> None:
+    # Windows of 4 s instead of 5 minutes: the cuts fall between this short call's turns.
+    call = spoken_call()
+    rid = ctx.importer.import_bytes(ADMIN, call.wav(), ImportRequest())
+    config = transcriber_config(ctx.settings)
+    service = TranscriptionService(
+        ctx.catalog, ctx.playback, ctx.transcripts, lambda: config, shared_transcriber, window_s=4.0
+    )
+    progress = Progress()
+    outcome = service.transcribe(rid, progress)
+    assert outcome.audio_seconds == pytest.approx(call.left.size / 16000, abs=0.1)
+    assert len(progress.fractions) >= 2 and progress.fractions == sorted(progress.fractions)
+    transcript = ctx.transcripts.get(rid)
+    assert transcript is not None
+    agent, customer = transcript.channel("agent"), transcript.channel("customer")
+    assert word_error_rate(call.agent_text, agent.text) <= MAX_WER, agent.text
+    assert word_error_rate(call.customer_text, customer.text) <= MAX_WER, customer.text
+    for channel, spans in ((agent, call.agent_spans), (customer, call.customer_spans)):
+        for word in channel.words:
+            assert any(start - 0.5 <= word.start <= end + 0.5 for start, end in spans), word

@@ -92,8 +92,9 @@ async def test_killed_recorder_leaves_an_interrupted_recording(services: Service
     assert orphan.status == "interrupted" and orphan.object_key is None
     pcm, rate = archive_pcm(services, recording)
     seconds = pcm.shape[1] / rate
-    # The journal lags at most one second; the recording starts when the session opened.
-    assert SECONDS - 1.0 <= seconds <= lead_in + SECONDS + 0.05, (seconds, lead_in)
+    # The journal lags one flush period (1 s), plus the capture thread's scheduling delay on a
+    # loaded host (1.978 s seen at load 15); the recording starts when the session opened.
+    assert SECONDS - 1.25 <= seconds <= lead_in + SECONDS + 0.05, (seconds, lead_in)
     assert tone_match(pcm[0], agent_tone, 440) >= 0.9
     assert tone_match(pcm[1], customer_tone, 1000) >= 0.9
     assert not (settings.spool_dir / f"{recording_id}.spool").exists()

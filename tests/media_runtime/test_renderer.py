@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from callvault.media.archive import decode_audio
 from callvault.media.codec_spec import CodecSpec
 from callvault.media.g711 import ulaw_encode
 from callvault.media.mixing import correlate
+from callvault.media.peaks import archive_peaks
 from callvault.media.signals import synth_speech_like
 from callvault.runtime.media.render_jobs import finish_recording, render_journal
 from callvault.runtime.media.renderer import HOLDBACK_SECONDS, JournalRenderer
@@ -130,6 +132,18 @@ def test_call_time_render_matches_one_shot(tmp_path: Path) -> None:
     dtmf = [e for e in incremental.events if e.kind == "dtmf"]
     assert [(round(e.offset_seconds, 2), e.data) for e in dtmf] == [(20.3, {"digit": "5"})]
     assert incremental.events == one_shot.events
+    # The waveform comes with the render (taken from the PCM on its way to the encoder):
+    # the same buckets as peaks decoded from the archive, and close to them.
+    peaks = incremental.audio.peaks
+    assert peaks is not None
+    decoded = archive_peaks(io.BytesIO(incremental.audio.data))
+    assert (peaks.channels, peaks.bucket_seconds) == (decoded.channels, decoded.bucket_seconds)
+    assert peaks.duration_seconds == pytest.approx(SECONDS, abs=0.02)
+    ours, theirs = (
+        np.frombuffer(x.data, dtype=np.uint8).reshape(2, -1).astype(int) for x in (peaks, decoded)
+    )
+    m = min(ours.shape[1], theirs.shape[1])
+    assert np.median(np.abs(ours[:, :m] - theirs[:, :m])) <= 8
 
 
 def test_dtmf_presence_mode_keeps_no_digit(tmp_path: Path) -> None:

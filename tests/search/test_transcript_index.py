@@ -12,7 +12,7 @@ from callvault.runtime.jobs.handlers import job_handlers
 from callvault.services.context import ServiceContext
 from callvault.services.search import RecordingQuery
 from tests.support.people import ADMIN, Staff, create_staff
-from tests.support.transcripts import transcript, word_at
+from tests.support.transcripts import WORD_SECONDS, transcript, word_at
 from tests.support.vault_calls import seal_call
 
 ALICE = "sip:1001@pbx.example"
@@ -229,3 +229,49 @@ def test_the_index_transcript_job_reindexes_a_stored_transcript(ctx: ServiceCont
 def forget_all(ctx: ServiceContext) -> None:
     with ctx.catalog.write() as session:
         session.execute(delete(TranscriptIndexRow))
+
+
+BLOCK_S = 300 * WORD_SECONDS  # 300 words, two minutes at 150 words a minute
+
+
+def long_side(blocks: int, said: dict[int, str]) -> list[tuple[float, str]]:
+    """One side talking non-stop in blocks of 300 words (288 filler words ``w<n>``, then
+    ``said[block]`` or 12 more words)."""
+    lines = []
+    for block in range(blocks):
+        filler = " ".join(f"w{block * 300 + i}" for i in range(288))
+        lines.append(
+            (block * BLOCK_S, f"{filler} {said.get(block, 'and so on and so forth and so on ok then now')}")
+        )
+    return lines
+
+
+def test_a_long_sides_late_words_and_phrases_are_found(ctx: ServiceContext, staff: Staff) -> None:
+    # 140 minutes of non-stop talk: 21,000 words on one side, past PostgreSQL's 16,383 positions.
+    rid = seal_call(ctx, agent_aor=ALICE)
+    said = {5: "my parcel never arrived at all", 66: "I want to speak to a manager"}
+    ctx.transcript_index.index(rid, transcript(customer=long_side(70, said), agent=[(3.0, "hello")]))
+    with ctx.catalog.read() as session:
+        parts = session.scalars(
+            select(TranscriptIndexRow.part).where(TranscriptIndexRow.recording_id == rid)
+        ).all()
+    assert sorted(parts) == [0, 0, 1, 2]  # the agent's one part, the customer's three
+    carol = staff.principals["carol"]
+    page = ctx.search.search(carol, RecordingQuery(text='"speak to a manager"', speaker="customer"))
+    assert [item["id"] for item in page.items] == [rid]
+    [match] = page.items[0]["matches"]
+    assert match["start"] == pytest.approx(66 * BLOCK_S + word_at(0, 288 + 3)[0])  # minute 132
+    assert match["text"] == "speak to a manager"
+    # Every term on one side, in different parts of it; never across sides.
+    assert found(ctx, staff, "carol", text='parcel "speak to a manager"') == [rid]
+    assert found(ctx, staff, "carol", text="parcel manager", speaker="customer") == [rid]
+    assert found(ctx, staff, "carol", text="parcel hello") == []
+    # A phrase said across a cut between parts is still whole in one of them.
+    for cut_words in (7990, 8010):
+        minute, index = divmod(cut_words, 300)
+        assert found(ctx, staff, "carol", text=f'"w{minute * 300 + index} w{minute * 300 + index + 1}"') == [
+            rid
+        ], cut_words
+    # A word in the overlap of two parts is one hit, not two.
+    page = ctx.search.search(carol, RecordingQuery(text="w7995"))
+    assert len(page.items[0]["matches"]) == 1

@@ -113,3 +113,18 @@ def test_a_computation_that_ends_after_the_audio_was_destroyed_stores_nothing(
     with pytest.raises(KeyUnavailable):
         ctx.waveforms.compute(recording_id)
     assert not _cached(ctx, recording_id)
+
+
+def test_peaks_that_come_with_the_audio_are_kept_at_sealing_and_the_archive_is_not_decoded(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[object] = []
+    monkeypatch.setattr(waveform, "archive_peaks", lambda source, *a: decoded.append(source))
+    rendered = Peaks(2, 0.05, 1.0, bytes(range(40)))  # as the renderer took them from the PCM
+    archive = encode_archive(np.stack([_tone(1.0, 220), _tone(1.0, 330)]), RATE)
+    audio = ArchiveAudio(data=archive, sample_rate=RATE, channels=2, duration_seconds=1.0, peaks=rendered)
+    call = CallRecord(started_at=datetime.now(UTC), source="import")
+    recording_id = ctx.recordings.store_new(call, audio, [StreamRecord("left", "import", 0)])
+    ctx.waveforms.close()  # the seal's background job, if any, is done
+    assert ctx.waveforms.compute(recording_id) == rendered
+    assert decoded == []

@@ -14,6 +14,7 @@ from callvault.services.access import Principal
 from tests.qa.conftest import FORM
 from tests.support.people import ADMIN, password_of
 from tests.support.processes import wait_for
+from tests.support.transcripts import transcript
 from tests.support.web_server import WebServer
 from tests.web.conftest import assert_accessible, screenshot, sign_in
 
@@ -148,7 +149,31 @@ def test_a_sampling_rule_fills_the_evaluators_queue(
     screenshot(page, "qa-queue")
     row.get_by_role("link", name="Evaluate").click()
     expect(page).to_have_url(f"{web.url}/recordings/{call_id}/evaluate")
+    # A targeted rule by speech analytics: the category, overtalk and sentiment fields.
+    web.running.ctx.phrase_categories.create(ADMIN, {"name": "Complaint", "phrases": ["not happy"]})
     page.goto("/qa/queue")
+    page.fill("#r-name", "Unhappy and talked over")
+    page.select_option("#r-kind", "targeted")
+    page.check("#r-categories >> input[value='Complaint']")
+    page.fill("#r-overtalk", "5")
+    page.fill("#r-sentiment", "-0.3")
+    page.check("#r-ends-negative")
+    page.click("#save-rule")
+    expect(page.locator("#queue-notice")).to_have_text("Rule Unhappy and talked over saved.")
+    saved = [
+        r for r in web.running.ctx.qa.sampling.list_rules(ADMIN) if r["name"] == "Unhappy and talked over"
+    ]
+    assert saved[0]["criteria"] == {
+        "categories": ["Complaint"],
+        "min_overtalk": 5.0,
+        "max_customer_sentiment": -0.3,
+        "customer_ends_negative": True,
+    }
+    expect(page.locator("#rules")).to_contain_text("customer ends negative")
+    page.fill("#r-name", "Broken")
+    page.fill("#r-sentiment", "sad")
+    page.click("#save-rule")
+    expect(page.locator("#queue-error")).to_contain_text("customer sentiment at most")
     page.fill("#r-name", "Broken")
     page.fill("#r-per-week", "0")
     page.click("#save-rule")
@@ -243,6 +268,9 @@ def test_a_20_second_clip_in_a_playlist_and_a_coaching_item_reach_only_their_age
     for action in ("clip_create", "playlist_create", "coaching_create"):
         assert _events(web, action, "sam"), action
 
+    # Transcribed as the job would (no worker here): an agent hears a clip's redacted rendition
+    # (nothing here to silence), and nothing before the call is transcribed.
+    web.running.ctx.transcripts.store(call_id, transcript(agent=[(0.2, "Hello how can I help")]), 1.0)
     alice = sign_in(browser.new_context(base_url=web.url), "alice")
     alice.goto("/qa/coaching")
     expect(alice.locator(f"#coaching-{item['id']}")).to_contain_text("Work on openings")
@@ -252,7 +280,7 @@ def test_a_20_second_clip_in_a_playlist_and_a_coaching_item_reach_only_their_age
     audio.evaluate("audio => audio.play()")
     wait_for(lambda: audio.evaluate("audio => audio.currentTime") > 0.5, 20, "the clip to play")
     assert abs(audio.evaluate("audio => audio.duration") - 20.0) < 0.5
-    assert any(e.detail == f"clip {clip['id']}" for e in _events(web, "clip_play", "alice"))
+    assert any(e.detail == f"clip {clip['id']} redacted=0" for e in _events(web, "clip_play", "alice"))
     alice.context.close()
 
     blue = browser.new_context(base_url=web.url)

@@ -16,6 +16,7 @@ from callvault.services.access import Principal
 from tests.qa.conftest import FORM
 from tests.support.people import ADMIN, password_of
 from tests.support.processes import wait_for
+from tests.support.transcripts import transcript
 from tests.support.vault_calls import seal_call
 from tests.support.web_server import WebServer
 from tests.web.conftest import assert_accessible, screenshot, sign_in
@@ -247,18 +248,22 @@ def test_a_clip_shared_through_coaching_plays_for_its_agent_and_not_for_another_
     item = ctx.qa.coaching.create(
         sam, {"agent": "alice", "title": "Openings", "due": "2027-01-15", "clip_ids": [clip["id"]]}
     )
+    # Transcribed as the job would (no worker here): an agent hears a clip's redacted rendition
+    # (nothing here to silence), and nothing before the call is transcribed.
+    web.running.ctx.transcripts.store(call_id, transcript(agent=[(0.2, "Hello how can I help")]), 1.0)
     page = sign_in(context, "alice")
     page.goto("/qa")
     page.click("#coaching-link")
     entry = page.locator(f"#clip-{clip['id']}")
     expect(entry).to_contain_text("Warm opening")
+    expect(entry.locator(".redacted")).to_have_text("personal data silenced")
     expect(page.locator(f"#coaching-{item['id']}")).to_contain_text("Openings")
     assert_accessible(page)
     entry.locator("audio").evaluate("audio => audio.play()")
     wait_for(
         lambda: entry.locator("audio").evaluate("audio => audio.currentTime") > 0.5, 20, "the clip to play"
     )
-    assert any(e.detail == f"clip {clip['id']}" for e in _events(web, "clip_play", "alice"))
+    assert any(e.detail == f"clip {clip['id']} redacted=0" for e in _events(web, "clip_play", "alice"))
     page.click(f"#watched-{clip['id']}")
     expect(entry.locator(".watched")).to_be_visible()
     page.click(f"#acknowledge-coaching-{item['id']}")

@@ -92,3 +92,21 @@ def test_only_those_who_may_hear_the_call_find_it_by_what_was_said(
     auditor.context.close()
     page.goto("/recordings?text=" + "%22" * 3 + "NEAR(x")
     expect(page.locator("#no-results")).to_be_visible()
+
+
+def test_the_recording_page_shows_the_calls_analytics(
+    web: WebServer, context: BrowserContext, call_id: str
+) -> None:
+    ctx = web.running.ctx
+    said = ctx.transcripts.get(call_id)
+    assert said is not None
+    ctx.insights.analyse(call_id, said)  # what the analyse job does once the transcript is stored
+    page = sign_in(context, "sam")
+    page.goto(f"/recordings/{call_id}")
+    section = page.locator("#analytics")
+    expect(section).to_contain_text("Talk time")
+    expect(section).to_contain_text("Longest monologue")
+    expect(page.locator("#sentiment-agent")).to_have_text("positive (0.402)")  # "help"
+    expect(page.locator("#categories")).to_have_text("Categories: none")
+    assert_accessible(page)
+    screenshot(page, "recording-analytics")

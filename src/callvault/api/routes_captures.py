@@ -60,7 +60,7 @@ def _may_import(ctx: ServiceContext, caller: Principal) -> None:
     openapi_extra=_SCHEMA,
     summary="Import a packet capture: every SIP call in it is recorded",
     description="Answers `recording_ids`, `calls`, `sealed`, `frames`, `sip_messages`, `rtp_packets`, "
-    "`unsignalled_packets`, `damage` (unusable frames by cause) and `error` (where a damaged file's "
+    "`unsignalled_packets`, `calls_lost` (answered calls the catalogue refused), `damage` (unusable frames by cause) and `error` (where a damaged file's "
     "read stopped). 415 for a file that is not a capture.",
 )
 async def import_capture_file(request: Request) -> dict[str, Any]:

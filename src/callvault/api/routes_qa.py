@@ -136,7 +136,10 @@ def calibration_results(calibration_id: RowId, ctx: Ctx, caller: Caller) -> dict
 @router.post("/sampling-rules", status_code=201)
 def create_sampling_rule(ctx: Ctx, caller: Caller, body: Json) -> dict[str, Any]:
     """``{"name", "form_id", "kind": "random" | "targeted", "per_week", "team"?, "criteria"?:
-    {"min_duration", "max_duration", "statuses", "tags"}}``."""
+    {"min_duration", "max_duration", "statuses", "tags", "categories", "min_overtalk",
+    "max_customer_sentiment", "customer_ends_negative"}}``: the last four are what speech
+    analytics found (phrase categories by name, any of them; seconds of overtalk; the customer's
+    sentiment -1..1 over the call; a negative last quarter)."""
     return ctx.qa.sampling.create_rule(caller, body)
 
 

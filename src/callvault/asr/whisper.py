@@ -6,6 +6,10 @@ recogniser. Whisper invents words where there are none (\"Thank you.\" over
 silence, notes over music); segments the model itself judges to be no speech,
 and words that are only symbols, are dropped, so a silent or music-only
 channel comes back empty rather than wrong.
+
+Speech in another language than the configured one is not transcribed: the
+channel comes back with no words and the reason
+(:mod:`callvault.asr.language_check`), not with English words nobody said.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from callvault.asr.language_check import DecodedSegment, misheard_language, unrecognised_reason
 from callvault.asr.port import SAMPLE_RATE, Audio, ChannelResult, ModelUnavailable, TranscriberConfig
 from callvault.speech.transcript import ChannelTranscript, Segment, Speaker, Word
 
@@ -68,6 +73,11 @@ class WhisperTranscriber:
         if audio.size == 0:
             return ChannelResult(ChannelTranscript(speaker, ()), 0.0, 0.0)
         try:
+            misheard = self._misheard(audio)
+            if misheard is not None:
+                return ChannelResult(
+                    ChannelTranscript(speaker, (), self._language or "und", misheard), 0.0, seconds
+                )
             pieces, info = self._model.transcribe(
                 audio,
                 language=self._language,
@@ -78,12 +88,34 @@ class WhisperTranscriber:
                 # Each utterance stands alone: earlier text primes hallucinated repeats.
                 condition_on_previous_text=False,
             )
-            segments = _segments(pieces)
+            decoded = list(pieces)
         except (RuntimeError, ValueError) as exc:
             raise ModelUnavailable(f"speech model {self._model_name} failed: {exc}") from None
         language = str(info.language or self._language or "und")
         speech = float(getattr(info, "duration_after_vad", seconds) or 0.0)
+        segments = _segments(decoded)
+        if self._language:
+            judged = [
+                DecodedSegment(float(p.end - p.start), float(p.avg_logprob), len(p.words or ()))
+                for p in decoded
+            ]
+            reason = unrecognised_reason(judged, speech, self._language)
+            if reason is not None:
+                return ChannelResult(ChannelTranscript(speaker, (), language, reason), speech, seconds)
         return ChannelResult(ChannelTranscript(speaker, tuple(segments), language), speech, seconds)
+
+    def _misheard(self, audio: Audio) -> str | None:
+        """A multilingual model set to one language: the language its identification hears,
+        if another (an English-only model cannot tell; its confidence is judged instead)."""
+        if not self._language or not getattr(self._model.model, "is_multilingual", False):
+            return None
+        try:
+            detected, probability, _ = self._model.detect_language(
+                audio, vad_filter=True, vad_parameters=_VAD
+            )
+        except (RuntimeError, ValueError, IndexError):  # no speech to identify: transcribe as set
+            return None
+        return misheard_language(str(detected), float(probability), self._language)
 
 
 def _segments(pieces: Iterable[Any]) -> list[Segment]:

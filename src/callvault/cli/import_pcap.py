@@ -71,6 +71,13 @@ async def _import_all(ctx: ServiceContext, files: list[Path], jobs: int, tags: l
                 if result.error:
                     failures += 1
                     err.print(f"[yellow]damaged:[/yellow] {file}: {result.error}", highlight=False)
+                if result.calls_lost:
+                    failures += 1
+                    err.print(
+                        f"[red]lost:[/red] {file}: {result.calls_lost} call(s) not recorded "
+                        "(the catalogue refused them; import the file again)",
+                        highlight=False,
+                    )
             detail = f"capture={file.name[:80]}, calls={len(result.recording_ids)}"
             await asyncio.to_thread(ctx.access_log.record, actor, "capture_import", None, detail)
             sys.stdout.write(json.dumps({"file": str(file), **result.to_json()}) + "\n")

@@ -12,11 +12,18 @@ as its own mono stream inside one Ogg Opus file.
 
 The encoder is sans-IO and incremental: feed PCM while the call runs, take
 the finished Ogg pages with :meth:`ArchiveEncoder.drain` to spool them, and
-:meth:`ArchiveEncoder.finish` at hang-up.
+:meth:`ArchiveEncoder.finish` at hang-up. Each channel has its own libopus
+encoder (:mod:`.opus_frames`) and this module writes the Ogg pages itself
+(RFC 7845: OpusHead, OpusTags, a page every 16 packets, the last page's
+granule position trimming the padding), so a 60 ms frame the silence gate
+zeroed on one side costs no encoding: Opus was most of a recorded call's CPU
+(``bench/e2e.py``), and half of each side of a conversation is the other
+party talking. FFmpeg only resamples input at rates Opus does not code.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Final
 
 import av
@@ -24,6 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from callvault.media.decoding import DecodedAudio, decode_audio
+from callvault.media.ogg import ogg_crc
+from callvault.media.opus_frames import ChannelEncoder, multistream_packet, opus_version
 from callvault.media.silence_gate import SilenceGate
 from callvault.media.wav import to_wav
 
@@ -44,9 +53,10 @@ ARCHIVE_RATES: Final = (8000, 16000, 24000, 48000)
 DEFAULT_BITRATE_PER_CHANNEL: Final = 10000
 DEFAULT_SILENCE_GATE_DBFS: Final = -50.0
 # 10 kbit/s per channel at complexity 0 with the silence gate keeps a
-# conversation under 100 KB per stereo minute at STOI >= 0.95 and encodes at
-# ~500x real time (bench/storage.py: ~90 KB/min, STOI 0.96 on turn-taking
-# speech). Complexity 5 buys ~0.3 PESQ for 2.5x the encoding CPU.
+# conversation under 100 KB per stereo minute at STOI >= 0.95 (bench/storage.py:
+# ~90 KB/min, STOI 0.96 on turn-taking speech); a 20 s turn-taking stereo call
+# costs ~24 ms CPU to encode (~42 ms before silent frames skipped the encoder).
+# Complexity 5 buys ~0.3 PESQ for 2.5x the encoding CPU.
 DEFAULT_COMPLEXITY: Final = 0
 MAX_CHANNELS: Final = 2
 _FRAME_MS: Final = 60
@@ -61,27 +71,19 @@ def archive_rate_for(sample_rate: int) -> int:
     return min(ARCHIVE_RATES, key=lambda rate: (abs(rate - sample_rate), -rate))
 
 
-class _Spool:
-    """Write target for the muxer that hands out what was written so far."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self._chunks.append(bytes(data))
-        return len(data)
-
-    def take(self) -> bytes:
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        return data
+_SERIAL: Final = 0x4356_4C54  # fixed, so the same audio always gives the same bytes
+_PACKETS_PER_PAGE: Final = 16  # ~1 s of 60 ms packets a page, whatever the drains
+_GRANULE_RATE: Final = 48000
 
 
 class ArchiveEncoder:
     """Incremental Ogg Opus encoder for ``(channels, n)`` int16 PCM.
 
     Writing in many small pieces produces byte for byte the file one large
-    write would: libopus always sees whole 60 ms frames, buffered here.
+    write would: libopus always sees whole 60 ms frames, buffered here, and
+    pages are cut every 16 packets, not at drains. Each channel is its own
+    mono libopus encoder (:mod:`.opus_frames`), so a frame the silence gate
+    zeroed costs no encoding.
     """
 
     def __init__(
@@ -103,31 +105,28 @@ class ArchiveEncoder:
         self.channels = channels
         self.bitrate_per_channel = bitrate_per_channel
         self.samples_written = 0
-        self._samples_encoded = 0
         self._gate = (
             SilenceGate(channels, sample_rate, silence_gate_dbfs) if silence_gate_dbfs is not None else None
         )
         self._layout = _LAYOUTS[channels]
-        self._spool = _Spool()
         self._finished = False
-        # Bit-exact muxing: fixed stream serial and vendor string, so the same
-        # audio always gives the same bytes (tests, deduplication).
-        self._container = av.open(self._spool, mode="w", format="ogg", options={"fflags": "+bitexact"})
-        stream = self._container.add_stream("libopus", rate=self.sample_rate, layout=self._layout)
-        # "audio", not "voip": voip mode adds a pitch-tracking high-pass that
-        # shifts a low voice's fundamental, costing ~0.1 of waveform correlation
-        # for no gain in size, speed or STOI (measured with bench/storage.py).
-        options = {
-            "application": "audio",
-            "frame_duration": str(_FRAME_MS),
-            "compression_level": str(complexity),
-            "vbr": "on",
-        }
-        if channels > 1:
-            options["mapping_family"] = "255"
-        stream.codec_context.options = options
-        stream.bit_rate = bitrate_per_channel * channels
-        self._stream = stream
+        self._frame = self.sample_rate * _FRAME_MS // 1000
+        self._encoders = [
+            ChannelEncoder(self.sample_rate, self._frame, bitrate_per_channel, complexity)
+            for _ in range(channels)
+        ]
+        self._lookahead = self._encoders[0].lookahead
+        self._scale = _GRANULE_RATE // self.sample_rate
+        self._pre_skip = self._lookahead * self._scale
+        self._pending = np.zeros((channels, 0), dtype=np.int16)  # less than one frame
+        self._samples_in = 0  # at the archive rate, into the frame buffer
+        self._packets: list[bytes] = []  # of the page being filled
+        self._packets_done = 0
+        self._pages = bytearray()
+        self._sequence = 0
+        self._pages += self._page([self._head()], 0, bos=True)
+        self._pages += self._page([_tags()], 0)
+        # FFmpeg's resampler for input at a rate Opus does not code (uploads, imports).
         self._resampler = (
             av.AudioResampler(format="s16", layout=self._layout, rate=self.sample_rate)
             if self.sample_rate != sample_rate
@@ -158,20 +157,43 @@ class ArchiveEncoder:
     def _encode_samples(self, samples: npt.NDArray[np.int16]) -> None:
         if samples.shape[1] == 0:
             return
+        if self._resampler is None:
+            self._frames(samples)
+            return
         interleaved = np.ascontiguousarray(samples.T).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(interleaved, format="s16", layout=self._layout)
         frame.sample_rate = self.input_rate
-        frame.pts = self._samples_encoded
-        self._samples_encoded += samples.shape[1]
-        if self._resampler is None:
-            self._encode(frame)
-        else:
-            for converted in self._resampler.resample(frame):
-                self._encode(converted)
+        for converted in self._resampler.resample(frame):
+            self._frames(_planar(converted, self.channels))
+
+    def _frames(self, samples: npt.NDArray[np.int16]) -> None:
+        """Whole frames to packets; the rest waits for more."""
+        self._samples_in += samples.shape[1]
+        if self._pending.shape[1]:
+            samples = np.concatenate((self._pending, samples), axis=1)
+        whole = samples.shape[1] // self._frame
+        for index in range(whole):
+            block = samples[:, index * self._frame : (index + 1) * self._frame]
+            self._packet([np.ascontiguousarray(block[c]) for c in range(self.channels)])
+        self._pending = samples[:, whole * self._frame :].copy()
+
+    def _packet(self, frames: list[npt.NDArray[np.int16]]) -> None:
+        packets = [encoder.encode(frame) for encoder, frame in zip(self._encoders, frames, strict=True)]
+        self._packets.append(multistream_packet(packets))
+        if len(self._packets) == _PACKETS_PER_PAGE:
+            self._flush_page(None)
+
+    def _flush_page(self, granule: int | None, eos: bool = False) -> None:
+        self._packets_done += len(self._packets)
+        natural = self._packets_done * self._frame * self._scale
+        self._pages += self._page(self._packets, natural if granule is None else granule, eos=eos)
+        self._packets = []
 
     def drain(self) -> bytes:
         """The encoded bytes produced since the last drain (whole Ogg pages, possibly empty)."""
-        return self._spool.take()
+        data = bytes(self._pages)
+        self._pages.clear()
+        return data
 
     def finish(self) -> bytes:
         """Flush the encoder and return every byte not yet taken by :meth:`drain`.
@@ -185,14 +207,54 @@ class ArchiveEncoder:
             self._encode_samples(self._gate.flush())
         if self._resampler is not None:
             for converted in self._resampler.resample(None):
-                self._encode(converted)
-        self._encode(None)
-        self._container.close()
-        return self._spool.take()
+                self._frames(_planar(converted, self.channels))
+        total = self._samples_in
+        # Enough frames that the decoder, lagging by the look-ahead, reaches the last
+        # sample, and the partial last frame completed with zeros.
+        needed = -(-(total + self._lookahead) // self._frame) * self._frame
+        queued = (self._packets_done + len(self._packets)) * self._frame + self._pending.shape[1]
+        padding = max(needed - queued, -self._pending.shape[1] % self._frame)
+        if padding:
+            self._frames(np.zeros((self.channels, padding), dtype=np.int16))
+        # The last page's granule position ends the stream at the last input sample.
+        self._flush_page(self._pre_skip + total * self._scale, eos=True)
+        for encoder in self._encoders:
+            encoder.close()
+        return self.drain()
 
-    def _encode(self, frame: av.AudioFrame | None) -> None:
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+    def _head(self) -> bytes:
+        head = b"OpusHead" + struct.pack(
+            "<BBHIhB", 1, self.channels, self._pre_skip, self.input_rate, 0, 0 if self.channels == 1 else 255
+        )
+        if self.channels > 1:
+            # Family 255: one uncoupled mono stream per channel, channel i from stream i.
+            head += bytes((self.channels, 0)) + bytes(range(self.channels))
+        return head
+
+    def _page(self, packets: list[bytes], granule: int, *, bos: bool = False, eos: bool = False) -> bytes:
+        lacing = bytearray()
+        for packet in packets:
+            lacing += b"\xff" * (len(packet) // 255) + bytes((len(packet) % 255,))
+        if len(lacing) > 255:
+            raise ValueError("Ogg page over 255 segments")  # 16 packets never are
+        flags = (0x02 if bos else 0) | (0x04 if eos else 0)
+        header = struct.pack(
+            "<4sBBqIIIB", b"OggS", 0, flags, granule, _SERIAL, self._sequence, 0, len(lacing)
+        )
+        self._sequence += 1
+        page = bytearray(header + lacing + b"".join(packets))
+        page[22:26] = struct.pack("<I", ogg_crc(bytes(page)))
+        return bytes(page)
+
+
+def _tags() -> bytes:
+    vendor = f"callvault {opus_version()}".encode()
+    return b"OpusTags" + struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", 0)
+
+
+def _planar(frame: av.AudioFrame, channels: int) -> npt.NDArray[np.int16]:
+    """A packed s16 frame as ``(channels, n)``."""
+    return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1, channels).T
 
 
 def encode_archive(

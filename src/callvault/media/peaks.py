@@ -107,6 +107,52 @@ def _append(lanes: list[bytearray], peak: npt.NDArray[np.float32]) -> None:
         lane += row.tobytes()
 
 
+class PeaksFollower:
+    """Peaks of PCM as it is produced (``(channels, n)`` int16 blocks), the same buckets and
+    scale as :func:`archive_peaks` of the encoded archive: the renderer takes them from the
+    audio on its way to the encoder, so a sealed call's waveform never costs a decode."""
+
+    def __init__(self, rate: int, channels: int, bucket_seconds: float = DEFAULT_BUCKET_SECONDS) -> None:
+        self._rate = rate
+        self._per_bucket = max(1, round(rate * bucket_seconds))
+        self._channels = channels
+        self._pending = np.zeros((channels, 0), dtype=np.int16)
+        self._lanes: list[bytearray] = [bytearray() for _ in range(channels)]
+        self._total = 0
+
+    def feed(self, block: npt.NDArray[np.int16]) -> None:
+        self._total += block.shape[1]
+        pending = np.concatenate((self._pending, block), axis=1) if self._pending.shape[1] else block
+        whole = pending.shape[1] // self._per_bucket * self._per_bucket
+        if whole:
+            # max of |x| as max(max, -min) in int32: no float copy of the block.
+            shaped = pending[:, :whole].reshape(self._channels, -1, self._per_bucket)
+            loud = np.maximum(shaped.max(axis=2).astype(np.int32), -shaped.min(axis=2).astype(np.int32))
+            self._add(loud)
+        self._pending = pending[:, whole:].copy()
+
+    def _add(self, loud: npt.NDArray[np.int32]) -> None:
+        levels = to_levels(loud.astype(np.float32) / 32768.0)
+        for lane, row in zip(self._lanes, levels, strict=True):
+            lane += row.tobytes()
+
+    def peaks(self) -> Peaks:
+        """The peaks of everything fed (a last partial bucket included)."""
+        lanes = [bytearray(lane) for lane in self._lanes]
+        if self._pending.shape[1]:
+            tail = np.abs(self._pending.astype(np.int32)).max(axis=1, keepdims=True)
+            for lane, row in zip(lanes, to_levels(tail.astype(np.float32) / 32768.0), strict=True):
+                lane += row.tobytes()
+        if self._total == 0:
+            return Peaks(1, self._per_bucket / self._rate, 0.0, b"")
+        return Peaks(
+            channels=self._channels,
+            bucket_seconds=self._per_bucket / self._rate,
+            duration_seconds=self._total / self._rate,
+            data=b"".join(lanes),
+        )
+
+
 def downsample(lane: bytes, points: int) -> list[int]:
     """At most ``points`` values: the maximum of each group of neighbouring buckets."""
     values = np.frombuffer(lane, dtype=np.uint8)

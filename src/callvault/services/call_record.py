@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from callvault.media.peaks import Peaks
+
 ParticipantRole = Literal["agent", "customer", "other"]
 FinalStatus = Literal["complete", "incomplete", "interrupted"]
 
@@ -78,6 +80,8 @@ class ArchiveAudio:
     duration_seconds: float
     mixed: bool = False
     format: str = "ogg-opus"
+    # The waveform, taken from the PCM as it was encoded (None: computed from the archive later).
+    peaks: Peaks | None = None
 
 
 @dataclass(frozen=True)

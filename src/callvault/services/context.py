@@ -204,6 +204,7 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
     sandbox = DecoderSandbox(settings.decoder_memory_mb * 2**20, settings.decoder_timeout)
     waveforms = WaveformService(catalog, playback)
     transcripts = TranscriptStore(catalog, keys, events)
+    redacted_audio = RedactedAudio(catalog, playback, transcripts, job_state(catalog))
     events.subscribe(waveforms)
     phrase_categories = PhraseCategories(catalog, access_log)
     jobs = open_job_queue(settings, catalog)
@@ -290,13 +291,13 @@ def open_context(settings: Settings, migrate: bool = True) -> ServiceContext:
         ),
         assurance_report=AssuranceReport(catalog, access_log),
         recording_rules=RecordingRuleStore(catalog, access_log, settings.site_time_zone),
-        qa=open_qa(catalog, access_log, alerts, playback),
+        qa=open_qa(catalog, access_log, alerts, playback, redacted_audio),
         transcripts=transcripts,
         transcription=TranscriptionService(
             catalog, playback, transcripts, functools.partial(transcriber_config, settings)
         ),
         transcript_views=TranscriptViews(catalog, transcripts, access_log, job_state(catalog)),
-        redacted_audio=RedactedAudio(catalog, playback, transcripts),
+        redacted_audio=redacted_audio,
         phrase_categories=phrase_categories,
         insights=insights,
         jobs=jobs,

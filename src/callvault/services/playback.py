@@ -121,10 +121,14 @@ class _WavSource:
             yield bytes(pending)
 
 
+class _LaidOut(_RangeSource, Protocol):
+    layout: WavLayout
+
+
 class _SilencedSource:
     """A WAV source with spans of one channel zeroed as it streams (redacted audio)."""
 
-    def __init__(self, inner: _WavSource, ranges: list[tuple[int, int, int]]) -> None:
+    def __init__(self, inner: _LaidOut, ranges: list[tuple[int, int, int]]) -> None:
         self._inner = inner
         self._ranges = ranges
 
@@ -192,6 +196,14 @@ class PlaybackAudio:
         return self._source.iter_chunks(start, self.size if end_exclusive is None else end_exclusive)
 
 
+def require_audio(recording: Recording) -> None:
+    """KeyUnavailable (410) once the audio is destroyed; NotFound when the call never had any."""
+    if recording.key_destroyed_at is not None or recording.status == "deleted":
+        raise KeyUnavailable("recording audio has been destroyed")
+    if not recording.object_key or recording.wrapped_key is None or recording.kek_id is None:
+        raise NotFound("recording has no audio")
+
+
 class PlaybackService:
     def __init__(
         self,
@@ -254,13 +266,13 @@ class PlaybackService:
         name = f"{recording_id}{'-redacted' if silence is not None else ''}.wav"
         return PlaybackAudio(recording_id, CONTENT_TYPES[fmt], layout.size, name, source)
 
-    def open_span(self, recording: Recording, start: float, end: float) -> PlaybackAudio:
+    def open_span(
+        self, recording: Recording, start: float, end: float, silence: Sequence[SilencedSpan] | None = None
+    ) -> PlaybackAudio:
         """WAV of ``start``..``end`` seconds of a sealed recording, cut while it is decoded
-        (coaching clips; no access check or audit here: the caller has done both)."""
-        if recording.key_destroyed_at is not None or recording.status == "deleted":
-            raise KeyUnavailable("recording audio has been destroyed")
-        if not recording.object_key or recording.wrapped_key is None or recording.kek_id is None:
-            raise NotFound("recording has no audio")
+        (coaching clips; no access check or audit here: the caller has done both); with
+        ``silence``, the redacted rendition's span (those spans zeroed, times from the call's start)."""
+        require_audio(recording)
         reader = self.open_reader(recording)
         size = reader.plaintext_size
         try:
@@ -270,8 +282,16 @@ class PlaybackService:
         first = min(layout.samples, round(start * layout.sample_rate))
         last = min(layout.samples, max(first, round(end * layout.sample_rate)))
         span = _SpanSource(reader, layout, first, last)
+        source: _RangeSource = span
+        if silence is not None:
+            # The whole call's sample ranges, shifted to the span's own first sample.
+            ranges = sample_ranges(silence, layout.sample_rate, layout.samples, SILENCE_PAD_S)
+            shifted = [
+                (ch, max(0, lo - first), hi - first) for ch, lo, hi in ranges if hi > first and lo < last
+            ]
+            source = _SilencedSource(span, shifted)
         return PlaybackAudio(
-            recording.id, CONTENT_TYPES["wav"], span.layout.size, f"clip-{recording.id}.wav", span
+            recording.id, CONTENT_TYPES["wav"], span.layout.size, f"clip-{recording.id}.wav", source
         )
 
     def destroy_audio(self, principal: Principal, recording_id: str, reason: str) -> bool:

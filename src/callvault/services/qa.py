@@ -24,6 +24,7 @@ from callvault.services.qa_forms import FormService
 from callvault.services.qa_library import ClipLibrary
 from callvault.services.qa_sampling import SamplingService
 from callvault.services.qa_scorecards import ScorecardService
+from callvault.services.redaction import RedactedAudio
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,11 @@ class QaServices:
 
 
 def open_qa(
-    catalog: Catalog, access_log: AccessLog, alerts: AlertService, playback: PlaybackService
+    catalog: Catalog,
+    access_log: AccessLog,
+    alerts: AlertService,
+    playback: PlaybackService,
+    redaction: RedactedAudio,
 ) -> QaServices:
     return QaServices(
         forms=FormService(catalog, access_log),
@@ -48,6 +53,6 @@ def open_qa(
         calibrations=CalibrationService(catalog, access_log),
         sampling=SamplingService(catalog, access_log),
         scorecards=ScorecardService(catalog, access_log),
-        library=ClipLibrary(catalog, access_log, playback),
+        library=ClipLibrary(catalog, access_log, playback, redaction),
         coaching=CoachingService(catalog, access_log),
     )

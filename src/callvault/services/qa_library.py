@@ -5,6 +5,10 @@ audio is not copied: each play cuts the span from the encrypted recording on
 the server (:meth:`PlaybackService.open_span`) and sends it as WAV, so a
 clip's audio lives and dies with its recording (retention, erasure and
 crypto-shredding reach it with no extra step; a play afterwards is 410).
+Who may not hear the call's personal data (no ``transcript.original`` over
+it: agents, QA evaluators) hears the span of the redacted rendition, card
+numbers and the like silenced, and nothing (409) until the call is
+transcribed (:meth:`RedactedAudio.clip_silence`).
 
 Who sees a clip (``qa.library``): admins and compliance officers all;
 supervisors and QA evaluators the clips of their team's calls; an agent the
@@ -32,7 +36,7 @@ from callvault.errors import InvalidInput, NotFound, PermissionDenied
 from callvault.services.access import Action, Principal, Scope, require
 from callvault.services.audit import AccessLog
 from callvault.services.manifest import iso
-from callvault.services.playback import PlaybackAudio, PlaybackService
+from callvault.services.playback import PlaybackAudio, PlaybackService, require_audio
 from callvault.services.qa_scope import (
     evaluable_recording,
     in_scope,
@@ -40,6 +44,7 @@ from callvault.services.qa_scope import (
     team_named,
     user_id_named,
 )
+from callvault.services.redaction import RedactedAudio
 
 MIN_CLIP_SECONDS = 0.5
 MAX_TAGS = 20
@@ -48,10 +53,13 @@ _PLAYLIST_FIELDS = {"name", "topic", "clip_ids", "share"}
 
 
 class ClipLibrary:
-    def __init__(self, catalog: Catalog, access_log: AccessLog, playback: PlaybackService) -> None:
+    def __init__(
+        self, catalog: Catalog, access_log: AccessLog, playback: PlaybackService, redaction: RedactedAudio
+    ) -> None:
         self._catalog = catalog
         self._log = access_log
         self._playback = playback
+        self._redaction = redaction
 
     def create_clip(self, principal: Principal, body: Any) -> dict[str, Any]:
         require(principal, Action.QA_COACH)
@@ -83,7 +91,7 @@ class ClipLibrary:
                 recording.id,
                 detail=f"clip {clip.id} {start:g}-{end:g}s{shared}",
             )
-            return _clip_view(session, clip, principal)
+            return self._view(session, clip, principal)
 
     def share(self, principal: Principal, clip_id: int, body: Any) -> dict[str, Any]:
         require(principal, Action.QA_COACH)
@@ -93,7 +101,7 @@ class ClipLibrary:
             self._log.record_in(
                 session, principal, "clip_share", clip.recording_id, detail=f"clip {clip.id}{shared}"
             )
-            return _clip_view(session, clip, principal)
+            return self._view(session, clip, principal)
 
     def list_clips(self, principal: Principal, tag: str | None = None) -> list[dict[str, Any]]:
         with self._catalog.read() as session:
@@ -104,22 +112,28 @@ class ClipLibrary:
                 .limit(500)
             )
             clips = [c for c in session.scalars(query) if tag is None or tag in c.tags]
-            return [_clip_view(session, c, principal) for c in clips]
+            return [self._view(session, c, principal) for c in clips]
 
     def get_clip(self, principal: Principal, clip_id: int) -> dict[str, Any]:
         with self._catalog.read() as session:
-            return _clip_view(session, self._visible(session, principal, clip_id), principal)
+            return self._view(session, self._visible(session, principal, clip_id), principal)
 
     def open_clip_audio(
         self, principal: Principal, clip_id: int, verb: str = "clip_play", detail: str = ""
     ) -> PlaybackAudio:
-        """The clip's audio as WAV, cut from the recording now; the play is audited."""
+        """The clip's audio as WAV, cut from the recording now (the redacted rendition for those
+        who may not hear the call's personal data); the play is audited."""
         with self._catalog.read() as session:
             clip = self._visible(session, principal, clip_id)
             recording = session.get(Recording, clip.recording_id)
             assert recording is not None
-        audio = self._playback.open_span(recording, clip.start_seconds, clip.end_seconds)
-        self._log.record(principal, verb, clip.recording_id, detail=f"clip {clip.id} {detail}".rstrip())
+        require_audio(recording)  # a destroyed call is 410 before anything about its transcript
+        silence = self._redaction.clip_silence(principal, recording)
+        audio = self._playback.open_span(recording, clip.start_seconds, clip.end_seconds, silence)
+        redacted = "" if silence is None else f" redacted={len(silence)}"
+        self._log.record(
+            principal, verb, clip.recording_id, detail=f"clip {clip.id}{redacted} {detail}".rstrip()
+        )
         return audio
 
     def export_clip(self, principal: Principal, clip_id: int, basis: str) -> PlaybackAudio:
@@ -151,7 +165,7 @@ class ClipLibrary:
                 self._log.record_in(
                     session, principal, "clip_watched", clip.recording_id, detail=f"clip {clip.id}"
                 )
-            return _clip_view(session, clip, principal)
+            return self._view(session, clip, principal)
 
     def create_playlist(self, principal: Principal, body: Any) -> dict[str, Any]:
         require(principal, Action.QA_COACH)
@@ -199,7 +213,7 @@ class ClipLibrary:
         clips = []
         for clip_id in playlist.clip_ids:
             try:
-                clips.append(_clip_view(session, self._visible(session, principal, clip_id), principal))
+                clips.append(self._view(session, self._visible(session, principal, clip_id), principal))
             except NotFound:
                 continue
         return {
@@ -210,6 +224,15 @@ class ClipLibrary:
             "created_at": iso(playlist.created_at),
             "created_by": playlist.created_by,
         }
+
+    def _view(self, session: Session, clip: QaClip, principal: Principal) -> dict[str, Any]:
+        """The clip as ``principal`` sees it, with ``rendition``: what its audio plays to them
+        (``original``, ``redacted``, or ``pending`` until the call is transcribed)."""
+        view = _clip_view(session, clip, principal)
+        recording = session.get(Recording, clip.recording_id)
+        assert recording is not None
+        view["rendition"] = self._redaction.clip_rendition(session, principal, recording)
+        return view
 
     @staticmethod
     def _visible(session: Session, principal: Principal, clip_id: int) -> QaClip:

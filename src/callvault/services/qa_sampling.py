@@ -2,9 +2,9 @@
 
 A rule is either ``random`` (``per_week`` calls per agent per ISO week) or
 ``targeted`` (up to ``per_week`` calls a week matching its criteria, oldest
-first); both may narrow the calls by ``criteria``: ``min_duration`` and
-``max_duration`` (seconds), ``statuses`` (complete, incomplete, interrupted)
-and ``tags`` (all of them). A run samples the calls *started* in one ISO week
+first); both may narrow the calls by ``criteria``: duration, status, tags and
+what speech analytics found (phrase categories, overtalk, customer sentiment;
+see :mod:`.qa_sampling_criteria`). A run samples the calls *started* in one ISO week
 (``2026-W49``) into the queue, once per call: a call already queued, already
 evaluated (also one whose evaluation is under dispute) is never sampled again,
 and a call being recorded or whose audio is destroyed is not sampled at all.
@@ -25,13 +25,14 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
-from callvault.db.models import Recording, RecordingTag
+from callvault.db.models import Recording
 from callvault.db.qa_models import QaEvaluation, QaQueueItem, QaSamplingRule
 from callvault.errors import InvalidInput, PermissionDenied
 from callvault.services.access import Action, Principal, Scope, require
 from callvault.services.audit import AccessLog
 from callvault.services.manifest import iso
 from callvault.services.qa_forms import load as load_form
+from callvault.services.qa_sampling_criteria import criteria_conditions, parse_criteria
 from callvault.services.qa_scope import condition, team_named
 from callvault.services.qa_views import team_name, username
 from callvault.services.recordings import FINAL_STATUSES
@@ -39,7 +40,6 @@ from callvault.services.recordings import FINAL_STATUSES
 KINDS = ("random", "targeted")
 MAX_PER_WEEK = 1000
 _RULE_FIELDS = {"name", "form_id", "kind", "per_week", "team", "criteria"}
-_CRITERIA = {"min_duration", "max_duration", "statuses", "tags"}
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
@@ -76,8 +76,8 @@ class SamplingService:
             raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
         if isinstance(per_week, bool) or not isinstance(per_week, int) or not 1 <= per_week <= MAX_PER_WEEK:
             raise InvalidInput(f"per_week must be a whole number from 1 to {MAX_PER_WEEK}")
-        criteria = _criteria(body.get("criteria"))
         with self._catalog.write() as session:
+            criteria = parse_criteria(session, body.get("criteria"))
             form = load_form(session, body.get("form_id"))
             team_id = self._team(session, principal, body.get("team"))
             rule = QaSamplingRule(
@@ -224,44 +224,8 @@ def _eligible(rule: QaSamplingRule) -> ColumnElement[bool]:
     ]
     if rule.team_id is not None:
         parts.append(Recording.team_id == rule.team_id)
-    if criteria.get("min_duration") is not None:
-        parts.append(Recording.duration_seconds >= criteria["min_duration"])
-    if criteria.get("max_duration") is not None:
-        parts.append(Recording.duration_seconds <= criteria["max_duration"])
-    for tag in criteria.get("tags") or []:
-        parts.append(Recording.id.in_(select(RecordingTag.recording_id).where(RecordingTag.tag == tag)))
+    parts.extend(criteria_conditions(criteria))
     return and_(*parts)
-
-
-def _criteria(raw: Any) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict) or not set(raw) <= _CRITERIA:
-        raise InvalidInput(f"criteria may have {', '.join(sorted(_CRITERIA))}")
-    out: dict[str, Any] = {}
-    for bound in ("min_duration", "max_duration"):
-        value = raw.get(bound)
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 86400:
-                raise InvalidInput(f"criteria.{bound} must be seconds from 0 to 86400")
-            out[bound] = float(value)
-    if "min_duration" in out and "max_duration" in out and out["min_duration"] > out["max_duration"]:
-        raise InvalidInput("criteria.min_duration is above criteria.max_duration")
-    statuses = raw.get("statuses")
-    if statuses is not None:
-        if not isinstance(statuses, list) or not statuses or not set(statuses) <= set(FINAL_STATUSES):
-            raise InvalidInput(f"criteria.statuses must be a list of {', '.join(FINAL_STATUSES)}")
-        out["statuses"] = sorted(set(statuses))
-    tags = raw.get("tags")
-    if tags is not None:
-        if (
-            not isinstance(tags, list)
-            or len(tags) > 20
-            or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in tags)
-        ):
-            raise InvalidInput("criteria.tags must be a list of at most 20 tags")
-        out["tags"] = sorted(set(tags))
-    return out
 
 
 def _rule_view(session: Session, rule: QaSamplingRule) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from callvault.db.models import (
 )
 from callvault.db.web_models import RecordingPeaks
 from callvault.errors import CallvaultError, Conflict, InvalidInput, NotFound
+from callvault.media.peaks import Peaks
 from callvault.services.call_record import (
     ArchiveAudio,
     CallEvent,
@@ -263,6 +264,12 @@ class RecordingService:
                     session.connection().execute(_INSERT_STREAM, streams_in)
                 if events_in:
                     session.connection().execute(_INSERT_EVENT, events_in)
+                if audio.peaks is not None:
+                    # The waveform came with the audio (taken from the PCM as it was
+                    # encoded): kept now, so no one decodes the archive for it.
+                    session.connection().execute(
+                        insert(RecordingPeaks), [_peaks_row(recording_id, audio.peaks)]
+                    )
                 self._sign(session, recording, (streams_in, events_in))
             self._announce_sealed(session, recording)
         log.info("recording %s sealed: %s, %.1f s", recording_id, status, audio.duration_seconds)
@@ -465,6 +472,17 @@ class RecordingService:
                 raise Conflict(f"the call's audio was already {recording.status.replace('_', ' ')}")
             recording.kept_at = at
             return True
+
+
+def _peaks_row(recording_id: str, peaks: Peaks) -> Row:
+    return {
+        "recording_id": recording_id,
+        "channels": peaks.channels,
+        "bucket_seconds": peaks.bucket_seconds,
+        "duration_seconds": peaks.duration_seconds,
+        "peaks": peaks.data,
+        "computed_at": datetime.now(UTC),
+    }
 
 
 def _locked(session: Session, recording_id: str) -> Recording | None:

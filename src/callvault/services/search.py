@@ -90,6 +90,7 @@ class RecordingQuery:
     sort: str = "-started_at"
 
     def validate(self) -> None:
+        _refuse_control_characters(self)
         if not 1 <= self.limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
         if not 0 <= self.offset <= MAX_OFFSET:
@@ -132,6 +133,14 @@ class RecordingQuery:
             if v not in (None, "") and k not in {"limit", "offset", "sort"}
         ]
         return " ".join(parts) or "all"
+
+
+def _refuse_control_characters(query: RecordingQuery) -> None:
+    # PostgreSQL refuses NUL in text (a 500 from the audit write, not an answer), and no agent,
+    # team, queue, tag or number holds a control character: refuse them all by name.
+    for name, value in vars(query).items():
+        if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise InvalidInput(f"{name} must not contain control characters")
 
 
 @dataclass

@@ -11,6 +11,11 @@ crypto-shred) and by the foreign key's cascade when a row is removed.
 
 Indexing is idempotent: a recording's rows are replaced whole, in one
 transaction that also checks the recording still has its audio.
+
+A long side is indexed in parts (:func:`~callvault.speech.text_search.index_parts`:
+PostgreSQL keeps word positions only up to 16,383 per tsvector, so a phrase
+said later could never match). A query's terms must all be said by one side:
+in one part (every call of usual length), or across the parts of a side.
 """
 
 from __future__ import annotations
@@ -20,14 +25,31 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, delete, func, literal_column, select, text
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    delete,
+    func,
+    intersect,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording
 from callvault.db.transcript_index_models import TranscriptIndexRow
 from callvault.services.events import DomainEvent, EventBus
-from callvault.speech.text_search import TextQuery, channel_units, find_matches, indexed_text
+from callvault.speech.text_search import (
+    TextQuery,
+    channel_units,
+    find_matches,
+    index_parts,
+    indexed_text,
+)
 from callvault.speech.transcript import SPEAKERS, Speaker, Transcript
 
 log = logging.getLogger(__name__)
@@ -55,8 +77,10 @@ class TranscriptIndex:
     def index(self, recording_id: str, transcript: Transcript) -> bool:
         """Replace the recording's rows with ``transcript``'s (redacted); False if its audio is gone."""
         redacted = self._redact(transcript)
-        rows = [
-            (speaker, units) for speaker in SPEAKERS if (units := channel_units(redacted.channel(speaker)))
+        sides = [
+            (speaker, index_parts(units))
+            for speaker in SPEAKERS
+            if (units := channel_units(redacted.channel(speaker)))
         ]
         now = datetime.now(UTC)
         with self._catalog.write() as session:
@@ -71,11 +95,14 @@ class TranscriptIndex:
                 TranscriptIndexRow(
                     recording_id=recording_id,
                     speaker=speaker,
+                    part=part,
+                    parts=len(parts),
                     tokens=indexed_text(units),
                     words=[[u.start, u.end, u.text] for u in units],
                     indexed_at=now,
                 )
-                for speaker, units in rows
+                for speaker, parts in sides
+                for part, units in enumerate(parts)
             )
         return True
 
@@ -85,34 +112,54 @@ class TranscriptIndex:
 
     def condition(self, query: TextQuery, speaker: Speaker | None) -> ColumnElement[bool]:
         """A condition on ``Recording.id``: one side of the call said every term of ``query``."""
-        sides = select(TranscriptIndexRow.recording_id).where(self._side_matches(query, speaker))
-        return Recording.id.in_(sides)
+        in_one_part = select(TranscriptIndexRow.recording_id).where(self._part_matches(query, speaker))
+        if len(query.terms) == 1:
+            return Recording.id.in_(in_one_part)
+        # A long side's terms may lie in different parts: each term in some part of one side.
+        per_term = [
+            select(TranscriptIndexRow.recording_id, TranscriptIndexRow.speaker).where(
+                self._part_matches(TextQuery((term,)), speaker), TranscriptIndexRow.parts > 1
+            )
+            for term in query.terms
+        ]
+        sides = intersect(*per_term).subquery()
+        return or_(Recording.id.in_(in_one_part), Recording.id.in_(select(sides.c.recording_id)))
 
     def matches(
         self, session: Session, recording_ids: Iterable[str], query: TextQuery, speaker: Speaker | None
     ) -> dict[str, list[dict[str, Any]]]:
-        """Where ``query`` matched in each recording: speaker, start, end, text, snippet; by time."""
+        """Where ``query`` matched in each recording: speaker, start, end, text, snippet; by time.
+
+        Parts of a long side overlap by a few words: a match found in both is reported once.
+        """
+        any_term = or_(*(self._part_matches(TextQuery((term,)), speaker) for term in query.terms))
         rows = session.execute(
             select(
                 TranscriptIndexRow.recording_id, TranscriptIndexRow.speaker, TranscriptIndexRow.words
             ).where(
-                TranscriptIndexRow.recording_id.in_(list(recording_ids)), self._side_matches(query, speaker)
+                TranscriptIndexRow.recording_id.in_(list(recording_ids)),
+                or_(self._part_matches(query, speaker), and_(TranscriptIndexRow.parts > 1, any_term)),
             )
         )
-        found: dict[str, list[dict[str, Any]]] = {}
+        found: dict[str, dict[tuple[float, str], dict[str, Any]]] = {}
         for recording_id, side, words in rows:
-            found.setdefault(recording_id, []).extend(
-                {"speaker": side, "start": m.start, "end": m.end, "text": m.text, "snippet": m.snippet}
-                for m in find_matches(words, query)
-            )
-        for hits in found.values():
-            hits.sort(key=lambda hit: (hit["start"], hit["speaker"]))
-        return found
+            hits = found.setdefault(recording_id, {})
+            for m in find_matches(words, query):
+                hits[(m.start, side)] = {
+                    "speaker": side,
+                    "start": m.start,
+                    "end": m.end,
+                    "text": m.text,
+                    "snippet": m.snippet,
+                }
+        return {recording_id: [hits[key] for key in sorted(hits)] for recording_id, hits in found.items()}
 
-    def _side_matches(self, query: TextQuery, speaker: Speaker | None) -> ColumnElement[bool]:
+    def _part_matches(self, query: TextQuery, speaker: Speaker | None) -> ColumnElement[bool]:
+        """A condition on one index row: every term of ``query`` is in that part."""
         if self._catalog.is_sqlite:
+            # A unique parameter: one statement may hold several of these (one per term).
             fts = text("SELECT rowid FROM transcript_fts WHERE transcript_fts MATCH :fts").bindparams(
-                fts=query.fts5()
+                bindparam("fts", query.fts5(), unique=True)
             )
             condition: ColumnElement[bool] = TranscriptIndexRow.id.in_(fts)
         else:

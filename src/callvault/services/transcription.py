@@ -15,6 +15,10 @@ The recogniser is loaded once per process and configuration, on the first job
 - the model is missing or corrupt: :class:`~callvault.asr.port.ModelUnavailable`;
 - the archive cannot be decoded: :class:`Untranscribable`;
 - silence or music only: an empty transcript is stored, not an error.
+
+The archive is decoded and heard in windows of a few minutes
+(:func:`~callvault.media.speech_audio.archive_windows`), so a worker's memory
+does not grow with the length of the call.
 """
 
 from __future__ import annotations
@@ -22,21 +26,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from callvault.asr.factory import open_transcriber, packaged_model_path
-from callvault.asr.port import Device, Transcriber, TranscriberConfig
+from callvault.asr.port import Audio, Device, Transcriber, TranscriberConfig
 from callvault.db.catalog import Catalog
 from callvault.db.models import Recording
 from callvault.errors import CallvaultError, IntegrityError, NotFound
-from callvault.media.speech_audio import SPEECH_RATE, archive_channels
+from callvault.media.speech_audio import SPEECH_RATE, WINDOW_S, archive_windows
 from callvault.services.playback import ArchiveFile, PlaybackService
 from callvault.services.transcripts import TranscriptStore
 from callvault.settings import Settings
-from callvault.speech.transcript import SPEAKERS, Transcript
+from callvault.speech.transcript import SPEAKERS, ChannelTranscript, Transcript, joined
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +102,9 @@ class TranscriptionService:
         transcripts: TranscriptStore,
         config: Callable[[], TranscriberConfig],
         loader: Callable[[TranscriberConfig], Transcriber] = shared_transcriber,
+        window_s: float = WINDOW_S,
     ) -> None:
+        self._window_s = window_s
         self._catalog = catalog
         self._playback = playback
         self._transcripts = transcripts
@@ -119,21 +125,20 @@ class TranscriptionService:
         with self._catalog.read() as session:
             recording = _transcribable(session.get(Recording, recording_id), recording_id)
             reader = self._playback.open_reader(recording)
-        try:
-            audio = archive_channels(ArchiveFile(reader))
-        except (ValueError, IntegrityError) as exc:
-            self._raise_if_gone(recording_id)
-            raise Untranscribable(f"recording {recording_id}: archive cannot be decoded: {exc}") from None
-        except CallvaultError:
-            self._raise_if_gone(recording_id)
-            raise  # the vault or catalog briefly away: the job is retried
-        progress(0.1)
-        channels, speech = [], 0.0
-        for index, samples in enumerate(audio[: len(SPEAKERS)]):
-            result = transcriber.transcribe(samples, SPEAKERS[index])
-            channels.append(result.channel)
-            speech += result.speech_seconds
-            progress(0.1 + 0.85 * (index + 1) / min(len(SPEAKERS), audio.shape[0]))
+            duration = recording.duration_seconds or 0.0
+        heard: list[list[tuple[float, float, ChannelTranscript]]] = [[] for _ in SPEAKERS]
+        speech, length = 0.0, 0.0
+        # Window by window (a few minutes each), so memory stays bounded however long the call.
+        for start, audio in self._windows(recording_id, reader):
+            length = start + audio.shape[1] / SPEECH_RATE
+            sides = audio[: len(SPEAKERS)]
+            progress(_done(start, duration))  # decoded: from 0.1 on, the recogniser is at work
+            for index, samples in enumerate(sides):
+                result = transcriber.transcribe(samples, SPEAKERS[index])
+                heard[index].append((start, length, result.channel))
+                speech += result.speech_seconds
+                progress(_done(start + (length - start) * (index + 1) / len(sides), duration))
+        channels = [joined(SPEAKERS[index], windows) for index, windows in enumerate(heard) if windows]
         transcript = Transcript(tuple(channels), transcriber.engine, transcriber.model)
         try:
             stored = self._transcripts.store(recording_id, transcript, speech)
@@ -146,16 +151,30 @@ class TranscriptionService:
             recording_id,
             words,
             speech,
-            audio.shape[1] / SPEECH_RATE,
+            length,
             elapsed,
         )
-        return TranscriptionOutcome(
-            recording_id, stored, audio.shape[1] / SPEECH_RATE, speech, words, elapsed
-        )
+        return TranscriptionOutcome(recording_id, stored, length, speech, words, elapsed)
+
+    def _windows(self, recording_id: str, reader: Any) -> Iterator[tuple[float, Audio]]:
+        """The archive's windows; a decoding failure named (or RecordingGone if it went meanwhile)."""
+        try:
+            yield from archive_windows(ArchiveFile(reader), self._window_s)
+        except (ValueError, IntegrityError) as exc:
+            self._raise_if_gone(recording_id)
+            raise Untranscribable(f"recording {recording_id}: archive cannot be decoded: {exc}") from None
+        except CallvaultError:
+            self._raise_if_gone(recording_id)
+            raise  # the vault or catalog briefly away: the job is retried
 
     def _raise_if_gone(self, recording_id: str) -> None:
         with self._catalog.read() as session:
             _transcribable(session.get(Recording, recording_id), recording_id)
+
+
+def _done(heard_s: float, duration_s: float) -> float:
+    """Progress: 0.1 once the first window is decoded, 0.95 when every channel is heard."""
+    return 0.1 + 0.85 * min(1.0, heard_s / duration_s) if duration_s > 0 else 0.1
 
 
 def _transcribable(recording: Recording | None, recording_id: str) -> Recording:

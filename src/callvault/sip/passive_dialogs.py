@@ -131,6 +131,9 @@ class PassiveDialogs:
         self._max_calls = max_calls
         self._by_address: dict[Addr, tuple[PassiveCall, Side]] = {}  # receiver address -> (call, receiver)
         self._by_port: dict[int, list[tuple[PassiveCall, Side]]] = {}
+        # Ports whose mapping changed since the owner last looked: what it cached from media_for
+        # for a flow on one of them may be wrong now (the recorder's fast path drains this).
+        self.changed_ports: set[int] = set()
         self.unparsable_sdp = 0
 
     def __len__(self) -> int:
@@ -215,6 +218,7 @@ class PassiveDialogs:
     def _map(self, call: PassiveCall, side: Side) -> None:
         address = call.party(side).media.address
         if address is not None:
+            self.changed_ports.add(address[1])
             self._by_address[address] = (call, side)
             self._by_port.setdefault(address[1], []).append((call, side))
 
@@ -222,6 +226,7 @@ class PassiveDialogs:
         address = call.party(side).media.address
         if address is None:
             return
+        self.changed_ports.add(address[1])
         if self._by_address.get(address, (None, None))[0] is call:
             del self._by_address[address]
         users = [u for u in self._by_port.get(address[1], []) if u[0] is not call or u[1] != side]

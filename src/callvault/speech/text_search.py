@@ -27,6 +27,10 @@ from callvault.speech.transcript import ChannelTranscript
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 16
 MAX_PHRASE_TOKENS = 12
+# Tokens per index row: well under PostgreSQL's 16,383 tsvector positions (about 55 minutes
+# of one side talking non-stop at 150 words a minute).
+PART_TOKENS = 8000
+_OVERLAP_TOKENS = MAX_PHRASE_TOKENS - 1
 # Letters and digits; the underscore is a separator in both engines' tokenisers.
 _TOKEN = re.compile(r"[^\W_]+")
 # What redaction (speech/pii.py) leaves in place of a word, e.g. "[card]": shown, never a word.
@@ -132,6 +136,39 @@ def channel_units(channel: ChannelTranscript) -> list[Unit]:
         elif tokens(segment.text):
             units.append(Unit(segment.start, segment.end, segment.text.strip()))
     return units
+
+
+def index_parts(units: Sequence[Unit], max_tokens: int = PART_TOKENS) -> list[list[Unit]]:
+    """``units`` cut into parts of at most about ``max_tokens`` tokens, in time order.
+
+    PostgreSQL keeps word positions only up to 16,383 in a tsvector: later words all sit at
+    16,383, so phrases said after that never match. Each part but the first repeats the
+    previous part's last words (at least ``MAX_PHRASE_TOKENS - 1`` tokens), so a phrase
+    said across the cut is whole in one part. A channel that fits is one part.
+    """
+    parts: list[list[Unit]] = []
+    current: list[Unit] = []
+    count = 0
+    for unit in units:
+        size = len(word_tokens(unit.text))
+        if current and count + size > max_tokens and count > _OVERLAP_TOKENS:
+            parts.append(current)
+            current = _tail(current)
+            count = sum(len(word_tokens(u.text)) for u in current)
+        current.append(unit)
+        count += size
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _tail(units: list[Unit]) -> list[Unit]:
+    """The last units of a part holding at least ``_OVERLAP_TOKENS`` tokens."""
+    tokens_seen, start = 0, len(units)
+    while start > 0 and tokens_seen < _OVERLAP_TOKENS:
+        start -= 1
+        tokens_seen += len(word_tokens(units[start].text))
+    return list(units[start:])
 
 
 def indexed_text(units: Sequence[Unit]) -> str:

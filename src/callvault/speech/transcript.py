@@ -45,6 +45,9 @@ class ChannelTranscript:
     speaker: Speaker
     segments: tuple[Segment, ...]
     language: str = "en"
+    # Why the channel's speech was not transcribed although there was speech: e.g. "speech not
+    # recognised as English (en): …" (another language); its words, guesses, are not kept.
+    unrecognised: str | None = None
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -53,6 +56,35 @@ class ChannelTranscript:
     @property
     def text(self) -> str:
         return " ".join(segment.text.strip() for segment in self.segments if segment.text.strip())
+
+
+def joined(speaker: Speaker, windows: Sequence[tuple[float, float, ChannelTranscript]]) -> ChannelTranscript:
+    """One channel heard in consecutive windows ``(start, end, transcript from the window's 0)``,
+    as one transcript in recording time. A window not recognised keeps no words; its reason is
+    kept, with the window's times when the call had more than one."""
+    segments: list[Segment] = []
+    reasons: list[str] = []
+    for start, end, part in windows:
+        segments.extend(_shifted(segment, start) for segment in part.segments)
+        if part.unrecognised:
+            span = f"{_clock(start)}-{_clock(end)}: " if len(windows) > 1 else ""
+            reasons.append(span + part.unrecognised)
+    language = windows[0][2].language if windows else "en"
+    return ChannelTranscript(speaker, tuple(segments), language, "; ".join(reasons) or None)
+
+
+def _shifted(segment: Segment, by: float) -> Segment:
+    if not by:
+        return segment
+    words = tuple(
+        Word(round(w.start + by, 3), round(w.end + by, 3), w.text, w.confidence) for w in segment.words
+    )
+    return Segment(round(segment.start + by, 3), round(segment.end + by, 3), segment.text, words)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{rest:02d}" if minutes >= 60 else f"{minutes}:{rest:02d}"
 
 
 @dataclass(frozen=True)
@@ -122,6 +154,7 @@ def _channel_json(channel: ChannelTranscript) -> dict[str, Any]:
     return {
         "speaker": channel.speaker,
         "language": channel.language,
+        "unrecognised": channel.unrecognised,
         "segments": [
             {
                 "start": segment.start,
@@ -143,10 +176,12 @@ def _parse_channel(data: object, where: str) -> ChannelTranscript:
     if speaker not in SPEAKERS:
         raise ValueError(f"{where}.speaker: expected one of {', '.join(SPEAKERS)}, got {speaker!r}")
     segments = _sequence(body.get("segments"), f"{where}.segments")
+    unrecognised = body.get("unrecognised")
     return ChannelTranscript(
         speaker=cast(Speaker, speaker),
         segments=tuple(_parse_segment(item, f"{where}.segments[{i}]") for i, item in enumerate(segments)),
         language=_text(body.get("language", "en"), f"{where}.language"),
+        unrecognised=None if unrecognised is None else _text(unrecognised, f"{where}.unrecognised"),
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from callvault.db.models import User
 from callvault.errors import CallvaultError, InvalidInput
-from callvault.services.access import Action, Principal, Role, require
+from callvault.services.access import Action, Principal, Role, allowed, require
 from callvault.services.context import ServiceContext
 from callvault.web.qa_form_builder import read_builder, rows
 from callvault.web.render import page
@@ -141,8 +141,16 @@ def _queue_page(request: Request, caller: Principal, status_code: int = 200, **v
         queue=ctx.qa.sampling.queue(caller),
         forms=ctx.qa.forms.list(caller),
         statuses=STATUSES,
+        categories=_category_names(ctx, caller),
         **values,
     )
+
+
+def _category_names(ctx: ServiceContext, caller: Principal) -> list[str]:
+    """The phrase categories a targeted rule may ask for (none for a role that may not list them)."""
+    if allowed(caller, Action.RECORDING_SEARCH) is None:
+        return []
+    return [c["name"] for c in ctx.phrase_categories.list_all(caller)]
 
 
 @router.get("/qa/queue")
@@ -160,19 +168,39 @@ def _seconds(raw: str, label: str) -> float | None:
         raise InvalidInput(f"{label}: a number of seconds, e.g. 60") from None
 
 
-def _rule_body(form: Any) -> dict[str, Any]:
-    per_week = field(form, "per_week").strip()
+def _number(raw: str, label: str) -> float | None:
+    if not raw.strip():
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInput(f"{label}: a number from -1 to 1, e.g. -0.3") from None
+
+
+def _criteria(form: Any) -> dict[str, Any]:
     criteria: dict[str, Any] = {}
-    for bound in ("min_duration", "max_duration"):
+    for bound in ("min_duration", "max_duration", "min_overtalk"):
         value = _seconds(field(form, bound), bound.replace("_", " "))
         if value is not None:
             criteria[bound] = value
-    statuses = [s for s in form.getlist("statuses") if isinstance(s, str)]
-    if statuses:
-        criteria["statuses"] = statuses
+    sentiment = _number(field(form, "max_customer_sentiment"), "customer sentiment at most")
+    if sentiment is not None:
+        criteria["max_customer_sentiment"] = sentiment
+    if field(form, "customer_ends_negative"):
+        criteria["customer_ends_negative"] = True
+    for name in ("statuses", "categories"):
+        chosen = [v for v in form.getlist(name) if isinstance(v, str)]
+        if chosen:
+            criteria[name] = chosen
     tags = [t.strip() for t in field(form, "tags").split(",") if t.strip()]
     if tags:
         criteria["tags"] = tags
+    return criteria
+
+
+def _rule_body(form: Any) -> dict[str, Any]:
+    per_week = field(form, "per_week").strip()
+    criteria = _criteria(form)
     form_id = field(form, "form_id")
     body: dict[str, Any] = {
         "name": field(form, "name"),

@@ -96,6 +96,11 @@ def recording_page(recording_id: str, request: Request, caller: Caller) -> Respo
         timeline=_timeline(detail),
         turns=transcript.get("turns", []),
         transcript_redacted=transcript.get("redacted", True),
+        unrecognised=[
+            {"speaker": channel["speaker"], "reason": channel["unrecognised"]}
+            for channel in transcript.get("channels", [])
+            if channel.get("unrecognised")
+        ],
         playable=playable and detail.get("tombstone") is None and bool(detail.get("audio_size")),
         may_download=may(caller, Action.RECORDING_DOWNLOAD),
         may_verify=may(caller, Action.INTEGRITY_VERIFY),

@@ -35,8 +35,9 @@ class Reassembler:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, fragment: Fragment, now: float) -> Datagram | None:
-        """The whole datagram once ``fragment`` completes it; ValueError for overlaps or oversize."""
+    def add(self, fragment: Fragment, now: float) -> Datagram | Fragment | None:
+        """The whole datagram once ``fragment`` completes it (or, for a tunnel, a fragment of the packet
+        inside); ValueError for overlaps or oversize."""
         self._expire(now)
         pending = self._pending.get(fragment.key)
         if pending is None:

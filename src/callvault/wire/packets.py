@@ -1,7 +1,8 @@
 """Link layers, IPv4/IPv6, UDP and TCP: a captured frame into the transport payload it carries.
 
 Link layers: Ethernet (with 802.1Q and 802.1ad VLAN tags), Linux cooked
-capture v1 and v2, BSD loopback (null) and raw IP. IPv4 fragments come back
+capture v1 and v2, BSD loopback (null) and raw IP; tunnels of remote mirroring
+(GRE, ERSPAN, IP-in-IP, VXLAN: :mod:`.tunnels`) are opened. IPv4 fragments come back
 as :class:`Fragment` for :mod:`.fragments` to reassemble. Anything that is
 not IP, UDP or TCP returns None; anything that claims to be and is broken
 raises ``ValueError``.
@@ -12,6 +13,8 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
+
+from callvault.wire.tunnels import TUNNEL_PROTOCOLS, tunnel_payload, vxlan_frame
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -32,6 +35,7 @@ _VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
 UDP, TCP = 17, 6
 _IPV6_EXTENSIONS = {0, 43, 60, 135}  # hop-by-hop, routing, destination options, mobility
 _IPV6_FRAGMENT = 44
+MAX_TUNNEL_DEPTH = 3  # ERSPAN in GRE in a VXLAN overlay is 2; a deeper nest is hostile
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,20 +99,24 @@ def link_payload(linktype: int, frame: bytes) -> tuple[int, bytes] | None:
     raise ValueError(f"unknown link type {linktype}")
 
 
-def decode_frame(linktype: int, frame: bytes) -> Datagram | Fragment | None:
-    """The UDP or TCP payload a frame carries, a fragment of one, or None (not IP, other protocol)."""
+def decode_frame(linktype: int, frame: bytes, depth: int = 0) -> Datagram | Fragment | None:
+    """The UDP or TCP payload a frame carries, a fragment of one, or None (not IP, other protocol).
+
+    ``depth`` counts the tunnels (:mod:`.tunnels`) this frame was found in."""
+    if depth > MAX_TUNNEL_DEPTH:
+        raise ValueError(f"tunnels nested more than {MAX_TUNNEL_DEPTH} deep")
     network = link_payload(linktype, frame)
     if network is None:
         return None
     ethertype, packet = network
     if ethertype == ETHERTYPE_IPV4:
-        return decode_ipv4(packet)
+        return decode_ipv4(packet, depth)
     if ethertype == ETHERTYPE_IPV6:
-        return decode_ipv6(packet)
+        return decode_ipv6(packet, depth)
     return None
 
 
-def decode_ipv4(packet: bytes) -> Datagram | Fragment | None:
+def decode_ipv4(packet: bytes, depth: int = 0) -> Datagram | Fragment | None:
     if len(packet) < 20:
         raise ValueError(f"IPv4 packet of {len(packet)} bytes is shorter than its header")
     version_ihl, _, total, ident, frag, _, protocol = struct.unpack_from("!BBHHHBB", packet, 0)
@@ -125,10 +133,10 @@ def decode_ipv4(packet: bytes) -> Datagram | Fragment | None:
     offset, more = (frag & 0x1FFF) * 8, bool(frag & 0x2000)
     if offset or more:
         return Fragment((src, dst, protocol, ident), offset, more, body, 4)
-    return transport(protocol, src, dst, body)
+    return transport(protocol, src, dst, body, depth)
 
 
-def decode_ipv6(packet: bytes) -> Datagram | Fragment | None:
+def decode_ipv6(packet: bytes, depth: int = 0) -> Datagram | Fragment | None:
     if len(packet) < 40:
         raise ValueError(f"IPv6 packet of {len(packet)} bytes is shorter than its header")
     if packet[0] >> 4 != 6:
@@ -153,18 +161,24 @@ def decode_ipv6(packet: bytes) -> Datagram | Fragment | None:
             frag, ident = struct.unpack_from("!HI", body, 2)
             return Fragment((src, dst, body[0], ident), frag & 0xFFF8, bool(frag & 1), body[8:], 6)
         else:
-            return transport(next_header, src, dst, body)
+            return transport(next_header, src, dst, body, depth)
     raise ValueError("IPv6 packet has too many extension headers")
 
 
-def transport(protocol: int, src: str, dst: str, body: bytes) -> Datagram | None:
-    """The UDP or TCP layer of a whole (reassembled) IP payload."""
+def transport(protocol: int, src: str, dst: str, body: bytes, depth: int = 0) -> Datagram | Fragment | None:
+    """The UDP or TCP layer of a whole (reassembled) IP payload, or what a tunnel in it carries."""
+    if protocol in TUNNEL_PROTOCOLS:
+        inner = tunnel_payload(protocol, body)
+        return None if inner is None else decode_frame(inner[0], inner[1], depth + 1)
     if protocol == UDP:
         if len(body) < 8:
             raise ValueError(f"UDP datagram of {len(body)} bytes is shorter than its header")
         sport, dport, length = struct.unpack_from("!HHH", body, 0)
         if length < 8 or length > len(body):
             raise ValueError(f"UDP length {length} does not fit the {len(body)}-byte IP payload")
+        inner_frame = vxlan_frame(dport, body[8:length])
+        if inner_frame is not None:
+            return decode_frame(LINKTYPE_ETHERNET, inner_frame, depth + 1)
         return Datagram(UDP, (src, sport), (dst, dport), body[8:length])
     if protocol == TCP:
         if len(body) < 20:

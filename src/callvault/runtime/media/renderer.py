@@ -53,6 +53,7 @@ import numpy as np
 from callvault.media.archive import ArchiveEncoder
 from callvault.media.band_envelope import EnvelopeFollower
 from callvault.media.codec_spec import CodecSpec
+from callvault.media.peaks import PeaksFollower
 from callvault.rtp.render import PayloadDecoderLike, render_placements
 from callvault.rtp.stats import StreamGuard, guards_from_events
 from callvault.rtp.timeline import PlacementArrays, StreamTimeline
@@ -130,6 +131,8 @@ class JournalRenderer:
         self._encoder: ArchiveEncoder | None = None
         # Band envelopes of the first seconds, taken from the PCM on its way to the encoder.
         self._opening: EnvelopeFollower | None = None
+        # The waveform's peaks, from the same PCM (the archive is never decoded for them).
+        self._peaks: PeaksFollower | None = None
         self.rate = NARROW_RATE
         self._mono = False
         self.rendered = 0  # samples from started_at handed to the encoder
@@ -200,6 +203,7 @@ class JournalRenderer:
             self.rate = WIDE_RATE if wide else NARROW_RATE
             self._mono = is_mono([live.spool.channel for live in self._streams.values()])
             self._encoder = self.options.encoder(self.rate, 1 if self._mono else 2)
+            self._peaks = PeaksFollower(self.rate, 1 if self._mono else 2)
             if self.options.disclosure_seconds > 0:
                 channels = 1 if self._mono else 2
                 self._opening = EnvelopeFollower(self.rate, channels, self.options.disclosure_seconds)
@@ -245,6 +249,8 @@ class JournalRenderer:
             block = self._mix(views, self.rendered, end)
             if self._opening is not None and not self._opening.done:
                 self._opening.feed(block)
+            if self._peaks is not None:
+                self._peaks.feed(block)
             encoder.write(block)
             self.rendered = end
         self._part.append(encoder.drain())
@@ -372,6 +378,7 @@ class JournalRenderer:
             channels=1 if self._mono else 2,
             duration_seconds=self.rendered / self.rate,
             mixed=self._mono,
+            peaks=self._peaks.peaks() if self._peaks is not None else None,
         )
         return assemble(
             self.recording_id,

@@ -50,7 +50,7 @@ class Demux:
         """A UDP datagram that is not SIP, the SIP messages the frame completes, or None."""
         try:
             decoded = decode_frame(linktype, data)
-            if isinstance(decoded, Fragment):
+            while isinstance(decoded, Fragment):  # a tunnel's inner packet may be fragmented too
                 decoded = self._fragments.add(decoded, at)
         except ValueError as exc:
             self._count(exc)

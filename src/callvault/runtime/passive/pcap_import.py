@@ -51,6 +51,7 @@ class CaptureImport:
     sip_messages: int = 0
     rtp_packets: int = 0
     unsignalled_packets: int = 0
+    calls_lost: int = 0  # answered calls the catalogue refused (database down): not recorded
     damage: dict[str, int] = field(default_factory=dict)
     error: str | None = None  # the read stopped here (torn or corrupt file)
 
@@ -64,6 +65,7 @@ class CaptureImport:
             "sip_messages": self.sip_messages,
             "rtp_packets": self.rtp_packets,
             "unsignalled_packets": self.unsignalled_packets,
+            "calls_lost": self.calls_lost,
             "damage": self.damage,
             "error": self.error,
         }
@@ -158,6 +160,7 @@ async def import_capture(
     result.sip_messages = recorder.counts["sip_messages"]
     result.rtp_packets = recorder.counts["rtp_packets"]
     result.unsignalled_packets = recorder.counts["unsignalled_packets"]
+    result.calls_lost = recorder.counts["calls_lost"]
     result.damage.update(recorder.damage())
     metrics.count("import", dict(recorder.counts), sum(result.damage.values()))
     if result.error:

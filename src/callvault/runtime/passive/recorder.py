@@ -46,12 +46,14 @@ from callvault.sip.passive_dialogs import (
     Side,
 )
 from callvault.storage.spool import SpoolStream, SpoolWriter
+from callvault.wire.flows import FlowKey, flow_ports, udp_flow
 from callvault.wire.packets import Datagram
 
 log = logging.getLogger(__name__)
 
 STATIC_AUDIO = frozenset({0, 8, 9, 18})  # PCMU, PCMA, G722, G729: decodable without SDP
 FLUSH_PACKETS = 500  # per stream: a journal record of about 10 s of 20 ms packets
+MAX_FLOWS = 100_000  # the fast path's table of known RTP flows is rebuilt past this
 STATUS_BY_REASON: dict[str, FinalStatus] = {
     "bye": "complete",
     "timeout": "complete",
@@ -136,6 +138,7 @@ class PassiveRecorder:
         tags: Sequence[str] = (),
         max_sip_message: int = 65_535,
         unsignalled: bool = False,
+        on_started: Callable[[str, Path, bytes, float], None] | None = None,
     ) -> None:
         self._recordings = recordings
         self._agent_for = agent_for
@@ -147,9 +150,16 @@ class PassiveRecorder:
         self._rtp_timeout = rtp_timeout
         self._tags = list(tags)
         self._unsignalled_calls = unsignalled  # CALLVAULT_CAPTURE_UNSIGNALLED
+        # Told (recording id, journal, key, start) when a call's journal opens: live capture has
+        # the media engine render it while the call lasts.
+        self._on_started = on_started
         self.demux = Demux(max_sip_message)
         self.dialogs = PassiveDialogs()
         self._legs: dict[str, _Leg] = {}  # call id -> open recording
+        # The fast path: RTP flows already matched to (call id, sender), keyed by the frame's own
+        # address bytes; indexed by port so a dialog's mapping change forgets what it affects.
+        self._flows: dict[FlowKey, tuple[str, Side]] = {}
+        self._flows_by_port: dict[int, list[FlowKey]] = {}
         self.counts: Counter[str] = Counter()
         self.recording_ids: list[str] = []
         self.now = 0.0
@@ -165,13 +175,29 @@ class PassiveRecorder:
     # -- frames in -------------------------------------------------------------
 
     def frame(self, at: float, linktype: int, data: bytes) -> None:
-        self.now = max(self.now, at)
+        if at > self.now:
+            self.now = at
         self.counts["frames"] += 1
+        if self.dialogs.changed_ports:
+            self._forget_flows()
+        flow = udp_flow(linktype, data)
+        if flow is not None:
+            key, start, end = flow
+            known = self._flows.get(key)
+            # RTP version 2 (first byte 0x80-0xBF): a SIP message between the same ports goes the long way.
+            if known is not None and start < end and 0x80 <= data[start] < 0xC0:
+                leg = self._legs.get(known[0])
+                if leg is not None:
+                    self._append(leg, known[1], at, data[start:end])
+                    return
         out = self.demux.frame(at, linktype, data)
         if out is None:
             return
         if isinstance(out, Datagram):
-            self._datagram(at, out)
+            # The fast path may take this flow from now on only if it reads the same payload
+            # (not a tunnel's outer packet, not one put together from fragments).
+            same = flow is not None and data[flow[1] : flow[2]] == out.payload
+            self._datagram(at, out, flow[0] if same and flow is not None else None)
             return
         for seen in out:
             self.counts["sip_messages"] += 1
@@ -182,24 +208,44 @@ class PassiveRecorder:
                 continue
             self._act(actions)
 
-    def _datagram(self, at: float, datagram: Datagram) -> None:
+    def _datagram(self, at: float, datagram: Datagram, key: FlowKey | None) -> None:
         found = self.dialogs.media_for(datagram.src, datagram.dst)
         if found is None:
             found = self._unsignalled(at, datagram)
             if found is None:
                 return
         call, sender = found
+        if key is not None and not self.dialogs.changed_ports:
+            self._remember_flow(key, call.call_id, sender)
         leg = self._legs.get(call.call_id)
         if leg is None:
             self.counts["unanswered_packets"] += 1  # early media before the answer
             return
+        self._append(leg, sender, at, datagram.payload)
+
+    def _append(self, leg: _Leg, sender: Side, at: float, payload: bytes) -> None:
         arrivals, packets = leg.buffers.setdefault(sender, ([], []))
         arrivals.append(at)
-        packets.append(datagram.payload)
+        packets.append(payload)
         leg.last_activity = at
         self.counts["rtp_packets"] += 1
         if len(packets) >= FLUSH_PACKETS:
             self._flush_stream(leg, sender)
+
+    def _remember_flow(self, key: FlowKey, call_id: str, sender: Side) -> None:
+        if len(self._flows) >= MAX_FLOWS:
+            self._flows.clear()
+            self._flows_by_port.clear()
+        self._flows[key] = (call_id, sender)
+        for port in set(flow_ports(key)):
+            self._flows_by_port.setdefault(port, []).append(key)
+
+    def _forget_flows(self) -> None:
+        """Drop the remembered flows on ports whose dialog mapping changed (answer, re-INVITE, end)."""
+        for port in self.dialogs.changed_ports:
+            for key in self._flows_by_port.pop(port, ()):
+                self._flows.pop(key, None)
+        self.dialogs.changed_ports.clear()
 
     def _unsignalled(self, at: float, datagram: Datagram) -> tuple[PassiveCall, Side] | None:
         """RTP of no dialog: counted, and recorded as a stream pair when configured to."""
@@ -231,7 +277,14 @@ class PassiveRecorder:
         tags = self._tags + (["undecodable-codec"] if _undecodable(call) else [])
         tags += ["unsignalled"] if unsignalled else []
         plan = plan_call(call, agent_for=self._agent_for, agent_networks=self._networks, tags=tags)
-        recording_id = self._recordings.begin(plan.call, self._source)
+        try:
+            recording_id = self._recordings.begin(plan.call, self._source)
+        except Exception as exc:  # noqa: BLE001 - one call's catalogue failure must not stop the capture
+            # A dead or refusing catalogue loses this call, counted and shown (calls_lost, the
+            # metric, the import's result); every other call, and the capture, go on.
+            self.counts["calls_lost"] += 1
+            log.error("a sniffed call could not be recorded: the catalogue refused it (%s)", exc)
+            return
         spool_key = SpoolKey.new(self._keys, recording_id)
         writer = spool_key.create_journal(self._spool_dir, at)
         streams: dict[Side, SpoolStream] = {}
@@ -248,6 +301,8 @@ class PassiveRecorder:
             writer.write_stream(stream)
             streams[sender] = stream
         self._legs[call.call_id] = _Leg(recording_id, writer, spool_key.key, at, streams, last_activity=at)
+        if self._on_started is not None:
+            self._on_started(recording_id, writer.path, spool_key.key, at)
         self.recording_ids.append(recording_id)
         self.counts["calls"] += 1
         log.info("sniffed call recorded as %s (layout by %s)", recording_id, plan.rule)
