@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from callvault.services.access import Principal
+from callvault.services.importer import ImportRequest
+from callvault.speech.transcript import ChannelTranscript, Transcript
+from tests.support.audio import stereo_wav, voice
 from tests.support.processes import wait_for
-from tests.support.transcripts import transcript, word_at
+from tests.support.transcripts import sentence, transcript, word_at
 from tests.support.web_server import WebServer, serving, web_settings
 from tests.web.conftest import assert_accessible, screenshot, sign_in
 
@@ -110,3 +114,28 @@ def test_the_recording_page_shows_the_calls_analytics(
     expect(page.locator("#categories")).to_have_text("Categories: none")
     assert_accessible(page)
     screenshot(page, "recording-analytics")
+
+
+def test_a_channel_not_recognised_is_named_on_the_recording_page(
+    web: WebServer, context: BrowserContext
+) -> None:
+    ctx = web.running.ctx
+    wav = stereo_wav(voice(3, 8000, 120, 1), voice(3, 8000, 200, 2), 8000)
+    rid = ctx.importer.import_bytes(Principal.system(), wav, ImportRequest(agent="alice"))
+    reason = (
+        "speech not recognised as English (en): 12.2 s of speech, the recogniser's mean log-probability -2.12"
+    )
+    said = Transcript(
+        (
+            ChannelTranscript("agent", (sentence(0.2, "Hello how can I help"),)),
+            ChannelTranscript("customer", (), "en", reason),
+        ),
+        "test",
+        "known-text",
+    )
+    assert ctx.transcripts.store(rid, said, 3.0)
+    page = sign_in(context, "sam")
+    page.goto(f"/recordings/{rid}")
+    expect(page.locator("#unrecognised-customer")).to_have_text(f"Customer: {reason}")
+    expect(page.locator("#unrecognised-agent")).to_have_count(0)
+    expect(page.locator("#turns li.turn")).to_have_count(1)
