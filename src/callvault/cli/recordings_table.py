@@ -43,7 +43,8 @@ def _duration(seconds: float | None) -> str:
 
 def recordings_table(items: Iterable[dict[str, Any]], now: datetime | None = None) -> Table:
     """The search results as a borderless table: fixed columns never wrap, the rest fold."""
-    table = Table(box=None, padding=(0, 1), expand=False, header_style="bold")
+    # One space between columns (padding on the right only): two would cost 8 of the 80.
+    table = Table(box=None, padding=(0, 1, 0, 0), expand=False, header_style="bold")
     table.add_column("id", no_wrap=True, min_width=SHORT_ID)
     table.add_column("started UTC", no_wrap=True, min_width=11)
     table.add_column("length", no_wrap=True, justify="right", min_width=5)
