@@ -131,11 +131,13 @@ class TranscriptionService:
         # Window by window (a few minutes each), so memory stays bounded however long the call.
         for start, audio in self._windows(recording_id, reader):
             length = start + audio.shape[1] / SPEECH_RATE
-            for index, samples in enumerate(audio[: len(SPEAKERS)]):
+            sides = audio[: len(SPEAKERS)]
+            progress(_done(start, duration))  # decoded: from 0.1 on, the recogniser is at work
+            for index, samples in enumerate(sides):
                 result = transcriber.transcribe(samples, SPEAKERS[index])
                 heard[index].append((start, length, result.channel))
                 speech += result.speech_seconds
-            progress(0.05 + 0.9 * min(1.0, length / duration) if duration > 0 else 0.5)
+                progress(_done(start + (length - start) * (index + 1) / len(sides), duration))
         channels = [joined(SPEAKERS[index], windows) for index, windows in enumerate(heard) if windows]
         transcript = Transcript(tuple(channels), transcriber.engine, transcriber.model)
         try:
@@ -168,6 +170,11 @@ class TranscriptionService:
     def _raise_if_gone(self, recording_id: str) -> None:
         with self._catalog.read() as session:
             _transcribable(session.get(Recording, recording_id), recording_id)
+
+
+def _done(heard_s: float, duration_s: float) -> float:
+    """Progress: 0.1 once the first window is decoded, 0.95 when every channel is heard."""
+    return 0.1 + 0.85 * min(1.0, heard_s / duration_s) if duration_s > 0 else 0.1
 
 
 def _transcribable(recording: Recording | None, recording_id: str) -> Recording:

@@ -71,6 +71,7 @@ from callvault.runtime.media.render_schedule import RENDER_STEP, RenderSchedule
 from callvault.runtime.media.sealing import SEAL_RETRY_SECONDS, Sealer
 from callvault.runtime.media.session import MediaSession
 from callvault.runtime.media.silencing import Channels, Listener, Silencer, SilenceStatus
+from callvault.runtime.media.tracks import RenderedRecording
 from callvault.runtime.media.unrecorded import UnrecordedCalls, UnrecordedSession, drain
 from callvault.services.call_record import AGENT_CHANNEL, CUSTOMER_CHANNEL, CallEvent, FinalStatus
 from callvault.services.disclosure_check import DisclosureChecker
@@ -552,17 +553,35 @@ class MediaEngine:
         self, journal: Path, key: bytes, ended_at: float, status: FinalStatus
     ) -> asyncio.Future[bool]:
         """Render a closed journal whole and seal it, as recovery does; stop() waits for it."""
-        job = asyncio.ensure_future(self._seal_journal(journal, key, ended_at, status))
+        return self._seal_job(journal, self.schedule.render_whole(journal, key, ended_at), status)
+
+    def follow_journal(self, recording_id: str, journal: Path, key: bytes, started_at: float) -> None:
+        """A live sniffed call's journal, written by the capture thread: rendered step by step while
+        the call lasts (as a SIPREC call's is), so its BYE leaves only the tail to render."""
+        self.schedule.add(recording_id, str(journal), key, started_at)
+
+    def seal_followed(
+        self, recording_id: str, journal: Path, ended_at: float, status: FinalStatus
+    ) -> asyncio.Future[bool]:
+        """Render the tail of a followed journal (see :meth:`follow_journal`) and seal it."""
+        self.schedule.hang_up(recording_id)
+        return self._seal_job(journal, self.schedule.finish(recording_id, ended_at, []), status)
+
+    def _seal_job(
+        self, journal: Path, render: Awaitable[RenderedRecording], status: FinalStatus
+    ) -> asyncio.Future[bool]:
+        job = asyncio.ensure_future(self._seal_journal(journal, render, status))
         self._tasks.add(job)
         job.add_done_callback(self._tasks.discard)
         return job
 
-    async def _seal_journal(self, journal: Path, key: bytes, ended_at: float, status: FinalStatus) -> bool:
+    async def _seal_journal(
+        self, journal: Path, render: Awaitable[RenderedRecording], status: FinalStatus
+    ) -> bool:
         metrics.FINALISE_BACKLOG.inc()
         self._finalising += 1
         try:
-            rendered = await self.schedule.render_whole(journal, key, ended_at)
-            return await self.sealer.seal(journal, rendered, status)
+            return await self.sealer.seal(journal, await render, status)
         finally:
             metrics.FINALISE_BACKLOG.dec()
             self._finalising -= 1

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from callvault.errors import ConfigError
 from callvault.runtime.media.engine import MediaEngine
@@ -163,6 +164,7 @@ class LiveCapture:
             rtp_timeout=float(settings.rtp_timeout),
             max_sip_message=settings.max_sip_message_bytes,
             unsignalled=settings.capture_unsignalled,
+            on_started=self._started,
         )
 
     def start(self) -> None:
@@ -184,11 +186,17 @@ class LiveCapture:
             interface.close()
         self._interfaces.clear()
 
+    def _started(self, recording_id: str, journal: Path, key: bytes, started_at: float) -> None:
+        # On the capture thread; the loop runs calls in order, so this comes before the seal.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._engine.follow_journal, recording_id, journal, key, started_at)
+
     def _finished(self, call: Finished) -> None:  # on the capture thread
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(
-                self._engine.seal_journal, call.journal, call.key, call.ended_at, call.status
+                self._engine.seal_followed, call.recording_id, call.journal, call.ended_at, call.status
             )
 
     def _run(self) -> None:

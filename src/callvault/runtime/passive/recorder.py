@@ -138,6 +138,7 @@ class PassiveRecorder:
         tags: Sequence[str] = (),
         max_sip_message: int = 65_535,
         unsignalled: bool = False,
+        on_started: Callable[[str, Path, bytes, float], None] | None = None,
     ) -> None:
         self._recordings = recordings
         self._agent_for = agent_for
@@ -149,6 +150,9 @@ class PassiveRecorder:
         self._rtp_timeout = rtp_timeout
         self._tags = list(tags)
         self._unsignalled_calls = unsignalled  # CALLVAULT_CAPTURE_UNSIGNALLED
+        # Told (recording id, journal, key, start) when a call's journal opens: live capture has
+        # the media engine render it while the call lasts.
+        self._on_started = on_started
         self.demux = Demux(max_sip_message)
         self.dialogs = PassiveDialogs()
         self._legs: dict[str, _Leg] = {}  # call id -> open recording
@@ -297,6 +301,8 @@ class PassiveRecorder:
             writer.write_stream(stream)
             streams[sender] = stream
         self._legs[call.call_id] = _Leg(recording_id, writer, spool_key.key, at, streams, last_activity=at)
+        if self._on_started is not None:
+            self._on_started(recording_id, writer.path, spool_key.key, at)
         self.recording_ids.append(recording_id)
         self.counts["calls"] += 1
         log.info("sniffed call recorded as %s (layout by %s)", recording_id, plan.rule)
