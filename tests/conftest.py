@@ -22,6 +22,8 @@ from callvault.db.catalog import Catalog
 from callvault.services import users
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
+from tests.support import db_pairs
+from tests.support.grouping import shared_fixture_group
 from tests.support.people import FixtureHashCache
 from tests.support.postgres import PostgresDatabases, copy_url
 from tests.support.reference import REFERENCE_DIR, absence_reason, corpus_required
@@ -56,10 +58,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _backends(config: pytest.Config) -> list[str]:
+    return [b.strip() for b in config.getoption("--db").split(",") if b.strip()]
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent when run without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadgroup``: a web module's tests on one database go to one worker together,
+    so its server and recorded calls are built once (tests.support.grouping)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SharedFixtureScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return shared_fixture_group(nodeid) or super()._split_scope(nodeid)
+
+    return SharedFixtureScheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", db_pairs.MARKER)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_backend" in metafunc.fixturenames:
-        backends = [b.strip() for b in metafunc.config.getoption("--db").split(",") if b.strip()]
-        metafunc.parametrize("db_backend", backends, scope="function")
+        metafunc.parametrize("db_backend", _backends(metafunc.config), scope="function")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -83,6 +107,7 @@ def _reads_missing_corpus(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    db_pairs.deselect_other_databases(config, items, _backends(config))
     # Marked at collection: skipped before any fixture (no recorder is started for nothing),
     # and reported at the test's own line.
     if corpus_required():

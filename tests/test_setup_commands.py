@@ -52,7 +52,7 @@ def test_scripts_are_executable_bash_that_install_into_the_venv(name: str) -> No
         assert 'ensure_venv "$PWD" ".[test]"' in text
         assert 'PATH="$PWD/.venv/bin:$PATH"' in text
         assert (
-            'pytest -q -p no:cacheprovider --db=sqlite,postgresql -n "$workers" --dist worksteal "$@"' in text
+            'pytest -q -p no:cacheprovider --db=sqlite,postgresql -n "$workers" --dist loadgroup "$@"' in text
         )
         # The Debian set-up steps stay: sipp and PostgreSQL.
         assert "sip-tester" in text and "pg_ctlcluster" in text

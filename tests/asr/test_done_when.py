@@ -110,6 +110,11 @@ def celery_worker(env: dict[str, str], log_path: Path) -> Iterator[None]:
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("queue", ["embedded", "celery-redis"])
+# What is checked here is the path from hang-up to transcript, whichever the catalog; a real
+# call and a real transcription each, so each queue runs on one database (embedded on serve's
+# default SQLite, Celery on PostgreSQL) and both databases are still crossed end to end. The
+# job queue on each database is tests/jobs's contract.
+@pytest.mark.one_database_each(queue={"embedded": "sqlite", "celery-redis": "postgresql"})
 async def test_a_siprec_call_is_transcribed_per_channel_within_a_minute(
     tmp_path: Path, database_url: str, queue: str
 ) -> None:

@@ -81,6 +81,31 @@ def test_table_fits_80_columns_with_whole_ids_dates_statuses_and_wrapped_rest() 
         assert "".join(pieces) == value, "\n".join(lines)
 
 
+def test_wide_terminal_shows_each_recording_on_one_line() -> None:
+    item: dict[str, object] = {
+        "id": "3f2a9c1e-7b4d-4e0a-9d2c-1a2b3c4d5e6f",
+        "started_at": "2025-06-01T08:15:00Z",
+        "duration": 4000.0,
+        "status": "interrupted",
+        "direction": "inbound",
+        "agent": "supervisor.with.a.rather.long.name",
+        "customer_number": "+441632960961",
+        "queue": "premium-support-after-hours-overflow",
+    }
+    lines = _render([item, {**item, "id": "a0b1c2d3-0000-4000-8000-000000000000"}], width=200)
+    assert len(lines) == 3, "\n".join(lines)  # the header and one line per recording
+    row = lines[1].split()
+    assert row == [
+        "3f2a9c1e",
+        "2025-06-01",
+        "1h06",
+        "interrupted",
+        "in",
+        *[str(item[k]) for k in ("agent", "customer_number", "queue")],
+    ]
+    assert max(len(line) for line in lines) < 200  # natural width, not stretched to the terminal
+
+
 def test_demo_then_list_and_show_by_short_id(tmp_path: Path, data_dir: Path, database_url: str) -> None:
     env = {
         "CALLVAULT_DATA_DIR": str(data_dir),
@@ -91,11 +116,11 @@ def test_demo_then_list_and_show_by_short_id(tmp_path: Path, data_dir: Path, dat
         "CALLVAULT_MIN_FREE_DISK_MB": "16",
     }
     with running_server(env, tmp_path / "serve.log"):
-        demo = run_cli(["demo", "--calls", "2", "--seconds", "1"], env)
+        # In this process: a `callvault` subprocess would cost seconds of start-up (the
+        # agent's creation itself is tested in test_demo_agent.py).
+        demo = invoke_cli(["demo", "--calls", "2", "--seconds", "1"], env)
         assert demo.returncode == 0, demo.stderr
         assert "agent demo.agent (created now)" in demo.stderr
-        again = run_cli(["demo", "--calls", "0"], env)
-        assert again.returncode == 0 and "(created now)" not in again.stderr, again.stderr
 
         def listing() -> list[dict[str, object]]:
             result = invoke_cli(["recordings", "list", "--json"], env)
@@ -117,6 +142,13 @@ def test_demo_then_list_and_show_by_short_id(tmp_path: Path, data_dir: Path, dat
     short = str(items[0]["id"])[:SHORT_ID]
     assert short in table.stdout and "complete" in table.stdout and "demo.agent" in table.stdout
     assert str(items[0]["id"]) not in table.stdout
+    # Every column filled: the demo calls have a direction, an agent and a customer.
+    for item in items:
+        (row,) = [line for line in lines if line.startswith(f"{str(item['id'])[:SHORT_ID]} ")]
+        cells = row.split()
+        assert cells[5] == {"inbound": "in", "outbound": "out"}[str(item["direction"])], table.stdout
+        assert cells[6:] == ["demo.agent", str(item["customer_number"]), item["queue"]], table.stdout
+        assert item["queue"] == {"inbound": "support", "outbound": "sales"}[str(item["direction"])]
 
     shown = invoke_cli(["recordings", "show", short, "--json"], env)
     assert shown.returncode == 0, shown.stderr

@@ -63,6 +63,12 @@ class WebServer:
         live.hang_up()
         return self.sealed(live)
 
+    def calls_at_once(self, *seconds: float) -> list[str]:
+        """Calls of these lengths placed at the same time (each paced in real time, so the
+        longest sets how long this takes); their recording ids in the same order."""
+        with ThreadPoolExecutor(len(seconds), thread_name_prefix="test-src") as callers:
+            return list(callers.map(self.call, seconds))
+
     def open_call(self, ucid: str | None = None) -> LiveCall:
         return open_call(self.sip_port, ucid=ucid)
 

@@ -24,7 +24,7 @@ from callvault.cli.demo_setup import ensure_demo_agent
 from callvault.cli.import_pcap import import_pcap
 from callvault.cli.jobs_cmd import register as register_jobs
 from callvault.cli.qa_cmd import qa_app
-from callvault.cli.recordings_table import recordings_table, resolve_id
+from callvault.cli.recordings_table import recordings_table
 from callvault.cli.retention import (
     erasure_app,
     holds_app,
@@ -189,7 +189,8 @@ def recordings_list(
 def recordings_show(recording_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show one recording with participants, streams and hashes."""
     with service_context() as ctx:
-        detail = ctx.search.get(cli_principal(), resolve_id(ctx, recording_id))
+        principal = cli_principal()
+        detail = ctx.search.get(principal, ctx.search.resolve_id(principal, recording_id))
     if as_json:
         print_json(detail)
         return

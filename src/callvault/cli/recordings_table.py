@@ -4,7 +4,7 @@ A recording id is a 36-character UUID: at 80 columns a table that
 shows it whole leaves no room for the rest, and rich then cut every column to
 a stub ("2026-…", "compl…"). So the table shows what fits and is enough to
 act on: the first :data:`SHORT_ID` characters of the id (which ``recordings
-show`` accepts, see :func:`resolve_id`), a compact UTC date, the status in
+show`` accepts, see :mod:`callvault.services.recording_ids`), a compact UTC date, the status in
 full; those columns never wrap. The columns whose values vary in length
 (agent, customer, queue) wrap inside their cell instead of being cut.
 """
@@ -16,18 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
-from sqlalchemy import select
 
-from callvault.db.models import Recording
-from callvault.errors import InvalidInput, NotFound
-from callvault.services.context import ServiceContext
-
-SHORT_ID = 8
-MIN_PREFIX = 4
-
-
-def short_id(recording_id: str) -> str:
-    return recording_id[:SHORT_ID]
+from callvault.services.recording_ids import SHORT_ID, short_id
 
 
 def compact_date(iso: str | None, now: datetime | None = None) -> str:
@@ -53,7 +43,8 @@ def _duration(seconds: float | None) -> str:
 
 def recordings_table(items: Iterable[dict[str, Any]], now: datetime | None = None) -> Table:
     """The search results as a borderless table: fixed columns never wrap, the rest fold."""
-    table = Table(box=None, padding=(0, 1), expand=False, header_style="bold")
+    # One space between columns (padding on the right only): two would cost 8 of the 80.
+    table = Table(box=None, padding=(0, 1, 0, 0), expand=False, header_style="bold")
     table.add_column("id", no_wrap=True, min_width=SHORT_ID)
     table.add_column("started UTC", no_wrap=True, min_width=11)
     table.add_column("length", no_wrap=True, justify="right", min_width=5)
@@ -75,26 +66,3 @@ def recordings_table(items: Iterable[dict[str, Any]], now: datetime | None = Non
             item.get("queue") or "-",
         )
     return table
-
-
-def resolve_id(ctx: ServiceContext, text: str) -> str:
-    """A full recording id from an id or a unique prefix of at least :data:`MIN_PREFIX` characters.
-
-    Only the id is looked up here (nothing about the recording is read or
-    shown); the caller then reads it through the search service, which checks
-    access and writes the audit record, as for a full id.
-    """
-    value = text.strip().lower()
-    if len(value) >= 36:
-        return value
-    if len(value) < MIN_PREFIX:
-        raise InvalidInput(f"give at least {MIN_PREFIX} characters of the recording id")
-    if not all(c in "0123456789abcdef-" for c in value):  # also keeps LIKE's % and _ out
-        raise NotFound(f"no recording {text!r}")
-    with ctx.catalog.read() as session:
-        matches = session.scalars(select(Recording.id).where(Recording.id.like(f"{value}%")).limit(2)).all()
-    if not matches:
-        raise NotFound(f"no recording {text!r}")
-    if len(matches) > 1:
-        raise InvalidInput(f"{text!r} matches more than one recording: give more of the id")
-    return str(matches[0])

@@ -5,7 +5,8 @@ INVITE with SDP and rs-metadata, two labelled PCMU streams (agent on label 1,
 customer on label 2, each a different speech-like voice), RTP paced at 20 ms,
 then BYE. Calls run one after another so the demo is easy to follow. Even calls are
 inbound, odd ones outbound (a ``<direction>`` vendor extension in the session element,
-which the recorder reads like any SRC's), so a first listing shows a direction.
+which the recorder reads like any SRC's), and each names its queue in ``X-Queue``, so a
+first listing fills every column.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class _SipClient(asyncio.DatagramProtocol):
 def _direction(number: int) -> str:
     """Demo calls alternate: even ones are the customer calling in, odd ones the agent calling out."""
     return "inbound" if number % 2 == 0 else "outbound"
+
+
+def _queue(number: int) -> str:
+    """The queue an SBC names in ``X-Queue``: inbound demo calls come in on support, outbound go from sales."""
+    return "support" if number % 2 == 0 else "sales"
 
 
 def _metadata(customer: str, session_id: str, direction: str) -> str:
@@ -167,6 +173,7 @@ async def _one_call(
     invite = _request("INVITE", f"{target_host}:{target_port}", local, call_id, tag, 1, None)
     invite.headers.add("Require", "siprec")
     invite.headers.add("Content-Type", f"multipart/mixed;boundary={_BOUNDARY}")
+    invite.headers.add("X-Queue", _queue(number))
     invite.body = body
     response = await _transact(client, invite, address)
     if response.status != 200:

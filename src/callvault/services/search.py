@@ -38,6 +38,7 @@ from callvault.services.disclosure_report import disclosure_condition, disclosur
 from callvault.services.insight_store import insight_conditions, insight_view, validate_insight_filters
 from callvault.services.manifest import iso
 from callvault.services.phone import normalise_number
+from callvault.services.recording_ids import resolve_id
 from callvault.services.transcript_index import TranscriptIndex
 from callvault.speech.text_search import TextQuery, parse_query
 from callvault.speech.transcript import SPEAKERS, Speaker
@@ -263,6 +264,10 @@ class RecordingCatalog:
         if tag_only:
             return select(func.count()).select_from(RecordingTag).where(RecordingTag.tag == query.tag)
         return select(func.count()).select_from(Recording).where(*conditions)
+
+    def resolve_id(self, principal: Principal, text: str) -> str:
+        """A full recording id from a whole id or a unique prefix (see :mod:`recording_ids`)."""
+        return resolve_id(self._catalog, self._log, principal, text)
 
     def get(self, principal: Principal, recording_id: str) -> dict[str, Any]:
         with self._catalog.read() as session:
