@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from callvault.services import users
 from callvault.services.context import ServiceContext, open_context
 from callvault.settings import Settings, load_settings
 from tests.support import db_pairs
-from tests.support.grouping import shared_fixture_group
+from tests.support.grouping import from_both_ends, shared_fixture_group
 from tests.support.people import FixtureHashCache
 from tests.support.postgres import PostgresDatabases, copy_url
 from tests.support.reference import REFERENCE_DIR, absence_reason, corpus_required
@@ -73,6 +74,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     class SharedFixtureScheduling(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return shared_fixture_group(nodeid) or super()._split_scope(nodeid)
+
+        def schedule(self) -> None:
+            first = self.collection is None
+            super().schedule()
+            if first:
+                self.workqueue = OrderedDict(from_both_ends(list(self.workqueue.items())))
 
     return SharedFixtureScheduling(config, log)
 

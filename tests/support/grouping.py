@@ -18,6 +18,9 @@ scheduler under pytest 9.2, which no longer reads the node id xdist rewrites.)
 from __future__ import annotations
 
 import re
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # Every module here takes the module-scoped `web` server (tests/web/conftest.py).
 SHARED_SERVER_MODULES = re.compile(r"^tests/web/test_[^/]+\.py$")
@@ -32,3 +35,18 @@ def shared_fixture_group(nodeid: str) -> str | None:
     params = rest.partition("[")[2].rstrip("]").split("-")
     database = next((p for p in params if p in DATABASES), "")
     return f"{module}::{database}"
+
+
+def from_both_ends(units: list[T]) -> list[T]:
+    """First, last, second, second to last...: handed out in collection order, the two workers
+    ran neighbouring tests at once, alike in what they load (two `callvault worker` processes
+    starting, two Whisper runs) and slower for it; taken from both ends, like work-stealing's
+    two halves, they mostly run unlike tests side by side."""
+    mixed: list[T] = []
+    low, high = 0, len(units) - 1
+    while low <= high:
+        mixed.append(units[low])
+        if low != high:
+            mixed.append(units[high])
+        low, high = low + 1, high - 1
+    return mixed
