@@ -15,10 +15,9 @@ the finished Ogg pages with :meth:`ArchiveEncoder.drain` to spool them, and
 :meth:`ArchiveEncoder.finish` at hang-up. Each channel has its own libopus
 encoder (:mod:`.opus_frames`) and this module writes the Ogg pages itself
 (RFC 7845: OpusHead, OpusTags, a page every 16 packets, the last page's
-granule position trimming the padding), so a 60 ms frame the silence gate
-zeroed on one side costs no encoding: Opus was most of a recorded call's CPU
-(``bench/e2e.py``), and half of each side of a conversation is the other
-party talking. FFmpeg only resamples input at rates Opus does not code.
+granule position trimming the padding). Every frame is encoded, silent ones
+too (why: :mod:`.opus_frames`). FFmpeg only resamples input at rates Opus does
+not code.
 """
 
 from __future__ import annotations
@@ -55,7 +54,8 @@ DEFAULT_SILENCE_GATE_DBFS: Final = -50.0
 # 10 kbit/s per channel at complexity 0 with the silence gate keeps a
 # conversation under 100 KB per stereo minute at STOI >= 0.95 (bench/storage.py:
 # ~90 KB/min, STOI 0.96 on turn-taking speech); a 20 s turn-taking stereo call
-# costs ~24 ms CPU to encode (~42 ms before silent frames skipped the encoder).
+# costs ~42 ms CPU to encode (~24 ms when silent frames skipped the encoder, which
+# spoiled the onsets after pauses: see opus_frames).
 # Complexity 5 buys ~0.3 PESQ for 2.5x the encoding CPU.
 DEFAULT_COMPLEXITY: Final = 0
 MAX_CHANNELS: Final = 2
@@ -82,8 +82,7 @@ class ArchiveEncoder:
     Writing in many small pieces produces byte for byte the file one large
     write would: libopus always sees whole 60 ms frames, buffered here, and
     pages are cut every 16 packets, not at drains. Each channel is its own
-    mono libopus encoder (:mod:`.opus_frames`), so a frame the silence gate
-    zeroed costs no encoding.
+    mono libopus encoder (:mod:`.opus_frames`).
     """
 
     def __init__(
