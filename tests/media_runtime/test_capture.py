@@ -98,7 +98,9 @@ def test_journal_lags_at_most_the_flush_interval(tmp_path: Path, loop: CaptureLo
     clock.advance(1.0)
     wait_for(lambda: len(_packets(read_journal(writer.path), 0)) == 5, "first flush")
     contents = read_journal(writer.path)
-    assert _packets(contents, 0) == sent
+    # Every packet, though not always in order: one that lands on the stray socket in the moment
+    # the stream latches is taken from there after later ones (the renderer orders by sequence).
+    assert sorted(_packets(contents, 0)) == sent
     assert _packets(contents, 1) == [b"other"]
     assert all(t == 1000.0 for t in contents.packets_of(0)[0])
 
